@@ -1,0 +1,138 @@
+"""``dei``: the command line. ``dei materialize`` runs the same Dagster definitions as the UI, in
+process and on the same instance (a project-local DAGSTER_HOME), then prints a summary."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from dei_pipeline.config import REPO_ROOT, default_data_dir, default_warehouse_path
+
+
+def _use_project_dagster_home() -> Path:
+    """Share one Dagster instance with ``make ui``: DAGSTER_HOME defaults to <repo>/.dagster_home."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / ".dagster_home")))
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def parse_years(text: str, available: Sequence[int]) -> list[int]:
+    """``all`` or a comma-separated list of four-digit editions present under data/raw/."""
+    if text.strip() == "all":
+        return list(available)
+    years = []
+    for part in text.split(","):
+        part = part.strip()
+        if not (len(part) == 4 and part.isdigit()):
+            raise SystemExit(f"dei: edition {part!r} is not a four-digit year (use e.g. --years 2020,2019 or --years all)")
+        if int(part) not in available:
+            raise SystemExit(f"dei: edition {part} has no folder with raw files under data/raw/ (found: {', '.join(map(str, available)) or 'none'})")
+        years.append(int(part))
+    return sorted(set(years))
+
+
+def contiguous_blocks(selected: Sequence[int], partition_order: Sequence[str]) -> list[list[str]]:
+    """Split the selected editions into runs of neighbouring partition keys, so that each block is one
+    single-run backfill (a Dagster partition range)."""
+    wanted = {str(year) for year in selected}
+    blocks: list[list[str]] = []
+    current: list[str] = []
+    for key in partition_order:
+        if key in wanted:
+            current.append(key)
+        elif current:
+            blocks.append(current)
+            current = []
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def materialize(years: str, data_dir: Path, warehouse: Path) -> int:
+    _use_project_dagster_home()
+    import dagster as dg
+
+    from dei_pipeline.defs.partitions import register_editions, survey_year_partitions
+    from dei_pipeline.defs.resources import WarehouseResource
+    from dei_pipeline.definitions import build_definitions
+    from dei_pipeline.ingest import list_editions
+    from dei_pipeline.summary import edition_summary
+
+    available = list_editions(data_dir)
+    selected = parse_years(years, available)
+    if not selected:
+        print(f"dei: no edition under {data_dir / 'raw'}", file=sys.stderr)
+        return 2
+    instance = dg.DagsterInstance.get()
+    register_editions(instance, available)
+    defs = build_definitions(WarehouseResource(data_dir=str(data_dir), warehouse_path=str(warehouse)))
+    job = defs.resolve_job_def("index_job")
+    order = instance.get_dynamic_partitions(survey_year_partitions.name)
+    started = time.perf_counter()
+    for block in contiguous_blocks(selected, order):
+        label = block[0] if len(block) == 1 else f"{block[0]}-{block[-1]}"
+        print(f"dei: materializing edition(s) {label} into {warehouse} ...", flush=True)
+        tags = {} if len(block) == 1 else {"dagster/asset_partition_range_start": block[0], "dagster/asset_partition_range_end": block[-1]}
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=block[0] if len(block) == 1 else None,
+            tags=tags,
+            raise_on_error=False,
+        )
+        for event in result.all_events:
+            if event.event_type_value == "STEP_SUCCESS":
+                print(f"  done  {event.step_key}", flush=True)
+        if not result.success:
+            for event in result.all_events:
+                if event.event_type_value == "STEP_FAILURE" and event.step_failure_data is not None:
+                    error = event.step_failure_data.user_failure_data
+                    reason = error.description if error is not None else event.step_failure_data.error.message  # type: ignore[union-attr]
+                    print(f"dei: step {event.step_key} failed:\n{reason}", file=sys.stderr)
+            print(f"dei: run {result.run_id} failed; the warehouse keeps the last good data of every edition.", file=sys.stderr)
+            return 1
+    print(f"dei: materialized {len(selected)} edition(s) in {time.perf_counter() - started:.1f}s\n")
+    for year in selected[-1:] if len(selected) > 1 else selected:
+        print(edition_summary(warehouse, year))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dei", description="City Digital Economy Index pipeline")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("materialize", help="run the index for some or all editions and print a summary")
+    run.add_argument("--years", default="all", help="'all' (default) or editions, e.g. 2020,2019")
+    run.add_argument("--data-dir", type=Path, help="data directory (default: $DEI_DATA_DIR or the repository's data/)")
+    run.add_argument("--warehouse", type=Path, help="DuckDB file (default: $DEI_WAREHOUSE or <data>/warehouse/dei.duckdb)")
+
+    sample = commands.add_parser("sample-data", help="(re)write the synthetic sample under <data>/raw/")
+    sample.add_argument("--data-dir", type=Path, help="data directory (default: the repository's data/)")
+    sample.add_argument("--seed", type=int, default=2020)
+
+    show = commands.add_parser("summary", help="print the summary of one edition from the warehouse")
+    show.add_argument("--year", type=int, required=True)
+    show.add_argument("--warehouse", type=Path)
+
+    args = parser.parse_args(argv)
+    if args.command == "materialize":
+        data_dir = (args.data_dir or default_data_dir()).resolve()
+        warehouse = (args.warehouse or default_warehouse_path(data_dir)).resolve()
+        return materialize(args.years, data_dir, warehouse)
+    if args.command == "sample-data":
+        from dei_pipeline.sample_data import write_sample_data
+
+        paths = write_sample_data((args.data_dir or default_data_dir()).resolve(), seed=args.seed)
+        print(f"dei: wrote {len(paths)} synthetic file(s)")
+        return 0
+    from dei_pipeline.summary import edition_summary
+
+    print(edition_summary((args.warehouse or default_warehouse_path()).resolve(), args.year))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Where things live: the data directory, the warehouse files and the method settings.
+
+Environment variables override the defaults so that one installation can serve several data sets:
+``DEI_DATA_DIR`` (default: the repository's ``data/``), ``DEI_WAREHOUSE`` (default
+``<data>/warehouse/dei.duckdb``) and ``DEI_SERVING`` (default ``<data>/warehouse/dei_serving.duckdb``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+UNIT_TYPES: tuple[str, ...] = ("city", "county")
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("DEI_DATA_DIR", REPO_ROOT / "data")).resolve()
+
+
+def default_warehouse_path(data_dir: Path | None = None) -> Path:
+    if "DEI_WAREHOUSE" in os.environ:
+        return Path(os.environ["DEI_WAREHOUSE"]).resolve()
+    return (data_dir or default_data_dir()) / "warehouse" / "dei.duckdb"
+
+
+def default_serving_path(warehouse: Path) -> Path:
+    if "DEI_SERVING" in os.environ:
+        return Path(os.environ["DEI_SERVING"]).resolve()
+    return warehouse.with_name("dei_serving.duckdb")
+
+
+@dataclass(frozen=True)
+class MethodSettings:
+    """The method choices of ``data/method/settings.yaml``."""
+
+    display_decimals: int
+    score_min: float
+    score_max: float
+    tie_method: str
+    missing_rule: str
+    gdp_year_offset: int
+    gdp_vintage: str
+    score_tolerance: float
+
+
+def load_settings(data_dir: Path) -> MethodSettings:
+    return _load_settings_cached(str(data_dir / "method" / "settings.yaml"))
+
+
+@cache
+def _load_settings_cached(path: str) -> MethodSettings:
+    raw: dict[str, Any] = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    return MethodSettings(
+        display_decimals=int(raw["scores"]["display_decimals"]),
+        score_min=float(raw["scores"]["min"]),
+        score_max=float(raw["scores"]["max"]),
+        tie_method=str(raw["ranking"]["tie_method"]),
+        missing_rule=str(raw["aggregation"]["missing"]),
+        gdp_year_offset=int(raw["gdp"]["year_offset"]),
+        gdp_vintage=str(raw["gdp"]["vintage"]),
+        score_tolerance=float(raw["reconciliation"]["score_tolerance"]),
+    )

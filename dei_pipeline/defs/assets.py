@@ -1,0 +1,549 @@
+"""The asset graph, stage by stage: ingestion -> validation -> aggregation -> index -> rollups and
+comparisons -> reconciliation -> exports. Each asset is partitioned by survey edition, reads its
+inputs from the warehouse, calls a pure function of the package and replaces exactly its editions'
+rows in one transaction. A single-run backfill hands an asset all selected editions at once."""
+
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import warnings
+
+import dagster as dg
+import polars as pl
+
+# Single-run backfills (BackfillPolicy) are marked beta in Dagster 1.13; we rely on them knowingly.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+from dei_pipeline import __version__
+from dei_pipeline.aggregation import COMPOSITE_CODE, aggregate_tiers
+from dei_pipeline.comparisons import cohort_summary, previous_editions, tier_summary as tier_summary_rows, unit_changes
+from dei_pipeline.composite import city_index as city_index_rows, county_index as county_index_rows
+from dei_pipeline.defs.partitions import partition_editions, survey_year_partitions
+from dei_pipeline.defs.resources import WarehouseResource
+from dei_pipeline.ingest import edition_files, ingest_edition
+from dei_pipeline.published import load_published
+from dei_pipeline.reconciliation import CHECK_CATEGORIES, Computed, reconcile
+from dei_pipeline.registry import units
+from dei_pipeline.rollups import choose_gdp_year, region_rollup as region_rollup_rows, region_tier_mix as region_tier_mix_rows
+from dei_pipeline.validation import IndicatorValidationError, Reference, validate_cells
+from dei_pipeline.warehouse import TABLES, editions_in, export_parquet, read_table, replace_editions
+
+COMPOSITE_NAME_ZH = "综合指数"
+QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+    "survey_year": pl.Int32(), "source_file": pl.String(), "line_number": pl.Int64(),
+    "column_name": pl.String(), "value": pl.String(), "rule": pl.String(),
+}
+PARTITIONED: dict[str, Any] = {
+    "partitions_def": survey_year_partitions,
+    "backfill_policy": dg.BackfillPolicy.single_run(),
+    "code_version": __version__,
+}
+
+
+def column_schema(table_name: str) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[dg.TableColumn(c.name, c.sql_type, description=c.comment) for c in TABLES[table_name].columns]
+    )
+
+
+def table_asset_metadata(table_name: str) -> dict[str, Any]:
+    """Static metadata: the table the asset writes and its documented columns (shown before any run)."""
+    return {"dagster/table_name": table_name, "dagster/column_schema": column_schema(table_name)}
+
+
+def written(table_name: str, rows: pl.DataFrame, editions: list[int], **extra: Any) -> dg.MaterializeResult:
+    """Materialization metadata common to every asset: what was written, for which editions."""
+    metadata: dict[str, Any] = {
+        "dagster/row_count": rows.height,
+        "dagster/table_name": table_name,
+        "dagster/column_schema": column_schema(table_name),
+        "editions": ", ".join(map(str, editions)),
+        "code_version": __version__,
+    }
+    metadata.update(extra)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _by_edition(rows: pl.DataFrame) -> dict[str, int]:
+    return {str(year): n for year, n in rows.group_by("survey_year").len().sort("survey_year").iter_rows()}
+
+
+# ------------------------------------------------------------------------------------ ingestion
+
+
+@dg.asset(
+    group_name="ingestion",
+    kinds={"csv", "polars", "duckdb"},
+    metadata=table_asset_metadata("staging.raw_scores"),
+    **PARTITIONED,
+)
+def raw_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """An edition's raw files (CSV, Parquet or .xlsx under data/raw/<edition>/) as they are: every
+    cell as text, with the source file, its SHA-256 and the row's line number."""
+    editions = partition_editions(context)
+    cells_and_files = [ingest_edition(warehouse.data_path, year) for year in editions]
+    rows = pl.concat([cells for cells, _ in cells_and_files])
+    files = [raw_file for _, raw_files in cells_and_files for raw_file in raw_files]
+    with warehouse.connection() as con:
+        replace_editions(con, "staging.raw_scores", rows, editions)
+    return written(
+        "staging.raw_scores", rows, editions,
+        source_files=dg.MetadataValue.json({f.relative_path: f.content_hash for f in files}),
+        cells_per_edition=dg.MetadataValue.json(_by_edition(rows)),
+    )
+
+
+# ----------------------------------------------------------------------------------- validation
+
+
+@dg.asset(
+    group_name="validation",
+    kinds={"pandera", "duckdb"},
+    deps=[raw_scores],
+    metadata=table_asset_metadata("core.indicator_scores"),
+    **PARTITIONED,
+)
+def indicator_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Validated level-3 scores in long form (survey_year, unit_type, unit_code, indicator_code,
+    score). Pandera checks types, the [0, 100] range, uniqueness, known units (and their names) and
+    known indicators against the edition's framework and the registry. Rejected cells go to
+    core.quarantine and the step fails, naming file, line, column, value and rule; the edition's
+    previous validated rows stay in place."""
+    editions = partition_editions(context)
+    settings, registry = warehouse.settings(), warehouse.registry()
+    unit_names = units(registry).select("unit_type", "unit_code", "name_zh")
+    validated, failures, sources = [], [], []
+    with warehouse.connection() as con:
+        for year in editions:
+            cells = read_table(con, "staging.raw_scores", [year])
+            frameworks = {ut: warehouse.framework(ut, year) for ut in sorted(cells["unit_type"].unique())}
+            reference = Reference({ut: fw.leaf_codes for ut, fw in frameworks.items()}, unit_names)
+            try:
+                validated.append(validate_cells(cells, reference, settings.score_min, settings.score_max))
+            except IndicatorValidationError as error:
+                failures.append((year, error))
+                continue
+            sources.append(
+                cells.group_by("survey_year", "unit_type", "source_file", "content_hash")
+                .agg(pl.col("unit_code").n_unique().cast(pl.Int32).alias("n_units"))
+                .with_columns(
+                    pl.col("unit_type").replace_strict({ut: fw.source_file.name for ut, fw in frameworks.items()}).alias("framework_file"),
+                    pl.col("unit_type").replace_strict({ut: fw.version for ut, fw in frameworks.items()}).alias("framework_version"),
+                    pl.lit(registry.version).alias("registry_version"),
+                )
+            )
+        quarantine = pl.concat([error.failures for _, error in failures]) if failures else None
+        failed_years = [year for year, _ in failures]
+        _record_quarantine(con, quarantine, editions)
+        if failures:
+            message = "\n".join(f"edition {year}: {error}" for year, error in failures)
+            raise dg.Failure(
+                description=f"Validation rejected {quarantine.height if quarantine is not None else 0} cell(s); "
+                f"the warehouse keeps the previous data of edition(s) {', '.join(map(str, failed_years))}.\n{message}",
+                metadata={"quarantined_cells": quarantine.height if quarantine is not None else 0},
+            )
+        rows = pl.concat(validated)
+        source_rows = pl.concat(sources)
+        replace_editions(con, "core.indicator_scores", rows, editions)
+        replace_editions(con, "core.edition_sources", source_rows, editions)
+    return written(
+        "core.indicator_scores", rows, editions,
+        framework_versions=dg.MetadataValue.json(
+            {f"{r['survey_year']}/{r['unit_type']}": r["framework_version"] for r in source_rows.iter_rows(named=True)}
+        ),
+        registry_version=registry.version,
+        scores_per_edition=dg.MetadataValue.json(_by_edition(rows)),
+    )
+
+
+def _record_quarantine(con: Any, quarantine: pl.DataFrame | None, editions: list[int]) -> None:
+    """Keep the rejected cells of the latest attempt of each edition (none after a clean run)."""
+    rows = quarantine if quarantine is not None else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    recorded_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    replace_editions(con, "core.quarantine", rows.cast(QUARANTINE_SCHEMA).with_columns(pl.lit(recorded_at).alias("recorded_at")), editions)
+
+
+# ------------------------------------------------------------------------------------ framework
+
+
+@dg.asset(
+    group_name="reference",
+    kinds={"csv", "duckdb"},
+    metadata=table_asset_metadata("marts.framework"),
+    **PARTITIONED,
+)
+def framework(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """The indicator system each edition uses, with weights and effective weights. An edition without
+    a framework file of its own uses the latest one before it, else the earliest one."""
+    editions = partition_editions(context)
+    frames, used = [], {}
+    for year in editions:
+        for raw_file in edition_files(warehouse.data_path, year):
+            fw = warehouse.framework(raw_file.unit_type, year)
+            used[f"{year}/{raw_file.unit_type}"] = fw.version
+            frames.append(
+                fw.nodes.select(
+                    pl.lit(year, pl.Int32).alias("survey_year"),
+                    pl.lit(raw_file.unit_type).alias("unit_type"),
+                    pl.col("code").alias("node_code"),
+                    "parent_code", "level", "name_zh", "name_en", "weight", "effective_weight",
+                    pl.lit(fw.source_file.name).alias("framework_file"),
+                )
+            )
+    rows = pl.concat(frames)
+    with warehouse.connection() as con:
+        replace_editions(con, "marts.framework", rows, editions)
+    return written("marts.framework", rows, editions, framework_files=dg.MetadataValue.json(used))
+
+
+# ---------------------------------------------------------------------------------- aggregation
+
+
+@dg.asset(
+    group_name="aggregation",
+    kinds={"polars", "duckdb"},
+    deps=[indicator_scores, framework],
+    metadata=table_asset_metadata("marts.subindex_scores"),
+    **PARTITIONED,
+)
+def subindex_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Weighted aggregation tier by tier: level 3 -> level 2 -> level 1 -> composite (level 0), one
+    generic function over the framework tree. Missing-value rule from data/method/settings.yaml."""
+    editions = partition_editions(context)
+    settings = warehouse.settings()
+    frames = []
+    with warehouse.connection() as con:
+        scores = read_table(con, "core.indicator_scores", editions)
+        for (year, unit_type), leaf_scores in scores.group_by("survey_year", "unit_type", maintain_order=True):
+            fw = warehouse.framework(str(unit_type), int(year))  # type: ignore[arg-type]
+            names = pl.concat([
+                fw.nodes.select(pl.col("code").alias("node_code"), "name_zh"),
+                pl.DataFrame({"node_code": [COMPOSITE_CODE], "name_zh": [COMPOSITE_NAME_ZH]}),
+            ])
+            tree = aggregate_tiers(leaf_scores, fw.nodes, keys=("survey_year", "unit_type", "unit_code"), missing=settings.missing_rule)  # type: ignore[arg-type]
+            frames.append(tree.join(names, on="node_code", how="left"))
+        rows = pl.concat(frames)
+        replace_editions(con, "marts.subindex_scores", rows, editions)
+    unscored = rows.filter((pl.col("level") == 0) & pl.col("score").is_null()).height
+    return written("marts.subindex_scores", rows, editions, units_without_composite=unscored, missing_rule=settings.missing_rule)
+
+
+# ---------------------------------------------------------------------------------------- index
+
+
+def _composites(con: Any, unit_type: str, editions: list[int]) -> pl.DataFrame:
+    return (
+        read_table(con, "marts.subindex_scores", editions)
+        .filter((pl.col("level") == 0) & (pl.col("unit_type") == unit_type))
+        .select("survey_year", "unit_code", "score")
+    )
+
+
+@dg.asset(
+    group_name="index",
+    kinds={"polars", "duckdb"},
+    deps=[subindex_scores],
+    metadata=table_asset_metadata("marts.city_index"),
+    **PARTITIONED,
+)
+def city_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Composite score, rank (ties share the best rank) and tier of every city; tiers from
+    data/method/tiers.csv (一线 >85, 新一线 65-85, 二线 50-65, 三线 40-50, 四线 <40)."""
+    editions = partition_editions(context)
+    settings, registry, tiers = warehouse.settings(), warehouse.registry(), warehouse.tiers()
+    with warehouse.connection() as con:
+        rows = city_index_rows(_composites(con, "city", editions), registry.cities, tiers, settings.display_decimals, settings.tie_method)
+        replace_editions(con, "marts.city_index", rows, editions)
+    top = rows.sort("survey_year", "rank", descending=[True, False]).head(10)
+    return written(
+        "marts.city_index", rows, editions,
+        top_ten=dg.MetadataValue.md(
+            "| edition | rank | city | score | tier |\n|---|---|---|---|---|\n"
+            + "\n".join(f"| {r['survey_year']} | {r['rank']} | {r['name_zh']} | {r['score']:.1f} | {r['tier']} |" for r in top.iter_rows(named=True))
+        ),
+        tier_counts=dg.MetadataValue.json({
+            str(year): dict(group.group_by("tier").len().sort("tier").iter_rows()) for (year,), group in rows.group_by("survey_year")
+        }),
+    )
+
+
+@dg.asset(
+    group_name="index",
+    kinds={"polars", "duckdb"},
+    deps=[subindex_scores],
+    metadata=table_asset_metadata("marts.county_index"),
+    **PARTITIONED,
+)
+def county_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Composite score and rank of the county units, ranked within their kind (市辖区 / 县市)."""
+    editions = partition_editions(context)
+    settings, registry = warehouse.settings(), warehouse.registry()
+    with warehouse.connection() as con:
+        rows = county_index_rows(_composites(con, "county", editions), registry.counties, settings.display_decimals, settings.tie_method)
+        replace_editions(con, "marts.county_index", rows, editions)
+    return written("marts.county_index", rows, editions)
+
+
+# -------------------------------------------------------------------------------------- rollups
+
+
+@dg.asset(
+    group_name="rollups",
+    kinds={"polars", "duckdb"},
+    deps=[city_index],
+    metadata=table_asset_metadata("marts.region_rollup"),
+    **PARTITIONED,
+)
+def region_rollup(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """GDP-weighted and plain mean score of each key region's scored cities; GDP year and vintage
+    from data/method/settings.yaml (recorded on each row)."""
+    editions = partition_editions(context)
+    settings, registry = warehouse.settings(), warehouse.registry()
+    gdp = registry.city_gdp
+    available = sorted(gdp.filter(pl.col("vintage") == settings.gdp_vintage)["year"].unique().to_list())
+    gdp_years = pl.DataFrame(
+        {"survey_year": editions, "gdp_year": [choose_gdp_year(available, year, settings.gdp_year_offset) for year in editions]},
+        schema={"survey_year": pl.Int32, "gdp_year": pl.Int64},
+    )
+    with warehouse.connection() as con:
+        scores = read_table(con, "marts.city_index", editions).select("survey_year", "unit_code", "score")
+        rows = region_rollup_rows(scores, registry.region_members, gdp, gdp_years, settings.gdp_vintage)
+        replace_editions(con, "marts.region_rollup", rows, editions)
+    return written("marts.region_rollup", rows, editions, gdp_vintage=settings.gdp_vintage,
+                   gdp_years=dg.MetadataValue.json(dict(gdp_years.iter_rows())))
+
+
+@dg.asset(
+    group_name="rollups",
+    kinds={"polars", "duckdb"},
+    deps=[city_index],
+    metadata=table_asset_metadata("marts.region_tier_mix"),
+    **PARTITIONED,
+)
+def region_tier_mix(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """How many of each region's scored cities fall in each tier."""
+    editions = partition_editions(context)
+    registry, tiers = warehouse.registry(), warehouse.tiers()
+    with warehouse.connection() as con:
+        city_tiers = read_table(con, "marts.city_index", editions).select("survey_year", "unit_code", "tier")
+        rows = region_tier_mix_rows(city_tiers, registry.region_members, tiers)
+        replace_editions(con, "marts.region_tier_mix", rows, editions)
+    return written("marts.region_tier_mix", rows, editions)
+
+
+# ---------------------------------------------------------------------------------- comparisons
+
+
+def _history_and_previous(con: Any, table_name: str, editions: list[int]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Every edition of a table, the rows of the editions at hand, and each edition's predecessor."""
+    history = read_table(con, table_name)
+    return history, history.filter(pl.col("survey_year").is_in(editions)), previous_editions(editions_in(con, table_name))
+
+
+@dg.asset(
+    group_name="comparisons",
+    kinds={"polars", "duckdb"},
+    deps=[city_index],
+    metadata=table_asset_metadata("marts.city_yoy"),
+    **PARTITIONED,
+)
+def city_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Each city against the previous edition that has data: score, rank and tier then and now;
+    new, returning and dropped cities."""
+    editions = partition_editions(context)
+    with warehouse.connection() as con:
+        history, current, prev_years = _history_and_previous(con, "marts.city_index", editions)
+        rows = unit_changes(current, history, prev_years, ["score", "rank", "tier"])
+        replace_editions(con, "marts.city_yoy", rows, editions)
+    return written("marts.city_yoy", rows, editions, status_counts=dg.MetadataValue.json(
+        {f"{y}/{s}": n for y, s, n in rows.group_by("survey_year", "status").len().sort("survey_year", "status").iter_rows()}))
+
+
+@dg.asset(
+    group_name="comparisons",
+    kinds={"polars", "duckdb"},
+    deps=[county_index],
+    metadata=table_asset_metadata("marts.county_yoy"),
+    **PARTITIONED,
+)
+def county_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Each county unit against the previous edition that has data (rank within its kind)."""
+    editions = partition_editions(context)
+    with warehouse.connection() as con:
+        history, current, prev_years = _history_and_previous(con, "marts.county_index", editions)
+        rows = unit_changes(current, history, prev_years, ["score", "rank", "kind"]).with_columns(
+            pl.coalesce("kind", "prev_kind").alias("kind")
+        )
+        replace_editions(con, "marts.county_yoy", rows, editions)
+    return written("marts.county_yoy", rows, editions)
+
+
+@dg.asset(
+    group_name="comparisons",
+    kinds={"polars", "duckdb"},
+    deps=[subindex_scores],
+    metadata=table_asset_metadata("marts.subindex_yoy"),
+    **PARTITIONED,
+)
+def subindex_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Level-1 sub-index and composite changes of every unit against its previous edition."""
+    editions = partition_editions(context)
+    frames = []
+    with warehouse.connection() as con:
+        history = read_table(con, "marts.subindex_scores").filter(pl.col("level") <= 1)
+        for (unit_type,), unit_history in history.group_by("unit_type"):
+            prev_years = previous_editions(unit_history["survey_year"].unique().to_list())
+            current = unit_history.filter(pl.col("survey_year").is_in(editions))
+            changes = unit_changes(current, unit_history, prev_years, ["score"], keys=("unit_code", "node_code", "level"))
+            frames.append(changes.with_columns(pl.lit(unit_type).alias("unit_type")))
+        rows = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+        replace_editions(con, "marts.subindex_yoy", rows, editions)
+    return written("marts.subindex_yoy", rows, editions)
+
+
+@dg.asset(
+    group_name="comparisons",
+    kinds={"polars", "duckdb"},
+    deps=[city_yoy, county_yoy],
+    metadata=table_asset_metadata("marts.yoy_summary"),
+    **PARTITIONED,
+)
+def yoy_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """New, returning and dropped units per edition and the returning cohort's average then and now."""
+    editions = partition_editions(context)
+    with warehouse.connection() as con:
+        rows = pl.concat([
+            cohort_summary(read_table(con, "marts.city_yoy", editions), "city"),
+            cohort_summary(read_table(con, "marts.county_yoy", editions), "county"),
+        ])
+        replace_editions(con, "marts.yoy_summary", rows, editions)
+    return written("marts.yoy_summary", rows, editions)
+
+
+@dg.asset(
+    group_name="comparisons",
+    kinds={"polars", "duckdb"},
+    deps=[city_index],
+    metadata=table_asset_metadata("marts.tier_summary"),
+    **PARTITIONED,
+)
+def tier_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Cities per tier now and in the previous edition, with the change in percent (the white
+    paper's "新一线城市数量增长31.8%")."""
+    editions = partition_editions(context)
+    with warehouse.connection() as con:
+        history, current, prev_years = _history_and_previous(con, "marts.city_index", editions)
+        rows = tier_summary_rows(current, history, prev_years, warehouse.tiers())
+        replace_editions(con, "marts.tier_summary", rows, editions)
+    return written("marts.tier_summary", rows, editions)
+
+
+# ------------------------------------------------------------------------------- reconciliation
+
+RECONCILIATION_CHECKS = [
+    dg.AssetCheckSpec(name, asset="reconciliation", description=f"Computed figures of categories {', '.join(categories)} agree with the white paper")
+    for name, categories in CHECK_CATEGORIES.items()
+]
+
+
+@dg.asset(
+    group_name="reconciliation",
+    kinds={"polars", "duckdb"},
+    deps=[city_index, county_index, subindex_scores, region_rollup, yoy_summary, tier_summary],
+    metadata=table_asset_metadata("marts.reconciliation"),
+    check_specs=RECONCILIATION_CHECKS,
+    **PARTITIONED,
+)
+def reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Every published figure of the white paper (data/published/<edition>/) against the computed
+    one: city and county scores, tier counts and lists, level-1 and industry averages, regional
+    GDP-weighted scores and the year-over-year statements. One row per comparison; the checks
+    report disagreements (editions without published figures have nothing to reconcile)."""
+    editions = partition_editions(context)
+    settings, tiers = warehouse.settings(), warehouse.tiers()
+    frames = []
+    with warehouse.connection() as con:
+        for year in editions:
+            published = load_published(warehouse.data_path, year)
+            if published is None:
+                continue
+            computed = Computed(
+                city_index=read_table(con, "marts.city_index", [year]),
+                county_index=read_table(con, "marts.county_index", [year]),
+                city_subindex=read_table(con, "marts.subindex_scores", [year]).filter(pl.col("unit_type") == "city"),
+                region_rollup=read_table(con, "marts.region_rollup", [year]),
+                yoy_summary=read_table(con, "marts.yoy_summary", [year]),
+                tier_summary=read_table(con, "marts.tier_summary", [year]),
+            )
+            frames.append(reconcile(published, computed, tiers, settings.score_tolerance))
+        rows = pl.concat(frames) if frames else pl.DataFrame(schema={c.name: pl.Null for c in TABLES["marts.reconciliation"].columns})
+        replace_editions(con, "marts.reconciliation", rows, editions)
+    status_counts = {s: n for s, n in rows.group_by("status").len().sort("status").iter_rows()} if rows.height else {}
+    yield written("marts.reconciliation", rows, editions, status_counts=dg.MetadataValue.json(status_counts))
+    for check_name, categories in CHECK_CATEGORIES.items():
+        yield _check_result(check_name, rows.filter(pl.col("category").is_in(categories)) if rows.height else rows, editions)
+
+
+def _check_result(check_name: str, rows: pl.DataFrame, editions: list[int]) -> dg.AssetCheckResult:
+    if rows.height == 0:
+        return dg.AssetCheckResult(check_name=check_name, passed=True, metadata={
+            "editions": ", ".join(map(str, editions)), "note": "no published figures for these editions"})
+    failing = rows.filter(pl.col("status").is_in(["mismatch", "missing"]))
+    known = rows.filter(pl.col("status") == "known_contradiction")
+    worst = failing.sort(pl.col("difference").abs(), descending=True, nulls_last=False).head(10)
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        passed=failing.height == 0,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "compared": rows.height,
+            "matching": rows.filter(pl.col("status") == "match").height,
+            "disagreeing": failing.height,
+            "known_contradictions": known.height,
+            "max_abs_difference": float(rows["difference"].abs().max() or 0.0),  # type: ignore[arg-type]
+            "disagreements": dg.MetadataValue.md(_markdown(worst if failing.height else known)),
+        },
+    )
+
+
+def _markdown(rows: pl.DataFrame) -> str:
+    if rows.height == 0:
+        return "none"
+    lines = ["| edition | item | published | computed | status |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {r['survey_year']} | {r['item']} | {r['published']} | {'' if r['computed'] is None else round(r['computed'], 3)} | {r['status']} |"
+        for r in rows.iter_rows(named=True)
+    ]
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------------- exports
+
+MART_ASSETS = [framework, subindex_scores, city_index, county_index, region_rollup, region_tier_mix,
+               city_yoy, county_yoy, subindex_yoy, yoy_summary, tier_summary, reconciliation]
+
+
+@dg.asset(
+    group_name="exports",
+    kinds={"parquet", "pyarrow"},
+    deps=MART_ASSETS,
+    **PARTITIONED,
+)
+def mart_parquet(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """The BI marts as Parquet, partitioned by edition (data/warehouse/parquet/<mart>/survey_year=<YYYY>/),
+    for tools that read Parquet rather than DuckDB (Spark, Trino, pandas)."""
+    editions = partition_editions(context)
+    out_dir = warehouse.warehouse_file.parent / "parquet"
+    with warehouse.connection() as con:
+        counts = export_parquet(con, out_dir, editions)
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(out_dir)),
+        "rows_per_mart": dg.MetadataValue.json(counts),
+        "dagster/row_count": sum(counts.values()),
+        "editions": ", ".join(map(str, editions)),
+    })
+
+
+ALL_ASSETS = [raw_scores, indicator_scores, *MART_ASSETS, mart_parquet]

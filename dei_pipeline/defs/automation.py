@@ -1,0 +1,57 @@
+"""Jobs, the yearly schedule and the sensor that notices new or changed raw files."""
+
+
+import hashlib
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from dei_pipeline.defs.partitions import register_editions, survey_year_partitions
+from dei_pipeline.defs.resources import WarehouseResource
+from dei_pipeline.ingest import edition_files, list_editions
+
+index_job = dg.define_asset_job(
+    "index_job",
+    selection=dg.AssetSelection.all(),
+    partitions_def=survey_year_partitions,
+    description="Every stage of the index for the selected editions: raw files to BI marts and Parquet.",
+)
+
+
+def edition_fingerprints(data_dir: Path) -> dict[str, str]:
+    """One hash per edition over its raw files' names and contents: it changes when any file does."""
+    fingerprints = {}
+    for year in list_editions(data_dir):
+        digest = hashlib.sha256()
+        for raw_file in edition_files(data_dir, year):
+            digest.update(f"{raw_file.relative_path}:{raw_file.content_hash};".encode())
+        fingerprints[str(year)] = digest.hexdigest()[:16]
+    return fingerprints
+
+
+@dg.sensor(job=index_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def raw_files_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
+    """Registers each new edition folder under data/raw/ as a partition and runs every edition whose
+    raw files are new or changed since the last evaluation."""
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    current = edition_fingerprints(warehouse.data_path)
+    known = set(context.instance.get_dynamic_partitions(survey_year_partitions.name))
+    new_keys = sorted(key for key in current if key not in known)
+    changed = sorted(key for key, fingerprint in current.items() if seen.get(key) != fingerprint)
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(partition_key=key, run_key=f"{key}:{current[key]}") for key in changed],
+        dynamic_partitions_requests=[survey_year_partitions.build_add_request(new_keys)] if new_keys else [],
+        cursor=json.dumps(current, sort_keys=True),
+    )
+
+
+@dg.schedule(job=index_job, cron_schedule="0 6 1 4 *", execution_timezone="Asia/Shanghai")
+def yearly_index_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource) -> dg.RunRequest | dg.SkipReason:
+    """Each year (1 April, 06:00 Beijing time) materialize the newest edition found under data/raw/."""
+    editions = list_editions(warehouse.data_path)
+    if not editions:
+        return dg.SkipReason(f"no edition folder under {warehouse.data_path / 'raw'}")
+    register_editions(context.instance, editions)
+    newest = str(max(editions))
+    return dg.RunRequest(partition_key=newest, run_key=f"yearly:{newest}:{context.scheduled_execution_time:%Y-%m-%d}")

@@ -1,0 +1,159 @@
+"""Validation of an edition's indicator cells with pandera (polars backend).
+
+The checks: every value is a number in [0, 100] (not NaN, not infinite, not text), every unit code is
+a known unit of its type whose name matches the registry, every indicator is a leaf of the edition's
+framework, each (unit, indicator) appears once, and every leaf is provided for every unit type that
+has a file. A failure names the file, the line, the column, the value and the rule, and every
+failing cell is returned for the quarantine table, so an analyst can fix them all in one pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandera.polars as pa
+import polars as pl
+
+VALID_SCHEMA: dict[str, pl.DataType] = {
+    "survey_year": pl.Int32(),
+    "unit_type": pl.String(),
+    "unit_code": pl.String(),
+    "indicator_code": pl.String(),
+    "score": pl.Float64(),
+    "source_file": pl.String(),
+    "line_number": pl.Int64(),
+}
+QUARANTINE_COLUMNS: tuple[str, ...] = ("survey_year", "source_file", "line_number", "column_name", "value", "rule")
+MAX_ERRORS_IN_MESSAGE = 20
+
+
+class IndicatorValidationError(ValueError):
+    """Bad input cells; ``failures`` holds every one of them (the quarantine rows)."""
+
+    def __init__(self, message: str, failures: pl.DataFrame) -> None:
+        super().__init__(message)
+        self.failures = failures
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What an edition's cells are checked against."""
+
+    leaf_codes: dict[str, list[str]]  # unit_type -> the framework's leaf codes
+    unit_names: pl.DataFrame  # unit_type, unit_code, name_zh
+
+
+def cells_schema(reference: Reference, score_min: float, score_max: float) -> pa.DataFrameSchema:
+    """The pandera schema of the long cell table (one row per unit and indicator)."""
+    all_leaves = sorted({code for codes in reference.leaf_codes.values() for code in codes})
+    return pa.DataFrameSchema(
+        {
+            "unit_type": pa.Column(str, pa.Check.isin(sorted(reference.leaf_codes)), nullable=False),
+            "unit_code": pa.Column(str, pa.Check.str_matches(r"^\d{6}$", error="unit_code is a 6-digit GB/T 2260 code"), nullable=False),
+            "indicator_code": pa.Column(str, pa.Check.isin(all_leaves, error="column is an indicator of the edition's framework"), nullable=False),
+            "score": pa.Column(
+                float,
+                pa.Check.in_range(score_min, score_max, error=f"score is a number in [{score_min:g}, {score_max:g}]"),
+                nullable=False,
+            ),
+            "known_unit": pa.Column(bool, pa.Check.eq(True, error="unit_code is a unit of the registry"), nullable=False),
+            "name_matches": pa.Column(bool, pa.Check.eq(True, error="unit_name matches the registry name of unit_code"), nullable=False),
+        },
+        unique=["unit_type", "unit_code", "indicator_code"],
+        report_duplicates="all",
+    )
+
+
+# Which raw column a failed pandera column points at, for the error message.
+_FAILED_COLUMN_TO_RAW = {"score": None, "known_unit": "unit_code", "name_matches": "unit_name"}
+
+
+def _prepared(cells: pl.DataFrame, reference: Reference) -> pl.DataFrame:
+    trimmed = cells.with_columns(pl.col("unit_code", "unit_name", "raw_value").str.strip_chars())
+    return (
+        trimmed.join(reference.unit_names, on=["unit_type", "unit_code"], how="left")
+        .with_columns(
+            pl.col("raw_value").cast(pl.Float64, strict=False).alias("score"),
+            pl.col("name_zh").is_not_null().alias("known_unit"),
+            (pl.col("name_zh").is_null() | (pl.col("name_zh") == pl.col("unit_name"))).alias("name_matches"),
+        )
+    )
+
+
+def _failures_from_pandera(prepared: pl.DataFrame, errors: pa.errors.SchemaErrors) -> pl.DataFrame:
+    cases = errors.failure_cases.filter(pl.col("index").is_not_null())
+    located = cases.join(
+        prepared.with_row_index("index").with_columns(pl.col("index").cast(pl.Int32)), on="index", how="left"
+    )
+    return located.select(
+        "survey_year",
+        "source_file",
+        "line_number",
+        pl.when(pl.col("column").is_in(list(_FAILED_COLUMN_TO_RAW)) & (pl.col("column") != "score"))
+        .then(pl.col("column").replace_strict(_FAILED_COLUMN_TO_RAW, default=None))
+        .when(pl.col("check") == "multiple_fields_uniqueness")
+        .then(pl.lit("unit_code"))
+        .otherwise(pl.col("indicator_code"))
+        .alias("column_name"),
+        pl.when(pl.col("column") == "known_unit").then(pl.col("unit_code"))
+        .when(pl.col("column") == "name_matches").then(pl.col("unit_name"))
+        .when(pl.col("check") == "multiple_fields_uniqueness").then(pl.col("unit_code"))
+        .when(pl.col("column") == "indicator_code").then(pl.col("indicator_code"))
+        .otherwise(pl.col("raw_value"))
+        .alias("value"),
+        pl.when(pl.col("check") == "multiple_fields_uniqueness")
+        .then(pl.lit("each unit appears once per file (duplicate unit row)"))
+        .when(pl.col("check") == "not_nullable")
+        .then(pl.lit("score is a number (not empty, not text, not NaN)"))
+        .otherwise(pl.col("check"))
+        .alias("rule"),
+    )
+
+
+def _missing_indicator_failures(prepared: pl.DataFrame, reference: Reference) -> pl.DataFrame:
+    """A leaf that a unit type's file does not provide at all is a missing column."""
+    present = prepared.group_by("survey_year", "unit_type", "source_file").agg(pl.col("indicator_code").unique())
+    expected = pl.DataFrame(
+        {"unit_type": list(reference.leaf_codes), "expected": list(reference.leaf_codes.values())},
+        schema={"unit_type": pl.String, "expected": pl.List(pl.String)},
+    )
+    return (
+        present.join(expected, on="unit_type")
+        .with_columns(pl.col("expected").list.set_difference(pl.col("indicator_code")).alias("missing"))
+        .explode("missing")
+        .drop_nulls("missing")
+        .select(
+            "survey_year",
+            "source_file",
+            pl.lit(1, pl.Int64).alias("line_number"),
+            pl.col("missing").alias("column_name"),
+            pl.lit("").alias("value"),
+            pl.lit("every indicator of the edition's framework has a column (missing indicator column)").alias("rule"),
+        )
+    )
+
+
+def validate_cells(cells: pl.DataFrame, reference: Reference, score_min: float = 0.0, score_max: float = 100.0) -> pl.DataFrame:
+    """The validated indicator table, or :class:`IndicatorValidationError` listing every bad cell."""
+    prepared = _prepared(cells, reference)
+    failures = _missing_indicator_failures(prepared, reference)
+    try:
+        cells_schema(reference, score_min, score_max).validate(prepared, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        failures = pl.concat([failures, _failures_from_pandera(prepared, errors)])
+    failures = failures.unique(["source_file", "line_number", "column_name", "rule"]).sort("source_file", "line_number", "column_name")
+    if failures.height:
+        raise IndicatorValidationError(format_failures(failures), failures.select(QUARANTINE_COLUMNS))
+    return prepared.select(list(VALID_SCHEMA)).cast(VALID_SCHEMA)  # type: ignore[arg-type]
+
+
+def format_failures(failures: pl.DataFrame) -> str:
+    shown = failures.head(MAX_ERRORS_IN_MESSAGE).iter_rows(named=True)
+    lines = [
+        f"  {row['source_file']} line {row['line_number']}, column {row['column_name']}: value {row['value']!r} breaks rule: {row['rule']}"
+        for row in shown
+    ]
+    more = failures.height - MAX_ERRORS_IN_MESSAGE
+    if more > 0:
+        lines.append(f"  ... and {more} more (all are in the quarantine table core.quarantine)")
+    return f"{failures.height} invalid cell(s) in the raw files:\n" + "\n".join(lines)

@@ -1,0 +1,332 @@
+"""Warehouse I/O: the DuckDB tables, their documentation (``COMMENT ON``) and transactional writes.
+
+Layout: ``staging`` holds raw cells as ingested, ``core`` the validated indicator table, the
+quarantine of rejected cells and the sources of each edition, ``marts`` the stable BI contract.
+Every table has a ``survey_year`` column, and every write replaces whole editions in one
+transaction, so a rerun of one edition touches no other edition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str
+    comment: str
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str  # schema.table
+    comment: str
+    columns: tuple[Column, ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+
+def _c(name: str, sql_type: str, comment: str) -> Column:
+    return Column(name, sql_type, comment)
+
+
+YEAR = _c("survey_year", "INTEGER", "Survey edition (年度), e.g. 2020")
+UNIT_TYPE = _c("unit_type", "VARCHAR", "'city' (城市) or 'county' (县域: 市辖区 and 县市)")
+UNIT_CODE = _c("unit_code", "VARCHAR", "6-digit GB/T 2260 administrative code of the unit as of the edition")
+SCORE = _c("score", "DOUBLE", "Score 0-100 at full precision (round to one decimal for display)")
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table("staging.raw_scores", "Raw indicator cells as ingested from data/raw/<edition>/, text values, with lineage", (
+            YEAR, UNIT_TYPE,
+            _c("source_file", "VARCHAR", "Raw file path relative to the data directory"),
+            _c("content_hash", "VARCHAR", "SHA-256 of the raw file's bytes"),
+            _c("line_number", "BIGINT", "Line of the row in the file (header = 1)"),
+            UNIT_CODE,
+            _c("unit_name", "VARCHAR", "Unit name as written in the raw file"),
+            _c("indicator_code", "VARCHAR", "Column name in the raw file (a level-3 indicator code)"),
+            _c("raw_value", "VARCHAR", "Cell text as read"),
+        )),
+        Table("core.indicator_scores", "Validated level-3 indicator scores (long form), one row per unit and indicator", (
+            YEAR, UNIT_TYPE, UNIT_CODE,
+            _c("indicator_code", "VARCHAR", "Level-3 indicator code of the edition's framework"),
+            SCORE,
+            _c("source_file", "VARCHAR", "Raw file the score came from"),
+            _c("line_number", "BIGINT", "Line of the unit's row in the raw file"),
+        )),
+        Table("core.quarantine", "Raw cells rejected by validation in the latest failed attempt of each edition", (
+            YEAR,
+            _c("source_file", "VARCHAR", "Raw file path relative to the data directory"),
+            _c("line_number", "BIGINT", "Line in the file (header = 1)"),
+            _c("column_name", "VARCHAR", "Column of the bad cell"),
+            _c("value", "VARCHAR", "The offending value as written"),
+            _c("rule", "VARCHAR", "The rule it breaks"),
+            _c("recorded_at", "TIMESTAMP", "When the failure was recorded"),
+        )),
+        Table("core.edition_sources", "Which raw files, framework and registry produced each edition", (
+            YEAR, UNIT_TYPE,
+            _c("source_file", "VARCHAR", "Raw file path relative to the data directory"),
+            _c("content_hash", "VARCHAR", "SHA-256 of the raw file's bytes"),
+            _c("framework_file", "VARCHAR", "Framework file used (an edition without its own uses the nearest earlier one)"),
+            _c("framework_version", "VARCHAR", "Framework file name and content hash"),
+            _c("registry_version", "VARCHAR", "Content hash of data/registry/"),
+            _c("n_units", "INTEGER", "Units in the file"),
+        )),
+        Table("marts.framework", "Indicator system (指标体系) used by each edition: nodes, weights and effective weights", (
+            YEAR, UNIT_TYPE,
+            _c("node_code", "VARCHAR", "Stable ASCII code of the indicator"),
+            _c("parent_code", "VARCHAR", "Code of the parent indicator (null for level 1)"),
+            _c("level", "INTEGER", "1, 2 or 3 (level-3 indicators are the scored leaves)"),
+            _c("name_zh", "VARCHAR", "Chinese name"),
+            _c("name_en", "VARCHAR", "English name"),
+            _c("weight", "DOUBLE", "Weight within its parent (sums to 1 per parent)"),
+            _c("effective_weight", "DOUBLE", "Weight in the composite: product of the weights from level 1 down"),
+            _c("framework_file", "VARCHAR", "Framework file the edition uses"),
+        )),
+        Table("marts.subindex_scores", "Scores of every indicator node per unit: level 3 as validated, levels 2, 1 and the composite (level 0) aggregated", (
+            YEAR, UNIT_TYPE, UNIT_CODE,
+            _c("level", "INTEGER", "0 = composite, 1-3 = indicator level"),
+            _c("node_code", "VARCHAR", "Indicator code ('composite' for level 0)"),
+            _c("name_zh", "VARCHAR", "Chinese name of the indicator"),
+            SCORE,
+        )),
+        Table("marts.city_index", "City Digital Economy Index per edition: composite score, rank and tier (城市画像)", (
+            YEAR, UNIT_CODE,
+            _c("name_zh", "VARCHAR", "City name as printed in the edition"),
+            _c("name_en", "VARCHAR", "English name"),
+            _c("province", "VARCHAR", "Province (short form)"),
+            SCORE,
+            _c("rank", "INTEGER", "Rank by score shown to one decimal; ties share the best rank"),
+            _c("tier", "VARCHAR", "tier1 一线 (>85), new_tier1 新一线 (65-85), tier2 二线 (50-65), tier3 三线 (40-50), tier4 四线 (<40), on the one-decimal score"),
+        )),
+        Table("marts.county_index", "County-level index (县域): districts and county-level cities ranked within their kind", (
+            YEAR, UNIT_CODE,
+            _c("name_zh", "VARCHAR", "Unit name as printed in the edition (e.g. 深圳市南山区, 江阴市)"),
+            _c("province", "VARCHAR", "Province (short form)"),
+            _c("kind", "VARCHAR", "'district' (市辖区) or 'county' (县市: county-level city, county or banner)"),
+            SCORE,
+            _c("rank", "INTEGER", "Rank within the kind; ties share the best rank"),
+        )),
+        Table("marts.region_rollup", "Key regions (京津冀, 长三角, 粤港澳大湾区, 成渝): GDP-weighted and plain mean of the member cities' scores", (
+            YEAR,
+            _c("region", "VARCHAR", "Region code: jingjinji, yangtze_delta, greater_bay, chengyu"),
+            _c("n_members", "INTEGER", "Members listed for the region (incl. Hong Kong and Macao, never scored)"),
+            _c("n_scored", "INTEGER", "Members with a score in this edition"),
+            _c("gdp_year", "INTEGER", "Year of the GDP figures used as weights"),
+            _c("gdp_vintage", "VARCHAR", "'revised' (census-consistent) or 'first_published'"),
+            _c("gdp_weighted_score", "DOUBLE", "Mean of member scores weighted by GDP share (综合加权得分)"),
+            _c("mean_score", "DOUBLE", "Unweighted mean of member scores"),
+            _c("gdp_total_100m_yuan", "DOUBLE", "Total GDP of the scored members, 100 million yuan"),
+        )),
+        Table("marts.region_tier_mix", "Number of each region's scored cities in each tier", (
+            YEAR,
+            _c("region", "VARCHAR", "Region code"),
+            _c("tier", "VARCHAR", "Tier code"),
+            _c("tier_order", "INTEGER", "1 = highest tier"),
+            _c("n_cities", "INTEGER", "Scored member cities in the tier"),
+        )),
+        Table("marts.city_yoy", "Each city against the previous edition that has data: score, rank and tier change", (
+            YEAR, UNIT_CODE,
+            _c("prev_year", "INTEGER", "Edition compared with (null for the first edition)"),
+            _c("status", "VARCHAR", "new, returning, dropped (in the previous edition only) or first_edition"),
+            SCORE,
+            _c("prev_score", "DOUBLE", "Score in the previous edition"),
+            _c("score_change", "DOUBLE", "score - prev_score"),
+            _c("rank", "INTEGER", "Rank now"),
+            _c("prev_rank", "INTEGER", "Rank in the previous edition"),
+            _c("rank_change", "INTEGER", "prev_rank - rank: positive means the city moved up"),
+            _c("tier", "VARCHAR", "Tier now"),
+            _c("prev_tier", "VARCHAR", "Tier in the previous edition"),
+        )),
+        Table("marts.county_yoy", "Each county unit against the previous edition that has data", (
+            YEAR, UNIT_CODE,
+            _c("kind", "VARCHAR", "'district' or 'county'"),
+            _c("prev_year", "INTEGER", "Edition compared with"),
+            _c("status", "VARCHAR", "new, returning, dropped or first_edition"),
+            SCORE,
+            _c("prev_score", "DOUBLE", "Score in the previous edition"),
+            _c("score_change", "DOUBLE", "score - prev_score"),
+            _c("rank", "INTEGER", "Rank within the kind now"),
+            _c("prev_rank", "INTEGER", "Rank within the kind before"),
+            _c("rank_change", "INTEGER", "prev_rank - rank: positive means the unit moved up"),
+        )),
+        Table("marts.subindex_yoy", "Level-1 sub-index and composite changes per unit against the previous edition", (
+            YEAR, UNIT_TYPE, UNIT_CODE,
+            _c("node_code", "VARCHAR", "Level-1 indicator code, or 'composite'"),
+            _c("level", "INTEGER", "0 = composite, 1 = level-1"),
+            _c("prev_year", "INTEGER", "Edition compared with"),
+            _c("status", "VARCHAR", "new, returning, dropped or first_edition"),
+            SCORE,
+            _c("prev_score", "DOUBLE", "Score in the previous edition"),
+            _c("score_change", "DOUBLE", "score - prev_score"),
+        )),
+        Table("marts.yoy_summary", "Per edition and unit type: new, returning and dropped units and the returning cohort's averages", (
+            YEAR, UNIT_TYPE,
+            _c("prev_year", "INTEGER", "Edition compared with"),
+            _c("n_units", "INTEGER", "Units scored in this edition"),
+            _c("n_prev_units", "INTEGER", "Units scored in the previous edition"),
+            _c("n_new", "INTEGER", "Units not in the previous edition"),
+            _c("n_returning", "INTEGER", "Units in both editions"),
+            _c("n_dropped", "INTEGER", "Units of the previous edition not scored now"),
+            _c("mean_score", "DOUBLE", "Mean score of all units now"),
+            _c("returning_mean", "DOUBLE", "Mean score now of the returning units"),
+            _c("returning_prev_mean", "DOUBLE", "Mean score before of the returning units"),
+            _c("returning_mean_change", "DOUBLE", "returning_mean - returning_prev_mean"),
+        )),
+        Table("marts.tier_summary", "Cities per tier in each edition and the previous one, with the change in percent", (
+            YEAR,
+            _c("tier", "VARCHAR", "Tier code"),
+            _c("tier_order", "INTEGER", "1 = highest tier"),
+            _c("n_cities", "INTEGER", "Cities in the tier"),
+            _c("prev_year", "INTEGER", "Edition compared with"),
+            _c("prev_n_cities", "INTEGER", "Cities in the tier in the previous edition"),
+            _c("change_pct", "DOUBLE", "(n_cities / prev_n_cities - 1) * 100; null when prev_n_cities is 0"),
+        )),
+        Table("marts.reconciliation", "Computed figures against the figures published in the white paper; a disagreement is reported, never patched", (
+            YEAR,
+            _c("category", "VARCHAR", "Kind of figure: city_score, county_score, tier_count, level1_average, industry_average, industry_top10_average, region_score, statement, tier_list"),
+            _c("item", "VARCHAR", "What is compared (e.g. a city name, a tier code, a statement id)"),
+            _c("published", "DOUBLE", "Figure as published"),
+            _c("computed", "DOUBLE", "Figure computed by the pipeline at full precision"),
+            _c("difference", "DOUBLE", "computed - published"),
+            _c("tolerance", "DOUBLE", "Largest difference counted as a match (the published precision)"),
+            _c("status", "VARCHAR", "match, mismatch or known_contradiction (the white paper disagrees with itself)"),
+            _c("note", "VARCHAR", "Explanation, e.g. the contradiction recorded in data/published"),
+        )),
+    )
+}
+
+MART_TABLES: tuple[str, ...] = tuple(name for name in TABLES if name.startswith("marts."))
+
+
+def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return duckdb.connect(str(path), read_only=read_only)
+
+
+@contextmanager
+def open_warehouse(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = connect(path, read_only=read_only)
+    try:
+        if not read_only:
+            ensure_schema(con)
+        yield con
+    finally:
+        con.close()
+
+
+def run(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:
+    """Execute one statement and drain its result (DuckDB 2 requires it before the next query)."""
+    return con.execute(sql, params or []).fetchall()
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create missing schemas and tables, with their documentation, in one transaction."""
+    existing = {f"{schema}.{name}" for schema, name in run(con, "SELECT schema_name, table_name FROM duckdb_tables()")}
+    missing = [table for name, table in TABLES.items() if name not in existing]
+    if not missing:
+        return
+    run(con, "BEGIN TRANSACTION")
+    try:
+        for schema in sorted({table.name.split(".")[0] for table in missing}):
+            run(con, f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        for table in missing:
+            columns = ", ".join(f"{column.name} {column.sql_type}" for column in table.columns)
+            run(con, f"CREATE TABLE IF NOT EXISTS {table.name} ({columns})")
+            run(con, f"COMMENT ON TABLE {table.name} IS {_quote(table.comment)}")
+            for column in table.columns:
+                run(con, f"COMMENT ON COLUMN {table.name}.{column.name} IS {_quote(column.comment)}")
+        run(con, "COMMIT")
+    except BaseException:
+        run(con, "ROLLBACK")
+        raise
+
+
+def replace_editions(con: duckdb.DuckDBPyConnection, table_name: str, rows: pl.DataFrame, editions: Sequence[int]) -> int:
+    """Replace exactly the given editions' rows of a table, in one transaction. Returns rows written."""
+    table = TABLES[table_name]
+    missing = [c for c in table.column_names if c not in rows.columns]
+    if missing:
+        raise ValueError(f"{table_name}: rows lack column(s) {', '.join(missing)}")
+    incoming = rows.select(table.column_names).to_arrow()
+    con.register("incoming_rows", incoming)
+    try:
+        run(con, "BEGIN TRANSACTION")
+        try:
+            run(con, f"DELETE FROM {table_name} WHERE survey_year IN (SELECT UNNEST($1::INTEGER[]))", [list(editions)])
+            run(con, f"INSERT INTO {table_name} BY NAME SELECT * FROM incoming_rows")
+            run(con, "COMMIT")
+        except BaseException:
+            run(con, "ROLLBACK")
+            raise
+    finally:
+        con.unregister("incoming_rows")
+    return rows.height
+
+
+def read_table(con: duckdb.DuckDBPyConnection, table_name: str, editions: Sequence[int] | None = None) -> pl.DataFrame:
+    """A table's rows (of some editions), in the table's column order."""
+    table = TABLES[table_name]
+    columns = ", ".join(table.column_names)
+    if editions is None:
+        return con.sql(f"SELECT {columns} FROM {table_name}").pl()
+    return con.sql(
+        f"SELECT {columns} FROM {table_name} WHERE survey_year IN (SELECT UNNEST($1::INTEGER[]))", params=[list(editions)]
+    ).pl()
+
+
+def editions_in(con: duckdb.DuckDBPyConnection, table_name: str) -> list[int]:
+    return [row[0] for row in run(con, f"SELECT DISTINCT survey_year FROM {table_name} ORDER BY 1")]
+
+
+def table_documentation(con: duckdb.DuckDBPyConnection, schema: str = "marts") -> pl.DataFrame:
+    """The ``COMMENT ON`` text of a schema's tables and columns, as stored in the database."""
+    return con.sql(
+        """
+        SELECT t.table_name, t.comment AS table_comment, c.column_name, c.data_type, c.comment AS column_comment
+        FROM duckdb_tables() t JOIN duckdb_columns() c USING (schema_name, table_name)
+        WHERE t.schema_name = $1 ORDER BY t.table_name, c.column_index
+        """,
+        params=[schema],
+    ).pl()
+
+
+def export_parquet(con: duckdb.DuckDBPyConnection, out_dir: Path, editions: Sequence[int], tables: Sequence[str] = MART_TABLES) -> dict[str, int]:
+    """Write each mart's rows of each edition as Hive-partitioned Parquet with pyarrow:
+    ``<out_dir>/<mart>/survey_year=<YYYY>/part-0.parquet`` (survey_year lives in the path, as Spark,
+    Trino, pandas and polars expect). An edition's folder is replaced by a rename, never half-written.
+    Returns rows written per mart."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    counts: dict[str, int] = {}
+    for table_name in tables:
+        mart = table_name.split(".", 1)[1]
+        rows = read_table(con, table_name, editions)
+        counts[mart] = rows.height
+        for year in editions:
+            target = out_dir / mart / f"survey_year={year}"
+            staging = target.with_name(f".{target.name}.tmp")
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            edition_rows = rows.filter(pl.col("survey_year") == year).drop("survey_year")
+            pq.write_table(edition_rows.to_arrow(), staging / "part-0.parquet")
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+    return counts
