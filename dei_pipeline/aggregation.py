@@ -58,7 +58,9 @@ def aggregate_tiers(
         children = pl.concat([frame.filter(pl.col("level") == level) for frame in computed])
         parents = (
             children.join(tree.select("code", "parent_code", "weight"), on="code")
-            .group_by([*keys, "parent_code"])
+            # A fixed order of the children makes the floating-point sums, and so reruns, identical.
+            .sort([*keys, "parent_code", "code"])
+            .group_by([*keys, "parent_code"], maintain_order=True)
             .agg(_parent_score(missing))
             .select(*keys, pl.col("parent_code").alias("code"), pl.lit(level - 1, pl.Int32).alias("level"), "score")
         )

@@ -4,6 +4,7 @@ process and on the same instance (a project-local DAGSTER_HOME), then prints a s
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -17,6 +18,7 @@ def _use_project_dagster_home() -> Path:
     """Share one Dagster instance with ``make ui``: DAGSTER_HOME defaults to <repo>/.dagster_home."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / ".dagster_home")))
     home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").touch()  # an instance with the default (SQLite, local) storage
     return home
 
 
@@ -52,6 +54,40 @@ def contiguous_blocks(selected: Sequence[int], partition_order: Sequence[str]) -
     return blocks
 
 
+class _StepProgress(logging.Handler):
+    """Prints one line per finished or failed step while the run goes on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, "dagster_meta", None)
+        event = meta.get("dagster_event") if isinstance(meta, dict) else None
+        if event is None or event.step_key is None:
+            return
+        if event.event_type_value == "STEP_START":
+            self.started[event.step_key] = time.perf_counter()
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+            seconds = time.perf_counter() - self.started.get(event.step_key, time.perf_counter())
+            outcome = "done  " if event.event_type_value == "STEP_SUCCESS" else "FAILED"
+            print(f"  {outcome} {event.step_key:<18} {seconds:6.2f}s", flush=True)
+
+
+def _progress_logger() -> "dg.LoggerDefinition":
+    import dagster as dg
+
+    @dg.logger(description="One line per step, for the command line")
+    def step_progress(init_context: dg.InitLoggerContext) -> logging.Logger:
+        logger = logging.getLogger("dei.progress")
+        logger.setLevel(logging.DEBUG)
+        logger.handlers = [_StepProgress()]
+        logger.propagate = False
+        return logger
+
+    return step_progress
+
+
 def materialize(years: str, data_dir: Path, warehouse: Path) -> int:
     _use_project_dagster_home()
     import dagster as dg
@@ -69,7 +105,9 @@ def materialize(years: str, data_dir: Path, warehouse: Path) -> int:
         return 2
     instance = dg.DagsterInstance.get()
     register_editions(instance, available)
-    defs = build_definitions(WarehouseResource(data_dir=str(data_dir), warehouse_path=str(warehouse)))
+    defs = build_definitions(
+        WarehouseResource(data_dir=str(data_dir), warehouse_path=str(warehouse)), loggers={"step_progress": _progress_logger()}
+    )
     job = defs.resolve_job_def("index_job")
     order = instance.get_dynamic_partitions(survey_year_partitions.name)
     started = time.perf_counter()
@@ -81,11 +119,9 @@ def materialize(years: str, data_dir: Path, warehouse: Path) -> int:
             instance=instance,
             partition_key=block[0] if len(block) == 1 else None,
             tags=tags,
+            run_config={"loggers": {"step_progress": {}}},
             raise_on_error=False,
         )
-        for event in result.all_events:
-            if event.event_type_value == "STEP_SUCCESS":
-                print(f"  done  {event.step_key}", flush=True)
         if not result.success:
             for event in result.all_events:
                 if event.event_type_value == "STEP_FAILURE" and event.step_failure_data is not None:

@@ -9,7 +9,10 @@ from dei_pipeline.defs.automation import index_job, raw_files_sensor, yearly_ind
 from dei_pipeline.defs.resources import WarehouseResource
 
 
-def build_definitions(warehouse: WarehouseResource | None = None) -> dg.Definitions:
+def build_definitions(
+    warehouse: WarehouseResource | None = None,
+    loggers: dict[str, dg.LoggerDefinition] | None = None,
+) -> dg.Definitions:
     """Definitions bound to one data directory and warehouse (default: from the environment).
 
     Steps run in one process: they share the DuckDB file (one writer at a time) and are short, so
@@ -22,6 +25,7 @@ def build_definitions(warehouse: WarehouseResource | None = None) -> dg.Definiti
         sensors=[raw_files_sensor],
         resources={"warehouse": warehouse or WarehouseResource.from_environment()},
         executor=dg.in_process_executor,
+        loggers=loggers,
     )
 
 

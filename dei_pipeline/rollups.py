@@ -57,7 +57,8 @@ def region_rollup(
             f"(vintage {vintage}) in data/registry/city_gdp.csv; {without_gdp.height} member-edition(s) lack GDP"
         )
     return (
-        scored.group_by("survey_year", "region_code", "gdp_year")
+        scored.sort("survey_year", "region_code", "unit_code")  # a fixed summation order: reruns are identical
+        .group_by("survey_year", "region_code", "gdp_year", maintain_order=True)
         .agg(
             pl.len().cast(pl.Int32).alias("n_scored"),
             ((pl.col("score") * pl.col("gdp_100m_yuan")).sum() / pl.col("gdp_100m_yuan").sum()).alias("gdp_weighted_score"),

@@ -14,7 +14,6 @@ from dei_pipeline.ingest import edition_files, list_editions
 index_job = dg.define_asset_job(
     "index_job",
     selection=dg.AssetSelection.all(),
-    partitions_def=survey_year_partitions,
     description="Every stage of the index for the selected editions: raw files to BI marts and Parquet.",
 )
 

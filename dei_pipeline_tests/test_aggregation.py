@@ -1,0 +1,78 @@
+"""Weighted aggregation tier by tier, checked against sums done by hand."""
+
+import polars as pl
+import pytest
+
+from dei_pipeline.aggregation import aggregate_tiers
+
+# Two level-1 nodes: A (0.6) with leaves a1 (0.25) and a2 (0.75); B (0.4) with b1 (0.5) and a
+# level-2 node B2 (0.5) whose leaves are b21 (0.2) and b22 (0.8): leaves at depths 2 and 3.
+NODES = pl.DataFrame({
+    "code": ["A", "a1", "a2", "B", "b1", "B2", "b21", "b22"],
+    "parent_code": [None, "A", "A", None, "B", "B", "B2", "B2"],
+    "level": [1, 2, 2, 1, 2, 2, 3, 3],
+    "weight": [0.6, 0.25, 0.75, 0.4, 0.5, 0.5, 0.2, 0.8],
+    "is_leaf": [False, True, True, False, True, False, True, True],
+}, schema_overrides={"level": pl.Int32})
+
+
+def leaves(unit: str, scores: dict[str, float | None]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"unit_code": [unit] * len(scores), "indicator_code": list(scores), "score": list(scores.values())},
+        schema={"unit_code": pl.String, "indicator_code": pl.String, "score": pl.Float64},
+    )
+
+
+def scores_of(result: pl.DataFrame, unit: str) -> dict[str, float | None]:
+    return dict(result.filter(pl.col("unit_code") == unit).select("node_code", "score").iter_rows())
+
+
+def test_hand_computed_example() -> None:
+    result = aggregate_tiers(leaves("u", {"a1": 80, "a2": 40, "b1": 60, "b21": 100, "b22": 50}), NODES)
+    got = scores_of(result, "u")
+    # A = 0.25*80 + 0.75*40 = 50; B2 = 0.2*100 + 0.8*50 = 60; B = 0.5*60 + 0.5*60 = 60
+    # composite = 0.6*50 + 0.4*60 = 54
+    assert got["A"] == pytest.approx(50.0)
+    assert got["B2"] == pytest.approx(60.0)
+    assert got["B"] == pytest.approx(60.0)
+    assert got["composite"] == pytest.approx(54.0)
+    levels = dict(result.select("node_code", "level").unique().iter_rows())
+    assert levels["composite"] == 0 and levels["A"] == 1 and levels["B2"] == 2 and levels["b21"] == 3
+
+
+def test_missing_value_propagates_by_default() -> None:
+    # b22 is absent and b21 is null-free: B2, B and the composite are missing; A is still computed.
+    result = aggregate_tiers(leaves("u", {"a1": 80, "a2": 40, "b1": 60, "b21": 100}), NODES)
+    got = scores_of(result, "u")
+    assert got["b22"] is None
+    assert got["B2"] is None and got["B"] is None and got["composite"] is None
+    assert got["A"] == pytest.approx(50.0)
+
+
+def test_explicit_null_is_missing_too() -> None:
+    result = aggregate_tiers(leaves("u", {"a1": None, "a2": 40, "b1": 60, "b21": 100, "b22": 50}), NODES)
+    assert scores_of(result, "u")["A"] is None
+
+
+def test_reweight_rule_renormalises_over_present_children() -> None:
+    result = aggregate_tiers(leaves("u", {"a1": 80, "a2": 40, "b1": 60, "b21": 100}), NODES, missing="reweight")
+    got = scores_of(result, "u")
+    # B2 from b21 alone = 100; B = 0.5*60 + 0.5*100 = 80; composite = 0.6*50 + 0.4*80 = 62
+    assert got["B2"] == pytest.approx(100.0)
+    assert got["composite"] == pytest.approx(62.0)
+
+
+def test_units_are_independent_and_keys_are_kept() -> None:
+    both = pl.concat([
+        leaves("u", {"a1": 80, "a2": 40, "b1": 60, "b21": 100, "b22": 50}),
+        leaves("v", {"a1": 0, "a2": 0, "b1": 100, "b21": 100, "b22": 100}),
+    ]).with_columns(pl.lit(2020).alias("survey_year"))
+    result = aggregate_tiers(both, NODES, keys=("survey_year", "unit_code"))
+    assert set(result.columns) == {"survey_year", "unit_code", "node_code", "level", "score"}
+    assert scores_of(result, "v")["composite"] == pytest.approx(0.4 * 100)
+    assert scores_of(result, "u")["composite"] == pytest.approx(54.0)
+
+
+def test_unknown_missing_rule_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown missing-value rule 'drop'"):
+        aggregate_tiers(leaves("u", {"a1": 1}), NODES, missing="drop")  # type: ignore[arg-type]

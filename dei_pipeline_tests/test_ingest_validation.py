@@ -1,0 +1,121 @@
+"""Ingestion of CSV, Parquet and Excel files and the validation errors an analyst sees."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from dei_pipeline.frameworks import resolve_framework
+from dei_pipeline.ingest import IngestError, edition_files, ingest_edition, list_editions, validate_edition_key
+from dei_pipeline.registry import load_registry, units
+from dei_pipeline.validation import IndicatorValidationError, Reference, validate_cells
+
+
+def write_xlsx(table: pl.DataFrame, path: Path) -> None:
+    """Write a sheet with openpyxl, the way a spreadsheet export looks (numbers as numbers)."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(table.columns)
+    for row in table.iter_rows():
+        sheet.append(list(row))
+    workbook.save(path)
+
+
+def reference(data_dir: Path, year: int) -> Reference:
+    return Reference(
+        {ut: resolve_framework(data_dir, ut, year).leaf_codes for ut in ("city", "county")},
+        units(load_registry(data_dir)).select("unit_type", "unit_code", "name_zh"),
+    )
+
+
+def test_sample_editions_are_discovered(data_dir_factory: Callable[..., Path]) -> None:
+    data_dir = data_dir_factory()
+    assert list_editions(data_dir) == [2017, 2018, 2019, 2020]
+    (data_dir / "raw" / "notes").mkdir()
+    (data_dir / "raw" / "2021").mkdir()  # empty folder: not an edition yet
+    assert list_editions(data_dir) == [2017, 2018, 2019, 2020]
+
+
+@pytest.mark.parametrize("key", ["2020'; drop table x", "../2020", "20", "2020 ", "abcd"])
+def test_edition_keys_are_four_digit_years(key: str) -> None:
+    with pytest.raises(IngestError, match="is not a four-digit year"):
+        validate_edition_key(key)
+
+
+def test_csv_cells_keep_file_hash_and_line(data_dir_factory: Callable[..., Path]) -> None:
+    data_dir = data_dir_factory((2020,))
+    cells, files = ingest_edition(data_dir, 2020)
+    assert [f.relative_path for f in files] == ["raw/2020/cities.csv", "raw/2020/counties.csv"]
+    assert all(len(f.content_hash) == 64 for f in files)
+    first_city = pl.read_csv(data_dir / "raw/2020/cities.csv", infer_schema=False).row(0, named=True)
+    row = cells.filter((pl.col("line_number") == 2) & (pl.col("unit_type") == "city") & (pl.col("indicator_code") == "infra_data_open"))
+    assert row["unit_code"][0] == first_city["unit_code"]
+    assert row["raw_value"][0] == first_city["infra_data_open"]
+    assert cells.height == 148 * 46 + 100 * 32
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".xlsx"])
+def test_parquet_and_excel_give_the_same_validated_scores(data_dir_factory: Callable[..., Path], suffix: str) -> None:
+    data_dir = data_dir_factory((2020,))
+    expected = validate_cells(ingest_edition(data_dir, 2020)[0], reference(data_dir, 2020))
+    csv_path = data_dir / "raw/2020/cities.csv"
+    table = pl.read_csv(csv_path, schema_overrides={"unit_code": pl.String, "unit_name": pl.String})
+    if suffix == ".parquet":
+        table.write_parquet(csv_path.with_suffix(suffix))
+    else:
+        write_xlsx(table, csv_path.with_suffix(suffix))
+    csv_path.unlink()
+    cells, files = ingest_edition(data_dir, 2020)
+    assert files[0].relative_path == f"raw/2020/cities{suffix}"
+    got = validate_cells(cells, reference(data_dir, 2020))
+    key = ["unit_type", "unit_code", "indicator_code"]
+    joined = expected.join(got, on=key, suffix="_new")
+    assert joined.height == expected.height
+    assert (joined["score"] - joined["score_new"]).abs().max() < 1e-9
+    assert got.filter(pl.col("unit_type") == "city")["line_number"].min() == 2
+
+
+def test_two_files_for_one_unit_type_are_refused(data_dir_factory: Callable[..., Path]) -> None:
+    data_dir = data_dir_factory((2020,))
+    pl.read_csv(data_dir / "raw/2020/cities.csv").write_parquet(data_dir / "raw/2020/cities.parquet")
+    with pytest.raises(IngestError, match="two files for unit type 'city': cities.csv and cities.parquet"):
+        edition_files(data_dir, 2020)
+
+
+def test_bad_cells_are_all_reported_with_file_line_column_value_rule(data_dir_factory: Callable[..., Path]) -> None:
+    data_dir = data_dir_factory((2020,))
+    path = data_dir / "raw/2020/cities.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    column = header.index("infra_network_mobile")
+    row3 = lines[2].split(",")
+    row3[column] = "N/A"
+    lines[2] = ",".join(row3)
+    row5 = lines[4].split(",")
+    row5[column] = "100.5"
+    row5[1] = "不是这个城市"
+    lines[4] = ",".join(row5)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(IndicatorValidationError) as error:
+        validate_cells(ingest_edition(data_dir, 2020)[0], reference(data_dir, 2020))
+    message = str(error.value)
+    assert "raw/2020/cities.csv line 3, column infra_network_mobile: value 'N/A' breaks rule: score is a number" in message
+    assert "raw/2020/cities.csv line 5, column infra_network_mobile: value '100.5' breaks rule: score is a number in [0, 100]" in message
+    assert "raw/2020/cities.csv line 5, column unit_name: value '不是这个城市' breaks rule: unit_name matches the registry name" in message
+    assert error.value.failures.height == 3
+    assert error.value.failures.columns == ["survey_year", "source_file", "line_number", "column_name", "value", "rule"]
+
+
+def test_missing_and_unknown_indicator_columns(data_dir_factory: Callable[..., Path]) -> None:
+    data_dir = data_dir_factory((2020,))
+    path = data_dir / "raw/2020/counties.csv"
+    table = pl.read_csv(path, infer_schema=False).rename({"infra_ops_mechanism": "infra_ops_mechanisms"})
+    table.write_csv(path)
+    with pytest.raises(IndicatorValidationError) as error:
+        validate_cells(ingest_edition(data_dir, 2020)[0], reference(data_dir, 2020))
+    message = str(error.value)
+    assert "raw/2020/counties.csv line 1, column infra_ops_mechanism: value '' breaks rule: every indicator of the edition's framework has a column" in message
+    assert "column infra_ops_mechanisms" in message and "column is an indicator of the edition's framework" in message
