@@ -136,6 +136,42 @@ def materialize(years: str, data_dir: Path, warehouse: Path) -> int:
     return 0
 
 
+def _materialize_command(args: argparse.Namespace) -> int:
+    data_dir = (args.data_dir or default_data_dir()).resolve()
+    warehouse = (args.warehouse or default_warehouse_path(data_dir)).resolve()
+    return materialize(args.years, data_dir, warehouse)
+
+
+def _sample_data_command(args: argparse.Namespace) -> int:
+    if args.scale == "national":
+        if args.out is None:
+            raise SystemExit("dei: --scale national needs --out DIR (the national data set is not committed)")
+        from dei_pipeline.national import write_national_data
+
+        paths = write_national_data(args.out.resolve(), seed=args.seed)
+    else:
+        if args.out is not None:
+            raise SystemExit("dei: --out goes with --scale national; the sample is written to <data-dir>/raw/")
+        from dei_pipeline.sample_data import write_sample_data
+
+        paths = write_sample_data((args.data_dir or default_data_dir()).resolve(), seed=args.seed)
+    print(f"dei: wrote {len(paths)} synthetic file(s)")
+    return 0
+
+
+def _summary_command(args: argparse.Namespace) -> int:
+    from dei_pipeline.summary import edition_summary
+
+    print(edition_summary((args.warehouse or default_warehouse_path()).resolve(), args.year))
+    return 0
+
+
+def _profile_command(args: argparse.Namespace) -> int:
+    from dei_pipeline.analysis.profile import print_profile
+
+    return print_profile(args.unit, args.year, (args.warehouse or default_warehouse_path()).resolve())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dei", description="City Digital Economy Index pipeline")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -144,30 +180,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--years", default="all", help="'all' (default) or editions, e.g. 2020,2019")
     run.add_argument("--data-dir", type=Path, help="data directory (default: $DEI_DATA_DIR or the repository's data/)")
     run.add_argument("--warehouse", type=Path, help="DuckDB file (default: $DEI_WAREHOUSE or <data>/warehouse/dei.duckdb)")
+    run.set_defaults(handler=_materialize_command)
 
-    sample = commands.add_parser("sample-data", help="(re)write the synthetic sample under <data>/raw/")
-    sample.add_argument("--data-dir", type=Path, help="data directory (default: the repository's data/)")
+    sample = commands.add_parser("sample-data", help="(re)write the synthetic sample, or write a national-scale data set")
+    sample.add_argument("--scale", choices=("sample", "national"), default="sample",
+                        help="'sample' (default): the committed 148-city sample under <data>/raw/; "
+                             "'national': a complete data directory for ~340 cities, ~2,850 county units and 20 editions")
+    sample.add_argument("--data-dir", type=Path, help="data directory of the sample (default: the repository's data/)")
+    sample.add_argument("--out", type=Path, help="output data directory (required with --scale national)")
     sample.add_argument("--seed", type=int, default=2020)
+    sample.set_defaults(handler=_sample_data_command)
 
     show = commands.add_parser("summary", help="print the summary of one edition from the warehouse")
     show.add_argument("--year", type=int, required=True)
     show.add_argument("--warehouse", type=Path)
+    show.set_defaults(handler=_summary_command)
+
+    profile = commands.add_parser("profile", help="a unit's strengths and weaknesses in one edition, e.g. dei profile 杭州 --year 2020")
+    profile.add_argument("unit", help="unit name as published (杭州, 深圳市南山区) or its 6-digit code")
+    profile.add_argument("--year", type=int, required=True)
+    profile.add_argument("--warehouse", type=Path)
+    profile.set_defaults(handler=_profile_command)
 
     args = parser.parse_args(argv)
-    if args.command == "materialize":
-        data_dir = (args.data_dir or default_data_dir()).resolve()
-        warehouse = (args.warehouse or default_warehouse_path(data_dir)).resolve()
-        return materialize(args.years, data_dir, warehouse)
-    if args.command == "sample-data":
-        from dei_pipeline.sample_data import write_sample_data
-
-        paths = write_sample_data((args.data_dir or default_data_dir()).resolve(), seed=args.seed)
-        print(f"dei: wrote {len(paths)} synthetic file(s)")
-        return 0
-    from dei_pipeline.summary import edition_summary
-
-    print(edition_summary((args.warehouse or default_warehouse_path()).resolve(), args.year))
-    return 0
+    return int(args.handler(args))
 
 
 if __name__ == "__main__":

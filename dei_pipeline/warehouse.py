@@ -203,6 +203,7 @@ TABLES: dict[str, Table] = {
             _c("status", "VARCHAR", "match, mismatch or known_contradiction (the white paper disagrees with itself)"),
             _c("note", "VARCHAR", "Explanation, e.g. the contradiction recorded in data/published"),
         )),
+        # Analysis marts (rank uncertainty, sensitivity, attribution, audit, unit profile) follow here.
     )
 }
 
