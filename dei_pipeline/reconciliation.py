@@ -81,8 +81,9 @@ def _tier_lists(published: Published, city_index: pl.DataFrame, tiers: pl.DataFr
 def _statements(published: Published, computed: Computed) -> pl.DataFrame:
     """The summary and year-over-year statements that the pipeline can compute."""
     cities, counties = computed.city_index, computed.county_index
-    city_yoy = computed.yoy_summary.filter(pl.col("unit_type") == "city")
-    tier_change = dict(computed.tier_summary.select("tier", "change_pct").iter_rows())
+    # Year-over-year statements need a previous edition; without one they are missing, not zero.
+    city_yoy = computed.yoy_summary.filter((pl.col("unit_type") == "city") & pl.col("prev_year").is_not_null())
+    tier_change = dict(computed.tier_summary.filter(pl.col("prev_year").is_not_null()).select("tier", "change_pct").iter_rows())
     values: dict[str, tuple[float | None, float]] = {
         "n_cities": (float(cities["score"].drop_nulls().len()), EXACT),
         "city_mean": (cities["score"].mean(), 0.05),  # type: ignore[dict-item]
