@@ -52,6 +52,23 @@ def _scores(published_ranking: pl.DataFrame, computed: pl.DataFrame) -> pl.DataF
     )
 
 
+def _ranks(category: str, published_ranking: pl.DataFrame, computed: pl.DataFrame) -> pl.DataFrame:
+    """Published ranks against computed ones. The white paper gives equal printed scores distinct
+    ranks; the pipeline lets them share the best rank (settings.yaml ``ranking.tie_method``), so a
+    rank that differs only that way is ``tie_rule``, not a mismatch."""
+    ties = published_ranking.with_columns(
+        pl.col("rank").min().over("score").alias("tie_rank"), pl.len().over("score").alias("tie_size")
+    )
+    pairs = ties.join(computed.select("name_zh", pl.col("rank").alias("computed")), on="name_zh", how="left")
+    compared = _compare(category, pairs.select(pl.col("name_zh").alias("item"), pl.col("rank").alias("published"), "computed"), EXACT)
+    shared = (compared["status"] == "mismatch") & (pairs["tie_size"] > 1) & (pairs["computed"] == pairs["tie_rank"])
+    return compared.with_columns(
+        pl.when(shared).then(pl.lit("tie_rule")).otherwise(pl.col("status")).alias("status"),
+        pl.when(shared).then(pl.lit("equal printed scores: the white paper ranks them apart, the pipeline lets them share the best rank"))
+        .otherwise(pl.col("note")).alias("note"),
+    )
+
+
 def _tier_lists(published: Published, city_index: pl.DataFrame, tiers: pl.DataFrame) -> pl.DataFrame:
     order = tiers.select(pl.col("tier_code"), pl.col("tier_order").cast(pl.Float64))
     known = {
@@ -124,6 +141,9 @@ def reconcile(published: Published, computed: Computed, tiers: pl.DataFrame, sco
     parts = [
         _compare("city_score", _scores(published.city_ranking, computed.city_index), score_tolerance),
         _compare("county_score", _scores(pl.concat([published.district_ranking, published.county_ranking]), computed.county_index), score_tolerance),
+        _ranks("city_rank", published.city_ranking, computed.city_index),
+        _ranks("county_rank", published.district_ranking, computed.county_index.filter(pl.col("kind") == "district")),
+        _ranks("county_rank", published.county_ranking, computed.county_index.filter(pl.col("kind") == "county")),
         _compare(
             "tier_count",
             published.tier_counts.join(tier_counts.rename({"tier": "tier_code"}), on="tier_code", how="left")
@@ -163,6 +183,7 @@ def reconcile(published: Published, computed: Computed, tiers: pl.DataFrame, sco
 CHECK_CATEGORIES: dict[str, tuple[str, ...]] = {
     "city_scores_match_published": ("city_score",),
     "county_scores_match_published": ("county_score",),
+    "ranks_match_published": ("city_rank", "county_rank"),
     "tier_counts_match_published": ("tier_count",),
     "tier_lists_match_published": ("tier_list",),
     "level1_averages_match_published": ("level1_average",),

@@ -194,13 +194,13 @@ TABLES: dict[str, Table] = {
         )),
         Table("marts.reconciliation", "Computed figures against the figures published in the white paper; a disagreement is reported, never patched", (
             YEAR,
-            _c("category", "VARCHAR", "Kind of figure: city_score, county_score, tier_count, level1_average, industry_average, industry_top10_average, region_score, statement, tier_list"),
+            _c("category", "VARCHAR", "Kind of figure: city_score, county_score, city_rank, county_rank, tier_count, level1_average, industry_average, industry_top10_average, region_score, statement, tier_list"),
             _c("item", "VARCHAR", "What is compared (e.g. a city name, a tier code, a statement id)"),
             _c("published", "DOUBLE", "Figure as published"),
             _c("computed", "DOUBLE", "Figure computed by the pipeline at full precision"),
             _c("difference", "DOUBLE", "computed - published"),
             _c("tolerance", "DOUBLE", "Largest difference counted as a match (the published precision)"),
-            _c("status", "VARCHAR", "match, mismatch or known_contradiction (the white paper disagrees with itself)"),
+            _c("status", "VARCHAR", "match, mismatch, missing (not computed), known_contradiction (the white paper disagrees with itself) or tie_rule (equal printed scores ranked apart by the white paper, sharing a rank here)"),
             _c("note", "VARCHAR", "Explanation, e.g. the contradiction recorded in data/published"),
         )),
         # Analysis marts (rank uncertainty, sensitivity, attribution, audit, unit profile) follow here.

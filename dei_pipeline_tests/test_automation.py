@@ -1,0 +1,57 @@
+"""The sensor that notices new or changed raw files, and the yearly schedule."""
+
+import json
+import shutil
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import dagster as dg
+
+from dei_pipeline.defs.automation import raw_files_sensor, yearly_index_schedule
+from dei_pipeline.defs.resources import WarehouseResource
+
+
+def evaluate(sensor_cursor: str | None, instance: dg.DagsterInstance, data_dir: Path) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        instance=instance, cursor=sensor_cursor,
+        resources={"warehouse": WarehouseResource(data_dir=str(data_dir), warehouse_path=str(data_dir / "w.duckdb"))},
+    )
+    return raw_files_sensor(context)
+
+
+def test_sensor_registers_new_editions_and_requests_runs_for_changed_files(data_dir_factory: Callable[..., Path]) -> None:
+    data_dir = data_dir_factory((2019, 2020))
+    instance = dg.DagsterInstance.ephemeral()
+    first = evaluate(None, instance, data_dir)
+    assert [request.partition_key for request in first.run_requests] == ["2019", "2020"]
+    assert first.dynamic_partitions_requests[0].partition_keys == ["2019", "2020"]
+    instance.add_dynamic_partitions("survey_year", ["2019", "2020"])
+
+    # Nothing changed: nothing to do.
+    quiet = evaluate(first.cursor, instance, data_dir)
+    assert quiet.run_requests == [] and quiet.dynamic_partitions_requests == []
+
+    # A new edition folder appears and one 2019 file is corrected.
+    shutil.copytree(data_dir / "raw" / "2020", data_dir / "raw" / "2021")
+    with (data_dir / "raw" / "2019" / "cities.csv").open("a", encoding="utf-8") as handle:
+        handle.write("")  # same bytes: not a change
+    counties = data_dir / "raw" / "2019" / "counties.csv"
+    counties.write_text(counties.read_text(encoding="utf-8").replace(",", ",", 1) + "\n", encoding="utf-8")
+    later = evaluate(quiet.cursor, instance, data_dir)
+    assert sorted(request.partition_key for request in later.run_requests) == ["2019", "2021"]
+    assert later.dynamic_partitions_requests[0].partition_keys == ["2021"]
+    assert set(json.loads(later.cursor)) == {"2019", "2020", "2021"}
+
+
+def test_yearly_schedule_runs_the_newest_edition(data_dir_factory: Callable[..., Path]) -> None:
+    data_dir = data_dir_factory((2019, 2020))
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=datetime(2021, 4, 1, 6, 0),
+            resources={"warehouse": WarehouseResource(data_dir=str(data_dir), warehouse_path=str(data_dir / "w.duckdb"))},
+        )
+        request = yearly_index_schedule(context)
+        assert isinstance(request, dg.RunRequest)
+        assert request.partition_key == "2020"
+        assert instance.get_dynamic_partitions("survey_year") == ["2019", "2020"]
