@@ -10,8 +10,10 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from dei_pipeline.config import REPO_ROOT, default_data_dir, default_warehouse_path
+from dei_pipeline.locking import WarehouseBusyError, warehouse_lock
 
 
 def _use_project_dagster_home() -> Path:
@@ -96,7 +98,6 @@ def materialize(years: str, data_dir: Path, warehouse: Path) -> int:
     from dei_pipeline.defs.resources import WarehouseResource
     from dei_pipeline.definitions import build_definitions
     from dei_pipeline.ingest import list_editions
-    from dei_pipeline.summary import edition_summary
 
     available = list_editions(data_dir)
     selected = parse_years(years, available)
@@ -110,8 +111,37 @@ def materialize(years: str, data_dir: Path, warehouse: Path) -> int:
     )
     job = defs.resolve_job_def("index_job")
     order = instance.get_dynamic_partitions(survey_year_partitions.name)
+    # Hold the warehouse for the whole run: a second `dei materialize` waits for this one to finish.
+    try:
+        with warehouse_lock(warehouse, on_wait=lambda message: print(f"dei: {message} ...", file=sys.stderr, flush=True)):
+            return _run_blocks(job, instance, contiguous_blocks(selected, order), selected, warehouse)
+    except WarehouseBusyError as error:
+        print(f"dei: {error}", file=sys.stderr)
+        return 1
+
+
+def step_failures(result: Any) -> dict[str, str]:
+    """Why each failed step failed, in the words of the error itself (not Dagster's wrapper)."""
+    reasons: dict[str, str] = {}
+    for event in result.all_events:
+        if event.event_type_value != "STEP_FAILURE" or event.step_failure_data is None:
+            continue
+        user_failure = event.step_failure_data.user_failure_data
+        if user_failure is not None and user_failure.description:
+            reasons[event.step_key] = user_failure.description
+            continue
+        error = event.step_failure_data.error
+        while error is not None and error.cause is not None:
+            error = error.cause
+        reasons[event.step_key] = f"{error.cls_name}: {error.message.strip()}" if error is not None else "unknown error"
+    return reasons
+
+
+def _run_blocks(job: Any, instance: Any, blocks: list[list[str]], selected: list[int], warehouse: Path) -> int:
+    from dei_pipeline.summary import edition_summary
+
     started = time.perf_counter()
-    for block in contiguous_blocks(selected, order):
+    for block in blocks:
         label = block[0] if len(block) == 1 else f"{block[0]}-{block[-1]}"
         print(f"dei: materializing edition(s) {label} into {warehouse} ...", flush=True)
         tags = {} if len(block) == 1 else {"dagster/asset_partition_range_start": block[0], "dagster/asset_partition_range_end": block[-1]}
@@ -123,15 +153,12 @@ def materialize(years: str, data_dir: Path, warehouse: Path) -> int:
             raise_on_error=False,
         )
         if not result.success:
-            for event in result.all_events:
-                if event.event_type_value == "STEP_FAILURE" and event.step_failure_data is not None:
-                    error = event.step_failure_data.user_failure_data
-                    reason = error.description if error is not None else event.step_failure_data.error.message  # type: ignore[union-attr]
-                    print(f"dei: step {event.step_key} failed:\n{reason}", file=sys.stderr)
+            for step_key, reason in step_failures(result).items():
+                print(f"dei: step {step_key} failed:\n{reason}", file=sys.stderr)
             print(f"dei: run {result.run_id} failed; the warehouse keeps the last good data of every edition.", file=sys.stderr)
             return 1
     print(f"dei: materialized {len(selected)} edition(s) in {time.perf_counter() - started:.1f}s\n")
-    for year in selected[-1:] if len(selected) > 1 else selected:
+    for year in selected[-1:]:  # the newest edition; `dei summary --year` shows the others
         print(edition_summary(warehouse, year))
     return 0
 

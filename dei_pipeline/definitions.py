@@ -6,7 +6,9 @@ import dagster as dg
 
 from dei_pipeline.defs.assets import ALL_ASSETS
 from dei_pipeline.defs.automation import index_job, raw_files_sensor, yearly_index_schedule
+from dei_pipeline.defs.report_assets import REPORT_ASSETS
 from dei_pipeline.defs.resources import WarehouseResource
+from dei_pipeline.defs.serving import serving_snapshot_asset
 
 
 def build_definitions(
@@ -15,16 +17,17 @@ def build_definitions(
 ) -> dg.Definitions:
     """Definitions bound to one data directory and warehouse (default: from the environment).
 
-    Steps run in one process: they share the DuckDB file (one writer at a time) and are short, so
-    a process per step would cost more in start-up than it saves.
+    Runs launched from the UI use Dagster's default executor (a process per step); writers take the
+    warehouse lock in turn (locking.py). ``index_job`` and the CLI run their steps in one process,
+    which saves a process start-up per step.
     """
+    assets = [*ALL_ASSETS]
     return dg.Definitions(
-        assets=ALL_ASSETS,
+        assets=[*assets, serving_snapshot_asset(assets), *REPORT_ASSETS],
         jobs=[index_job],
         schedules=[yearly_index_schedule],
         sensors=[raw_files_sensor],
         resources={"warehouse": warehouse or WarehouseResource.from_environment()},
-        executor=dg.in_process_executor,
         loggers=loggers,
     )
 

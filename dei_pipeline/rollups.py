@@ -25,6 +25,39 @@ def choose_gdp_year(available_years: list[int], survey_year: int, year_offset: i
     return max(earlier) if earlier else min(available_years)
 
 
+def _weighted_members(
+    city_scores: pl.DataFrame, region_members: pl.DataFrame, gdp: pl.DataFrame, gdp_years: pl.DataFrame, vintage: str
+) -> pl.DataFrame:
+    """Each scored member city with its region and the GDP that weights it; a RollupError names the
+    first member without GDP for the chosen year and vintage."""
+    scored = (
+        city_scores.drop_nulls("score")
+        .join(region_members.drop_nulls("unit_code").select("region_code", "unit_code"), on="unit_code")
+        .join(gdp_years, on="survey_year")
+        .join(
+            gdp.filter(pl.col("vintage") == vintage).select("unit_code", pl.col("year").alias("gdp_year"), "gdp_100m_yuan"),
+            on=["unit_code", "gdp_year"],
+            how="left",
+        )
+    )
+    without_gdp = scored.filter(pl.col("gdp_100m_yuan").is_null()).sort("survey_year", "region_code", "unit_code")
+    if without_gdp.height:
+        first = without_gdp.row(0, named=True)
+        raise RollupError(
+            f"region {first['region_code']}: member {first['unit_code']} has no GDP for year {first['gdp_year']} "
+            f"(vintage {vintage}) in data/registry/city_gdp.csv; {without_gdp.height} member-edition(s) lack GDP"
+        )
+    return scored
+
+
+def check_member_gdp(
+    city_codes: pl.DataFrame, region_members: pl.DataFrame, gdp: pl.DataFrame, gdp_years: pl.DataFrame, vintage: str
+) -> None:
+    """Fail early (before anything of the edition is written) when a region member that will be
+    scored has no GDP. ``city_codes``: survey_year, unit_code of the cities in the raw files."""
+    _weighted_members(city_codes.with_columns(pl.lit(0.0).alias("score")), region_members, gdp, gdp_years, vintage)
+
+
 def region_rollup(
     city_scores: pl.DataFrame,
     region_members: pl.DataFrame,
@@ -39,23 +72,7 @@ def region_rollup(
     gdp_100m_yuan. ``gdp_years``: survey_year, gdp_year.
     """
     listed = region_members.group_by("region_code").agg(pl.len().cast(pl.Int32).alias("n_members"))
-    scored = (
-        city_scores.drop_nulls("score")
-        .join(region_members.drop_nulls("unit_code").select("region_code", "unit_code"), on="unit_code")
-        .join(gdp_years, on="survey_year")
-        .join(
-            gdp.filter(pl.col("vintage") == vintage).select("unit_code", pl.col("year").alias("gdp_year"), "gdp_100m_yuan"),
-            on=["unit_code", "gdp_year"],
-            how="left",
-        )
-    )
-    without_gdp = scored.filter(pl.col("gdp_100m_yuan").is_null())
-    if without_gdp.height:
-        first = without_gdp.row(0, named=True)
-        raise RollupError(
-            f"region {first['region_code']}: member {first['unit_code']} has no GDP for year {first['gdp_year']} "
-            f"(vintage {vintage}) in data/registry/city_gdp.csv; {without_gdp.height} member-edition(s) lack GDP"
-        )
+    scored = _weighted_members(city_scores, region_members, gdp, gdp_years, vintage)
     return (
         scored.sort("survey_year", "region_code", "unit_code")  # a fixed summation order: reruns are identical
         .group_by("survey_year", "region_code", "gdp_year", maintain_order=True)
@@ -78,6 +95,15 @@ def region_rollup(
             "gdp_total_100m_yuan",
         )
         .sort("survey_year", "region")
+    )
+
+
+def gdp_years_for(editions: list[int], gdp: pl.DataFrame, vintage: str, year_offset: int) -> pl.DataFrame:
+    """survey_year -> the GDP year that weights it (see :func:`choose_gdp_year`)."""
+    available = sorted(gdp.filter(pl.col("vintage") == vintage)["year"].unique().to_list())
+    return pl.DataFrame(
+        {"survey_year": editions, "gdp_year": [choose_gdp_year(available, year, year_offset) for year in editions]},
+        schema={"survey_year": pl.Int32, "gdp_year": pl.Int64},
     )
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import pandera.polars as pa
 import polars as pl
 
+from dei_pipeline.ingest import QUARANTINE_SCHEMA
+
 VALID_SCHEMA: dict[str, pl.DataType] = {
     "survey_year": pl.Int32(),
     "unit_type": pl.String(),
@@ -23,7 +25,6 @@ VALID_SCHEMA: dict[str, pl.DataType] = {
     "source_file": pl.String(),
     "line_number": pl.Int64(),
 }
-QUARANTINE_COLUMNS: tuple[str, ...] = ("survey_year", "source_file", "line_number", "column_name", "value", "rule")
 MAX_ERRORS_IN_MESSAGE = 20
 
 
@@ -64,8 +65,6 @@ def cells_schema(reference: Reference, score_min: float, score_max: float) -> pa
     )
 
 
-# Which raw column a failed pandera column points at, for the error message.
-_FAILED_COLUMN_TO_RAW = {"score": None, "known_unit": "unit_code", "name_matches": "unit_name"}
 
 
 def _prepared(cells: pl.DataFrame, reference: Reference) -> pl.DataFrame:
@@ -81,31 +80,34 @@ def _prepared(cells: pl.DataFrame, reference: Reference) -> pl.DataFrame:
 
 
 def _failures_from_pandera(prepared: pl.DataFrame, errors: pa.errors.SchemaErrors) -> pl.DataFrame:
+    """Pandera's failure cases located in the raw files: which cell (line and column) holds what."""
     cases = errors.failure_cases.filter(pl.col("index").is_not_null())
     located = cases.join(
         prepared.with_row_index("index").with_columns(pl.col("index").cast(pl.Int32)), on="index", how="left"
     )
+    column, check = pl.col("column"), pl.col("check")
+    duplicate = check == "multiple_fields_uniqueness"
+    unknown_column = column == "indicator_code"
     return located.select(
         "survey_year",
         "source_file",
-        "line_number",
-        pl.when(pl.col("column").is_in(list(_FAILED_COLUMN_TO_RAW)) & (pl.col("column") != "score"))
-        .then(pl.col("column").replace_strict(_FAILED_COLUMN_TO_RAW, default=None))
-        .when(pl.col("check") == "multiple_fields_uniqueness")
-        .then(pl.lit("unit_code"))
+        # An unknown column is one problem of the header, not one per row.
+        pl.when(unknown_column).then(pl.lit(1, pl.Int64)).otherwise(pl.col("line_number")).alias("line_number"),
+        pl.when(duplicate | (column == "known_unit") | (column == "unit_code")).then(pl.lit("unit_code"))
+        .when(column == "name_matches").then(pl.lit("unit_name"))
         .otherwise(pl.col("indicator_code"))
         .alias("column_name"),
-        pl.when(pl.col("column") == "known_unit").then(pl.col("unit_code"))
-        .when(pl.col("column") == "name_matches").then(pl.col("unit_name"))
-        .when(pl.col("check") == "multiple_fields_uniqueness").then(pl.col("unit_code"))
-        .when(pl.col("column") == "indicator_code").then(pl.col("indicator_code"))
+        pl.when(duplicate | (column == "known_unit") | (column == "unit_code")).then(pl.col("unit_code"))
+        .when(column == "name_matches").then(pl.col("unit_name"))
+        .when(unknown_column).then(pl.col("indicator_code"))
         .otherwise(pl.col("raw_value"))
+        .fill_null("")
         .alias("value"),
-        pl.when(pl.col("check") == "multiple_fields_uniqueness")
-        .then(pl.lit("each unit appears once per file (duplicate unit row)"))
-        .when(pl.col("check") == "not_nullable")
-        .then(pl.lit("score is a number (not empty, not text, not NaN)"))
-        .otherwise(pl.col("check"))
+        pl.when(duplicate).then(pl.lit("each unit appears once per file (duplicate unit row)"))
+        .when(unknown_column).then(pl.lit("column is an indicator of the edition's framework (unknown extra column)"))
+        .when((column == "score") & (check == "not_nullable")).then(pl.lit("score is a number (not empty, not text, not NaN)"))
+        .when(check == "not_nullable").then(pl.concat_str(column, pl.lit(" is not empty")))
+        .otherwise(check)
         .alias("rule"),
     )
 
@@ -141,9 +143,12 @@ def validate_cells(cells: pl.DataFrame, reference: Reference, score_min: float =
         cells_schema(reference, score_min, score_max).validate(prepared, lazy=True)
     except pa.errors.SchemaErrors as errors:
         failures = pl.concat([failures, _failures_from_pandera(prepared, errors)])
-    failures = failures.unique(["source_file", "line_number", "column_name", "rule"]).sort("source_file", "line_number", "column_name")
+    # One row per bad cell (NaN breaks both "is a number" and the range; the first rule says it).
+    failures = failures.unique(["source_file", "line_number", "column_name"], keep="first", maintain_order=True).sort(
+        "source_file", "line_number", "column_name"
+    )
     if failures.height:
-        raise IndicatorValidationError(format_failures(failures), failures.select(QUARANTINE_COLUMNS))
+        raise IndicatorValidationError(format_failures(failures), failures.select(list(QUARANTINE_SCHEMA)).cast(QUARANTINE_SCHEMA))  # type: ignore[arg-type]
     return prepared.select(list(VALID_SCHEMA)).cast(VALID_SCHEMA)  # type: ignore[arg-type]
 
 

@@ -8,6 +8,8 @@ transaction, so a rerun of one edition touches no other edition.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+
+from dei_pipeline.locking import warehouse_lock
 
 
 @dataclass(frozen=True)
@@ -218,13 +222,15 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
 
 @contextmanager
 def open_warehouse(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = connect(path, read_only=read_only)
-    try:
-        if not read_only:
-            ensure_schema(con)
-        yield con
-    finally:
-        con.close()
+    """A connection to the warehouse, holding its lock (see locking.py) while it is open."""
+    with warehouse_lock(path):
+        con = connect(path, read_only=read_only)
+        try:
+            if not read_only:
+                ensure_schema(con)
+            yield con
+        finally:
+            con.close()
 
 
 def run(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:
@@ -270,6 +276,7 @@ def replace_editions(con: duckdb.DuckDBPyConnection, table_name: str, rows: pl.D
         run(con, "BEGIN TRANSACTION")
         try:
             run(con, f"DELETE FROM {table_name} WHERE survey_year IN (SELECT UNNEST($1::INTEGER[]))", [list(editions)])
+            _fault_injection_pause(table_name)
             run(con, f"INSERT INTO {table_name} BY NAME SELECT * FROM incoming_rows")
             run(con, "COMMIT")
         except BaseException:
@@ -278,6 +285,14 @@ def replace_editions(con: duckdb.DuckDBPyConnection, table_name: str, rows: pl.D
     finally:
         con.unregister("incoming_rows")
     return rows.height
+
+
+def _fault_injection_pause(table_name: str) -> None:
+    """Test hook: with DEI_FAULT_PAUSE_IN_WRITE=<table>, sleep inside that table's write transaction
+    (after the old rows are deleted, before the commit), so a test can kill the process mid-write."""
+    if os.environ.get("DEI_FAULT_PAUSE_IN_WRITE") == table_name:
+        print(f"dei: paused inside the write transaction of {table_name}", flush=True)
+        time.sleep(float(os.environ.get("DEI_FAULT_PAUSE_SECONDS", "60")))
 
 
 def read_table(con: duckdb.DuckDBPyConnection, table_name: str, editions: Sequence[int] | None = None) -> pl.DataFrame:
@@ -330,4 +345,38 @@ def export_parquet(con: duckdb.DuckDBPyConnection, out_dir: Path, editions: Sequ
             pq.write_table(edition_rows.to_arrow(), staging / "part-0.parquet")
             shutil.rmtree(target, ignore_errors=True)
             staging.rename(target)
+    return counts
+
+
+def publish_serving_snapshot(con: duckdb.DuckDBPyConnection, serving: Path, run_id: str) -> dict[str, int]:
+    """Copy every table of the ``marts`` schema, with its documentation, into a new DuckDB file and
+    put it in place of the serving snapshot with one atomic rename.
+
+    BI tools open the snapshot read-only. A client that holds the old file open keeps reading the
+    old file (the rename does not touch it), never blocks the run and never sees a half-written
+    state; after reconnecting it sees the new data. Returns rows copied per mart.
+    """
+    serving.parent.mkdir(parents=True, exist_ok=True)
+    staging = serving.with_name(f".{serving.name}.{os.getpid()}.tmp")
+    for leftover in (staging, staging.with_name(staging.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    marts = run(con, "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'marts' ORDER BY 1")
+    columns = run(con, "SELECT table_name, column_name, comment FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'marts' AND comment IS NOT NULL")
+    counts: dict[str, int] = {}
+    run(con, f"ATTACH {_quote(str(staging))} AS serving_snapshot")
+    try:
+        run(con, "CREATE SCHEMA serving_snapshot.marts")
+        for table_name, comment in marts:
+            run(con, f"CREATE TABLE serving_snapshot.marts.{table_name} AS SELECT * FROM marts.{table_name}")
+            if comment:
+                run(con, f"COMMENT ON TABLE serving_snapshot.marts.{table_name} IS {_quote(comment)}")
+            counts[table_name] = run(con, f"SELECT count(*) FROM serving_snapshot.marts.{table_name}")[0][0]
+        for table_name, column_name, comment in columns:
+            run(con, f"COMMENT ON COLUMN serving_snapshot.marts.{table_name}.{column_name} IS {_quote(comment)}")
+        run(con, "CREATE TABLE serving_snapshot.marts.snapshot_info AS SELECT now()::TIMESTAMP AS published_at, $1::VARCHAR AS run_id, "
+                 "(SELECT list(DISTINCT survey_year ORDER BY survey_year) FROM marts.city_index) AS editions", [run_id])
+        run(con, "COMMENT ON TABLE serving_snapshot.marts.snapshot_info IS 'When this snapshot was published, by which Dagster run, with which editions'")
+    finally:
+        run(con, "DETACH serving_snapshot")
+    os.replace(staging, serving)
     return counts

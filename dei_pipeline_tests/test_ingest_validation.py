@@ -47,7 +47,7 @@ def test_edition_keys_are_four_digit_years(key: str) -> None:
 
 def test_csv_cells_keep_file_hash_and_line(data_dir_factory: Callable[..., Path]) -> None:
     data_dir = data_dir_factory((2020,))
-    cells, files = ingest_edition(data_dir, 2020)
+    ingested = ingest_edition(data_dir, 2020); cells, files = ingested.cells, ingested.files
     assert [f.relative_path for f in files] == ["raw/2020/cities.csv", "raw/2020/counties.csv"]
     assert all(len(f.content_hash) == 64 for f in files)
     first_city = pl.read_csv(data_dir / "raw/2020/cities.csv", infer_schema=False).row(0, named=True)
@@ -60,7 +60,7 @@ def test_csv_cells_keep_file_hash_and_line(data_dir_factory: Callable[..., Path]
 @pytest.mark.parametrize("suffix", [".parquet", ".xlsx"])
 def test_parquet_and_excel_give_the_same_validated_scores(data_dir_factory: Callable[..., Path], suffix: str) -> None:
     data_dir = data_dir_factory((2020,))
-    expected = validate_cells(ingest_edition(data_dir, 2020)[0], reference(data_dir, 2020))
+    expected = validate_cells(ingest_edition(data_dir, 2020).cells, reference(data_dir, 2020))
     csv_path = data_dir / "raw/2020/cities.csv"
     table = pl.read_csv(csv_path, schema_overrides={"unit_code": pl.String, "unit_name": pl.String})
     if suffix == ".parquet":
@@ -68,7 +68,7 @@ def test_parquet_and_excel_give_the_same_validated_scores(data_dir_factory: Call
     else:
         write_xlsx(table, csv_path.with_suffix(suffix))
     csv_path.unlink()
-    cells, files = ingest_edition(data_dir, 2020)
+    ingested = ingest_edition(data_dir, 2020); cells, files = ingested.cells, ingested.files
     assert files[0].relative_path == f"raw/2020/cities{suffix}"
     got = validate_cells(cells, reference(data_dir, 2020))
     key = ["unit_type", "unit_code", "indicator_code"]
@@ -100,7 +100,7 @@ def test_bad_cells_are_all_reported_with_file_line_column_value_rule(data_dir_fa
     lines[4] = ",".join(row5)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(IndicatorValidationError) as error:
-        validate_cells(ingest_edition(data_dir, 2020)[0], reference(data_dir, 2020))
+        validate_cells(ingest_edition(data_dir, 2020).cells, reference(data_dir, 2020))
     message = str(error.value)
     assert "raw/2020/cities.csv line 3, column infra_network_mobile: value 'N/A' breaks rule: score is a number" in message
     assert "raw/2020/cities.csv line 5, column infra_network_mobile: value '100.5' breaks rule: score is a number in [0, 100]" in message
@@ -115,7 +115,7 @@ def test_missing_and_unknown_indicator_columns(data_dir_factory: Callable[..., P
     table = pl.read_csv(path, infer_schema=False).rename({"infra_ops_mechanism": "infra_ops_mechanisms"})
     table.write_csv(path)
     with pytest.raises(IndicatorValidationError) as error:
-        validate_cells(ingest_edition(data_dir, 2020)[0], reference(data_dir, 2020))
+        validate_cells(ingest_edition(data_dir, 2020).cells, reference(data_dir, 2020))
     message = str(error.value)
     assert "raw/2020/counties.csv line 1, column infra_ops_mechanism: value '' breaks rule: every indicator of the edition's framework has a column" in message
     assert "column infra_ops_mechanisms" in message and "column is an indicator of the edition's framework" in message

@@ -4,9 +4,9 @@ inputs from the warehouse, calls a pure function of the package and replaces exa
 rows in one transaction. A single-run backfill hands an asset all selected editions at once."""
 
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NoReturn
 
 import warnings
 
@@ -22,19 +22,15 @@ from dei_pipeline.comparisons import cohort_summary, previous_editions, tier_sum
 from dei_pipeline.composite import city_index as city_index_rows, county_index as county_index_rows
 from dei_pipeline.defs.partitions import partition_editions, survey_year_partitions
 from dei_pipeline.defs.resources import WarehouseResource
-from dei_pipeline.ingest import edition_files, ingest_edition
+from dei_pipeline.ingest import QUARANTINE_SCHEMA, IngestError, edition_files, ingest_edition
 from dei_pipeline.published import load_published
 from dei_pipeline.reconciliation import CHECK_CATEGORIES, Computed, reconcile
 from dei_pipeline.registry import units
-from dei_pipeline.rollups import choose_gdp_year, region_rollup as region_rollup_rows, region_tier_mix as region_tier_mix_rows
+from dei_pipeline.rollups import RollupError, check_member_gdp, gdp_years_for, region_rollup as region_rollup_rows, region_tier_mix as region_tier_mix_rows
 from dei_pipeline.validation import IndicatorValidationError, Reference, validate_cells
 from dei_pipeline.warehouse import TABLES, editions_in, export_parquet, read_table, replace_editions
 
 COMPOSITE_NAME_ZH = "综合指数"
-QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
-    "survey_year": pl.Int32(), "source_file": pl.String(), "line_number": pl.Int64(),
-    "column_name": pl.String(), "value": pl.String(), "rule": pl.String(),
-}
 PARTITIONED: dict[str, Any] = {
     "partitions_def": survey_year_partitions,
     "backfill_policy": dg.BackfillPolicy.single_run(),
@@ -81,17 +77,41 @@ def _by_edition(rows: pl.DataFrame) -> dict[str, int]:
 )
 def raw_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """An edition's raw files (CSV, Parquet or .xlsx under data/raw/<edition>/) as they are: every
-    cell as text, with the source file, its SHA-256 and the row's line number."""
+    cell as text, with the source file, its SHA-256, its encoding and the row's line number. A file
+    that cannot be read fails the step (naming file, line and rule, also kept in core.quarantine) and
+    nothing of the step's editions is replaced."""
     editions = partition_editions(context)
-    cells_and_files = [ingest_edition(warehouse.data_path, year) for year in editions]
-    rows = pl.concat([cells for cells, _ in cells_and_files])
-    files = [raw_file for _, raw_files in cells_and_files for raw_file in raw_files]
+    ingested, failures = [], {}
+    for year in editions:
+        try:
+            ingested.append(ingest_edition(warehouse.data_path, year))
+        except IngestError as error:
+            failures[year] = error
     with warehouse.connection() as con:
+        if failures:
+            _fail_with_quarantine(con, failures, "Ingestion")
+        rows = pl.concat([edition.cells for edition in ingested])
         replace_editions(con, "staging.raw_scores", rows, editions)
     return written(
         "staging.raw_scores", rows, editions,
-        source_files=dg.MetadataValue.json({f.relative_path: f.content_hash for f in files}),
+        source_files=dg.MetadataValue.json({f.relative_path: f.content_hash for e in ingested for f in e.files}),
+        encodings=dg.MetadataValue.json({path: enc for e in ingested for path, enc in e.encodings.items()}),
         cells_per_edition=dg.MetadataValue.json(_by_edition(rows)),
+    )
+
+
+def _fail_with_quarantine(con: Any, failures: Mapping[int, IngestError | IndicatorValidationError], stage: str) -> NoReturn:
+    """Keep every rejected cell of the failing editions in core.quarantine, then fail the step with
+    all of them in the message. The editions' previous good rows stay where they are."""
+    rejected = pl.concat([error.failures.cast(QUARANTINE_SCHEMA) for error in failures.values()])  # type: ignore[arg-type]
+    recorded_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    replace_editions(con, "core.quarantine", rejected.with_columns(pl.lit(recorded_at).alias("recorded_at")), list(failures))
+    years = ", ".join(map(str, failures))
+    details = "\n".join(f"edition {year}: {error}" for year, error in failures.items())
+    raise dg.Failure(
+        description=f"{stage} rejected edition(s) {years}: {rejected.height} problem(s), listed in core.quarantine. "
+        f"The warehouse keeps the last good data of every edition.\n{details}",
+        metadata={"quarantined": rejected.height, "editions": years},
     )
 
 
@@ -114,7 +134,7 @@ def indicator_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     editions = partition_editions(context)
     settings, registry = warehouse.settings(), warehouse.registry()
     unit_names = units(registry).select("unit_type", "unit_code", "name_zh")
-    validated, failures, sources = [], [], []
+    validated, failures, sources = [], {}, []
     with warehouse.connection() as con:
         for year in editions:
             cells = read_table(con, "staging.raw_scores", [year])
@@ -123,7 +143,7 @@ def indicator_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             try:
                 validated.append(validate_cells(cells, reference, settings.score_min, settings.score_max))
             except IndicatorValidationError as error:
-                failures.append((year, error))
+                failures[year] = error
                 continue
             sources.append(
                 cells.group_by("survey_year", "unit_type", "source_file", "content_hash")
@@ -134,16 +154,11 @@ def indicator_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
                     pl.lit(registry.version).alias("registry_version"),
                 )
             )
-        quarantine = pl.concat([error.failures for _, error in failures]) if failures else None
-        failed_years = [year for year, _ in failures]
-        _record_quarantine(con, quarantine, editions)
         if failures:
-            message = "\n".join(f"edition {year}: {error}" for year, error in failures)
-            raise dg.Failure(
-                description=f"Validation rejected {quarantine.height if quarantine is not None else 0} cell(s); "
-                f"the warehouse keeps the previous data of edition(s) {', '.join(map(str, failed_years))}.\n{message}",
-                metadata={"quarantined_cells": quarantine.height if quarantine is not None else 0},
-            )
+            _fail_with_quarantine(con, failures, "Validation")
+        _check_reference_data(pl.concat(validated), registry, settings, editions)
+        # A clean pass clears the editions' quarantine.
+        replace_editions(con, "core.quarantine", pl.DataFrame(schema={**QUARANTINE_SCHEMA, "recorded_at": pl.Datetime("us")}), editions)
         rows = pl.concat(validated)
         source_rows = pl.concat(sources)
         replace_editions(con, "core.indicator_scores", rows, editions)
@@ -158,11 +173,16 @@ def indicator_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     )
 
 
-def _record_quarantine(con: Any, quarantine: pl.DataFrame | None, editions: list[int]) -> None:
-    """Keep the rejected cells of the latest attempt of each edition (none after a clean run)."""
-    rows = quarantine if quarantine is not None else pl.DataFrame(schema=QUARANTINE_SCHEMA)
-    recorded_at = datetime.now(timezone.utc).replace(tzinfo=None)
-    replace_editions(con, "core.quarantine", rows.cast(QUARANTINE_SCHEMA).with_columns(pl.lit(recorded_at).alias("recorded_at")), editions)
+def _check_reference_data(validated: pl.DataFrame, registry: Any, settings: Any, editions: list[int]) -> None:
+    """What the later stages need beyond the raw files, checked before anything is written, so that
+    a gap fails the run while the warehouse still holds the edition's previous results."""
+    cities = validated.filter(pl.col("unit_type") == "city").select("survey_year", "unit_code").unique()
+    gdp_years = gdp_years_for(editions, registry.city_gdp, settings.gdp_vintage, settings.gdp_year_offset)
+    try:
+        check_member_gdp(cities, registry.region_members, registry.city_gdp, gdp_years, settings.gdp_vintage)
+    except RollupError as error:
+        raise dg.Failure(description=f"Reference data incomplete: {error}. Nothing of edition(s) "
+                         f"{', '.join(map(str, editions))} was written.") from error
 
 
 # ------------------------------------------------------------------------------------ framework
@@ -171,6 +191,7 @@ def _record_quarantine(con: Any, quarantine: pl.DataFrame | None, editions: list
 @dg.asset(
     group_name="reference",
     kinds={"csv", "duckdb"},
+    deps=[indicator_scores],  # written only once the edition's scores have passed validation
     metadata=table_asset_metadata("marts.framework"),
     **PARTITIONED,
 )
@@ -302,11 +323,7 @@ def region_rollup(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     editions = partition_editions(context)
     settings, registry = warehouse.settings(), warehouse.registry()
     gdp = registry.city_gdp
-    available = sorted(gdp.filter(pl.col("vintage") == settings.gdp_vintage)["year"].unique().to_list())
-    gdp_years = pl.DataFrame(
-        {"survey_year": editions, "gdp_year": [choose_gdp_year(available, year, settings.gdp_year_offset) for year in editions]},
-        schema={"survey_year": pl.Int32, "gdp_year": pl.Int64},
-    )
+    gdp_years = gdp_years_for(editions, gdp, settings.gdp_vintage, settings.gdp_year_offset)
     with warehouse.connection() as con:
         scores = read_table(con, "marts.city_index", editions).select("survey_year", "unit_code", "score")
         rows = region_rollup_rows(scores, registry.region_members, gdp, gdp_years, settings.gdp_vintage)

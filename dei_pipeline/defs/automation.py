@@ -14,7 +14,10 @@ from dei_pipeline.ingest import edition_files, list_editions
 index_job = dg.define_asset_job(
     "index_job",
     selection=dg.AssetSelection.all(),
-    description="Every stage of the index for the selected editions: raw files to BI marts and Parquet.",
+    description="Every stage of the index for the selected editions: raw files to BI marts, Parquet and the serving snapshot.",
+    # One process for all steps: they are short and share one DuckDB file. Switch to multiprocess
+    # in the Launchpad if you like; the warehouse lock keeps writers in turn either way.
+    config={"execution": {"config": {"in_process": {}}}},
 )
 
 
