@@ -23,7 +23,7 @@ def build_definitions(
     """
     assets = [*ALL_ASSETS]
     return dg.Definitions(
-        assets=[*assets, serving_snapshot_asset(assets), *REPORT_ASSETS],
+        assets=[*assets, serving_snapshot_asset(assets)],
         jobs=[index_job],
         schedules=[yearly_index_schedule],
         sensors=[raw_files_sensor],
