@@ -6,7 +6,6 @@ import dagster as dg
 
 from dei_pipeline.defs.assets import ALL_ASSETS
 from dei_pipeline.defs.automation import index_job, raw_files_sensor, yearly_index_schedule
-from dei_pipeline.defs.report_assets import REPORT_ASSETS
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.defs.serving import serving_snapshot_asset
 
