@@ -104,16 +104,17 @@ def materialize(years: str, data_dir: Path, warehouse: Path) -> int:
     if not selected:
         print(f"dei: no edition under {data_dir / 'raw'}", file=sys.stderr)
         return 2
-    instance = dg.DagsterInstance.get()
-    register_editions(instance, available)
-    defs = build_definitions(
-        WarehouseResource(data_dir=str(data_dir), warehouse_path=str(warehouse)), loggers={"step_progress": _progress_logger()}
-    )
-    job = defs.resolve_job_def("index_job")
-    order = instance.get_dynamic_partitions(survey_year_partitions.name)
-    # Hold the warehouse for the whole run: a second `dei materialize` waits for this one to finish.
+    # Hold the warehouse for the whole run, Dagster bookkeeping included: a second
+    # `dei materialize` on the same warehouse waits for this one to finish.
     try:
         with warehouse_lock(warehouse, on_wait=lambda message: print(f"dei: {message} ...", file=sys.stderr, flush=True)):
+            instance = dg.DagsterInstance.get()
+            register_editions(instance, available)
+            defs = build_definitions(
+                WarehouseResource(data_dir=str(data_dir), warehouse_path=str(warehouse)), loggers={"step_progress": _progress_logger()}
+            )
+            job = defs.resolve_job_def("index_job")
+            order = instance.get_dynamic_partitions(survey_year_partitions.name)
             return _run_blocks(job, instance, contiguous_blocks(selected, order), selected, warehouse)
     except WarehouseBusyError as error:
         print(f"dei: {error}", file=sys.stderr)
