@@ -35,6 +35,9 @@ PARTITIONED: dict[str, Any] = {
     "partitions_def": survey_year_partitions,
     "backfill_policy": dg.BackfillPolicy.single_run(),
     "code_version": __version__,
+    # Every asset writes the one DuckDB file; operators can cap the pool (the warehouse lock already
+    # keeps writers in turn).
+    "pool": "duckdb_warehouse",
 }
 
 
