@@ -1,7 +1,7 @@
 """Shared fixtures: a private copy of the project's data directory and a warehouse path per test."""
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,3 +28,16 @@ def data_dir_factory(tmp_path: Path) -> Callable[..., Path]:
     def make(editions: tuple[int, ...] | None = None, name: str = "data") -> Path:
         return copy_data_dir(tmp_path / name, editions)
     return make
+
+
+@pytest.fixture(autouse=True)
+def forget_dagster_defs_state_storage() -> Iterator[None]:
+    """Dagster 1.13 remembers, in a context variable, the definitions-state storage of the last
+    instance used as a context manager (``instance_for_test``) through a weak reference; once that
+    instance is gone, loading Definitions later in the same process fails with "Attempted to resolve
+    undefined DagsterInstance weakref". Each test starts and ends without it."""
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    _current_storage.set(None)
+    yield
+    _current_storage.set(None)
