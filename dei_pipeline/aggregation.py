@@ -13,12 +13,17 @@ have a score, with their weights renormalised to sum to 1; null only when all ch
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache, reduce
+from operator import add
 from typing import Literal
 
 import polars as pl
 
 COMPOSITE_CODE = "composite"
+# Working columns of the wide layout.
+LEAF_INDEX, N_LEAVES, N_ROWS = "__leaf_index", "__n_leaves", "__n_rows"
 MissingRule = Literal["propagate", "reweight"]
 
 
@@ -33,52 +38,114 @@ def aggregate_tiers(
     ``leaf_scores``: the ``keys`` columns, ``indicator_code`` and ``score`` (one row per unit and
     leaf; an absent row counts as missing). ``nodes``: a framework's node table (code, parent_code,
     level, weight, is_leaf). Returns the ``keys`` columns, ``node_code``, ``level`` (0 for the
-    composite) and ``score`` (Float64, null where missing).
+    composite) and ``score`` (Float64, null where missing), sorted by the keys, level and node_code.
+
+    The units are laid out wide (one row per unit, one column per node), so each tier is one
+    ``with_columns`` of one expression per parent over the columns of its children, in a fixed order
+    (children by code), which makes the floating-point sums, and so reruns, identical. Indicator
+    codes must not coincide with a key column name.
     """
     keys = list(keys)
-    tree = nodes.select(
-        "code",
-        pl.col("parent_code").fill_null(COMPOSITE_CODE),
-        "level",
-        "weight",
-        "is_leaf",
-    )
-    units = leaf_scores.select(keys).unique()
-    leaf_grid = (
-        units.join(tree.filter(pl.col("is_leaf")).select("code", "level"), how="cross")
-        .join(
-            leaf_scores.select(*keys, pl.col("indicator_code").alias("code"), pl.col("score").cast(pl.Float64)),
-            on=[*keys, "code"],
-            how="left",
-        )
-    )
-    computed = [leaf_grid]
-    depth = int(tree["level"].max())  # type: ignore[arg-type]
-    for level in range(depth, 0, -1):
-        children = pl.concat([frame.filter(pl.col("level") == level) for frame in computed])
-        parents = (
-            children.join(tree.select("code", "parent_code", "weight"), on="code")
-            # A fixed order of the children makes the floating-point sums, and so reruns, identical.
-            .sort([*keys, "parent_code", "code"])
-            .group_by([*keys, "parent_code"], maintain_order=True)
-            .agg(_parent_score(missing))
-            .select(*keys, pl.col("parent_code").alias("code"), pl.lit(level - 1, pl.Int32).alias("level"), "score")
-        )
-        computed.append(parents)
-    return (
-        pl.concat([frame.select(*keys, "code", pl.col("level").cast(pl.Int32), "score") for frame in computed])
-        .rename({"code": "node_code"})
-        .sort([*keys, "level", "node_code"])
+    plan = tier_plan(nodes, missing)
+    if leaf_scores.height == 0:
+        return pl.DataFrame(schema={**leaf_scores.select(keys).schema, "node_code": pl.String, "level": pl.Int32, "score": pl.Float64})
+    # Key columns with one value throughout (the edition and unit type of a per-edition call) are
+    # put back at the end rather than grouped on.
+    constant = [key for key in keys[:-1] if leaf_scores[key].eq_missing(leaf_scores[key][0]).all()]
+    varying = [key for key in keys if key not in constant]
+    wide = _wide_leaf_scores(leaf_scores, varying, plan.leaf_codes)
+    for tier in plan.tiers:
+        wide = wide.with_columns(tier)
+    return _long_node_scores(wide.sort(varying), varying, plan).select(
+        *[pl.lit(leaf_scores[key][0], leaf_scores.schema[key]).alias(key) if key in constant else pl.col(key) for key in keys],
+        "node_code", "level", "score",
     )
 
 
-def _parent_score(missing: MissingRule) -> pl.Expr:
-    weighted_sum = (pl.col("weight") * pl.col("score")).sum()
+def _wide_leaf_scores(leaf_scores: pl.DataFrame, keys: Sequence[str], leaf_codes: Sequence[str]) -> pl.DataFrame:
+    """One row per unit (``keys``) and one column per leaf, null where the unit has no score.
+
+    Usually every unit has each leaf exactly once (validation makes sure of it): then each unit's
+    scores, ordered by leaf, are its row. Otherwise (a leaf absent, or an indicator that is no leaf
+    of the framework) each score is placed by its indicator code.
+    """
+    keys = list(keys)
+    indexed = leaf_scores.select(
+        *keys,
+        pl.col("indicator_code").replace_strict({code: i for i, code in enumerate(leaf_codes)}, default=None, return_dtype=pl.UInt32).alias(LEAF_INDEX),
+        pl.col("score").cast(pl.Float64),
+    )
+    if indexed[LEAF_INDEX].null_count() == 0:
+        by_unit = indexed.group_by(keys).agg(
+            pl.col("score").sort_by(LEAF_INDEX), pl.col(LEAF_INDEX).n_unique().alias(N_LEAVES), pl.len().alias(N_ROWS)
+        )
+        if by_unit.select(((pl.col(N_ROWS) == len(leaf_codes)) & (pl.col(N_LEAVES) == len(leaf_codes))).all()).item():
+            return by_unit.select(*keys, *[pl.col("score").list.get(i).alias(code) for i, code in enumerate(leaf_codes)])
+    wide = leaf_scores.select(*keys, "indicator_code", pl.col("score").cast(pl.Float64)).pivot(
+        on="indicator_code", index=keys, values="score", aggregate_function=None
+    )
+    return wide.select(*keys, *[pl.col(code) if code in wide.columns else pl.lit(None, pl.Float64).alias(code) for code in leaf_codes])
+
+
+def _long_node_scores(wide: pl.DataFrame, keys: list[str], plan: TierPlan) -> pl.DataFrame:
+    """Back to one row per unit and node, each unit's nodes together in level and code order.
+
+    ``unpivot`` stacks the node columns one after the other (row r holds node r // n_units of unit
+    r % n_units), so one gather puts every unit's nodes together without sorting.
+    """
+    n_units, n_nodes = wide.height, len(plan.level_of)
+    stacked = wide.unpivot(index=keys, on=list(plan.level_of), variable_name="node_code", value_name="score")
+    row = pl.int_range(pl.len(), dtype=pl.Int64)
+    node = row % n_nodes
+    return stacked.select(
+        pl.col(*keys, "node_code").gather(node * n_units + row // n_nodes),
+        pl.lit(pl.Series(list(plan.level_of.values()), dtype=pl.Int32)).gather(node).alias("level"),
+        pl.col("score").gather(node * n_units + row // n_nodes),
+    )
+
+
+@dataclass(frozen=True)
+class TierPlan:
+    """How a framework's tree is aggregated: its leaves, one list of parent expressions per tier
+    (deepest first) and every node's level, in output order (level, then code)."""
+
+    leaf_codes: tuple[str, ...]
+    tiers: tuple[tuple[pl.Expr, ...], ...]
+    level_of: dict[str, int]
+
+
+def tier_plan(nodes: pl.DataFrame, missing: MissingRule = "propagate") -> TierPlan:
+    """The aggregation plan of a framework (built once per framework and rule, then reused)."""
+    rows = nodes.select("code", "parent_code", pl.col("level").cast(pl.Int32), pl.col("weight").cast(pl.Float64), "is_leaf").rows()
+    return _tier_plan(tuple(rows), missing)
+
+
+@lru_cache(maxsize=64)
+def _tier_plan(rows: tuple[tuple[str, str | None, int, float, bool], ...], missing: MissingRule) -> TierPlan:
+    parent_score = _parent_score(missing)
+    children: dict[tuple[int, str], list[tuple[str, float]]] = {}  # (child level, parent) -> [(child, weight)]
+    for code, parent, level, weight, _ in sorted(rows, key=lambda row: row[0]):
+        children.setdefault((level, parent or COMPOSITE_CODE), []).append((code, weight))
+    depth = max(level for _, _, level, _, _ in rows)
+    tiers = tuple(
+        tuple(parent_score(kids).alias(parent) for (level, parent), kids in children.items() if level == tier_level)
+        for tier_level in range(depth, 0, -1)
+    )
+    level_of = dict(sorted([(COMPOSITE_CODE, 0), *((code, level) for code, _, level, _, _ in rows)], key=lambda item: (item[1], item[0])))
+    return TierPlan(tuple(code for code, _, _, _, is_leaf in rows if is_leaf), tiers, level_of)
+
+
+def _parent_score(missing: MissingRule) -> Callable[[list[tuple[str, float]]], pl.Expr]:
+    """The expression of a parent's score over its children's columns, given (code, weight) pairs."""
     if missing == "propagate":
-        return pl.when(pl.col("score").is_null().any()).then(None).otherwise(weighted_sum).alias("score")
+        # ``+`` is null as soon as one term is: a parent with a missing child is missing.
+        return lambda children: reduce(add, [pl.lit(weight) * pl.col(code) for code, weight in children])
     if missing == "reweight":
-        present_weight = pl.col("weight").filter(pl.col("score").is_not_null()).sum()
-        return pl.when(present_weight > 0).then(weighted_sum / present_weight).otherwise(None).alias("score")
+        def reweighted(children: list[tuple[str, float]]) -> pl.Expr:
+            weighted_sum = pl.sum_horizontal([pl.lit(weight) * pl.col(code) for code, weight in children])
+            present_weight = pl.sum_horizontal([pl.when(pl.col(code).is_not_null()).then(pl.lit(weight)) for code, weight in children])
+            return pl.when(present_weight > 0).then(weighted_sum / present_weight).otherwise(None)
+        return reweighted
     raise ValueError(f"unknown missing-value rule {missing!r}: expected 'propagate' or 'reweight'")
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
+from dei_pipeline.defs.analysis_assets import ANALYSIS_ASSETS
 from dei_pipeline.defs.assets import ALL_ASSETS
 from dei_pipeline.defs.automation import index_job, raw_files_sensor, yearly_index_schedule
+from dei_pipeline.defs.report_assets import REPORT_ASSETS
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.defs.serving import serving_snapshot_asset
 
@@ -20,9 +22,9 @@ def build_definitions(
     warehouse lock in turn (locking.py). ``index_job`` and the CLI run their steps in one process,
     which saves a process start-up per step.
     """
-    assets = [*ALL_ASSETS]
+    assets = [*ALL_ASSETS, *ANALYSIS_ASSETS]
     return dg.Definitions(
-        assets=[*assets, serving_snapshot_asset(assets)],
+        assets=[*assets, serving_snapshot_asset(assets), *REPORT_ASSETS],
         jobs=[index_job],
         schedules=[yearly_index_schedule],
         sensors=[raw_files_sensor],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,6 +208,108 @@ TABLES: dict[str, Table] = {
             _c("note", "VARCHAR", "Explanation, e.g. the contradiction recorded in data/published"),
         )),
         # Analysis marts (rank uncertainty, sensitivity, attribution, audit, unit profile) follow here.
+        Table("marts.rank_uncertainty", "Rank uncertainty: each unit's rank, score and tier over a Monte Carlo of the weights (each perturbed within ±25% and renormalised) and of the aggregation method (arithmetic or geometric mean per level); see docs/analysis.md", (
+            YEAR, UNIT_TYPE, UNIT_CODE,
+            _c("name_zh", "VARCHAR", "Unit name as printed in the edition"),
+            _c("rank_group", "VARCHAR", "Units ranked together: 'all' for cities, the kind ('district' or 'county') for county units"),
+            _c("n_ranked", "INTEGER", "Units ranked in the group (the worst possible rank)"),
+            _c("nominal_score", "DOUBLE", "Published composite score at full precision (marts.city_index / county_index)"),
+            _c("nominal_rank", "INTEGER", "Published rank (ties share the best rank)"),
+            _c("nominal_tier", "VARCHAR", "Published tier (cities only)"),
+            _c("median_rank", "INTEGER", "Median rank over the draws"),
+            _c("rank_p05", "INTEGER", "5th percentile of the rank over the draws: the best rank the unit reaches in all but 5% of the draws (lower bound of the 90% interval)"),
+            _c("rank_p95", "INTEGER", "95th percentile of the rank: the worst rank in all but 5% of the draws (upper bound of the 90% interval)"),
+            _c("mean_abs_rank_shift", "DOUBLE", "Mean absolute difference between the rank in a draw and the published rank"),
+            _c("score_p05", "DOUBLE", "5th percentile of the composite over the draws, at display precision (one decimal)"),
+            _c("score_median", "DOUBLE", "Median composite over the draws, at display precision"),
+            _c("score_p95", "DOUBLE", "95th percentile of the composite over the draws, at display precision"),
+            _c("prob_tier1", "DOUBLE", "Share of draws in which the city is 一线 (tier1); null for county units"),
+            _c("prob_new_tier1", "DOUBLE", "Share of draws in which the city is 新一线 (new_tier1); null for county units"),
+            _c("prob_tier2", "DOUBLE", "Share of draws in which the city is 二线 (tier2); null for county units"),
+            _c("prob_tier3", "DOUBLE", "Share of draws in which the city is 三线 (tier3); null for county units"),
+            _c("prob_tier4", "DOUBLE", "Share of draws in which the city is 四线 (tier4); null for county units"),
+            _c("prob_same_tier", "DOUBLE", "Share of draws in which the city stays in its published tier; null for county units"),
+            _c("n_draws", "INTEGER", "Monte Carlo draws (data/method/settings.yaml, uncertainty.draws)"),
+        )),
+        Table("marts.sensitivity", "Sensitivity of the ranks to each assumption: first-order and total-effect Sobol indices over the weights of each level and the aggregation method; see docs/analysis.md", (
+            YEAR, UNIT_TYPE,
+            _c("target", "VARCHAR", "What is explained: 'rank' (one unit's rank) or 'mean_abs_rank_shift' (the mean absolute rank change of all units against the published ranking)"),
+            _c("unit_code", "VARCHAR", "The unit whose rank is explained; null for mean_abs_rank_shift"),
+            _c("factor", "VARCHAR", "The assumption: weights_level_1, weights_level_2, weights_level_3 (that level's weights) or aggregation_method (the method of every level)"),
+            _c("first_order", "DOUBLE", "First-order index: share of the target's variance the factor explains on its own (0-1; small negative values are Monte Carlo noise)"),
+            _c("total_effect", "DOUBLE", "Total-effect index: share of the variance the factor explains with its interactions; 0 means it does not matter"),
+            _c("first_order_se", "DOUBLE", "Standard error of first_order (Monte Carlo)"),
+            _c("total_effect_se", "DOUBLE", "Standard error of total_effect (Monte Carlo)"),
+            _c("output_variance", "DOUBLE", "Variance of the target over the draws; the indices are null when it is 0 (the rank never moves)"),
+            _c("influence_rank", "INTEGER", "1 = the factor with the largest total effect on this target"),
+            _c("n_base_draws", "INTEGER", "Base draws N of the Saltelli design (uncertainty.sensitivity_base_draws)"),
+            _c("n_evaluations", "INTEGER", "Index evaluations: N x (factors + 2)"),
+        )),
+        Table("marts.yoy_attribution", "Attribution of each unit's score change against the previous edition to the level-1 and level-2 nodes (effective weight x change), with the change split into data and method change; see docs/analysis.md", (
+            YEAR, UNIT_TYPE, UNIT_CODE,
+            _c("prev_year", "INTEGER", "Edition compared with (the latest earlier edition that has data)"),
+            _c("status", "VARCHAR", "comparable; framework_not_comparable (the earlier edition lacks indicators the current framework needs: no split); incomplete_data (missing indicators under rule reweight: no contributions)"),
+            _c("node_code", "VARCHAR", "Node of the current edition's framework ('composite' for level 0)"),
+            _c("level", "INTEGER", "0 = composite (the total), 1 or 2"),
+            _c("parent_code", "VARCHAR", "Parent node (null for level 1 and the composite)"),
+            _c("name_zh", "VARCHAR", "Chinese name of the node"),
+            _c("effective_weight", "DOUBLE", "Weight of the node in the composite under the current framework"),
+            SCORE,
+            _c("prev_score", "DOUBLE", "The node's score in the previous edition recomputed under the current framework"),
+            _c("score_change", "DOUBLE", "score - prev_score"),
+            _c("contribution", "DOUBLE", "effective_weight x score_change, in composite points; a level's contributions add up to data_change"),
+            _c("share_of_change", "DOUBLE", "contribution / data_change"),
+            _c("total_change", "DOUBLE", "Composite now minus the composite published for the previous edition"),
+            _c("data_change", "DOUBLE", "Composite now minus the previous edition's composite recomputed under the current framework"),
+            _c("method_change", "DOUBLE", "Previous composite recomputed under the current framework minus as published: the part of the change due to the framework (0 when unchanged)"),
+            _c("prev_score_published", "DOUBLE", "The previous edition's composite as published (its own framework)"),
+        )),
+        Table("marts.audit", "Statistical audit of each framework node per edition: correlations with its parent and the composite, redundancy, Cronbach's alpha, measured against nominal weight; see docs/analysis.md", (
+            YEAR, UNIT_TYPE,
+            _c("node_code", "VARCHAR", "Node code ('composite' for level 0)"),
+            _c("level", "INTEGER", "0 = composite, 1-3 = indicator level"),
+            _c("parent_code", "VARCHAR", "Parent node ('composite' for level 1, null for the composite)"),
+            _c("name_zh", "VARCHAR", "Chinese name"),
+            _c("n_units", "INTEGER", "Units with a score for the node"),
+            _c("missing_share", "DOUBLE", "Share of the edition's units without a score for the node"),
+            _c("nominal_weight", "DOUBLE", "Weight within the parent, from the framework"),
+            _c("nominal_effective_weight", "DOUBLE", "Weight in the composite, from the framework (product of the weights from level 1 down)"),
+            _c("measured_weight", "DOUBLE", "How much the node drives its parent: its squared correlation with the parent as a share of its siblings' (JRC/COINr correlation-ratio measure)"),
+            _c("measured_effective_weight", "DOUBLE", "How much the node drives the composite: its squared correlation with the composite as a share of all nodes of its level"),
+            _c("weight_ratio", "DOUBLE", "measured_weight / nominal_weight: 1 = drives the parent as much as its weight says; null for an only child"),
+            _c("corr_with_parent", "DOUBLE", "Pearson correlation with the parent node's score over the units"),
+            _c("corr_with_composite", "DOUBLE", "Pearson correlation with the composite"),
+            _c("max_abs_sibling_corr", "DOUBLE", "Largest absolute correlation with a sibling (a node with the same parent)"),
+            _c("redundant_with", "VARCHAR", "Siblings correlated beyond |r| > 0.9, comma-separated"),
+            _c("n_children", "INTEGER", "Children of the node (null for an indicator)"),
+            _c("cronbach_alpha", "DOUBLE", "Cronbach's alpha of the node's children: internal consistency of the group (>= 0.7 conventional)"),
+            _c("flags", "VARCHAR", "Comma-separated: negative_corr_parent, negative_corr_composite, redundant (|r| > 0.9 with a sibling), weight_mismatch (weight_ratio < 0.5 or > 2), low_alpha (< 0.7); null when none"),
+        )),
+        Table("marts.audit_units", "Statistical audit of each unit per edition: indicators missing, and a flag for units missing too many", (
+            YEAR, UNIT_TYPE, UNIT_CODE,
+            _c("n_indicators", "INTEGER", "Indicators (level 3) of the edition's framework"),
+            _c("n_missing", "INTEGER", "Indicators without a score for the unit"),
+            _c("missing_share", "DOUBLE", "n_missing / n_indicators"),
+            _c("has_composite", "BOOLEAN", "The unit has a composite under the missing-value rule"),
+            _c("too_many_missing", "BOOLEAN", "More than a third of the indicators are missing (composite indices require about two thirds coverage)"),
+        )),
+        Table("marts.unit_profile", "Each unit's strengths and weaknesses: every indicator node against its peers (the cities of its tier, the county units of its kind); see docs/analysis.md and `dei profile`", (
+            YEAR, UNIT_TYPE, UNIT_CODE,
+            _c("unit_name_zh", "VARCHAR", "Unit name as printed in the edition"),
+            _c("peer_group", "VARCHAR", "Peers compared with: the city's tier code, or the county unit's kind"),
+            _c("node_code", "VARCHAR", "Indicator node (levels 1-3)"),
+            _c("node_name_zh", "VARCHAR", "Chinese name of the node"),
+            _c("level", "INTEGER", "1-3"),
+            SCORE,
+            _c("peer_n", "INTEGER", "Peers with a score for the node (the unit included)"),
+            _c("peer_mean", "DOUBLE", "Mean score of the peers"),
+            _c("peer_sd", "DOUBLE", "Standard deviation of the peers' scores"),
+            _c("gap_to_peer_mean", "DOUBLE", "score - peer_mean"),
+            _c("peer_z", "DOUBLE", "gap_to_peer_mean / peer_sd: how unusual the score is among the peers; null when the peers do not differ"),
+            _c("peer_rank", "INTEGER", "Rank among the peers on the node (one decimal, ties share the best rank)"),
+            _c("role", "VARCHAR", "'strength' (one of the 5 indicators with the highest peer_z), 'weakness' (5 lowest) or null"),
+            _c("role_rank", "INTEGER", "1 = the strongest strength / the weakest weakness"),
+        )),
     )
 }
 
@@ -295,15 +397,26 @@ def _fault_injection_pause(table_name: str) -> None:
         time.sleep(float(os.environ.get("DEI_FAULT_PAUSE_SECONDS", "60")))
 
 
-def read_table(con: duckdb.DuckDBPyConnection, table_name: str, editions: Sequence[int] | None = None) -> pl.DataFrame:
-    """A table's rows (of some editions), in the table's column order."""
+def read_table(
+    con: duckdb.DuckDBPyConnection,
+    table_name: str,
+    editions: Sequence[int] | None = None,
+    where: Mapping[str, Sequence[object]] | None = None,
+) -> pl.DataFrame:
+    """A table's rows (of some editions), in the table's column order. ``where`` keeps the rows whose
+    column holds one of the given values (``{"level": [0]}``), filtered in DuckDB rather than after
+    reading, so that a step that needs the composites does not read every node score."""
     table = TABLES[table_name]
     columns = ", ".join(table.column_names)
-    if editions is None:
-        return con.sql(f"SELECT {columns} FROM {table_name}").pl()
-    return con.sql(
-        f"SELECT {columns} FROM {table_name} WHERE survey_year IN (SELECT UNNEST($1::INTEGER[]))", params=[list(editions)]
-    ).pl()
+    filters = dict(where or {})
+    if editions is not None:
+        filters["survey_year"] = list(editions)
+    unknown = [column for column in filters if column not in table.column_names]
+    if unknown:
+        raise ValueError(f"{table_name} has no column(s) {', '.join(unknown)}")
+    conditions = [f"{column} IN (SELECT UNNEST(${i}))" for i, column in enumerate(filters, start=1)]
+    clause = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    return con.sql(f"SELECT {columns} FROM {table_name}{clause}", params=[list(values) for values in filters.values()] or None).pl()
 
 
 def editions_in(con: duckdb.DuckDBPyConnection, table_name: str) -> list[int]:
@@ -323,26 +436,26 @@ def table_documentation(con: duckdb.DuckDBPyConnection, schema: str = "marts") -
 
 
 def export_parquet(con: duckdb.DuckDBPyConnection, out_dir: Path, editions: Sequence[int], tables: Sequence[str] = MART_TABLES) -> dict[str, int]:
-    """Write each mart's rows of each edition as Hive-partitioned Parquet with pyarrow:
+    """Write each mart's rows of each edition as Hive-partitioned Parquet, straight from DuckDB
+    (``COPY ... TO``: no round trip through Python objects):
     ``<out_dir>/<mart>/survey_year=<YYYY>/part-0.parquet`` (survey_year lives in the path, as Spark,
     Trino, pandas and polars expect). An edition's folder is replaced by a rename, never half-written.
     Returns rows written per mart."""
     import shutil
 
-    import pyarrow.parquet as pq
-
     counts: dict[str, int] = {}
     for table_name in tables:
         mart = table_name.split(".", 1)[1]
-        rows = read_table(con, table_name, editions)
-        counts[mart] = rows.height
+        columns = ", ".join(column for column in TABLES[table_name].column_names if column != "survey_year")
+        counts[mart] = 0
         for year in editions:
-            target = out_dir / mart / f"survey_year={year}"
+            target = out_dir / mart / f"survey_year={int(year)}"
             staging = target.with_name(f".{target.name}.tmp")
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
-            edition_rows = rows.filter(pl.col("survey_year") == year).drop("survey_year")
-            pq.write_table(edition_rows.to_arrow(), staging / "part-0.parquet")
+            copied = run(con, f"COPY (SELECT {columns} FROM {table_name} WHERE survey_year = {int(year)}) "
+                              f"TO {_quote(str(staging / 'part-0.parquet'))} (FORMAT parquet)")
+            counts[mart] += int(copied[0][0])
             shutil.rmtree(target, ignore_errors=True)
             staging.rename(target)
     return counts

@@ -30,14 +30,23 @@ def data_dir_factory(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
-@pytest.fixture(autouse=True)
-def forget_dagster_defs_state_storage() -> Iterator[None]:
-    """Dagster 1.13 remembers, in a context variable, the definitions-state storage of the last
-    instance used as a context manager (``instance_for_test``) through a weak reference; once that
-    instance is gone, loading Definitions later in the same process fails with "Attempted to resolve
-    undefined DagsterInstance weakref". Each test starts and ends without it."""
+def _forget_dagster_defs_state_storage() -> None:
+    """Dagster 1.13 remembers, in a context variable, the definitions-state storage of an instance
+    used as a context manager (``instance_for_test``, schedule contexts) through a weak reference;
+    once that instance is gone, loading Definitions later in the same process fails with "Attempted
+    to resolve undefined DagsterInstance weakref". Every fixture and test starts without it."""
     from dagster._core.storage.defs_state.base import _current_storage
 
     _current_storage.set(None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef, request: pytest.FixtureRequest) -> None:  # type: ignore[type-arg]
+    _forget_dagster_defs_state_storage()
+
+
+@pytest.fixture(autouse=True)
+def forget_dagster_defs_state_storage() -> Iterator[None]:
+    _forget_dagster_defs_state_storage()
     yield
-    _current_storage.set(None)
+    _forget_dagster_defs_state_storage()

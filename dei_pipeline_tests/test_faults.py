@@ -131,7 +131,10 @@ def test_multiprocess_backfill_has_no_lock_errors(data_dir_factory: Callable[...
     warehouse = tmp_path / "warehouse" / "dei.duckdb"
     monkeypatch.setenv("DEI_DATA_DIR", str(data_dir))
     monkeypatch.setenv("DEI_WAREHOUSE", str(warehouse))
-    with dg.instance_for_test() as instance:
+    # A persistent instance (multiprocess steps reopen it), not entered as a context manager: Dagster
+    # would otherwise keep a weak reference to it that breaks later Definitions loads in this process.
+    instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "dagster_home"))
+    try:
         instance.add_dynamic_partitions("survey_year", ["2019", "2020"])
         result = dg.execute_job(
             dg.reconstructable(ui_asset_job),
@@ -141,4 +144,6 @@ def test_multiprocess_backfill_has_no_lock_errors(data_dir_factory: Callable[...
         assert result.success
         step_starts = [e for e in instance.all_logs(result.run_id) if e.dagster_event and e.dagster_event.event_type_value == "STEP_START"]
         assert len({e.dagster_event.pid for e in step_starts if e.dagster_event}) > 1  # the steps really ran in separate processes
+    finally:
+        instance.dispose()
     assert city_scores(warehouse)["310000"] == pytest.approx(90.5, abs=0.05)

@@ -258,10 +258,8 @@ def subindex_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 
 
 def _composites(con: Any, unit_type: str, editions: list[int]) -> pl.DataFrame:
-    return (
-        read_table(con, "marts.subindex_scores", editions)
-        .filter((pl.col("level") == 0) & (pl.col("unit_type") == unit_type))
-        .select("survey_year", "unit_code", "score")
+    return read_table(con, "marts.subindex_scores", editions, where={"level": [0], "unit_type": [unit_type]}).select(
+        "survey_year", "unit_code", "score"
     )
 
 
@@ -412,7 +410,7 @@ def subindex_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     editions = partition_editions(context)
     frames = []
     with warehouse.connection() as con:
-        history = read_table(con, "marts.subindex_scores").filter(pl.col("level") <= 1)
+        history = read_table(con, "marts.subindex_scores", where={"level": [0, 1]})
         for (unit_type,), unit_history in history.group_by("unit_type"):
             prev_years = previous_editions(unit_history["survey_year"].unique().to_list())
             current = unit_history.filter(pl.col("survey_year").is_in(editions))
@@ -547,7 +545,7 @@ MART_ASSETS = [framework, subindex_scores, city_index, county_index, region_roll
 
 @dg.asset(
     group_name="exports",
-    kinds={"parquet", "pyarrow"},
+    kinds={"parquet", "duckdb"},
     deps=MART_ASSETS,
     **PARTITIONED,
 )

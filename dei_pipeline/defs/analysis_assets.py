@@ -1,0 +1,304 @@
+"""The analysis marts (GitHub issue #6): rank uncertainty, sensitivity, attribution of change, the
+statistical audit and unit profiles. Partitioned by edition like the other assets: each reads its
+inputs from the warehouse, calls a pure function of ``dei_pipeline.analysis`` per edition and unit type,
+and replaces exactly its editions' rows (the audit writes two marts, of nodes and of units, in one step:
+each step costs a process start under the UI's executor). What the figures mean: docs/analysis.md."""
+
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from dei_pipeline.aggregation import COMPOSITE_CODE
+from dei_pipeline.analysis import uncertainty
+from dei_pipeline.analysis.attribution import attribute_changes
+from dei_pipeline.analysis.audit import audit_nodes, audit_units
+from dei_pipeline.analysis.profile import unit_profiles
+from dei_pipeline.analysis.sensitivity import OVERALL_TARGET, rank_sensitivity, sensitivity_rows
+from dei_pipeline.comparisons import previous_editions
+from dei_pipeline.defs.assets import (
+    PARTITIONED, city_index, county_index, framework, indicator_scores, subindex_scores, table_asset_metadata, written,
+)
+from dei_pipeline.defs.partitions import partition_editions
+from dei_pipeline.defs.resources import WarehouseResource
+from dei_pipeline.warehouse import TABLES, read_table, replace_editions
+
+GROUP = "analysis"
+POLARS_TYPES: dict[str, pl.DataType] = {
+    "INTEGER": pl.Int32(), "BIGINT": pl.Int64(), "DOUBLE": pl.Float64(), "VARCHAR": pl.String(), "BOOLEAN": pl.Boolean(),
+}
+
+
+def _conform(table_name: str, frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """The frames as one table with exactly the mart's columns and types (absent columns null), so an
+    edition without rows (e.g. the first one has nothing to compare with) is written as none."""
+    schema = {column.name: POLARS_TYPES[column.sql_type] for column in TABLES[table_name].columns}
+    rows = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+    return rows.select(
+        (pl.col(name) if name in rows.columns else pl.lit(None)).cast(dtype).alias(name) for name, dtype in schema.items()
+    ) if rows.height else pl.DataFrame(schema=schema)
+
+
+def _with_keys(frame: pl.DataFrame, year: int, unit_type: str) -> pl.DataFrame:
+    return frame.with_columns(pl.lit(year, pl.Int32).alias("survey_year"), pl.lit(unit_type).alias("unit_type"))
+
+
+def _ranked_units(con: Any, editions: list[int]) -> dict[str, pl.DataFrame]:
+    """The published index per unit type: survey_year, unit_code, name_zh, rank_group (the units
+    ranked together), score, rank and (cities) tier."""
+    cities = read_table(con, "marts.city_index", editions).select(
+        "survey_year", "unit_code", "name_zh", pl.lit(uncertainty.ALL_UNITS_GROUP).alias("rank_group"), "score", "rank", "tier",
+    )
+    counties = read_table(con, "marts.county_index", editions).select(
+        "survey_year", "unit_code", "name_zh", pl.col("kind").alias("rank_group"), "score", "rank", pl.lit(None, pl.String).alias("tier"),
+    )
+    return {"city": cities, "county": counties}
+
+
+def _editions_and_types(scores: pl.DataFrame) -> Iterator[tuple[int, str, pl.DataFrame]]:
+    for (year, unit_type), frame in scores.sort("survey_year", "unit_type").group_by("survey_year", "unit_type", maintain_order=True):
+        yield int(year), str(unit_type), frame  # type: ignore[arg-type]
+
+
+def _markdown(frame: pl.DataFrame) -> dg.MetadataValue:
+    if frame.height == 0:
+        return dg.MetadataValue.md("none")
+    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * frame.width + "\n"
+    body = "\n".join("| " + " | ".join("" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v)) for v in row) + " |" for row in frame.iter_rows())
+    return dg.MetadataValue.md(header + body)
+
+
+def _settings_metadata(settings: uncertainty.UncertaintySettings) -> dict[str, Any]:
+    return {
+        "draws": settings.draws, "seed": settings.seed, "weight_range": settings.weight_range,
+        "methods": ", ".join(settings.methods), "method_choice": settings.method_choice, "geometric_floor": settings.geometric_floor,
+    }
+
+
+# ------------------------------------------------------------------------------- rank uncertainty
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"numpy", "duckdb"},
+    deps=[indicator_scores, framework, city_index, county_index],
+    metadata=table_asset_metadata("marts.rank_uncertainty"),
+    **PARTITIONED,
+)
+def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Monte Carlo of the ranking: every weight perturbed within ±25% and renormalised, the aggregation
+    method (arithmetic or geometric mean) drawn per level; per unit its nominal and median rank, the
+    5th-95th percentile rank interval and each tier's probability. Settings: data/method/settings.yaml
+    (uncertainty); seeded per edition and unit type."""
+    editions = partition_editions(context)
+    method, settings, tiers = warehouse.settings(), uncertainty.load_uncertainty_settings(warehouse.data_path), warehouse.tiers()
+    expected = {uncertainty.probability_column(code) for code in tiers["tier_code"].to_list()}
+    documented = {name for name in TABLES["marts.rank_uncertainty"].column_names if name.startswith("prob_") and name != "prob_same_tier"}
+    if expected != documented:
+        raise dg.Failure(f"data/method/tiers.csv has tiers {sorted(expected)} but marts.rank_uncertainty documents {sorted(documented)}: update warehouse.py")
+    frames, seconds, nominal_check = [], {}, {}
+    # Read, then simulate with the warehouse closed (other writers need not wait), then write.
+    with warehouse.connection() as con:
+        ranked = _ranked_units(con, editions)
+        scores = read_table(con, "core.indicator_scores", editions)
+    for year, unit_type, leaves in _editions_and_types(scores):
+        nominal = ranked[unit_type].filter(pl.col("survey_year") == year)
+        if nominal.filter(pl.col("rank").is_not_null()).height == 0:
+            continue
+        started = time.perf_counter()
+        rows, check = uncertainty.rank_uncertainty(
+            leaves, warehouse.framework(unit_type, year).nodes, nominal, method, settings,
+            uncertainty.edition_rng(settings.seed, year, unit_type, "rank_uncertainty"),
+            tiers if unit_type == "city" else None,
+        )
+        seconds[f"{year}/{unit_type}"] = round(time.perf_counter() - started, 3)
+        nominal_check[f"{year}/{unit_type}"] = check["nominal_max_abs_difference"]
+        frames.append(_with_keys(rows.join(nominal.select("unit_code", "name_zh"), on="unit_code", how="left"), year, unit_type))
+    rows = _conform("marts.rank_uncertainty", frames)
+    with warehouse.connection() as con:
+        replace_editions(con, "marts.rank_uncertainty", rows, editions)
+    widest = (
+        rows.filter(pl.col("unit_type") == "city")
+        .with_columns((pl.col("rank_p95") - pl.col("rank_p05")).alias("interval_width"))
+        .sort(["survey_year", "interval_width", "nominal_rank"], descending=[True, True, False])
+        .head(10)
+        .select("survey_year", "name_zh", "nominal_rank", "median_rank", "rank_p05", "rank_p95", "prob_same_tier")
+    )
+    return written(
+        "marts.rank_uncertainty", rows, editions,
+        **_settings_metadata(settings),
+        seconds_per_edition=dg.MetadataValue.json(seconds),
+        # The simulation's composite under the published assumptions against the published one.
+        nominal_max_abs_difference=dg.MetadataValue.json(nominal_check),
+        cities_likely_to_change_tier=int(rows.filter(pl.col("prob_same_tier") < 0.9).height),
+        widest_city_intervals=_markdown(widest),
+    )
+
+
+# ------------------------------------------------------------------------------------ sensitivity
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"numpy", "duckdb"},
+    deps=[indicator_scores, framework, city_index, county_index],
+    metadata=table_asset_metadata("marts.sensitivity"),
+    **PARTITIONED,
+)
+def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Which assumption moves the ranks most: first-order and total-effect Sobol indices of each unit's
+    rank and of the mean absolute rank shift, over the weights of each level and the aggregation
+    method (Saltelli design, N = uncertainty.sensitivity_base_draws)."""
+    editions = partition_editions(context)
+    method, settings = warehouse.settings(), uncertainty.load_uncertainty_settings(warehouse.data_path)
+    frames, seconds = [], {}
+    with warehouse.connection() as con:
+        ranked = _ranked_units(con, editions)
+        scores = read_table(con, "core.indicator_scores", editions)
+    for year, unit_type, leaves in _editions_and_types(scores):
+        nominal = ranked[unit_type].filter((pl.col("survey_year") == year) & pl.col("rank").is_not_null())
+        if nominal.height == 0:
+            continue
+        started = time.perf_counter()
+        problem = uncertainty.ranking_problem(leaves, warehouse.framework(unit_type, year).nodes, nominal, method, settings.geometric_floor)
+        nominal_ranks = pl.DataFrame({"unit_code": list(problem.unit_codes)}).join(nominal, on="unit_code", how="left", maintain_order="left")["rank"].to_numpy()
+        names, indices = rank_sensitivity(problem, nominal_ranks, settings, uncertainty.edition_rng(settings.seed, year, unit_type, "sensitivity"))
+        seconds[f"{year}/{unit_type}"] = round(time.perf_counter() - started, 3)
+        frames.append(_with_keys(sensitivity_rows(problem, names, indices, settings), year, unit_type))
+    rows = _conform("marts.sensitivity", frames)
+    with warehouse.connection() as con:
+        replace_editions(con, "marts.sensitivity", rows, editions)
+    overall = rows.filter(pl.col("target") == OVERALL_TARGET).sort("survey_year", "unit_type", "influence_rank").select(
+        "survey_year", "unit_type", "factor", "first_order", "total_effect", "total_effect_se",
+    )
+    return written(
+        "marts.sensitivity", rows, editions,
+        **_settings_metadata(settings),
+        base_draws=settings.sensitivity_base_draws,
+        seconds_per_edition=dg.MetadataValue.json(seconds),
+        mean_abs_rank_shift_indices=_markdown(overall),
+    )
+
+
+# ---------------------------------------------------------------------------------- attribution
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"polars", "duckdb"},
+    deps=[indicator_scores, framework, subindex_scores],
+    metadata=table_asset_metadata("marts.yoy_attribution"),
+    **PARTITIONED,
+)
+def yoy_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Each unit's score change against the previous edition that has data, split into the
+    contributions of the level-1 and level-2 nodes (effective weight x change); when the frameworks
+    differ, the earlier edition is recomputed under the later one and the change split into data and
+    method change."""
+    editions = partition_editions(context)
+    missing = warehouse.settings().missing_rule
+    frames = []
+    with warehouse.connection() as con:
+        history = read_table(con, "core.indicator_scores").select("survey_year", "unit_type", "unit_code", "indicator_code", "score")
+        for (unit_type,), unit_history in history.group_by("unit_type"):
+            prev_years = previous_editions(unit_history["survey_year"].unique().to_list()).drop_nulls("prev_year")
+            for year, prev_year in prev_years.filter(pl.col("survey_year").is_in(editions)).iter_rows():
+                changes = attribute_changes(
+                    unit_history.filter(pl.col("survey_year") == year),
+                    unit_history.filter(pl.col("survey_year") == prev_year),
+                    warehouse.framework(str(unit_type), year).nodes,
+                    warehouse.framework(str(unit_type), prev_year).nodes,
+                    missing,  # type: ignore[arg-type]
+                )
+                frames.append(_with_keys(changes, year, str(unit_type)).with_columns(pl.lit(prev_year, pl.Int32).alias("prev_year")))
+        rows = _conform("marts.yoy_attribution", frames)
+        replace_editions(con, "marts.yoy_attribution", rows, editions)
+    totals = rows.filter(pl.col("level") == 0)
+    return written(
+        "marts.yoy_attribution", rows, editions,
+        status_counts=dg.MetadataValue.json(
+            {f"{y}/{t}/{s}": n for y, t, s, n in totals.group_by("survey_year", "unit_type", "status").len().sort("survey_year", "unit_type", "status").iter_rows()}
+        ),
+        max_abs_method_change=float(totals["method_change"].abs().max() or 0.0),  # type: ignore[arg-type]
+    )
+
+
+# ---------------------------------------------------------------------------------------- audit
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"polars", "duckdb"},
+    deps=[indicator_scores, framework, subindex_scores],
+    metadata=table_asset_metadata("marts.audit"),
+    **PARTITIONED,
+)
+def audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Statistical audit. marts.audit: every framework node's correlation with its parent and the
+    composite, redundant siblings (|r| > 0.9), Cronbach's alpha per group, measured against nominal
+    weight. marts.audit_units: indicators missing per unit, flagged beyond a third."""
+    editions = partition_editions(context)
+    node_frames, unit_frames = [], []
+    with warehouse.connection() as con:
+        node_scores = read_table(con, "marts.subindex_scores", editions)
+        leaf_scores = read_table(con, "core.indicator_scores", editions)
+        for year, unit_type, scores in _editions_and_types(node_scores):
+            fw = warehouse.framework(unit_type, year)
+            leaves = leaf_scores.filter((pl.col("survey_year") == year) & (pl.col("unit_type") == unit_type))
+            composites = scores.filter(pl.col("level") == 0).select("unit_code", "score")
+            node_frames.append(_with_keys(audit_nodes(scores, fw.nodes), year, unit_type))
+            unit_frames.append(_with_keys(audit_units(leaves, fw.leaf_codes, composites), year, unit_type))
+        rows = _conform("marts.audit", node_frames)
+        unit_rows = _conform("marts.audit_units", unit_frames)
+        replace_editions(con, "marts.audit", rows, editions)
+        replace_editions(con, "marts.audit_units", unit_rows, editions)
+    flagged = rows.drop_nulls("flags").with_columns(pl.col("flags").str.split(",")).explode("flags")
+    return written(
+        "marts.audit", rows, editions,
+        flag_counts=dg.MetadataValue.json(
+            {f"{y}/{t}/{f}": n for y, t, f, n in flagged.group_by("survey_year", "unit_type", "flags").len().sort("survey_year", "unit_type", "flags").iter_rows()}
+        ),
+        lowest_alpha=_markdown(rows.drop_nulls("cronbach_alpha").sort("cronbach_alpha").head(5).select("survey_year", "unit_type", "node_code", "cronbach_alpha")),
+        audit_units_rows=unit_rows.height,
+        units_with_too_many_missing=int(unit_rows["too_many_missing"].sum()),
+    )
+
+
+# -------------------------------------------------------------------------------------- profile
+
+
+@dg.asset(
+    group_name=GROUP,
+    kinds={"polars", "duckdb"},
+    deps=[framework, subindex_scores, city_index, county_index],
+    metadata=table_asset_metadata("marts.unit_profile"),
+    **PARTITIONED,
+)
+def unit_profile(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Each unit's indicators against its peers (the cities of its tier, the county units of its
+    kind): gap to the peers' mean, z and rank among them; the five strengths and five weaknesses.
+    Shown by `dei profile 杭州 --year 2020`."""
+    editions = partition_editions(context)
+    decimals = warehouse.settings().display_decimals
+    frames = []
+    with warehouse.connection() as con:
+        ranked = _ranked_units(con, editions)
+        for year, unit_type, scores in _editions_and_types(read_table(con, "marts.subindex_scores", editions)):
+            published = ranked[unit_type].filter((pl.col("survey_year") == year) & pl.col("rank").is_not_null())
+            peers = published.select("unit_code", pl.coalesce("tier", "rank_group").alias("peer_group"))
+            fw = warehouse.framework(unit_type, year)
+            profile = unit_profiles(scores.filter(pl.col("node_code") != COMPOSITE_CODE), peers, fw.leaf_codes, decimals)
+            frames.append(_with_keys(
+                profile.join(published.select("unit_code", pl.col("name_zh").alias("unit_name_zh")), on="unit_code", how="left")
+                .join(fw.nodes.select(pl.col("code").alias("node_code"), pl.col("name_zh").alias("node_name_zh")), on="node_code", how="left"),
+                year, unit_type,
+            ))
+        rows = _conform("marts.unit_profile", frames)
+        replace_editions(con, "marts.unit_profile", rows, editions)
+    return written("marts.unit_profile", rows, editions, profiled_units=int(rows.select("survey_year", "unit_type", "unit_code").n_unique()))
+
+
+ANALYSIS_ASSETS = [rank_uncertainty, sensitivity, yoy_attribution, audit, unit_profile]

@@ -1,0 +1,80 @@
+"""The edition report: what people look at. One self-contained HTML page per edition, made from the
+marts, with a PNG of each chart beside it for slides (data/warehouse/reports/<edition>.html and
+data/warehouse/reports/<edition>/<chart>.png). Partitioned by edition like the marts it reads."""
+
+
+from contextlib import nullcontext
+
+import dagster as dg
+
+from dei_pipeline import __version__
+from dei_pipeline.defs.assets import (
+    PARTITIONED, city_index, city_yoy, county_index, framework, reconciliation, region_rollup, region_tier_mix,
+    subindex_scores, tier_summary,
+)
+from dei_pipeline.defs.partitions import partition_editions
+from dei_pipeline.defs.resources import WarehouseResource
+from dei_pipeline.report.chromium import Browser, find_chromium
+from dei_pipeline.report.figures import top_rows_markdown
+from dei_pipeline.report.publish import write_edition_report
+from dei_pipeline.report.rows import data_provenance_note, read_edition_rows
+
+REPORTED_MARTS = [city_index, county_index, tier_summary, region_rollup, region_tier_mix, subindex_scores,
+                  city_yoy, reconciliation, framework]
+# The analysis issue's rank-uncertainty asset: a dependency only where its module defines it.
+REPORTED_ANALYSIS_KEYS = (dg.AssetKey("rank_uncertainty"),)
+ANALYSIS_MODULE = "dei_pipeline.defs.analysis_assets"
+
+
+def analysis_dependencies() -> list[dg.AssetKey]:
+    """The analysis assets the report reads that exist in this code base."""
+    try:
+        from dei_pipeline.defs.analysis_assets import ANALYSIS_ASSETS  # type: ignore[import-not-found]
+    except ModuleNotFoundError as error:
+        if error.name != ANALYSIS_MODULE:
+            raise  # a broken import inside the module is a bug to see, not a missing module
+        return []
+    defined = {key for asset in ANALYSIS_ASSETS for key in asset.keys}
+    return [key for key in REPORTED_ANALYSIS_KEYS if key in defined]
+
+
+@dg.asset(
+    group_name="report",
+    kinds={"html", "svg"},
+    deps=[*REPORTED_MARTS, *analysis_dependencies()],
+    **PARTITIONED,
+)
+def edition_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """The white paper's figures from the warehouse, one HTML page per edition: the city ranking with
+    tiers, the county tables, the tier distribution across editions, the four regions, the level-1
+    averages by tier, the industry averages, the biggest movers since the previous edition and the
+    rank-uncertainty intervals where the analysis mart has them. Charts are inline SVG; with Chromium
+    on PATH (`make browser`) each is also written as a PNG, without it the PNGs are skipped."""
+    editions = partition_editions(context)
+    tiers, region_names = warehouse.tiers(), warehouse.registry().regions
+    note = data_provenance_note(warehouse.data_path)
+    with warehouse.connection() as con:
+        edition_rows = [read_edition_rows(con, year, tiers, region_names, note) for year in editions]
+    reports_dir = warehouse.warehouse_file.parent / "reports"
+    chromium = find_chromium()
+    with (Browser(chromium) if chromium else nullcontext()) as browser:
+        reports = [write_edition_report(rows, reports_dir, browser) for rows in edition_rows]
+    if chromium:
+        png_note = f"{sum(len(r.png_paths) for r in reports)} PNG(s) rendered with {chromium}"
+    else:
+        png_note = "skipped: no Chromium on PATH (run `make browser`); the HTML reports are complete without them"
+        context.log.warning(f"Chart PNGs {png_note}")
+    newest_first = sorted(zip(edition_rows, reports, strict=True), key=lambda pair: pair[0].survey_year, reverse=True)
+    return dg.MaterializeResult(metadata={
+        # The newest edition only: a table this short is shown inline in the UI, not behind a button.
+        "top_of_ranking": dg.MetadataValue.md(top_rows_markdown(newest_first[0][0])),
+        **{f"report_{report.survey_year}": dg.MetadataValue.path(str(report.html_path)) for _, report in newest_first},
+        "charts": dg.MetadataValue.json({str(r.survey_year): r.chart_names for r in reports}),
+        "chart_pngs": png_note,
+        "rank_uncertainty": dg.MetadataValue.json({str(rows.survey_year): rows.rank_intervals.note for rows in edition_rows}),
+        "editions": ", ".join(map(str, editions)),
+        "code_version": __version__,
+    })
+
+
+REPORT_ASSETS = [edition_report]

@@ -1,0 +1,110 @@
+"""The warehouse rows one edition's report is made of: the only module of the report that reads DuckDB.
+
+Everything downstream (figures, charts, HTML) is a pure function of an ``EditionRows``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import yaml
+
+from dei_pipeline.warehouse import read_table, run
+
+RANK_UNCERTAINTY_TABLE = "marts.rank_uncertainty"
+# The analysis issue's Monte Carlo over weights and aggregation method: the 5th and 95th percentile of
+# each unit's simulated rank. The mart is another asset's; the report uses it where it exists.
+RANK_INTERVAL_COLUMNS: tuple[str, ...] = ("rank_p05", "rank_p95")
+
+
+@dataclass(frozen=True)
+class RankIntervals:
+    """Rank intervals per city (``unit_code``, ``rank_low``, ``rank_high``) with a sentence saying
+    where they come from; ``rows`` is None when the mart is unavailable."""
+
+    rows: pl.DataFrame | None
+    note: str
+
+
+@dataclass(frozen=True)
+class EditionRows:
+    """One edition's marts as stored, plus the reference tables that name their codes."""
+
+    survey_year: int
+    previous_year: int | None  # the edition the year-over-year marts compare with
+    cities: pl.DataFrame  # marts.city_index
+    city_changes: pl.DataFrame  # marts.city_yoy
+    counties: pl.DataFrame  # marts.county_index
+    tier_history: pl.DataFrame  # marts.tier_summary of every edition up to this one
+    regions: pl.DataFrame  # marts.region_rollup
+    region_tiers: pl.DataFrame  # marts.region_tier_mix
+    city_scores: pl.DataFrame  # marts.subindex_scores of the cities, every level
+    framework: pl.DataFrame  # marts.framework of the cities
+    reconciliation: pl.DataFrame  # marts.reconciliation (empty for editions without published figures)
+    rank_intervals: RankIntervals
+    tiers: pl.DataFrame  # data/method/tiers.csv, highest tier first
+    region_names: pl.DataFrame  # data/registry/regions.csv
+    data_note: str | None  # e.g. that the raw data are a synthetic sample
+
+
+def data_provenance_note(data_dir: Path) -> str | None:
+    """A warning for every page when ``data/raw/manifest.yaml`` declares the raw data synthetic."""
+    manifest = data_dir / "raw" / "manifest.yaml"
+    if not manifest.exists():
+        return None
+    content = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
+    if not content.get("synthetic"):
+        return None
+    return ("SYNTHETIC SAMPLE 合成样本数据: the indicator scores under data/raw are invented and calibrated to the "
+            "white paper's published 2020 figures (composites, averages). Composite scores, ranks and tiers of 2020 "
+            "reproduce the paper; everything below the composite, and every other edition, is made up.")
+
+
+def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {f"{schema}.{name}" for schema, name in run(con, "SELECT schema_name, table_name FROM duckdb_tables()")}
+
+
+def read_rank_intervals(con: duckdb.DuckDBPyConnection, survey_year: int) -> RankIntervals:
+    """The city rank intervals of an edition from the analysis mart, where it exists and has them."""
+    if RANK_UNCERTAINTY_TABLE not in _existing_tables(con):
+        return RankIntervals(None, f"{RANK_UNCERTAINTY_TABLE} is not in the warehouse (the analysis marts have not been materialized).")
+    columns = {name for (name,) in run(con, "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'marts' AND table_name = 'rank_uncertainty'")}
+    missing = [c for c in ("unit_code", "unit_type", *RANK_INTERVAL_COLUMNS) if c not in columns]
+    if missing:
+        return RankIntervals(None, f"{RANK_UNCERTAINTY_TABLE} lacks column(s) {', '.join(missing)}.")
+    draws = ", max(n_draws) AS n_draws" if "n_draws" in columns else ", NULL AS n_draws"
+    rows = con.sql(
+        f"SELECT unit_code, rank_p05 AS rank_low, rank_p95 AS rank_high{draws} FROM {RANK_UNCERTAINTY_TABLE} "
+        "WHERE survey_year = $1 AND unit_type = 'city' GROUP BY ALL", params=[survey_year],
+    ).pl()
+    if rows.height == 0:
+        return RankIntervals(None, f"{RANK_UNCERTAINTY_TABLE} has no city rows for {survey_year}.")
+    n_draws = rows["n_draws"].max()
+    simulation = f" over {n_draws:,} Monte Carlo draws of the weights and the aggregation method" if n_draws else ""
+    return RankIntervals(rows.drop("n_draws"), f"5th to 95th percentile of each city's simulated rank{simulation} ({RANK_UNCERTAINTY_TABLE}).")
+
+
+def read_edition_rows(con: duckdb.DuckDBPyConnection, survey_year: int, tiers: pl.DataFrame,
+                      region_names: pl.DataFrame, data_note: str | None) -> EditionRows:
+    changes = read_table(con, "marts.city_yoy", [survey_year])
+    previous = changes["prev_year"].drop_nulls()
+    return EditionRows(
+        survey_year=survey_year,
+        previous_year=int(previous[0]) if previous.len() else None,
+        cities=read_table(con, "marts.city_index", [survey_year]),
+        city_changes=changes,
+        counties=read_table(con, "marts.county_index", [survey_year]),
+        tier_history=read_table(con, "marts.tier_summary").filter(pl.col("survey_year") <= survey_year),
+        regions=read_table(con, "marts.region_rollup", [survey_year]),
+        region_tiers=read_table(con, "marts.region_tier_mix", [survey_year]),
+        city_scores=read_table(con, "marts.subindex_scores", [survey_year]).filter(pl.col("unit_type") == "city"),
+        framework=read_table(con, "marts.framework", [survey_year]).filter(pl.col("unit_type") == "city"),
+        reconciliation=read_table(con, "marts.reconciliation", [survey_year]),
+        rank_intervals=read_rank_intervals(con, survey_year),
+        tiers=tiers,
+        region_names=region_names,
+        data_note=data_note,
+    )

@@ -1,0 +1,116 @@
+"""Attribution of change: contributions by hand, exact sums, and the split into data and method change."""
+
+import polars as pl
+import pytest
+
+from dei_pipeline.analysis.attribution import COMPARABLE, NOT_COMPARABLE, attribute_changes
+from dei_pipeline.config import REPO_ROOT
+from dei_pipeline.frameworks import resolve_framework
+
+DATA = REPO_ROOT / "data"
+
+
+def framework(weights: dict[str, tuple[str | None, float, bool]]) -> pl.DataFrame:
+    """Node table from {code: (parent, weight, is_leaf)} with levels and effective weights derived."""
+    def level(code: str) -> int:
+        parent = weights[code][0]
+        return 1 if parent is None else 1 + level(parent)
+
+    def effective(code: str) -> float:
+        parent, weight, _ = weights[code]
+        return weight if parent is None else weight * effective(parent)
+
+    return pl.DataFrame({
+        "code": list(weights),
+        "parent_code": [p for p, _, _ in weights.values()],
+        "level": [level(c) for c in weights],
+        "name_zh": list(weights),
+        "weight": [w for _, w, _ in weights.values()],
+        "effective_weight": [effective(c) for c in weights],
+        "is_leaf": [leaf for _, _, leaf in weights.values()],
+    }, schema_overrides={"level": pl.Int32, "parent_code": pl.String})
+
+
+# A (0.6): a1, a2 (0.5 each); B (0.4): b1 (0.25), b2 (0.75).
+BEFORE = framework({"A": (None, 0.6, False), "a1": ("A", 0.5, True), "a2": ("A", 0.5, True),
+                    "B": (None, 0.4, False), "b1": ("B", 0.25, True), "b2": ("B", 0.75, True)})
+# The same indicators, level-1 weights changed to 0.5 / 0.5.
+AFTER = framework({"A": (None, 0.5, False), "a1": ("A", 0.5, True), "a2": ("A", 0.5, True),
+                   "B": (None, 0.5, False), "b1": ("B", 0.25, True), "b2": ("B", 0.75, True)})
+
+
+def leaves(scores: dict[str, float]) -> pl.DataFrame:
+    return pl.DataFrame({"unit_code": ["u"] * len(scores), "indicator_code": list(scores), "score": list(scores.values())},
+                        schema={"unit_code": pl.String, "indicator_code": pl.String, "score": pl.Float64})
+
+
+PREVIOUS = leaves({"a1": 50, "a2": 60, "b1": 40, "b2": 80})  # A = 55, B = 70
+CURRENT = leaves({"a1": 60, "a2": 60, "b1": 40, "b2": 84})  # A = 60, B = 73
+
+
+def by_node(rows: pl.DataFrame, column: str) -> dict[str, float]:
+    return dict(rows.select("node_code", column).iter_rows())
+
+
+def test_same_framework_contributions_by_hand() -> None:
+    rows = attribute_changes(CURRENT, PREVIOUS, BEFORE, BEFORE)
+    # Composite 0.6*55 + 0.4*70 = 61 -> 0.6*60 + 0.4*73 = 65.2: change 4.2, all of it data.
+    total = rows.row(0, named=True)
+    assert total["total_change"] == pytest.approx(4.2) and total["data_change"] == pytest.approx(4.2)
+    assert total["method_change"] == 0 and total["status"] == COMPARABLE
+    contribution = by_node(rows, "contribution")
+    # Level 1: A 0.6 * 5 = 3, B 0.4 * 3 = 1.2. Level 2: a1 0.3 * 10 = 3, b2 0.3 * 4 = 1.2, the others 0.
+    assert contribution["A"] == pytest.approx(3.0) and contribution["B"] == pytest.approx(1.2)
+    assert contribution["a1"] == pytest.approx(3.0) and contribution["b2"] == pytest.approx(1.2)
+    assert contribution["a2"] == 0 and contribution["b1"] == 0
+    assert contribution["composite"] == pytest.approx(4.2)
+    assert by_node(rows, "share_of_change")["A"] == pytest.approx(3.0 / 4.2)
+
+
+def test_changed_framework_splits_data_and_method_change_by_hand() -> None:
+    rows = attribute_changes(CURRENT, PREVIOUS, AFTER, BEFORE)
+    total = rows.filter(pl.col("level") == 0).row(0, named=True)
+    # Published before: 61. Before under the new weights: 0.5*55 + 0.5*70 = 62.5. Now: 0.5*60 + 0.5*73 = 66.5.
+    assert total["prev_score_published"] == pytest.approx(61.0)
+    assert total["method_change"] == pytest.approx(1.5)
+    assert total["data_change"] == pytest.approx(4.0)
+    assert total["total_change"] == pytest.approx(5.5)
+    contribution = by_node(rows, "contribution")
+    assert contribution["A"] == pytest.approx(2.5) and contribution["B"] == pytest.approx(1.5)
+    assert contribution["a1"] + contribution["a2"] + contribution["b1"] + contribution["b2"] == pytest.approx(4.0)
+
+
+def test_an_indicator_the_earlier_edition_lacks_leaves_the_change_unsplit() -> None:
+    later = framework({"A": (None, 0.6, False), "a1": ("A", 0.5, True), "a3": ("A", 0.5, True),
+                       "B": (None, 0.4, False), "b1": ("B", 0.25, True), "b2": ("B", 0.75, True)})
+    current = leaves({"a1": 60, "a3": 70, "b1": 40, "b2": 84})
+    rows = attribute_changes(current, PREVIOUS, later, BEFORE)
+    total = rows.filter(pl.col("level") == 0).row(0, named=True)
+    assert total["status"] == NOT_COMPARABLE
+    assert total["total_change"] == pytest.approx(0.6 * 65 + 0.4 * 73 - 61)
+    assert total["data_change"] is None and total["method_change"] is None
+    assert rows["contribution"].null_count() == rows.height
+
+
+def test_units_in_one_edition_only_are_not_attributed() -> None:
+    newcomer = pl.concat([CURRENT, CURRENT.with_columns(pl.lit("v").alias("unit_code"))])
+    rows = attribute_changes(newcomer, PREVIOUS, BEFORE, BEFORE)
+    assert rows["unit_code"].unique().to_list() == ["u"]
+
+
+def test_on_the_sample_contributions_add_up_exactly_at_every_level() -> None:
+    nodes = resolve_framework(DATA, "city", 2020).nodes
+
+    def edition(year: int) -> pl.DataFrame:
+        wide = pl.read_csv(DATA / f"raw/{year}/cities.csv", schema_overrides={"unit_code": pl.String})
+        return wide.drop("unit_name").unpivot(index="unit_code", variable_name="indicator_code", value_name="score")
+
+    rows = attribute_changes(edition(2020), edition(2019), nodes, nodes)
+    assert rows["unit_code"].n_unique() == 113  # the returning cities
+    assert rows["method_change"].abs().max() == 0
+    sums = rows.filter(pl.col("level") > 0).group_by("unit_code", "level").agg(pl.col("contribution").sum(), pl.first("data_change"))
+    assert (sums["contribution"] - sums["data_change"]).abs().max() < 1e-9
+    # Each level-1 node's contribution is the sum of its level-2 children's.
+    level2 = rows.filter(pl.col("level") == 2).group_by("unit_code", "parent_code").agg(pl.col("contribution").sum().alias("children"))
+    level1 = rows.filter(pl.col("level") == 1).join(level2, left_on=["unit_code", "node_code"], right_on=["unit_code", "parent_code"])
+    assert (level1["contribution"] - level1["children"]).abs().max() < 1e-9

@@ -1,0 +1,152 @@
+"""The generated documentation against what it documents: docs/bi.md against the serving snapshot of
+the sample (the marts' COMMENT ON text; each example query runs read-only and answers its question),
+and the diagrams of docs/architecture.md against the Dagster definitions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import duckdb
+import polars as pl
+import pytest
+
+from dei_pipeline.config import REPO_ROOT
+from dei_pipeline.definitions import defs
+from dei_pipeline.published import load_published
+from dei_pipeline.report import architecture
+from dei_pipeline.report.bi_guide import EXAMPLE_QUERIES, ExampleQuery, generated_sections, update_bi_guide
+from dei_pipeline_tests.test_report import SamplePipeline, materialize_sample
+
+GUIDE = REPO_ROOT / "docs" / "bi.md"
+ARCHITECTURE = REPO_ROOT / "docs" / "architecture.md"
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> SamplePipeline:
+    return materialize_sample(tmp_path_factory.mktemp("bi"))
+
+
+@pytest.fixture(scope="module")
+def serving(sample: SamplePipeline) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The snapshot as a BI tool opens it: read-only."""
+    assert sample.serving.is_file(), "the run did not publish the serving snapshot"
+    con = duckdb.connect(str(sample.serving), read_only=True)
+    yield con
+    con.close()
+
+
+def test_committed_guide_matches_the_generator(serving: duckdb.DuckDBPyConnection) -> None:
+    committed = GUIDE.read_text(encoding="utf-8")
+    regenerated = update_bi_guide(committed, generated_sections(serving))
+    assert regenerated == committed, "docs/bi.md is stale: run `make run` and `.venv/bin/python scripts/bi_guide.py`"
+
+
+def test_every_mart_of_the_snapshot_is_documented(serving: duckdb.DuckDBPyConnection) -> None:
+    guide = GUIDE.read_text(encoding="utf-8")
+    marts = [name for (name,) in serving.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts'").fetchall()]
+    assert "city_index" in marts and "snapshot_info" in marts
+    for mart in marts:
+        assert f"### `marts.{mart}`" in guide, mart
+
+
+def test_generator_script_checks_the_committed_guide(sample: SamplePipeline) -> None:
+    check = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "bi_guide.py"), "--check", "--serving", str(sample.serving)],
+                           capture_output=True, text=True, cwd=REPO_ROOT)
+    assert check.returncode == 0, check.stderr
+
+
+def test_architecture_diagrams_match_the_definitions() -> None:
+    committed = ARCHITECTURE.read_text(encoding="utf-8")
+    regenerated = architecture.update_architecture(committed, architecture.generated_sections(defs))
+    assert regenerated == committed, "docs/architecture.md is stale: run `.venv/bin/python scripts/architecture_diagram.py`"
+    for node in architecture.asset_nodes(defs):
+        assert f"a_{node.name}[{node.name}]" in committed, node.name
+
+
+def test_a_guide_without_the_generated_blocks_is_refused() -> None:
+    with pytest.raises(ValueError, match="BEGIN GENERATED: marts"):
+        update_bi_guide("# a guide someone rewrote by hand\n", {"marts": "..."})
+
+
+def test_the_snapshot_opened_read_only_refuses_writes(sample: SamplePipeline) -> None:
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(f"ATTACH '{sample.serving}' AS dei (READ_ONLY)")  # the guide's fallback for any tool
+        assert con.execute("SELECT count(*) FROM dei.marts.city_index WHERE survey_year = 2020").fetchall() == [(148,)]
+        with pytest.raises(duckdb.Error, match="read-only"):
+            con.execute("CREATE TABLE dei.marts.scratch AS SELECT 1 AS x")
+    finally:
+        con.close()
+
+
+# -------------------------------------------------------------------------------- the examples
+
+
+def _marts(serving: duckdb.DuckDBPyConnection, table: str, year: int | None = None) -> pl.DataFrame:
+    where = "" if year is None else f" WHERE survey_year = {int(year)}"
+    return serving.sql(f"SELECT * FROM marts.{table}{where}").pl()
+
+
+def check_top_movers(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+    returning = _marts(serving, "city_yoy", 2020).filter(pl.col("status") == "returning")
+    assert answer.height == 10
+    assert answer["rank_change"].abs().max() == returning["rank_change"].abs().max()
+    assert answer["rank_change"].abs().to_list() == sorted(answer["rank_change"].abs().to_list(), reverse=True)
+    assert "乌鲁木齐" in answer["city"].to_list() and "抚顺" in answer["city"].to_list()
+
+
+def check_region_tier_mix(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+    assert answer["survey_year"].to_list() == [2017, 2018, 2019, 2020]
+    tiers = ["一线", "新一线", "二线", "三线", "四线"]
+    assert answer.select(pl.sum_horizontal(tiers)).to_series().to_list() == answer["scored_cities"].to_list()
+    latest = answer.filter(pl.col("survey_year") == 2020).row(0, named=True)
+    assert latest["scored_cities"] == 41 and latest["gdp_weighted_score"] == 70.6  # the white paper's 长三角 70.6
+
+
+def check_city_profile(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+    assert answer.height == 5  # composite + four level-1 domains
+    composite = answer.row(0, named=True)
+    assert (composite["city"], composite["indicator"], composite["score"], composite["rank_among_cities"]) == ("杭州", "综合指数", 89.1, 5)
+    assert composite["all_city_mean"] == 57.3
+
+
+def check_tier_changes(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+    changed = _marts(serving, "city_yoy", 2020).filter((pl.col("status") == "returning") & (pl.col("tier") != pl.col("prev_tier")))
+    assert answer.height == changed.height > 0
+    assert set(answer["direction"]) <= {"up", "down"}
+    assert answer.filter(pl.col("city") == "广州").select("prev_tier", "tier", "direction").row(0) == ("new_tier1", "tier1", "up")
+
+
+def check_industry_averages(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+    published = load_published(sample.resource.data_path, 2020)
+    assert published is not None
+    expected = published.industry_averages.select(pl.col("name_zh").alias("industry"), "average", "top10_average")
+    compared = answer.join(expected, on="industry", suffix="_published")
+    assert compared.height == expected.height == 10
+    assert (compared["average"] - compared["average_published"]).abs().max() < 0.05  # type: ignore[operator]
+    assert (compared["top10_average"] - compared["top10_average_published"]).abs().max() < 0.05  # type: ignore[operator]
+
+
+CHECKS: dict[str, Callable[[pl.DataFrame, duckdb.DuckDBPyConnection, SamplePipeline], None]] = {
+    "top_movers": check_top_movers,
+    "region_tier_mix": check_region_tier_mix,
+    "city_profile": check_city_profile,
+    "tier_changes": check_tier_changes,
+    "industry_averages": check_industry_averages,
+}
+
+
+def test_there_are_five_examples_each_with_a_check() -> None:
+    assert len(EXAMPLE_QUERIES) == 5
+    assert {query.slug for query in EXAMPLE_QUERIES} == set(CHECKS)
+
+
+@pytest.mark.parametrize("query", EXAMPLE_QUERIES, ids=lambda query: query.slug)
+def test_example_query_answers_its_question(query: ExampleQuery, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+    answer = serving.sql(query.sql).pl()
+    assert answer.height > 0, query.slug
+    CHECKS[query.slug](answer, serving, sample)
+    for mart in query.marts:
+        assert mart in query.sql, f"{query.slug} lists {mart} but does not use it"

@@ -1,0 +1,155 @@
+"""Unit profiles by hand, `dei profile`, and the analysis assets end to end with Dagster."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+
+from dei_pipeline.analysis.profile import PROFILE_EXTREMES, STRENGTH, WEAKNESS, print_profile, unit_profiles
+from dei_pipeline.cli import main
+from dei_pipeline.defs.analysis_assets import ANALYSIS_ASSETS
+from dei_pipeline.defs.assets import ALL_ASSETS
+from dei_pipeline.defs.partitions import register_editions
+from dei_pipeline.defs.resources import WarehouseResource
+from dei_pipeline.warehouse import TABLES
+from dei_pipeline_tests.conftest import copy_data_dir
+
+# ----------------------------------------------------------------------------------- by hand
+
+
+def test_profile_by_hand() -> None:
+    # Peers g: u, v, w. Indicator i1: 90, 60, 60; i2: 10, 20, 30 (u lowest). Peers h: one unit.
+    scores = pl.DataFrame({
+        "unit_code": ["u", "v", "w", "u", "v", "w", "solo", "solo"],
+        "node_code": ["i1", "i1", "i1", "i2", "i2", "i2", "i1", "i2"],
+        "level": [2] * 8,
+        "score": [90.0, 60.0, 60.0, 10.0, 20.0, 30.0, 50.0, 50.0],
+    })
+    peers = pl.DataFrame({"unit_code": ["u", "v", "w", "solo"], "peer_group": ["g", "g", "g", "h"]})
+    rows = {(r["unit_code"], r["node_code"]): r for r in unit_profiles(scores, peers, ["i1", "i2"], 1).iter_rows(named=True)}
+    u1 = rows[("u", "i1")]
+    assert u1["peer_n"] == 3 and u1["peer_mean"] == pytest.approx(70.0)
+    assert u1["peer_sd"] == pytest.approx(np.std([90, 60, 60], ddof=1))
+    assert u1["peer_z"] == pytest.approx(20.0 / np.std([90, 60, 60], ddof=1))
+    assert u1["peer_rank"] == 1
+    assert rows[("v", "i1")]["peer_rank"] == rows[("w", "i1")]["peer_rank"] == 2  # a tie shares the better rank
+    assert rows[("u", "i2")]["peer_z"] == pytest.approx(-1.0) and rows[("u", "i2")]["peer_rank"] == 3
+    # With two indicators, u's strength is i1 (z 1.15) and its weakness i2 (z -1).
+    assert (u1["role"], u1["role_rank"]) == (STRENGTH, 1)
+    assert (rows[("u", "i2")]["role"], rows[("u", "i2")]["role_rank"]) == (WEAKNESS, 1)
+    # A unit alone in its peer group cannot be compared: no z, no role.
+    assert rows[("solo", "i1")]["peer_z"] is None and rows[("solo", "i1")]["role"] is None
+
+
+def test_strengths_and_weaknesses_are_the_extremes_of_z() -> None:
+    codes = [f"i{k:02d}" for k in range(12)]
+    rng = np.random.default_rng(0)
+    values = rng.normal(50, 10, size=(6, 12))
+    values[0] = np.linspace(20, 80, 12)  # unit u0: i11 its best against the others, i00 its worst
+    scores = pl.DataFrame([
+        {"unit_code": f"u{i}", "node_code": code, "level": 3, "score": float(values[i, j])} for i in range(6) for j, code in enumerate(codes)
+    ])
+    peers = pl.DataFrame({"unit_code": [f"u{i}" for i in range(6)], "peer_group": ["g"] * 6})
+    rows = unit_profiles(scores, peers, codes, 1).filter(pl.col("unit_code") == "u0")
+    by_z = rows.sort("peer_z", descending=True)["node_code"].to_list()
+    strengths = rows.filter(pl.col("role") == STRENGTH).sort("role_rank")["node_code"].to_list()
+    weaknesses = rows.filter(pl.col("role") == WEAKNESS).sort("role_rank")["node_code"].to_list()
+    assert strengths == by_z[:PROFILE_EXTREMES]
+    assert weaknesses == by_z[::-1][:PROFILE_EXTREMES]
+
+
+# ------------------------------------------------------------------------- the assets, end to end
+
+FAST_SETTINGS = {"draws: 10000": "draws: 400", "sensitivity_base_draws: 2000": "sensitivity_base_draws: 100"}
+
+
+class AnalysisRun:
+    """A private copy of the sample, its warehouse and a Dagster instance, the analysis marts built
+    for 2019 and 2020 (fewer draws than the repository's settings, to keep the test short)."""
+
+    def __init__(self, root: Path) -> None:
+        self.data_dir = copy_data_dir(root / "data", (2019, 2020))
+        settings_file = self.data_dir / "method" / "settings.yaml"
+        text = settings_file.read_text(encoding="utf-8")
+        for old, new in FAST_SETTINGS.items():
+            assert old in text, f"settings.yaml no longer has {old!r}"
+            text = text.replace(old, new)
+        settings_file.write_text(text, encoding="utf-8")
+        self.warehouse = root / "warehouse" / "dei.duckdb"
+        self.resource = WarehouseResource(data_dir=str(self.data_dir), warehouse_path=str(self.warehouse))
+        self.instance = dg.DagsterInstance.ephemeral()
+        register_editions(self.instance, [2019, 2020])
+
+    def materialize(self, assets: list, partition_key: str | None = None, tags: dict[str, str] | None = None) -> None:
+        result = dg.materialize(assets, partition_key=partition_key, instance=self.instance, resources={"warehouse": self.resource}, tags=tags)
+        assert result.success
+
+    def table(self, name: str, year: int) -> pl.DataFrame:
+        with duckdb.connect(str(self.warehouse), read_only=True) as con:
+            rows = con.sql(f"SELECT * FROM {name} WHERE survey_year = {int(year)}").pl()
+        return rows.sort(TABLES[name].column_names, nulls_last=True)
+
+
+@pytest.fixture(scope="module")
+def analysed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnalysisRun]:
+    run = AnalysisRun(tmp_path_factory.mktemp("analysis"))
+    for year in ("2019", "2020"):
+        run.materialize([*ALL_ASSETS, *ANALYSIS_ASSETS], partition_key=year)
+    yield run
+
+
+def test_rank_uncertainty_mart(analysed: AnalysisRun) -> None:
+    rows = analysed.table("marts.rank_uncertainty", 2020)
+    index = analysed.table("marts.city_index", 2020)
+    cities = rows.filter(pl.col("unit_type") == "city").join(index.select("unit_code", "rank", "tier", "score"), on="unit_code")
+    assert cities.height == 148 and rows.filter(pl.col("unit_type") == "county").height == 100
+    assert (cities["nominal_rank"] == cities["rank"]).all() and (cities["nominal_tier"] == cities["tier"]).all()
+    assert ((cities["rank_p05"] <= cities["median_rank"]) & (cities["median_rank"] <= cities["rank_p95"])).all()
+    tier_sum = cities.select(pl.sum_horizontal(pl.col("^prob_(new_)?tier.*$").exclude("prob_same_tier")).alias("total"))["total"]
+    assert (tier_sum - 1).abs().max() < 1e-12
+    assert rows.filter(pl.col("unit_type") == "county")["prob_tier1"].null_count() == 100
+    assert set(rows["n_draws"].to_list()) == {400}
+
+
+def test_other_analysis_marts(analysed: AnalysisRun) -> None:
+    sensitivity = analysed.table("marts.sensitivity", 2020)
+    assert set(sensitivity["factor"].to_list()) == {"weights_level_1", "weights_level_2", "weights_level_3", "aggregation_method"}
+    assert sensitivity.filter(pl.col("target") == "mean_abs_rank_shift").height == 2 * 4  # per unit type and factor
+    attribution = analysed.table("marts.yoy_attribution", 2020)
+    assert attribution.filter(pl.col("unit_type") == "city")["unit_code"].n_unique() == 113
+    assert attribution.filter(pl.col("unit_type") == "county")["unit_code"].n_unique() == 100
+    assert set(attribution["prev_year"].to_list()) == {2019}
+    sums = attribution.filter(pl.col("level") == 1).group_by("unit_type", "unit_code").agg(pl.col("contribution").sum(), pl.first("data_change"))
+    assert (sums["contribution"] - sums["data_change"]).abs().max() < 1e-9
+    assert analysed.table("marts.yoy_attribution", 2019).height == 0  # nothing before 2019 in this copy
+    audit = analysed.table("marts.audit", 2020)
+    assert audit.filter(pl.col("unit_type") == "city").height == 62 + 1  # every node and the composite
+    assert analysed.table("marts.audit_units", 2020).height == 248
+    profile = analysed.table("marts.unit_profile", 2020)
+    assert profile.filter((pl.col("unit_type") == "city") & (pl.col("role") == "strength")).height == 148 * PROFILE_EXTREMES
+
+
+def test_analysis_reruns_are_identical_alone_or_in_a_backfill(analysed: AnalysisRun) -> None:
+    analysis_marts = [*(f"marts.{asset.key.path[-1]}" for asset in ANALYSIS_ASSETS), "marts.audit_units"]
+    before = {name: analysed.table(name, 2020) for name in analysis_marts}
+    analysed.materialize(ANALYSIS_ASSETS, partition_key="2020")
+    analysed.materialize(ANALYSIS_ASSETS, tags={"dagster/asset_partition_range_start": "2019", "dagster/asset_partition_range_end": "2020"})
+    for name in analysis_marts:
+        assert before[name].equals(analysed.table(name, 2020)), name
+
+
+def test_dei_profile_prints_strengths_and_weaknesses(analysed: AnalysisRun, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profile", "杭州", "--year", "2020", "--warehouse", str(analysed.warehouse)]) == 0
+    out = capsys.readouterr().out
+    assert "杭州 (330100, city), edition 2020" in out and "Strengths" in out and "Weaknesses" in out
+    assert "90% interval" in out
+    assert print_profile("330100", 2020, analysed.warehouse) == 0
+    assert print_profile("不存在的城市", 2020, analysed.warehouse) == 1
+    assert print_profile("杭州", 1999, analysed.warehouse) == 1
+    capsys.readouterr()
+    assert print_profile("州", 2020, analysed.warehouse) == 2  # 杭州, 广州, 苏州, ...
+    assert "give the full name or the code" in capsys.readouterr().out

@@ -1,0 +1,305 @@
+"""The edition report, looked at as a person would: materialized by Dagster over the sample, opened in
+headless Chromium, screenshotted, and read for the white paper's key numbers.
+
+Chromium and a CJK font come from `make browser` (a prerequisite of `make test`); without them the
+browser tests fail and say so rather than being skipped, so that CI cannot pass without looking.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+
+from dei_pipeline.defs.partitions import register_editions
+from dei_pipeline.defs.report_assets import edition_report
+from dei_pipeline.defs.resources import WarehouseResource
+from dei_pipeline.definitions import build_definitions
+from dei_pipeline.ingest import list_editions
+from dei_pipeline.published import load_published
+from dei_pipeline.report import figures
+from dei_pipeline.report.charts import edition_charts
+from dei_pipeline.report.chromium import Browser, find_chromium
+from dei_pipeline.report.html import render_report
+from dei_pipeline.report.rows import EditionRows, data_provenance_note, read_edition_rows
+from dei_pipeline.report.svg import BarSeries, horizontal_bars, nice_ticks
+from dei_pipeline.warehouse import connect
+from dei_pipeline_tests.conftest import DATA, copy_data_dir
+
+CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR = {"top_cities", "tier_distribution", "level1_by_tier", "industry_averages", "regions", "movers"}
+PNG_SCALE = 2  # dei_pipeline.report.publish.PNG_SCALE
+
+
+@dataclass
+class SamplePipeline:
+    """The sample materialized end to end (index_job, all editions) in a private directory."""
+
+    resource: WarehouseResource
+    instance: dg.DagsterInstance
+    result: dg.ExecuteInProcessResult
+
+    @property
+    def warehouse(self) -> Path:
+        return self.resource.warehouse_file
+
+    @property
+    def reports(self) -> Path:
+        return self.warehouse.parent / "reports"
+
+    @property
+    def serving(self) -> Path:
+        return self.warehouse.with_name("dei_serving.duckdb")
+
+    def edition_rows(self, year: int, warehouse: Path | None = None) -> EditionRows:
+        con = connect(warehouse or self.warehouse, read_only=True)
+        try:
+            return read_edition_rows(con, year, self.resource.tiers(), self.resource.registry().regions,
+                                     data_provenance_note(self.resource.data_path))
+        finally:
+            con.close()
+
+
+def materialize_sample(root: Path) -> SamplePipeline:
+    """Run index_job over every sample edition in one single-run backfill, as `make run` does."""
+    data_dir = copy_data_dir(root / "data")
+    shutil.copy(DATA / "raw" / "manifest.yaml", data_dir / "raw")  # it says the sample is synthetic
+    resource = WarehouseResource(data_dir=str(data_dir), warehouse_path=str(root / "warehouse" / "dei.duckdb"))
+    instance = dg.DagsterInstance.ephemeral()
+    editions = [str(year) for year in list_editions(data_dir)]
+    register_editions(instance, [int(year) for year in editions])
+    with pytest.MonkeyPatch.context() as env:
+        for variable in ("DEI_SERVING", "DEI_WAREHOUSE", "DEI_CHROMIUM"):  # the run must write inside root
+            env.delenv(variable, raising=False)
+        job = build_definitions(resource).resolve_job_def("index_job")
+        result = job.execute_in_process(instance=instance, tags={
+            "dagster/asset_partition_range_start": editions[0], "dagster/asset_partition_range_end": editions[-1]})
+    assert result.success
+    return SamplePipeline(resource, instance, result)
+
+
+def require_browser() -> None:
+    if find_chromium() is None:
+        pytest.fail("no Chromium on PATH: run `make browser` (make test does) to install chromium and fonts-noto-cjk")
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> SamplePipeline:
+    require_browser()
+    return materialize_sample(tmp_path_factory.mktemp("report"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    require_browser()
+    with Browser() as running:
+        yield running
+
+
+def _report_metadata(sample: SamplePipeline) -> Mapping[str, dg.MetadataValue]:
+    event = sample.instance.get_latest_materialization_event(dg.AssetKey("edition_report"))
+    assert event is not None and event.asset_materialization is not None
+    return event.asset_materialization.metadata
+
+
+# ------------------------------------------------------------------------------------ the asset
+
+
+def test_asset_writes_a_page_per_edition_and_a_png_per_chart(sample: SamplePipeline) -> None:
+    for year in (2017, 2018, 2019, 2020):
+        assert (sample.reports / f"{year}.html").is_file(), year
+    pngs_2020 = {path.stem for path in (sample.reports / "2020").glob("*.png")}
+    assert CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR <= pngs_2020
+    # The first edition has nothing to compare with: no movers chart.
+    assert "movers" not in {path.stem for path in (sample.reports / "2017").glob("*.png")}
+    assert not list(sample.reports.glob(".*.tmp")), "staging files left behind"
+
+
+def test_metadata_shows_the_top_of_the_ranking_as_a_markdown_table(sample: SamplePipeline) -> None:
+    metadata = _report_metadata(sample)
+    markdown = str(metadata["top_of_ranking"].value)
+    assert markdown.splitlines()[0] == "| edition | rank | city | province | score | tier |"
+    assert markdown.splitlines()[2] == "| 2020 | 1 | 上海 | 上海 | 90.5 | 一线 |", "the newest edition's top row"
+    assert len(markdown.splitlines()) == 12
+    assert str(metadata["chart_pngs"].value).split()[0].isdigit(), metadata["chart_pngs"].value
+    assert metadata["report_2020"].value == str(sample.reports / "2020.html")
+
+
+def test_report_is_one_self_contained_file(sample: SamplePipeline) -> None:
+    html = (sample.reports / "2020.html").read_text(encoding="utf-8")
+    assert "<script" not in html
+    assert not re.search(r"""(src|href)\s*=\s*["'](?!#)""", html), "the page loads or links an external resource"
+    without_namespace = html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # a name, not a resource
+    assert not re.search(r"url\(|@import|https?://", without_namespace), "the page loads or links an external resource"
+    assert html.count("<svg") >= len(CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR)
+
+
+# ------------------------------------------------------------------------------ in the browser
+
+
+def test_cjk_font_is_installed_for_chinese_text() -> None:
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        pytest.fail("fc-list missing: install fontconfig (make browser)")
+    families = subprocess.run([fc_list, ":lang=zh", "family"], capture_output=True, text=True, check=True).stdout
+    assert families.strip(), "no font with Chinese glyphs: Chinese would render as boxes (make browser installs fonts-noto-cjk)"
+
+
+def test_report_in_headless_chromium_shows_the_white_papers_numbers(sample: SamplePipeline, browser: Browser, tmp_path: Path) -> None:
+    browser.open((sample.reports / "2020.html").as_uri(), width=1400, height=3000)
+    screenshot = browser.screenshot(tmp_path / "report_2020.png", full_page=True)
+    pixels = browser.pixel_summary(screenshot)
+    assert not pixels.looks_blank, pixels
+    assert pixels.width == 1400 and pixels.height > 3000, pixels
+
+    browser.open((sample.reports / "2020.html").as_uri(), width=1400, height=3000)
+    text = browser.text()
+    whitespace = r"\s+"
+    assert re.search(whitespace.join(["1", "上海", "上海", "90.5", "一线"]), text), "上海 90.5 is not ranked first on the page"
+    assert re.search(whitespace.join(["148", "雅安", "四川", "35.7", "四线"]), text), "the last city of the ranking"
+    assert re.search(r"57\.3\s+平均得分", text), "the mean score 57.3"
+    assert re.search(whitespace.join(["2020", "6", "29", "69", "26", "18", "148"]), text), "the 2020 tier counts"
+    assert re.search(whitespace.join(["1", "广东", "深圳市南山区", "85.8"]), text)
+    assert re.search(whitespace.join(["1", "江苏", "江阴市", "72.3"]), text)
+    assert re.search(whitespace.join(["金融", "59.9", "94.9"]), text), "the finance industry averages"
+    assert re.search(whitespace.join(["数据及信息化基础设施"] + [r"\d+\.\d"] * 5 + ["68.3"]), text), "level-1 averages by tier"
+    assert re.search(whitespace.join(["长三角", "41/41", "70.6"]), text), "the Yangtze delta rollup"
+    assert re.search(whitespace.join(["乌鲁木齐", "70", "52", "↑18"]), text), "the biggest riser since 2019"
+    assert "SYNTHETIC SAMPLE" in text
+    # Every chart is drawn: an SVG with its title, laid out with a real size.
+    drawn = browser.evaluate("[...document.querySelectorAll('figure svg')].map(s => [s.getAttribute('aria-label'), s.getBoundingClientRect().height])")
+    assert len(drawn) >= len(CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR)
+    assert all(height > 100 for _, height in drawn), drawn
+
+
+def test_chart_pngs_are_sharp_non_blank_images_of_their_charts(sample: SamplePipeline, browser: Browser) -> None:
+    html = (sample.reports / "2020.html").read_text(encoding="utf-8")
+    for png in sorted((sample.reports / "2020").glob("*.png")):
+        svg_width = re.search(rf"<figure id='chart-{png.stem}'><svg [^>]*width=\"(\d+)\"", html)
+        assert svg_width is not None, f"{png.name} has no chart in the report"
+        pixels = browser.pixel_summary(png)
+        assert pixels.width == PNG_SCALE * int(svg_width.group(1)), (png.name, pixels)
+        assert not pixels.looks_blank, (png.name, pixels)
+
+
+def test_first_edition_says_there_is_nothing_to_compare(sample: SamplePipeline, browser: Browser) -> None:
+    browser.open((sample.reports / "2017.html").as_uri(), width=1400, height=1200)
+    text = browser.text()
+    assert "无可比较的上一版" in text and "No earlier edition to compare with" in text
+    assert "本年度无县域数据" in text  # the sample has counties from 2019 on
+    assert re.search(r"1\s+上海\s+上海\s+85\.0\s+新一线", text)
+
+
+# ------------------------------------------------------------------- without a browser, with marts
+
+
+def test_without_chromium_the_report_is_written_and_old_pngs_removed(sample: SamplePipeline, tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse" / "dei.duckdb"
+    warehouse.parent.mkdir()
+    shutil.copy(sample.warehouse, warehouse)
+    stale = warehouse.parent / "reports" / "2020" / "movers.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an old chart")
+    resource = WarehouseResource(data_dir=sample.resource.data_dir, warehouse_path=str(warehouse))
+    instance = dg.DagsterInstance.ephemeral()
+    register_editions(instance, [2020])
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DEI_CHROMIUM", str(tmp_path / "no-such-browser"))
+        result = dg.materialize([edition_report], partition_key="2020", instance=instance, resources={"warehouse": resource})
+    assert result.success
+    assert (warehouse.parent / "reports" / "2020.html").is_file()
+    assert not stale.parent.exists(), "PNGs of an earlier run would contradict the new report"
+    metadata = result.asset_materializations_for_node("edition_report")[0].metadata
+    assert str(metadata["chart_pngs"].value).startswith("skipped: no Chromium")
+
+
+def test_rank_uncertainty_intervals_are_shown_where_the_mart_exists(sample: SamplePipeline, tmp_path: Path) -> None:
+    warehouse = tmp_path / "dei.duckdb"
+    shutil.copy(sample.warehouse, warehouse)
+    con = duckdb.connect(str(warehouse))
+    try:
+        has_mart = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = 'rank_uncertainty'").fetchall()[0][0]
+        if not has_mart:  # the analysis assets are not in this code base: stand in for their mart
+            con.execute("""CREATE TABLE marts.rank_uncertainty AS
+                SELECT survey_year, 'city' AS unit_type, unit_code, greatest(rank - 3, 1) AS rank_p05, rank + 4 AS rank_p95, 1000 AS n_draws
+                FROM marts.city_index""")
+    finally:
+        con.close()
+    rows = sample.edition_rows(2020, warehouse)
+    assert rows.rank_intervals.rows is not None, rows.rank_intervals.note
+    charts = edition_charts(rows)
+    assert "rank_uncertainty" in charts
+    html = render_report(rows, charts, None)
+    assert "Monte Carlo" in html and "chart-rank_uncertainty" in html
+
+
+def test_without_the_mart_the_report_says_why_there_are_no_intervals(sample: SamplePipeline, tmp_path: Path) -> None:
+    warehouse = tmp_path / "dei.duckdb"
+    shutil.copy(sample.warehouse, warehouse)
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("DROP TABLE IF EXISTS marts.rank_uncertainty")
+    finally:
+        con.close()
+    rows = sample.edition_rows(2020, warehouse)
+    assert rows.rank_intervals.rows is None
+    assert "rank_uncertainty" not in edition_charts(rows)
+    assert "marts.rank_uncertainty is not in the warehouse" in render_report(rows, edition_charts(rows), None)
+
+
+# --------------------------------------------------------------------- the figures against the paper
+
+
+def test_level1_averages_by_tier_reproduce_the_published_averages(sample: SamplePipeline) -> None:
+    published = load_published(sample.resource.data_path, 2020)
+    assert published is not None
+    expected = dict(published.level1_averages.select("node_code", "average").iter_rows())
+    table = figures.level1_by_tier(sample.edition_rows(2020))
+    assert table["node_code"].to_list() == ["infra", "service", "governance", "industry"]
+    for node, mean in table.select("node_code", "all_cities").iter_rows():
+        assert round(mean, 1) == expected[node], node
+    # Higher tiers score higher in every domain, as the white paper's charts show.
+    for record in table.iter_rows(named=True):
+        by_tier = [record[t] for t in ("tier1", "new_tier1", "tier2", "tier3", "tier4")]
+        assert by_tier == sorted(by_tier, reverse=True), record
+
+
+def test_industry_averages_reproduce_the_published_ones(sample: SamplePipeline) -> None:
+    table = figures.industry_averages(sample.edition_rows(2020))
+    assert table.height == 10
+    assert (table["average"] - table["published_average"]).abs().max() < 0.05  # type: ignore[operator]
+    assert (table["top10_average"] - table["published_top10_average"]).abs().max() < 0.05  # type: ignore[operator]
+    assert table["name_zh"][0] == "金融"
+
+
+def test_movers_are_risers_then_fallers_among_returning_cities(sample: SamplePipeline) -> None:
+    rows = sample.edition_rows(2020)
+    moved = figures.movers(rows)
+    changes = moved["rank_change"].to_list()
+    risers = [c for c in changes if c > 0]
+    fallers = [c for c in changes if c < 0]
+    assert changes == risers + fallers and risers == sorted(risers, reverse=True) and fallers == sorted(fallers, reverse=True)
+    returning = rows.city_changes.filter(pl.col("status") == "returning")
+    assert risers[0] == returning["rank_change"].max() and fallers[-1] == returning["rank_change"].min()
+    assert len(risers) == len(fallers) == figures.MOVERS_PER_SIDE
+
+
+# ------------------------------------------------------------------------------ chart primitives
+
+
+@pytest.mark.parametrize(("maximum", "expected_top"), [(90.5, 100), (148, 150), (7, 8), (0.3, 0.3), (18, 20)])
+def test_nice_ticks_cover_the_maximum_in_round_steps(maximum: float, expected_top: float) -> None:
+    ticks = nice_ticks(maximum)
+    assert ticks[0] == 0 and ticks[-1] >= maximum and abs(ticks[-1] - expected_top) < 1e-9
+
+
+def test_labels_are_escaped_in_svg() -> None:
+    chart = horizontal_bars("x", "A <b> & C", "sub", ["<script>"], [BarSeries("s", "#000", [1.0])], "axis")
+    assert "<script>" not in chart.svg and "&lt;script&gt;" in chart.svg and "A &lt;b&gt; &amp; C" in chart.svg

@@ -1,0 +1,359 @@
+"""Rank uncertainty and sensitivity, checked against cases derived by hand and against the pipeline's
+own aggregation and ranking."""
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from dei_pipeline.aggregation import aggregate_tiers
+from dei_pipeline.analysis import uncertainty
+from dei_pipeline.analysis.sensitivity import (
+    AGGREGATION_FACTOR, SobolSums, factors, rank_sensitivity, saltelli_block, sobol_indices, weights_factor,
+)
+from dei_pipeline.analysis.uncertainty import (
+    AssumptionDraws, IndexTree, UncertaintySettings, draw_assumptions, nominal_composites, parse_uncertainty_settings,
+    perturbed_weights, quantiles_from_counts, rank_display_ticks, rank_uncertainty, ranking_problem, simulate_composites,
+)
+from dei_pipeline.composite import rank_units
+from dei_pipeline.config import REPO_ROOT, MethodSettings, load_settings
+from dei_pipeline.frameworks import resolve_framework
+from dei_pipeline.tiers import load_tiers
+
+DATA = REPO_ROOT / "data"
+METHOD = MethodSettings(display_decimals=1, score_min=0, score_max=100, tie_method="min", missing_rule="propagate",
+                        gdp_year_offset=-1, gdp_vintage="revised", score_tolerance=0.05)
+TIERS = load_tiers(DATA)
+
+# An unbalanced tree (leaves at depths 2 and 3), as in test_aggregation.
+NODES = pl.DataFrame({
+    "code": ["A", "a1", "a2", "B", "b1", "B2", "b21", "b22"],
+    "parent_code": [None, "A", "A", None, "B", "B", "B2", "B2"],
+    "level": [1, 2, 2, 1, 2, 2, 3, 3],
+    "weight": [0.6, 0.25, 0.75, 0.4, 0.5, 0.5, 0.2, 0.8],
+    "is_leaf": [False, True, True, False, True, False, True, True],
+}, schema_overrides={"level": pl.Int32})
+# Two indicators straight under the composite, equal weights: the hand-derived case.
+TWO = pl.DataFrame({
+    "code": ["a", "b"], "parent_code": [None, None], "level": [1, 1], "weight": [0.5, 0.5], "is_leaf": [True, True],
+}, schema_overrides={"level": pl.Int32, "parent_code": pl.String})
+
+
+def settings(**changes: object) -> UncertaintySettings:
+    base = {"draws": 20_000, "seed": 7, "weight_range": 0.25, "methods": ["arithmetic"], "method_choice": "per_level",
+            "geometric_floor": 0.01, "sensitivity_base_draws": 2_000}
+    return parse_uncertainty_settings({**base, **changes})
+
+
+def long_scores(rows: dict[str, dict[str, float | None]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [{"unit_code": unit, "indicator_code": code, "score": score} for unit, scores in rows.items() for code, score in scores.items()],
+        schema={"unit_code": pl.String, "indicator_code": pl.String, "score": pl.Float64},
+    )
+
+
+def ranked(units: list[str], group: str = "all") -> pl.DataFrame:
+    return pl.DataFrame({"unit_code": units, "rank_group": [group] * len(units)})
+
+
+def draws_with(tree: IndexTree, geometric: list[bool], multipliers: np.ndarray | None = None) -> AssumptionDraws:
+    return AssumptionDraws(
+        np.ones((1, tree.n_nodes)) if multipliers is None else multipliers[None, :],
+        np.array([geometric]),
+    )
+
+
+# ----------------------------------------------------------------------------------- settings
+
+
+def test_the_repository_settings_load() -> None:
+    loaded = uncertainty.load_uncertainty_settings(DATA)
+    assert loaded.draws >= 1 and 0 < loaded.weight_range < 1
+    assert set(loaded.methods) == {"arithmetic", "geometric"} and loaded.geometric_floor > 0
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"weight_range": 1.0}, "weight_range"),
+    ({"methods": ["harmonic"]}, "methods"),
+    ({"geometric_floor": 0}, "geometric_floor"),
+    ({"method_choice": "per_draw"}, "method_choice"),
+])
+def test_bad_settings_are_refused_naming_the_key(change: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        settings(**change)
+
+
+# -------------------------------------------------------------------------------- aggregation
+
+
+def test_nominal_draw_reproduces_the_pipeline_aggregation_on_an_unbalanced_tree() -> None:
+    scores = long_scores({"u": {"a1": 80, "a2": 40, "b1": 60, "b21": 100, "b22": 50}, "v": {"a1": 10, "a2": 90, "b1": 30, "b21": 0, "b22": 70}})
+    problem = ranking_problem(scores, NODES, ranked(["u", "v"]), METHOD, 0.01)
+    # Hand: u: A = 50, B2 = 60, B = 60, composite 0.6*50 + 0.4*60 = 54.
+    assert nominal_composites(problem)[0] == pytest.approx(54.0)
+    expected = aggregate_tiers(scores, NODES).filter(pl.col("level") == 0).sort("unit_code")["score"].to_numpy()
+    np.testing.assert_allclose(nominal_composites(problem), expected, rtol=0, atol=1e-12)
+
+
+def test_nominal_draw_reproduces_the_published_2020_composites() -> None:
+    framework = resolve_framework(DATA, "city", 2020)
+    wide = pl.read_csv(DATA / "raw/2020/cities.csv", schema_overrides={"unit_code": pl.String})
+    scores = wide.drop("unit_name").unpivot(index="unit_code", variable_name="indicator_code", value_name="score")
+    composites = aggregate_tiers(scores, framework.nodes).filter(pl.col("level") == 0).sort("unit_code")
+    problem = ranking_problem(scores, framework.nodes, ranked(composites["unit_code"].to_list()), load_settings(DATA), 0.01)
+    np.testing.assert_allclose(nominal_composites(problem), composites["score"].to_numpy(), rtol=0, atol=1e-9)
+    # The float32 simulation of the same draw agrees far below the display precision.
+    nominal = uncertainty.nominal_assumptions(problem.tree)
+    assert np.max(np.abs(simulate_composites(problem, nominal, np.float32)[0] - composites["score"].to_numpy())) < 1e-3
+
+
+def test_geometric_and_mixed_methods_by_hand() -> None:
+    scores = long_scores({"u": {"a1": 80, "a2": 40, "b1": 60, "b21": 100, "b22": 50}})
+    problem = ranking_problem(scores, NODES, ranked(["u"]), METHOD, 0.01)
+    tree = problem.tree
+    # Steps: 0 = level 3 into B2, 1 = level 2 into A and B, 2 = level 1 into the composite.
+    a_geo = 80**0.25 * 40**0.75
+    b2_geo = 100**0.2 * 50**0.8
+    all_geometric = a_geo**0.6 * (60**0.5 * b2_geo**0.5) ** 0.4
+    assert simulate_composites(problem, draws_with(tree, [True, True, True]))[0, 0] == pytest.approx(all_geometric, rel=1e-12)
+    # Geometric at the bottom step only: B2 geometric, the rest arithmetic.
+    mixed = 0.6 * 50 + 0.4 * (0.5 * 60 + 0.5 * b2_geo)
+    assert simulate_composites(problem, draws_with(tree, [True, False, False]))[0, 0] == pytest.approx(mixed, rel=1e-12)
+    # Arithmetic below, geometric at the top.
+    top_geometric = 50**0.6 * 60**0.4
+    assert simulate_composites(problem, draws_with(tree, [False, False, True]))[0, 0] == pytest.approx(top_geometric, rel=1e-12)
+
+
+def test_a_zero_enters_a_geometric_mean_at_the_floor() -> None:
+    scores = long_scores({"u": {"a": 100.0, "b": 0.0}})
+    problem = ranking_problem(scores, TWO, ranked(["u"]), METHOD, 0.01)
+    # exp(0.5 ln 100 + 0.5 ln 0.01) = 1: the zero counts as 0.01, not as 0 (which would give 0).
+    assert simulate_composites(problem, draws_with(problem.tree, [True]))[0, 0] == pytest.approx(1.0, rel=1e-12)
+    assert simulate_composites(problem, draws_with(problem.tree, [False]))[0, 0] == pytest.approx(50.0)
+
+
+def test_reweight_rule_matches_the_pipeline_with_missing_scores() -> None:
+    scores = long_scores({"u": {"a1": 80, "a2": None, "b1": 60, "b21": 100, "b22": None}, "v": {"a1": 10, "a2": 90, "b1": None, "b21": 20, "b22": 70}})
+    method = MethodSettings(**{**METHOD.__dict__, "missing_rule": "reweight"})
+    problem = ranking_problem(scores, NODES, ranked(["u", "v"]), method, 0.01)
+    expected = aggregate_tiers(scores.drop_nulls(), NODES, missing="reweight").filter(pl.col("level") == 0).sort("unit_code")["score"].to_numpy()
+    np.testing.assert_allclose(nominal_composites(problem), expected, atol=1e-12)
+    # u: A = a1 alone = 80; B2 = b21 alone = 100; B = 0.5*60 + 0.5*100 = 80; composite 80.
+    assert nominal_composites(problem)[0] == pytest.approx(80.0)
+    with pytest.raises(ValueError, match="propagate"):
+        ranking_problem(scores, NODES, ranked(["u", "v"]), METHOD, 0.01)
+
+
+def test_perturbed_weights_stay_in_range_and_sum_to_one_per_parent() -> None:
+    tree = IndexTree.from_nodes(NODES)
+    draws = draw_assumptions(tree, 5_000, 0.25, ["arithmetic"], np.random.default_rng(1))
+    weights = perturbed_weights(tree, draws.weight_multipliers)
+    np.testing.assert_allclose(weights @ tree.sibling_membership, 1.0, atol=1e-12)
+    ratio = weights / tree.nominal_weights
+    assert ratio.min() >= 0.75 / 1.25 - 1e-12 and ratio.max() <= 1.25 / 0.75 + 1e-12
+    assert draws.weight_multipliers.min() >= 0.75 and draws.weight_multipliers.max() <= 1.25
+
+
+# ------------------------------------------------------------------------------------ ranking
+
+
+@pytest.mark.parametrize("tie_method", ["min", "max", "dense"])
+def test_counting_ranks_equal_polars_ranks_of_the_displayed_score(tie_method: str) -> None:
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.normal(60, 8, size=(40, 300)), 2)  # two decimals: many ties at one decimal
+    groups = rng.integers(0, 3, size=300)
+    problem_ticks = np.rint(scores * 10).astype(np.int32)
+    ranks = rank_display_ticks(problem_ticks, groups, 3, 0, 1001, tie_method)
+    frame = pl.DataFrame({"row": np.repeat(np.arange(40), 300), "group": np.tile(groups, 40), "score": scores.ravel()})
+    expected = rank_units(frame, ["row", "group"], 1, tie_method)["rank"].to_numpy().reshape(40, 300)
+    np.testing.assert_array_equal(ranks, expected)
+
+
+def test_display_rounding_is_the_same_as_polars_round() -> None:
+    values = np.concatenate([np.arange(0, 100001) / 1000, np.random.default_rng(4).uniform(0, 100, 100_000)])
+    problem = ranking_problem(long_scores({"u": {"a": 1.0, "b": 1.0}}), TWO, ranked(["u"]), METHOD, 0.01)
+    np.testing.assert_array_equal(problem.display_ticks(values) / 10, pl.Series(values).round(1).to_numpy())
+
+
+def test_quantiles_from_counts_are_numpy_inverted_cdf_quantiles() -> None:
+    rng = np.random.default_rng(5)
+    samples = rng.integers(1, 30, size=(25, 999))
+    counts = np.stack([np.bincount(row, minlength=30) for row in samples])
+    got = quantiles_from_counts(counts, (0.05, 0.5, 0.95))
+    np.testing.assert_array_equal(got, np.quantile(samples, (0.05, 0.5, 0.95), axis=1, method="inverted_cdf"))
+
+
+# -------------------------------------------------------------------- the two-indicator case by hand
+#
+# Composite = 100 w for unit "x" = (a 100, b 0), w = u_a / (u_a + u_b) with u_a, u_b ~ U(0.75, 1.25)
+# independent; unit "y" = (45, 45) always scores 45. P(w < t) for t <= 1/2 is the area of
+# {u_a < rho u_b} (rho = t / (1 - t)) in the square, over the square's area; w is symmetric about 1/2.
+
+LOW, HIGH = 0.75, 1.25
+
+
+def share_below(t: float) -> float:
+    if t > 0.5:
+        return 1 - share_below(1 - t)
+    rho = t / (1 - t)
+    if rho <= LOW / HIGH:
+        return 0.0
+    area = rho / 2 * (HIGH**2 - (LOW / rho) ** 2) - LOW * (HIGH - LOW / rho)
+    return area / (HIGH - LOW) ** 2
+
+
+def quantile_of_w(q: float) -> float:
+    low, high = 0.375, 0.625
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if share_below(middle) < q else (low, middle)
+    return (low + high) / 2
+
+
+@pytest.fixture(scope="module")
+def two_indicator_rows() -> pl.DataFrame:
+    scores = long_scores({"x": {"a": 100.0, "b": 0.0}, "y": {"a": 45.0, "b": 45.0}})
+    nominal = pl.DataFrame({"unit_code": ["x", "y"], "rank_group": ["all", "all"], "score": [50.0, 45.0], "rank": [1, 2], "tier": ["tier2", "tier3"]})
+    rows, check = rank_uncertainty(scores, TWO, nominal, METHOD, settings(), np.random.default_rng(11), TIERS)
+    assert check["nominal_max_abs_difference"] < 1e-12
+    return rows
+
+
+def within_sampling_error(observed: float, expected: float, draws: int = 20_000) -> bool:
+    return abs(observed - expected) <= 4.5 * math.sqrt(max(expected * (1 - expected), 1e-4) / draws)
+
+
+def test_two_indicator_tier_probabilities_match_the_hand_derivation(two_indicator_rows: pl.DataFrame) -> None:
+    x = two_indicator_rows.filter(pl.col("unit_code") == "x").row(0, named=True)
+    # Shown score >= 50.0 (二线) when 100 w >= 49.95; < 40.0 (四线) when 100 w < 39.95; 三线 between.
+    expected_tier2 = 1 - share_below(0.4995)
+    expected_tier4 = share_below(0.3995)
+    assert 0.48 < expected_tier2 < 0.52 and 0.015 < expected_tier4 < 0.025  # what the hand formulas give
+    assert within_sampling_error(x["prob_tier2"], expected_tier2)
+    assert within_sampling_error(x["prob_tier4"], expected_tier4)
+    assert within_sampling_error(x["prob_tier3"], 1 - expected_tier2 - expected_tier4)
+    assert x["prob_tier1"] == 0 and x["prob_new_tier1"] == 0  # 100 w <= 62.5
+    assert x["prob_same_tier"] == x["prob_tier2"]
+    assert sum(x[f"prob_{code}"] for code in TIERS["tier_code"]) == pytest.approx(1.0)
+
+
+def test_two_indicator_rank_interval_matches_the_hand_derivation(two_indicator_rows: pl.DataFrame) -> None:
+    x = two_indicator_rows.filter(pl.col("unit_code") == "x").row(0, named=True)
+    y = two_indicator_rows.filter(pl.col("unit_code") == "y").row(0, named=True)
+    # x is first (or shares first place) when its shown score is >= 45.0, i.e. 100 w >= 44.95.
+    p_x_first = 1 - share_below(0.4495)
+    # 0.82: P(rank 1) >= 0.5 and P(rank 2) > 0.05, so 5th percentile 1, median 1, 95th percentile 2.
+    assert 0.5 < p_x_first < 0.95
+    assert (x["rank_p05"], x["median_rank"], x["rank_p95"]) == (1, 1, 2)
+    # y is first when x is shown at <= 45.0 (a tie shares first place): P = 0.18 -> 1, 2, 2.
+    p_y_first = share_below(0.4505)
+    assert 0.05 < p_y_first < 0.5
+    assert (y["rank_p05"], y["median_rank"], y["rank_p95"]) == (1, 2, 2)
+    # Mean absolute shift from the published ranks (x 1st, y 2nd): P(x second) and P(y first).
+    assert within_sampling_error(x["mean_abs_rank_shift"], 1 - p_x_first)
+    assert within_sampling_error(y["mean_abs_rank_shift"], p_y_first)
+    # Score interval of x: 100 times the 5% and 95% quantiles of w, shown to one decimal.
+    assert x["score_p05"] == pytest.approx(100 * quantile_of_w(0.05), abs=0.15)
+    assert x["score_p95"] == pytest.approx(100 * quantile_of_w(0.95), abs=0.15)
+    assert y["score_p05"] == y["score_p95"] == 45.0
+
+
+def test_geometric_draws_put_the_unit_with_a_zero_last() -> None:
+    scores = long_scores({"x": {"a": 100.0, "b": 0.0}, "y": {"a": 45.0, "b": 45.0}})
+    nominal = pl.DataFrame({"unit_code": ["x", "y"], "rank_group": ["all", "all"], "score": [50.0, 45.0], "rank": [1, 2], "tier": ["tier2", "tier3"]})
+    rows, _ = rank_uncertainty(scores, TWO, nominal, METHOD, settings(methods=["geometric"], draws=2_000), np.random.default_rng(2), TIERS)
+    x = rows.filter(pl.col("unit_code") == "x").row(0, named=True)
+    # 100^w * 0.01^(1-w) = 10^(4w - 2) lies in [10^-0.5, 10^0.5]: always 四线 and second.
+    assert (x["rank_p05"], x["rank_p95"], x["prob_tier4"]) == (2, 2, 1.0)
+    assert 0.3 <= x["score_p05"] and x["score_p95"] <= 3.2
+
+
+def test_without_uncertainty_every_draw_is_the_published_index() -> None:
+    framework = resolve_framework(DATA, "city", 2020)
+    wide = pl.read_csv(DATA / "raw/2020/cities.csv", schema_overrides={"unit_code": pl.String})
+    scores = wide.drop("unit_name").unpivot(index="unit_code", variable_name="indicator_code", value_name="score")
+    composites = aggregate_tiers(scores, framework.nodes).filter(pl.col("level") == 0).select("unit_code", "score")
+    nominal = rank_units(composites.with_columns(rank_group=pl.lit("all")), ["rank_group"], 1).with_columns(tier=pl.lit("tier2"))
+    rows, _ = rank_uncertainty(scores, framework.nodes, nominal, load_settings(DATA), settings(weight_range=0.0, draws=50), np.random.default_rng(0), None)
+    assert (rows["rank_p05"] == rows["nominal_rank"]).all() and (rows["rank_p95"] == rows["nominal_rank"]).all()
+    assert (rows["mean_abs_rank_shift"] == 0).all()
+    assert (rows["score_median"] - rows["nominal_score"].round(1)).abs().max() == 0
+
+
+def test_seeded_and_independent_of_threads() -> None:
+    scores = long_scores({f"u{i}": {"a1": 10 + 7 * i % 90, "a2": 90 - 3 * i, "b1": 20 + i, "b21": 5 * i % 100, "b22": 50} for i in range(25)})
+    problem = ranking_problem(scores, NODES, ranked([f"u{i}" for i in range(25)]), METHOD, 0.01)
+    nominal_ranks = np.arange(1, 26, dtype=np.int32)
+    config = settings(methods=["arithmetic", "geometric"], draws=3_000)
+
+    def run(workers: int) -> uncertainty.RankSummary:
+        draws = uncertainty.settings_draws(problem.tree, config, config.draws, uncertainty.edition_rng(7, 2020, "city", "test"))
+        return uncertainty.rank_distribution(problem, draws, nominal_ranks, TIERS, workers=workers)
+
+    one, two, again = run(1), run(2), run(1)
+    for field in ("median_rank", "rank_p05", "rank_p95", "mean_abs_rank_shift", "score_p05", "tier_probabilities"):
+        np.testing.assert_array_equal(getattr(one, field), getattr(two, field))
+        np.testing.assert_array_equal(getattr(one, field), getattr(again, field))
+
+
+def test_whole_index_method_choice_uses_one_method_per_draw() -> None:
+    tree = IndexTree.from_nodes(NODES)
+    draws = draw_assumptions(tree, 1_000, 0.25, ["arithmetic", "geometric"], np.random.default_rng(0), "whole_index")
+    assert (draws.geometric.all(axis=1) | ~draws.geometric.any(axis=1)).all()
+    assert 0.4 < draws.geometric[:, 0].mean() < 0.6
+
+
+# -------------------------------------------------------------------------------- sensitivity
+
+
+def test_sobol_estimators_on_a_linear_model_by_hand() -> None:
+    # Y = X1 + 2 X2, X ~ U(0, 1): Var = 1/12 + 4/12; S1 = ST1 = 0.2, S2 = ST2 = 0.8.
+    rng = np.random.default_rng(8)
+    n = 20_000
+    a, b = rng.uniform(size=(n, 2)), rng.uniform(size=(n, 2))
+
+    def model(x: np.ndarray) -> np.ndarray:
+        return (x[:, 0] + 2 * x[:, 1])[:, None]
+
+    mixed = []
+    for factor in range(2):
+        ab = a.copy()
+        ab[:, factor] = b[:, factor]
+        mixed.append(model(ab))
+    indices = sobol_indices(SobolSums.of(model(a), model(b), np.stack(mixed)))
+    assert indices.variance[0] == pytest.approx(5 / 12, rel=0.03)
+    for factor, expected in enumerate((0.2, 0.8)):
+        assert abs(indices.first_order[factor, 0] - expected) < 4 * indices.first_order_se[factor, 0]
+        assert abs(indices.total_effect[factor, 0] - expected) < 4 * indices.total_effect_se[factor, 0]
+
+
+def test_a_factor_that_cannot_move_the_ranks_has_zero_total_effect() -> None:
+    # Within A and within B2 the leaves are equal, so the level-2 and level-3 weights change nothing;
+    # only the level-1 weights (A against B) can reorder the units.
+    scores = long_scores({
+        "u": {"a1": 80, "a2": 80, "b1": 20, "b21": 20, "b22": 20},
+        "v": {"a1": 50, "a2": 50, "b1": 50, "b21": 50, "b22": 50},
+        "w": {"a1": 30, "a2": 30, "b1": 75, "b21": 75, "b22": 75},
+    })
+    problem = ranking_problem(scores, NODES, ranked(["u", "v", "w"]), METHOD, 0.01)
+    config = settings(weight_range=0.5, sensitivity_base_draws=1_500)
+    names, indices = rank_sensitivity(problem, np.array([2, 3, 1], dtype=np.int32), config, np.random.default_rng(9))
+    assert names == [weights_factor(1), weights_factor(2), weights_factor(3)]
+    overall = indices.total_effect[:, -1]
+    assert overall[1] == 0 and overall[2] == 0  # exactly: A_B^i gives the same ranks as A
+    assert indices.first_order[0, -1] == pytest.approx(1.0, abs=4 * indices.first_order_se[0, -1] + 0.02)
+    assert indices.total_effect[0, -1] == pytest.approx(1.0, abs=4 * indices.total_effect_se[0, -1] + 0.02)
+
+
+def test_factors_follow_the_settings() -> None:
+    problem = ranking_problem(long_scores({"u": {"a": 1.0, "b": 2.0}}), TWO, ranked(["u"]), METHOD, 0.01)
+    assert [f.name for f in factors(problem, settings(methods=["arithmetic", "geometric"]))] == [weights_factor(1), AGGREGATION_FACTOR]
+    assert [f.name for f in factors(problem, settings(weight_range=0.0))] == []
+    draws_a = draw_assumptions(problem.tree, 3, 0.25, ["arithmetic", "geometric"], np.random.default_rng(0))
+    draws_b = draw_assumptions(problem.tree, 3, 0.25, ["arithmetic", "geometric"], np.random.default_rng(1))
+    block = saltelli_block(draws_a, draws_b, factors(problem, settings(methods=["arithmetic", "geometric"])))
+    assert block.n_draws == 3 * 4
+    # A_B^weights: A's methods with B's weights.
+    np.testing.assert_array_equal(block.weight_multipliers[6:9], draws_b.weight_multipliers)
+    np.testing.assert_array_equal(block.geometric[6:9], draws_a.geometric)
