@@ -133,6 +133,7 @@ def test_multiprocess_backfill_has_no_lock_errors(data_dir_factory: Callable[...
     monkeypatch.setenv("DEI_WAREHOUSE", str(warehouse))
     # A persistent instance (multiprocess steps reopen it), not entered as a context manager: Dagster
     # would otherwise keep a weak reference to it that breaks later Definitions loads in this process.
+    (tmp_path / "dagster_home").mkdir()
     instance = dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "dagster_home"))
     try:
         instance.add_dynamic_partitions("survey_year", ["2019", "2020"])
