@@ -39,7 +39,7 @@ test: install browser
 	$(BIN)/python -m pytest
 
 ui: install
-	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/python -c 'from dei_pipeline.config import prepare_dagster_home; prepare_dagster_home()'
 	$(BIN)/dagster dev -h $(UI_HOST) -p $(UI_PORT) -w workspace.yaml
 
 # Refresh the README pictures (docs/images/): the Dagster UI on loopback over a private copy of the

@@ -15,9 +15,13 @@ no particular order; ``compare`` checks that all agree.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import duckdb
 import polars as pl
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from dei_pipeline.aggregation import COMPOSITE_CODE
 
@@ -86,7 +90,7 @@ def duckdb_connection(leaf_scores: pl.DataFrame, tree: pl.DataFrame) -> duckdb.D
 # ------------------------------------------------------------------------------------------ pandas
 
 
-def pandas_aggregate(leaf_scores: "pd.DataFrame", tree: "pd.DataFrame", keys: Sequence[str], depth: int) -> "pd.DataFrame":
+def pandas_aggregate(leaf_scores: pd.DataFrame, tree: pd.DataFrame, keys: Sequence[str], depth: int) -> pd.DataFrame:
     """The aggregation in pandas: the leaf grid by merges, then per tier a merge with the tree and a
     ``groupby`` sum (a parent is missing when any child is)."""
     import pandas as pd

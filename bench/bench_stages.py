@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from aggregation_baselines import compare, duckdb_aggregate, duckdb_connection, duckdb_sql, framework_tree, pandas_aggregate
-from harness import Figures, in_rounds, part_arguments, print_table, ratio, repeats_setting, write_json
+from harness import in_rounds, part_arguments, print_table, ratio, repeats_setting, write_json
 from dei_pipeline.aggregation import aggregate_tiers, composite_scores
 from dei_pipeline.comparisons import cohort_summary, previous_editions, tier_summary, unit_changes
 from dei_pipeline.composite import city_index, county_index

@@ -65,9 +65,11 @@ def aggregate_tiers(
 def _wide_leaf_scores(leaf_scores: pl.DataFrame, keys: Sequence[str], leaf_codes: Sequence[str]) -> pl.DataFrame:
     """One row per unit (``keys``) and one column per leaf, null where the unit has no score.
 
-    Usually every unit has each leaf exactly once (validation makes sure of it): then each unit's
-    scores, ordered by leaf, are its row. Otherwise (a leaf absent, or an indicator that is no leaf
-    of the framework) each score is placed by its indicator code.
+    Usually every unit has each leaf exactly once (validation makes sure of it). Then, when the rows
+    come leaf by leaf with the same units in the same order under every leaf (as ingestion writes an
+    edition's file and the warehouse reads it back), each leaf's block of rows is a column as it is;
+    in any other order each unit's scores, ordered by leaf, are its row. Otherwise (a leaf absent, or
+    an indicator that is no leaf of the framework) each score is placed by its indicator code.
     """
     keys = list(keys)
     indexed = leaf_scores.select(
@@ -76,6 +78,9 @@ def _wide_leaf_scores(leaf_scores: pl.DataFrame, keys: Sequence[str], leaf_codes
         pl.col("score").cast(pl.Float64),
     )
     if indexed[LEAF_INDEX].null_count() == 0:
+        in_blocks = _wide_from_leaf_blocks(indexed, keys, leaf_codes)
+        if in_blocks is not None:
+            return in_blocks
         by_unit = indexed.group_by(keys).agg(
             pl.col("score").sort_by(LEAF_INDEX), pl.col(LEAF_INDEX).n_unique().alias(N_LEAVES), pl.len().alias(N_ROWS)
         )
@@ -85,6 +90,31 @@ def _wide_leaf_scores(leaf_scores: pl.DataFrame, keys: Sequence[str], leaf_codes
         on="indicator_code", index=keys, values="score", aggregate_function=None
     )
     return wide.select(*keys, *[pl.col(code) if code in wide.columns else pl.lit(None, pl.Float64).alias(code) for code in leaf_codes])
+
+
+def _wide_from_leaf_blocks(indexed: pl.DataFrame, keys: list[str], leaf_codes: Sequence[str]) -> pl.DataFrame | None:
+    """The wide layout without grouping, if the rows are one block per leaf, every block listing the
+    same units in the same order (each unit once); None if they are not."""
+    n_leaves = len(leaf_codes)
+    if indexed.height == 0 or indexed.height % n_leaves:
+        return None
+    n_units = indexed.height // n_leaves
+    block_leaves = indexed[LEAF_INDEX].gather_every(n_units).to_list()
+    if sorted(block_leaves) != list(range(n_leaves)):
+        return None
+    row = pl.int_range(pl.len())
+    same_layout = indexed.select(
+        pl.all_horizontal(
+            (pl.col(LEAF_INDEX) == pl.col(LEAF_INDEX).gather(row // n_units * n_units)).all(),
+            *[pl.col(key).eq_missing(pl.col(key).gather(row % n_units)).all() for key in keys],
+        )
+    ).item()
+    units = indexed.slice(0, n_units).select(keys)
+    if not same_layout or not units.is_unique().all():
+        return None
+    scores = indexed["score"]
+    by_leaf = {leaf_codes[leaf]: scores.slice(block * n_units, n_units) for block, leaf in enumerate(block_leaves)}
+    return units.hstack([by_leaf[code].alias(code) for code in leaf_codes])
 
 
 def _long_node_scores(wide: pl.DataFrame, keys: list[str], plan: TierPlan) -> pl.DataFrame:

@@ -5,23 +5,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dei_pipeline.config import REPO_ROOT, default_data_dir, default_warehouse_path
+from dei_pipeline.config import default_data_dir, default_warehouse_path, prepare_dagster_home
 from dei_pipeline.locking import WarehouseBusyError, warehouse_lock
-
-
-def _use_project_dagster_home() -> Path:
-    """Share one Dagster instance with ``make ui``: DAGSTER_HOME defaults to <repo>/.dagster_home."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / ".dagster_home")))
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch()  # an instance with the default (SQLite, local) storage
-    return home
 
 
 def parse_years(text: str, available: Sequence[int]) -> list[int]:
@@ -90,8 +81,8 @@ def _progress_logger() -> "dg.LoggerDefinition":
     return step_progress
 
 
-def materialize(years: str, data_dir: Path, warehouse: Path) -> int:
-    _use_project_dagster_home()
+def materialize(years: str, data_dir: Path, warehouse: Path, index_only: bool = False) -> int:
+    prepare_dagster_home()  # shared with `make ui`: <repo>/.dagster_home unless DAGSTER_HOME is set
     import dagster as dg
 
     from dei_pipeline.defs.partitions import register_editions, survey_year_partitions
@@ -113,7 +104,7 @@ def materialize(years: str, data_dir: Path, warehouse: Path) -> int:
             defs = build_definitions(
                 WarehouseResource(data_dir=str(data_dir), warehouse_path=str(warehouse)), loggers={"step_progress": _progress_logger()}
             )
-            job = defs.resolve_job_def("index_job")
+            job = defs.resolve_job_def("index_only_job" if index_only else "index_job")
             order = instance.get_dynamic_partitions(survey_year_partitions.name)
             return _run_blocks(job, instance, contiguous_blocks(selected, order), selected, warehouse)
     except WarehouseBusyError as error:
@@ -167,7 +158,7 @@ def _run_blocks(job: Any, instance: Any, blocks: list[list[str]], selected: list
 def _materialize_command(args: argparse.Namespace) -> int:
     data_dir = (args.data_dir or default_data_dir()).resolve()
     warehouse = (args.warehouse or default_warehouse_path(data_dir)).resolve()
-    return materialize(args.years, data_dir, warehouse)
+    return materialize(args.years, data_dir, warehouse, args.index_only)
 
 
 def _sample_data_command(args: argparse.Namespace) -> int:
@@ -208,6 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--years", default="all", help="'all' (default) or editions, e.g. 2020,2019")
     run.add_argument("--data-dir", type=Path, help="data directory (default: $DEI_DATA_DIR or the repository's data/)")
     run.add_argument("--warehouse", type=Path, help="DuckDB file (default: $DEI_WAREHOUSE or <data>/warehouse/dei.duckdb)")
+    run.add_argument("--index-only", action="store_true",
+                     help="only the index (raw files to the index marts and Parquet): skip the analysis marts, the report "
+                          "and the serving snapshot, e.g. to recompute history quickly after a method change")
     run.set_defaults(handler=_materialize_command)
 
     sample = commands.add_parser("sample-data", help="(re)write the synthetic sample, or write a national-scale data set")

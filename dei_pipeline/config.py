@@ -23,6 +23,22 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("DEI_DATA_DIR", REPO_ROOT / "data")).resolve()
 
 
+# A new Dagster instance's settings: the default local SQLite storage; no telemetry (nothing leaves
+# the machine, and its per-step log lines cost time in every run); no "what's new" pop-ups in the UI.
+DAGSTER_INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
+
+
+def prepare_dagster_home(home: Path | None = None) -> Path:
+    """The Dagster instance directory (default: $DAGSTER_HOME, else <repo>/.dagster_home, which the
+    CLI and ``make ui`` share), created with DAGSTER_INSTANCE_YAML unless it has a dagster.yaml."""
+    home = home or Path(os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / ".dagster_home")))
+    home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        settings.write_text(DAGSTER_INSTANCE_YAML, encoding="utf-8")
+    return home
+
+
 def default_warehouse_path(data_dir: Path | None = None) -> Path:
     if "DEI_WAREHOUSE" in os.environ:
         return Path(os.environ["DEI_WAREHOUSE"]).resolve()

@@ -1,11 +1,13 @@
 """``dei materialize`` as a user runs it: progress, summary, exit codes and reasons."""
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
 from dei_pipeline.cli import contiguous_blocks
@@ -27,6 +29,22 @@ def test_materialize_prints_progress_and_a_summary(data_dir_factory: Callable[..
     assert "| 1    | 上海    | Shanghai  | 90.5  | tier1     |" in out
     assert "35 new, 113 returning, 0 dropped cities; returning cities' mean 57.6 -> 61.8" in out
     assert "Reconciliation with the published figures" in out
+
+
+def test_index_only_runs_the_index_and_leaves_the_analysis_and_snapshot_alone(data_dir_factory: Callable[..., Path], tmp_path: Path) -> None:
+    data_dir = data_dir_factory((2020,))
+    warehouse = tmp_path / "w.duckdb"
+    result = dei(["materialize", "--index-only", "--data-dir", str(data_dir), "--warehouse", str(warehouse)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    steps = set(re.findall(r"^\s+done\s+(\S+)", result.stdout, re.MULTILINE))
+    assert {"indicator_scores", "city_index", "region_rollup", "reconciliation", "mart_parquet"} <= steps
+    assert not steps & {"rank_uncertainty", "sensitivity", "audit", "edition_report", "serving_snapshot"}
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        tables = {f"{schema}.{name}" for schema, name in con.sql("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+        assert con.sql("SELECT count(*) FROM marts.city_index WHERE survey_year = 2020").fetchall() == [(148,)]
+        if "marts.rank_uncertainty" in tables:  # created empty with the warehouse's other tables
+            assert con.sql("SELECT count(*) FROM marts.rank_uncertainty").fetchall() == [(0,)]
+    assert not warehouse.with_name("dei_serving.duckdb").exists()
 
 
 def test_unknown_or_malformed_years_are_refused(data_dir_factory: Callable[..., Path], tmp_path: Path) -> None:

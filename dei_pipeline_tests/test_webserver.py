@@ -32,7 +32,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from dei_pipeline.config import REPO_ROOT
+from dei_pipeline.config import REPO_ROOT, prepare_dagster_home
 
 EDITION = "2020"
 LOCATION = "dei_pipeline"
@@ -323,9 +323,7 @@ def dagster_dev(tmp_path: Path, data_dir_factory: Callable[..., Path]) -> Iterat
     data_dir = data_dir_factory(editions=())  # reference folders and an empty raw/
     warehouse = tmp_path / "w.duckdb"
     dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    # No telemetry: nothing but loopback traffic.
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n", encoding="utf-8")
+    prepare_dagster_home(dagster_home)  # no telemetry: nothing but loopback traffic
 
     env = {key: value for key, value in os.environ.items() if not key.startswith(("DAGSTER_", "DEI_"))}
     env.update({

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from dei_pipeline.config import REPO_ROOT
+from dei_pipeline.config import REPO_ROOT, prepare_dagster_home
 
 DEI = Path(sys.executable).with_name("dei")
 
@@ -49,8 +49,7 @@ def prepare_sample(root: Path) -> SampleRun:
     data_dir = root / "data"
     shutil.copytree(REPO_ROOT / "data", data_dir, ignore=shutil.ignore_patterns("warehouse"))
     dagster_home = root / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n", encoding="utf-8")
+    prepare_dagster_home(dagster_home)
     return SampleRun(data_dir, root / "warehouse" / "dei.duckdb", dagster_home)
 
 

@@ -28,7 +28,7 @@ from dei_pipeline.reconciliation import CHECK_CATEGORIES, Computed, reconcile
 from dei_pipeline.registry import units
 from dei_pipeline.rollups import RollupError, check_member_gdp, gdp_years_for, region_rollup as region_rollup_rows, region_tier_mix as region_tier_mix_rows
 from dei_pipeline.validation import IndicatorValidationError, Reference, validate_cells
-from dei_pipeline.warehouse import TABLES, editions_in, export_parquet, read_table, replace_editions
+from dei_pipeline.warehouse import TABLES, editions_in, read_table, replace_editions
 
 COMPOSITE_NAME_ZH = "综合指数"
 PARTITIONED: dict[str, Any] = {
@@ -537,31 +537,10 @@ def _markdown(rows: pl.DataFrame) -> str:
     return "\n".join(lines)
 
 
-# -------------------------------------------------------------------------------------- exports
-
+# The marts BI reads, and with the ingestion assets, the index's own assets. The exports (Parquet,
+# serving snapshot) are built over these and the analysis marts in exports.py.
 MART_ASSETS = [framework, subindex_scores, city_index, county_index, region_rollup, region_tier_mix,
                city_yoy, county_yoy, subindex_yoy, yoy_summary, tier_summary, reconciliation]
 
 
-@dg.asset(
-    group_name="exports",
-    kinds={"parquet", "duckdb"},
-    deps=MART_ASSETS,
-    **PARTITIONED,
-)
-def mart_parquet(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """The BI marts as Parquet, partitioned by edition (data/warehouse/parquet/<mart>/survey_year=<YYYY>/),
-    for tools that read Parquet rather than DuckDB (Spark, Trino, pandas)."""
-    editions = partition_editions(context)
-    out_dir = warehouse.warehouse_file.parent / "parquet"
-    with warehouse.connection() as con:
-        counts = export_parquet(con, out_dir, editions)
-    return dg.MaterializeResult(metadata={
-        "path": dg.MetadataValue.path(str(out_dir)),
-        "rows_per_mart": dg.MetadataValue.json(counts),
-        "dagster/row_count": sum(counts.values()),
-        "editions": ", ".join(map(str, editions)),
-    })
-
-
-ALL_ASSETS = [raw_scores, indicator_scores, *MART_ASSETS, mart_parquet]
+ALL_ASSETS = [raw_scores, indicator_scores, *MART_ASSETS]
