@@ -20,7 +20,7 @@ from dei_pipeline.analysis.profile import unit_profiles
 from dei_pipeline.analysis.sensitivity import OVERALL_TARGET, rank_sensitivity, sensitivity_rows
 from dei_pipeline.comparisons import previous_editions
 from dei_pipeline.defs.assets import (
-    PARTITIONED, city_index, county_index, framework, indicator_scores, subindex_scores, table_asset_metadata, written,
+    city_index, county_index, framework, indicator_scores, mart_asset, subindex_scores, written,
 )
 from dei_pipeline.defs.partitions import partition_editions
 from dei_pipeline.defs.resources import WarehouseResource
@@ -83,12 +83,11 @@ def _settings_metadata(settings: uncertainty.UncertaintySettings) -> dict[str, A
 # ------------------------------------------------------------------------------- rank uncertainty
 
 
-@dg.asset(
-    group_name=GROUP,
+@mart_asset(
+    "marts.rank_uncertainty",
+    GROUP,
     kinds={"numpy", "duckdb"},
     deps=[indicator_scores, framework, city_index, county_index],
-    metadata=table_asset_metadata("marts.rank_uncertainty"),
-    **PARTITIONED,
 )
 def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Monte Carlo of the ranking: every weight perturbed within ±25% and renormalised, the aggregation
@@ -143,13 +142,7 @@ def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 # ------------------------------------------------------------------------------------ sensitivity
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"numpy", "duckdb"},
-    deps=[indicator_scores, framework, city_index, county_index],
-    metadata=table_asset_metadata("marts.sensitivity"),
-    **PARTITIONED,
-)
+@mart_asset("marts.sensitivity", GROUP, kinds={"numpy", "duckdb"}, deps=[indicator_scores, framework, city_index, county_index])
 def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Which assumption moves the ranks most: first-order and total-effect Sobol indices of each unit's
     rank and of the mean absolute rank shift, over the weights of each level and the aggregation
@@ -188,13 +181,7 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
 # ---------------------------------------------------------------------------------- attribution
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"polars", "duckdb"},
-    deps=[indicator_scores, framework, subindex_scores],
-    metadata=table_asset_metadata("marts.yoy_attribution"),
-    **PARTITIONED,
-)
+@mart_asset("marts.yoy_attribution", GROUP, kinds={"polars", "duckdb"}, deps=[indicator_scores, framework, subindex_scores])
 def yoy_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Each unit's score change against the previous edition that has data, split into the
     contributions of the level-1 and level-2 nodes (effective weight x change); when the frameworks
@@ -231,13 +218,7 @@ def yoy_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 # ---------------------------------------------------------------------------------------- audit
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"polars", "duckdb"},
-    deps=[indicator_scores, framework, subindex_scores],
-    metadata=table_asset_metadata("marts.audit"),
-    **PARTITIONED,
-)
+@mart_asset("marts.audit", GROUP, kinds={"polars", "duckdb"}, deps=[indicator_scores, framework, subindex_scores])
 def audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Statistical audit. marts.audit: every framework node's correlation with its parent and the
     composite, redundant siblings (|r| > 0.9), Cronbach's alpha per group, measured against nominal
@@ -272,13 +253,7 @@ def audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg
 # -------------------------------------------------------------------------------------- profile
 
 
-@dg.asset(
-    group_name=GROUP,
-    kinds={"polars", "duckdb"},
-    deps=[framework, subindex_scores, city_index, county_index],
-    metadata=table_asset_metadata("marts.unit_profile"),
-    **PARTITIONED,
-)
+@mart_asset("marts.unit_profile", GROUP, kinds={"polars", "duckdb"}, deps=[framework, subindex_scores, city_index, county_index])
 def unit_profile(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Each unit's indicators against its peers (the cities of its tier, the county units of its
     kind): gap to the peers' mean, z and rank among them; the five strengths and five weaknesses.

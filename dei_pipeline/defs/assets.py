@@ -4,7 +4,7 @@ inputs from the warehouse, calls a pure function of the package and replaces exa
 rows in one transaction. A single-run backfill hands an asset all selected editions at once."""
 
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any, NoReturn
 
@@ -52,6 +52,13 @@ def table_asset_metadata(table_name: str) -> dict[str, Any]:
     return {"dagster/table_name": table_name, "dagster/column_schema": column_schema(table_name)}
 
 
+def mart_asset(table_name: str, group: str, **asset_arguments: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """The decorator of an asset that writes one warehouse table, for some editions: partitioned by
+    edition, with the table's name and documented columns as metadata (``asset_arguments``: kinds,
+    deps, check_specs, ... as dg.asset takes them)."""
+    return dg.asset(group_name=group, metadata=table_asset_metadata(table_name), **PARTITIONED, **asset_arguments)
+
+
 def written(table_name: str, rows: pl.DataFrame, editions: list[int], **extra: Any) -> dg.MaterializeResult:
     """Materialization metadata common to every asset: what was written, for which editions."""
     metadata: dict[str, Any] = {
@@ -72,12 +79,7 @@ def _by_edition(rows: pl.DataFrame) -> dict[str, int]:
 # ------------------------------------------------------------------------------------ ingestion
 
 
-@dg.asset(
-    group_name="ingestion",
-    kinds={"csv", "polars", "duckdb"},
-    metadata=table_asset_metadata("staging.raw_scores"),
-    **PARTITIONED,
-)
+@mart_asset("staging.raw_scores", "ingestion", kinds={"csv", "polars", "duckdb"})
 def raw_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """An edition's raw files (CSV, Parquet or .xlsx under data/raw/<edition>/) as they are: every
     cell as text, with the source file, its SHA-256, its encoding and the row's line number. A file
@@ -121,13 +123,7 @@ def _fail_with_quarantine(con: Any, failures: Mapping[int, IngestError | Indicat
 # ----------------------------------------------------------------------------------- validation
 
 
-@dg.asset(
-    group_name="validation",
-    kinds={"pandera", "duckdb"},
-    deps=[raw_scores],
-    metadata=table_asset_metadata("core.indicator_scores"),
-    **PARTITIONED,
-)
+@mart_asset("core.indicator_scores", "validation", kinds={"pandera", "duckdb"}, deps=[raw_scores])
 def indicator_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Validated level-3 scores in long form (survey_year, unit_type, unit_code, indicator_code,
     score). Pandera checks types, the [0, 100] range, uniqueness, known units (and their names) and
@@ -191,13 +187,8 @@ def _check_reference_data(validated: pl.DataFrame, registry: Any, settings: Any,
 # ------------------------------------------------------------------------------------ framework
 
 
-@dg.asset(
-    group_name="reference",
-    kinds={"csv", "duckdb"},
-    deps=[indicator_scores],  # written only once the edition's scores have passed validation
-    metadata=table_asset_metadata("marts.framework"),
-    **PARTITIONED,
-)
+# Written only once the edition's scores have passed validation.
+@mart_asset("marts.framework", "reference", kinds={"csv", "duckdb"}, deps=[indicator_scores])
 def framework(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """The indicator system each edition uses, with weights and effective weights. An edition without
     a framework file of its own uses the latest one before it, else the earliest one."""
@@ -225,13 +216,7 @@ def framework(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -
 # ---------------------------------------------------------------------------------- aggregation
 
 
-@dg.asset(
-    group_name="aggregation",
-    kinds={"polars", "duckdb"},
-    deps=[indicator_scores, framework],
-    metadata=table_asset_metadata("marts.subindex_scores"),
-    **PARTITIONED,
-)
+@mart_asset("marts.subindex_scores", "aggregation", kinds={"polars", "duckdb"}, deps=[indicator_scores, framework])
 def subindex_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Weighted aggregation tier by tier: level 3 -> level 2 -> level 1 -> composite (level 0), one
     generic function over the framework tree. Missing-value rule from data/method/settings.yaml."""
@@ -263,13 +248,7 @@ def _composites(con: Any, unit_type: str, editions: list[int]) -> pl.DataFrame:
     )
 
 
-@dg.asset(
-    group_name="index",
-    kinds={"polars", "duckdb"},
-    deps=[subindex_scores],
-    metadata=table_asset_metadata("marts.city_index"),
-    **PARTITIONED,
-)
+@mart_asset("marts.city_index", "index", kinds={"polars", "duckdb"}, deps=[subindex_scores])
 def city_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Composite score, rank (ties share the best rank) and tier of every city; tiers from
     data/method/tiers.csv (一线 >85, 新一线 65-85, 二线 50-65, 三线 40-50, 四线 <40)."""
@@ -291,13 +270,7 @@ def city_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     )
 
 
-@dg.asset(
-    group_name="index",
-    kinds={"polars", "duckdb"},
-    deps=[subindex_scores],
-    metadata=table_asset_metadata("marts.county_index"),
-    **PARTITIONED,
-)
+@mart_asset("marts.county_index", "index", kinds={"polars", "duckdb"}, deps=[subindex_scores])
 def county_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Composite score and rank of the county units, ranked within their kind (市辖区 / 县市)."""
     editions = partition_editions(context)
@@ -311,13 +284,7 @@ def county_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 # -------------------------------------------------------------------------------------- rollups
 
 
-@dg.asset(
-    group_name="rollups",
-    kinds={"polars", "duckdb"},
-    deps=[city_index],
-    metadata=table_asset_metadata("marts.region_rollup"),
-    **PARTITIONED,
-)
+@mart_asset("marts.region_rollup", "rollups", kinds={"polars", "duckdb"}, deps=[city_index])
 def region_rollup(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """GDP-weighted and plain mean score of each key region's scored cities; GDP year and vintage
     from data/method/settings.yaml (recorded on each row)."""
@@ -333,13 +300,7 @@ def region_rollup(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                    gdp_years=dg.MetadataValue.json(dict(gdp_years.iter_rows())))
 
 
-@dg.asset(
-    group_name="rollups",
-    kinds={"polars", "duckdb"},
-    deps=[city_index],
-    metadata=table_asset_metadata("marts.region_tier_mix"),
-    **PARTITIONED,
-)
+@mart_asset("marts.region_tier_mix", "rollups", kinds={"polars", "duckdb"}, deps=[city_index])
 def region_tier_mix(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """How many of each region's scored cities fall in each tier."""
     editions = partition_editions(context)
@@ -360,13 +321,7 @@ def _history_and_previous(con: Any, table_name: str, editions: list[int]) -> tup
     return history, history.filter(pl.col("survey_year").is_in(editions)), previous_editions(editions_in(con, table_name))
 
 
-@dg.asset(
-    group_name="comparisons",
-    kinds={"polars", "duckdb"},
-    deps=[city_index],
-    metadata=table_asset_metadata("marts.city_yoy"),
-    **PARTITIONED,
-)
+@mart_asset("marts.city_yoy", "comparisons", kinds={"polars", "duckdb"}, deps=[city_index])
 def city_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Each city against the previous edition that has data: score, rank and tier then and now;
     new, returning and dropped cities."""
@@ -379,13 +334,7 @@ def city_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) ->
         {f"{y}/{s}": n for y, s, n in rows.group_by("survey_year", "status").len().sort("survey_year", "status").iter_rows()}))
 
 
-@dg.asset(
-    group_name="comparisons",
-    kinds={"polars", "duckdb"},
-    deps=[county_index],
-    metadata=table_asset_metadata("marts.county_yoy"),
-    **PARTITIONED,
-)
+@mart_asset("marts.county_yoy", "comparisons", kinds={"polars", "duckdb"}, deps=[county_index])
 def county_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Each county unit against the previous edition that has data (rank within its kind)."""
     editions = partition_editions(context)
@@ -398,13 +347,7 @@ def county_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     return written("marts.county_yoy", rows, editions)
 
 
-@dg.asset(
-    group_name="comparisons",
-    kinds={"polars", "duckdb"},
-    deps=[subindex_scores],
-    metadata=table_asset_metadata("marts.subindex_yoy"),
-    **PARTITIONED,
-)
+@mart_asset("marts.subindex_yoy", "comparisons", kinds={"polars", "duckdb"}, deps=[subindex_scores])
 def subindex_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Level-1 sub-index and composite changes of every unit against its previous edition."""
     editions = partition_editions(context)
@@ -421,13 +364,7 @@ def subindex_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     return written("marts.subindex_yoy", rows, editions)
 
 
-@dg.asset(
-    group_name="comparisons",
-    kinds={"polars", "duckdb"},
-    deps=[city_yoy, county_yoy],
-    metadata=table_asset_metadata("marts.yoy_summary"),
-    **PARTITIONED,
-)
+@mart_asset("marts.yoy_summary", "comparisons", kinds={"polars", "duckdb"}, deps=[city_yoy, county_yoy])
 def yoy_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """New, returning and dropped units per edition and the returning cohort's average then and now."""
     editions = partition_editions(context)
@@ -440,13 +377,7 @@ def yoy_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     return written("marts.yoy_summary", rows, editions)
 
 
-@dg.asset(
-    group_name="comparisons",
-    kinds={"polars", "duckdb"},
-    deps=[city_index],
-    metadata=table_asset_metadata("marts.tier_summary"),
-    **PARTITIONED,
-)
+@mart_asset("marts.tier_summary", "comparisons", kinds={"polars", "duckdb"}, deps=[city_index])
 def tier_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Cities per tier now and in the previous edition, with the change in percent (the white
     paper's "新一线城市数量增长31.8%")."""
@@ -466,13 +397,12 @@ RECONCILIATION_CHECKS = [
 ]
 
 
-@dg.asset(
-    group_name="reconciliation",
+@mart_asset(
+    "marts.reconciliation",
+    "reconciliation",
     kinds={"polars", "duckdb"},
     deps=[city_index, county_index, subindex_scores, region_rollup, yoy_summary, tier_summary],
-    metadata=table_asset_metadata("marts.reconciliation"),
     check_specs=RECONCILIATION_CHECKS,
-    **PARTITIONED,
 )
 def reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """Every published figure of the white paper (data/published/<edition>/) against the computed

@@ -2,6 +2,7 @@
 export (the index's and the analysis marts), so that a run writes them last, from current marts."""
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import dagster as dg
 
@@ -12,6 +13,15 @@ from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.warehouse import export_parquet, publish_serving_snapshot
 
 EXPORTS_GROUP = "exports"
+
+
+def _exported(path: Path, rows_per_mart: dict[str, int], editions: Sequence[int]) -> dg.MaterializeResult:
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(str(path)),
+        "rows_per_mart": dg.MetadataValue.json(rows_per_mart),
+        "dagster/row_count": sum(rows_per_mart.values()),
+        "editions": ", ".join(map(str, editions)),
+    })
 
 
 def mart_parquet_asset(upstream: Sequence[dg.AssetsDefinition]) -> dg.AssetsDefinition:
@@ -25,12 +35,7 @@ def mart_parquet_asset(upstream: Sequence[dg.AssetsDefinition]) -> dg.AssetsDefi
         out_dir = warehouse.warehouse_file.parent / "parquet"
         with warehouse.connection() as con:
             counts = export_parquet(con, out_dir, editions)
-        return dg.MaterializeResult(metadata={
-            "path": dg.MetadataValue.path(str(out_dir)),
-            "rows_per_mart": dg.MetadataValue.json(counts),
-            "dagster/row_count": sum(counts.values()),
-            "editions": ", ".join(map(str, editions)),
-        })
+        return _exported(out_dir, counts, editions)
 
     return mart_parquet
 
@@ -48,11 +53,6 @@ def serving_snapshot_asset(upstream: Sequence[dg.AssetsDefinition]) -> dg.Assets
         serving = default_serving_path(warehouse.warehouse_file)
         with warehouse.connection() as con:
             counts = publish_serving_snapshot(con, serving, context.run.run_id)
-        return dg.MaterializeResult(metadata={
-            "path": dg.MetadataValue.path(str(serving)),
-            "rows_per_mart": dg.MetadataValue.json(counts),
-            "dagster/row_count": sum(counts.values()),
-            "editions_in_run": ", ".join(map(str, editions)),
-        })
+        return _exported(serving, counts, editions)
 
     return serving_snapshot
