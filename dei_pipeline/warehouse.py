@@ -345,25 +345,45 @@ def _quote(text: str) -> str:
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create missing schemas and tables, with their documentation, in one transaction."""
-    existing = {f"{schema}.{name}" for schema, name in run(con, "SELECT schema_name, table_name FROM duckdb_tables()")}
-    missing = [table for name, table in TABLES.items() if name not in existing]
-    if not missing:
+    """Bring the warehouse to the tables of TABLES, in one transaction: create missing schemas and
+    tables, add missing columns, and rewrite every table and column comment that differs, so that a
+    warehouse made by an older version shows analysts the current documentation. (A column whose type
+    changed, or that is no longer documented, is left as it is: migrating data is not done here.)"""
+    statements = schema_statements(
+        {f"{schema}.{name}": comment or "" for schema, name, comment in run(con, "SELECT schema_name, table_name, comment FROM duckdb_tables()")},
+        {(f"{schema}.{table}", column): comment or "" for schema, table, column, comment in run(
+            con, "SELECT schema_name, table_name, column_name, comment FROM duckdb_columns()")},
+    )
+    if not statements:
         return
     run(con, "BEGIN TRANSACTION")
     try:
-        for schema in sorted({table.name.split(".")[0] for table in missing}):
-            run(con, f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        for table in missing:
-            columns = ", ".join(f"{column.name} {column.sql_type}" for column in table.columns)
-            run(con, f"CREATE TABLE IF NOT EXISTS {table.name} ({columns})")
-            run(con, f"COMMENT ON TABLE {table.name} IS {_quote(table.comment)}")
-            for column in table.columns:
-                run(con, f"COMMENT ON COLUMN {table.name}.{column.name} IS {_quote(column.comment)}")
+        for statement in statements:
+            run(con, statement)
         run(con, "COMMIT")
     except BaseException:
         run(con, "ROLLBACK")
         raise
+
+
+def schema_statements(table_comments: dict[str, str], column_comments: dict[tuple[str, str], str]) -> list[str]:
+    """The DDL that turns a warehouse with these tables and columns (and their comments) into TABLES."""
+    statements = [f"CREATE SCHEMA IF NOT EXISTS {schema}" for schema in sorted({name.split(".")[0] for name in TABLES if name not in table_comments})]
+    for table in TABLES.values():
+        if table.name not in table_comments:
+            columns = ", ".join(f"{column.name} {column.sql_type}" for column in table.columns)
+            statements.append(f"CREATE TABLE {table.name} ({columns})")
+        statements += [
+            f"ALTER TABLE {table.name} ADD COLUMN {column.name} {column.sql_type}"
+            for column in table.columns if table.name in table_comments and (table.name, column.name) not in column_comments
+        ]
+        if table_comments.get(table.name) != table.comment:
+            statements.append(f"COMMENT ON TABLE {table.name} IS {_quote(table.comment)}")
+        statements += [
+            f"COMMENT ON COLUMN {table.name}.{column.name} IS {_quote(column.comment)}"
+            for column in table.columns if column_comments.get((table.name, column.name)) != column.comment
+        ]
+    return statements
 
 
 def replace_editions(con: duckdb.DuckDBPyConnection, table_name: str, rows: pl.DataFrame, editions: Sequence[int]) -> int:

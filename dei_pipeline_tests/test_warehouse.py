@@ -1,0 +1,44 @@
+"""The warehouse's schema follows the code: a warehouse made by an older version is brought up to date."""
+
+from pathlib import Path
+
+import duckdb
+
+from dei_pipeline.warehouse import TABLES, open_warehouse, schema_statements
+
+
+def test_an_older_warehouse_gets_missing_columns_and_current_comments(tmp_path: Path) -> None:
+    path = tmp_path / "dei.duckdb"
+    with open_warehouse(path):
+        pass
+    # What an older version might have left: an outdated comment, a column it did not have yet.
+    with duckdb.connect(str(path)) as con:
+        con.execute("COMMENT ON TABLE marts.city_index IS 'old words'").fetchall()
+        con.execute("COMMENT ON COLUMN marts.city_index.score IS 'old words'").fetchall()
+        con.execute("ALTER TABLE marts.city_index DROP COLUMN tier").fetchall()
+        con.execute("INSERT INTO marts.city_index (survey_year, unit_code) VALUES (2020, '330100')").fetchall()
+
+    with open_warehouse(path):
+        pass
+
+    table = TABLES["marts.city_index"]
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.sql("SELECT comment FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = 'city_index'").fetchall() == [(table.comment,)]
+        columns = dict(con.sql(
+            "SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = 'marts' AND table_name = 'city_index'"
+        ).fetchall())
+        assert columns == {column.name: column.comment for column in table.columns}
+        # The rows were kept; the added column is empty for them.
+        assert con.sql("SELECT unit_code, tier FROM marts.city_index").fetchall() == [("330100", None)]
+
+
+def test_an_up_to_date_warehouse_needs_no_schema_change(tmp_path: Path) -> None:
+    path = tmp_path / "dei.duckdb"
+    with open_warehouse(path):
+        pass
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = {f"{schema}.{name}": comment for schema, name, comment in con.sql("SELECT schema_name, table_name, comment FROM duckdb_tables()").fetchall()}
+        columns = {(f"{schema}.{table}", column): comment for schema, table, column, comment in con.sql(
+            "SELECT schema_name, table_name, column_name, comment FROM duckdb_columns()").fetchall()}
+    assert set(tables) == set(TABLES)
+    assert schema_statements(tables, columns) == []
