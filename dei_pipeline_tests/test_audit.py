@@ -97,3 +97,81 @@ def test_units_missing_too_many_indicators_are_flagged() -> None:
     # n lacks z and has a null y: 2 of 3 missing.
     assert rows["n"]["n_missing"] == 2 and rows["n"]["missing_share"] == pytest.approx(2 / 3)
     assert rows["n"]["too_many_missing"] and 2 / 3 > MAX_MISSING_SHARE
+
+
+def scores_frame(columns: dict[str, np.ndarray]) -> pl.DataFrame:
+    n_units = len(next(iter(columns.values())))
+    return pl.DataFrame([
+        {"unit_code": f"u{i}", "node_code": code, "score": float(values[i])} for code, values in columns.items() for i in range(n_units)
+    ])
+
+
+def test_missing_scores_leave_out_only_the_units_that_lack_them() -> None:
+    rng = np.random.default_rng(1)
+    x, y, z, q = (rng.normal(50, 10, 6) for _ in range(4))
+    p = 0.5 * x + 0.25 * y + 0.25 * z
+    composite = 0.5 * p + 0.5 * q
+    full = scores_frame({"x": x, "y": y, "z": z, "q": q, "P": p, "Q": q, "composite": composite})
+    # u0 has no x row at all and u1 a null y: each correlation uses the units that have both scores,
+    # alpha the units that have all of P's children (u2-u5).
+    scores = full.filter(~((pl.col("unit_code") == "u0") & (pl.col("node_code") == "x"))).with_columns(
+        pl.when((pl.col("unit_code") == "u1") & (pl.col("node_code") == "y")).then(None).otherwise(pl.col("score")).alias("score")
+    )
+    rows = {row["node_code"]: row for row in audit_nodes(scores.sample(fraction=1.0, shuffle=True, seed=3), NODES).iter_rows(named=True)}
+    assert rows["x"]["corr_with_parent"] == pytest.approx(np.corrcoef(x[1:], p[1:])[0, 1], abs=1e-12)
+    assert rows["y"]["corr_with_composite"] == pytest.approx(np.corrcoef(np.delete(y, 1), np.delete(composite, 1))[0, 1], abs=1e-12)
+    assert rows["z"]["corr_with_parent"] == pytest.approx(np.corrcoef(z, p)[0, 1], abs=1e-12)
+    sibling_r = {"y": np.corrcoef(x[2:], y[2:])[0, 1], "z": np.corrcoef(x[1:], z[1:])[0, 1]}
+    assert rows["x"]["max_abs_sibling_corr"] == pytest.approx(max(abs(r) for r in sibling_r.values()), abs=1e-12)
+    assert rows["P"]["cronbach_alpha"] == pytest.approx(cronbach([x[2:], y[2:], z[2:]]), abs=1e-12)
+    assert (rows["x"]["n_units"], rows["y"]["n_units"], rows["z"]["n_units"]) == (5, 5, 6)
+    assert rows["x"]["missing_share"] == pytest.approx(1 / 6)
+    # Fewer than three units with both scores: no correlation; no unit with all children: no alpha.
+    sparse = scores.filter(~((pl.col("node_code") == "z") & (pl.col("unit_code") != "u0")))  # u0 lacks x
+    sparse_rows = {row["node_code"]: row for row in audit_nodes(sparse, NODES).iter_rows(named=True)}
+    assert sparse_rows["z"]["corr_with_parent"] is None and sparse_rows["z"]["corr_with_composite"] is None
+    assert sparse_rows["P"]["cronbach_alpha"] is None and sparse_rows["P"]["n_children"] is None
+    assert sparse_rows["z"]["missing_share"] == pytest.approx(5 / 6)
+
+
+def test_a_node_without_variance_has_no_correlation() -> None:
+    rng = np.random.default_rng(2)
+    x, y, q = (rng.normal(50, 10, 7) for _ in range(3))
+    z = np.full(7, 0.1)  # constant; 0.1 is not exact in binary, so a naive mean leaves rounding noise
+    p = 0.5 * x + 0.25 * y + 0.25 * z
+    composite = 0.5 * p + 0.5 * q
+    rows = {row["node_code"]: row for row in audit_nodes(
+        scores_frame({"x": x, "y": y, "z": z, "q": q, "P": p, "Q": q, "composite": composite}), NODES
+    ).iter_rows(named=True)}
+    z_row = rows["z"]
+    assert (z_row["corr_with_parent"], z_row["corr_with_composite"], z_row["max_abs_sibling_corr"]) == (None, None, None)
+    assert (z_row["measured_weight"], z_row["weight_ratio"], z_row["flags"]) == (None, None, None)
+    # x and y share the measured weight between them; their sibling correlation leaves z out.
+    r2 = {code: np.corrcoef(values, p)[0, 1] ** 2 for code, values in (("x", x), ("y", y))}
+    assert rows["x"]["measured_weight"] == pytest.approx(r2["x"] / (r2["x"] + r2["y"]), abs=1e-12)
+    assert rows["x"]["max_abs_sibling_corr"] == pytest.approx(abs(np.corrcoef(x, y)[0, 1]), abs=1e-12)
+    # Alpha still counts z: its variance is 0.
+    assert rows["P"]["cronbach_alpha"] == pytest.approx(cronbach([x, y, z]), abs=1e-12)
+
+
+def test_reruns_and_row_order_give_identical_figures() -> None:
+    rng = np.random.default_rng(4)
+    x, y, z, q = (rng.normal(50, 10, 40) for _ in range(4))
+    p = 0.5 * x + 0.25 * y + 0.25 * z
+    scores = scores_frame({"x": x, "y": y, "z": z, "q": q, "P": p, "Q": q, "composite": 0.5 * p + 0.5 * q})
+    first = audit_nodes(scores, NODES)
+    for seed in range(3):
+        assert audit_nodes(scores.sample(fraction=1.0, shuffle=True, seed=seed), NODES).equals(first)
+
+
+def test_units_count_each_indicator_once() -> None:
+    leaves = pl.DataFrame({
+        "unit_code": ["b", "b", "b", "b", "a"],
+        "indicator_code": ["x", "x", "other", "y", "x"],  # a duplicated x, a code outside the framework
+        "score": [1.0, 1.0, 2.0, None, 3.0],
+    })
+    composites = pl.DataFrame({"unit_code": ["a", "c"], "score": [2.0, 1.0]})  # c: a composite, no indicator
+    rows = audit_units(leaves, ["x", "y"], composites)
+    assert rows["unit_code"].to_list() == ["a", "b", "c"]
+    assert rows["n_missing"].to_list() == [1, 1, 2]
+    assert rows["has_composite"].to_list() == [True, False, True]

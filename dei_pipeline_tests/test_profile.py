@@ -62,6 +62,49 @@ def test_strengths_and_weaknesses_are_the_extremes_of_z() -> None:
     assert weaknesses == by_z[::-1][:PROFILE_EXTREMES]
 
 
+
+def test_missing_scores_and_unranked_units() -> None:
+    # x has no score for i2 (a null) and no i3 row; "gone" is not ranked, so it has no peers and no rows.
+    scores = pl.DataFrame({
+        "unit_code": ["u", "v", "w", "x", "u", "v", "w", "x", "u", "v", "w", "gone"],
+        "node_code": ["i2", "i2", "i2", "i2", "i3", "i3", "i3", "i1", "i1", "i1", "i1", "i1"],
+        "level": [3] * 8 + [2] * 4,
+        "score": [10.0, 20.0, 30.0, None, 5.0, 6.0, 7.0, 40.0, 10.0, 20.0, 30.0, 99.0],
+    })
+    peers = pl.DataFrame({"unit_code": ["u", "v", "w", "x"], "peer_group": ["g"] * 4})
+    shuffled = scores.sample(fraction=1.0, shuffle=True, seed=1)
+    rows = unit_profiles(shuffled, peers, ["i2", "i3"], 1)
+    assert rows.equals(unit_profiles(scores, peers, ["i2", "i3"], 1))  # the input's order does not matter
+    # Rows by unit, level, code; only the rows given, of ranked units.
+    assert rows.select("unit_code", "node_code").rows() == [
+        ("u", "i1"), ("u", "i2"), ("u", "i3"), ("v", "i1"), ("v", "i2"), ("v", "i3"), ("w", "i1"), ("w", "i2"), ("w", "i3"),
+        ("x", "i1"), ("x", "i2"),
+    ]
+    by_key = {(r["unit_code"], r["node_code"]): r for r in rows.iter_rows(named=True)}
+    i2 = by_key[("u", "i2")]
+    assert (i2["peer_n"], i2["peer_mean"], i2["peer_sd"]) == (3, pytest.approx(20.0), pytest.approx(10.0))
+    missing = by_key[("x", "i2")]
+    assert missing["peer_n"] == 3 and missing["score"] is None
+    assert (missing["peer_z"], missing["peer_rank"], missing["role"]) == (None, None, None)
+    assert by_key[("x", "i1")]["peer_rank"] == 1 and by_key[("x", "i1")]["peer_n"] == 4
+    # x has no indicator with a z (i1 is not one of the indicators): no strength, no weakness.
+    assert rows.filter(pl.col("unit_code") == "x")["role"].null_count() == 2
+
+
+def test_ties_in_z_are_broken_by_code() -> None:
+    # b and a have the same scores, so the same z for every unit: a comes first either way.
+    values = {"u": [90.0, 90.0, 10.0, 50.0], "v": [50.0, 50.0, 50.0, 40.0], "w": [10.0, 10.0, 90.0, 60.0]}
+    codes = ["b", "a", "c", "d"]
+    scores = pl.DataFrame([
+        {"unit_code": unit, "node_code": code, "level": 3, "score": score}
+        for unit, row in values.items() for code, score in zip(codes, row)
+    ])
+    peers = pl.DataFrame({"unit_code": list(values), "peer_group": ["g"] * 3})
+    u = {r["node_code"]: r for r in unit_profiles(scores, peers, codes, 1).filter(pl.col("unit_code") == "u").iter_rows(named=True)}
+    assert (u["a"]["role"], u["a"]["role_rank"], u["b"]["role"], u["b"]["role_rank"]) == (STRENGTH, 1, STRENGTH, 2)
+    w = {r["node_code"]: r for r in unit_profiles(scores, peers, codes, 1).filter(pl.col("unit_code") == "w").iter_rows(named=True)}
+    assert (w["a"]["role"], w["a"]["role_rank"], w["b"]["role"], w["b"]["role_rank"]) == (WEAKNESS, 1, WEAKNESS, 2)
+
 # ------------------------------------------------------------------------- the assets, end to end
 
 FAST_SETTINGS = {"draws: 10000": "draws: 400", "sensitivity_base_draws: 2000": "sensitivity_base_draws: 100"}

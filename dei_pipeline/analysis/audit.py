@@ -23,6 +23,7 @@ as composite indices (the Global Innovation Index among them) require about two 
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from dei_pipeline.aggregation import COMPOSITE_CODE
@@ -51,14 +52,50 @@ def _tree(nodes: pl.DataFrame) -> pl.DataFrame:
     ])
 
 
-def _pearson(frame: pl.DataFrame, keys: list[str], x: str, y: str, name: str) -> pl.DataFrame:
-    """Pearson correlation of x and y per group, over the rows where both exist (null with fewer than
-    three such rows or no variance)."""
-    # Sorted, and grouped in order: floating-point sums in a fixed order make reruns identical.
-    pairs = frame.filter(pl.col(x).is_not_null() & pl.col(y).is_not_null()).sort([*keys, "unit_code"])
-    return pairs.group_by(keys, maintain_order=True).agg(
-        pl.when(pl.len() >= 3).then(pl.corr(x, y)).otherwise(None).fill_nan(None).alias(name)
-    )
+def _wide(scores: pl.DataFrame, node_codes: list[str]) -> tuple[pl.Series, np.ndarray, np.ndarray]:
+    """Every unit of ``scores`` (unit_code, node_code, score) in code order, and their scores of
+    ``node_codes`` as a units × nodes matrix (columns in that order) with the mask of the scores present.
+    Absent and null scores alike are missing: 0 in the matrix, masked out."""
+    units = scores["unit_code"].unique().sort()  # a fixed unit order: fixed summation order, identical reruns
+    kept = scores.filter(pl.col("node_code").is_in(node_codes) & pl.col("score").is_not_null())
+    # Enum codes are the positions in the category list: matrix indices without a join or a sort.
+    row = kept["unit_code"].cast(pl.Enum(units)).to_physical().to_numpy()
+    col = kept["node_code"].cast(pl.Enum(node_codes)).to_physical().to_numpy()
+    values = np.zeros((len(units), len(node_codes)))
+    present = np.zeros((len(units), len(node_codes)), dtype=bool)
+    values[row, col] = kept["score"].to_numpy()
+    present[row, col] = True
+    return units, values, present
+
+
+def _centred(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Each column's deviations from its mean over the present entries (0 elsewhere)."""
+    # Shifted by one of the column's own values (its largest) first: a constant column's deviations are
+    # then exactly 0 (no variance, rather than rounding noise), and the sums keep more precision.
+    shift = np.where(present, values, -np.inf).max(axis=0, initial=-np.inf)
+    shifted = np.where(present, values - shift, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = shifted.sum(axis=0) / present.sum(axis=0)
+    return np.where(present, shifted - mean, 0.0)
+
+
+def _variance(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Sample variance of each column over its present entries (NaN with fewer than two)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (_centred(values, present) ** 2).sum(axis=0) / (present.sum(axis=0) - 1)
+
+
+def _pearson(values: np.ndarray, present: np.ndarray, pairs: pl.DataFrame, name: str) -> pl.DataFrame:
+    """``pairs`` (columns ``col`` and ``other_col`` of the wide matrix) with ``name``, their Pearson
+    correlation over the units where both exist (null with fewer than three such units or no variance)."""
+    x, y = pairs["col"].to_numpy(), pairs["other_col"].to_numpy()
+    both = present[:, x] & present[:, y]
+    dx, dy = _centred(values[:, x], both), _centred(values[:, y], both)
+    # Column sums over the units in a fixed order (no BLAS): reruns give identical figures.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = (dx * dy).sum(axis=0) / (np.sqrt((dx * dx).sum(axis=0)) * np.sqrt((dy * dy).sum(axis=0)))
+    r[both.sum(axis=0) < 3] = np.nan
+    return pairs.with_columns(pl.Series(name, r, pl.Float64).fill_nan(None))
 
 
 def audit_nodes(node_scores: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
@@ -69,38 +106,39 @@ def audit_nodes(node_scores: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
     """
     tree = _tree(nodes)
     scores = node_scores.select("unit_code", "node_code", pl.col("score").cast(pl.Float64))
-    n_units = scores["unit_code"].n_unique()
-    with_parent = scores.join(tree.select("node_code", "parent_code"), on="node_code").join(
-        scores.select("unit_code", pl.col("node_code").alias("parent_code"), pl.col("score").alias("parent_score")),
-        on=["unit_code", "parent_code"], how="left",
-    )
-    composite = scores.filter(pl.col("node_code") == COMPOSITE_CODE).select("unit_code", pl.col("score").alias("composite_score"))
-    corr_parent = _pearson(with_parent, ["node_code"], "score", "parent_score", "corr_with_parent")
+    # Every statistic comes from one units × nodes matrix, column i being the tree's node i.
+    units, values, present = _wide(scores, tree["node_code"].to_list())
+    index = tree.select("node_code", "parent_code").with_row_index("col")
+    parent_pairs = index.join(index.select(pl.col("node_code").alias("parent_code"), pl.col("col").alias("other_col")), on="parent_code")
+    corr_parent = _pearson(values, present, parent_pairs, "corr_with_parent")
+    composite_col = index.filter(pl.col("node_code") == COMPOSITE_CODE)["col"].item()
     corr_composite = _pearson(
-        scores.filter(pl.col("node_code") != COMPOSITE_CODE).join(composite, on="unit_code"), ["node_code"], "score", "composite_score", "corr_with_composite"
+        values, present,
+        index.filter(pl.col("node_code") != COMPOSITE_CODE).with_columns(pl.lit(composite_col, pl.UInt32).alias("other_col")),
+        "corr_with_composite",
     )
-    siblings = with_parent.select("unit_code", "parent_code", "node_code", "score")
     pairs = _pearson(
-        siblings.join(siblings.rename({"node_code": "sibling_code", "score": "sibling_score"}), on=["unit_code", "parent_code"])
+        values, present,
+        index.join(index.select(pl.col("node_code").alias("sibling_code"), pl.col("col").alias("other_col"), "parent_code"), on="parent_code")
         .filter(pl.col("node_code") != pl.col("sibling_code")),
-        ["node_code", "sibling_code"], "score", "sibling_score", "corr",
+        "corr",
     )
     sibling_summary = pairs.group_by("node_code").agg(
         pl.col("corr").abs().max().alias("max_abs_sibling_corr"),
         pl.col("sibling_code").filter(pl.col("corr").abs() > REDUNDANT_CORRELATION).sort().str.join(",").alias("redundant_with"),
     ).with_columns(pl.when(pl.col("redundant_with") != "").then(pl.col("redundant_with")).alias("redundant_with"))
-    presence = scores.group_by("node_code").agg(pl.col("score").is_not_null().sum().cast(pl.Int32).alias("n_units"))
+    presence = index.select("node_code", pl.Series("n_units", present.sum(axis=0), pl.Int32))
 
     audited = (
         tree.join(presence, on="node_code", how="left")
-        .join(corr_parent, on="node_code", how="left")
-        .join(corr_composite, on="node_code", how="left")
+        .join(corr_parent.select("node_code", "corr_with_parent"), on="node_code", how="left")
+        .join(corr_composite.select("node_code", "corr_with_composite"), on="node_code", how="left")
         .join(sibling_summary, on="node_code", how="left")
-        .join(_cronbach_alpha(with_parent, tree), on="node_code", how="left")
+        .join(_cronbach_alpha(values, present, index), on="node_code", how="left")
         .sort("node_code")  # a fixed order for the window sums below
         .with_columns(
             pl.col("n_units").fill_null(0),
-            (1 - pl.col("n_units").fill_null(0) / max(n_units, 1)).alias("missing_share"),
+            (1 - pl.col("n_units").fill_null(0) / max(len(units), 1)).alias("missing_share"),
             # The measured weights: squared correlations as shares within the siblings / the level.
             (pl.col("corr_with_parent") ** 2 / (pl.col("corr_with_parent") ** 2).sum().over("parent_code")).alias("measured_weight"),
             (pl.col("corr_with_composite") ** 2 / (pl.col("corr_with_composite") ** 2).sum().over("level")).alias("measured_effective_weight"),
@@ -134,29 +172,29 @@ def audit_nodes(node_scores: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _cronbach_alpha(with_parent: pl.DataFrame, tree: pl.DataFrame) -> pl.DataFrame:
+def _cronbach_alpha(values: np.ndarray, present: np.ndarray, index: pl.DataFrame) -> pl.DataFrame:
     """Cronbach's alpha of every parent's children, over the units that have all of them:
-    k / (k - 1) * (1 - sum of the children's variances / variance of their sum)."""
-    n_children = tree.group_by("parent_code").agg(pl.len().cast(pl.Int32).alias("n_children")).drop_nulls("parent_code")
-    children = (
-        with_parent.select("unit_code", "parent_code", "node_code", "score").join(n_children, on="parent_code")
-        .sort("parent_code", "node_code", "unit_code")  # fixed summation order
-    )
-    complete = (
-        children.group_by("parent_code", "unit_code", maintain_order=True)
-        .agg(pl.col("score").is_not_null().sum().alias("present"), pl.col("score").sum().alias("total"), pl.first("n_children"))
-        .filter(pl.col("present") == pl.col("n_children"))
-    )
-    item_variance = (
-        children.join(complete.select("parent_code", "unit_code"), on=["parent_code", "unit_code"], maintain_order="left")
-        .group_by("parent_code", "node_code", maintain_order=True).agg(pl.col("score").var().alias("variance"))
-        .group_by("parent_code", maintain_order=True).agg(pl.col("variance").sum().alias("item_variance"))
-    )
-    total_variance = complete.group_by("parent_code", maintain_order=True).agg(pl.col("total").var().alias("total_variance"), pl.first("n_children"))
+    k / (k - 1) * (1 - sum of the children's variances / variance of their sum).
+
+    ``index``: node_code, parent_code and col, the node's column in the wide matrix."""
+    children = index.drop_nulls("parent_code").sort("parent_code", "node_code")  # fixed summation order
+    groups = children.group_by("parent_code", maintain_order=True).agg(pl.len().cast(pl.Int32).alias("n_children"))
+    k = groups["n_children"].to_numpy()
+    starts = np.cumsum(k) - k  # each parent's children are contiguous columns
+    cols = children["col"].to_numpy()
+    complete = np.add.reduceat(present[:, cols].astype(np.int64), starts, axis=1) == k  # units × parents
+    item_variance = np.add.reduceat(_variance(values[:, cols], np.repeat(complete, k, axis=1)), starts)
+    total = np.add.reduceat(values[:, cols], starts, axis=1)  # of the complete units' children (missing ones are 0)
+    n_complete = complete.sum(axis=0)
     return (
-        total_variance.join(item_variance, on="parent_code")
+        groups.with_columns(
+            pl.Series("total_variance", _variance(total, complete)), pl.Series("item_variance", item_variance),
+            pl.Series("n_complete", n_complete),
+        )
+        .filter(pl.col("n_complete") > 0)  # no unit with all the children: no row (n_children null)
         .with_columns(
-            pl.when((pl.col("n_children") > 1) & (pl.col("total_variance") > 0))
+            # One complete unit gives NaN variances, and NaN > 0 holds in polars: hence n_complete > 1.
+            pl.when((pl.col("n_children") > 1) & (pl.col("n_complete") > 1) & (pl.col("total_variance") > 0))
             .then(pl.col("n_children") / (pl.col("n_children") - 1) * (1 - pl.col("item_variance") / pl.col("total_variance")))
             .alias("cronbach_alpha")
         )
@@ -172,14 +210,16 @@ def audit_units(leaf_scores: pl.DataFrame, leaf_codes: list[str], composites: pl
     ``leaf_scores``: unit_code, indicator_code, score (an absent row or a null score is missing).
     ``composites``: unit_code, score.
     """
-    present = (
-        leaf_scores.filter(pl.col("indicator_code").is_in(leaf_codes) & pl.col("score").is_not_null())
-        .group_by("unit_code").agg(pl.col("indicator_code").n_unique().cast(pl.Int32).alias("n_present"))
+    # The indicator codes as an Enum of the framework's (null for any other code): counting distinct
+    # codes per unit on integers, hashing the strings once, is much cheaper than on the strings.
+    indicator = pl.col("indicator_code").cast(pl.Enum(leaf_codes), strict=False)
+    present = leaf_scores.group_by("unit_code").agg(
+        indicator.filter(pl.col("score").is_not_null()).drop_nulls().n_unique().cast(pl.Int32).alias("n_present")
     )
-    units = pl.concat([leaf_scores.select("unit_code"), composites.select("unit_code")]).unique()
     return (
-        units.join(present, on="unit_code", how="left")
-        .join(composites.select("unit_code", pl.col("score").is_not_null().alias("has_composite")), on="unit_code", how="left")
+        present.join(
+            composites.select("unit_code", pl.col("score").is_not_null().alias("has_composite")), on="unit_code", how="full", coalesce=True,
+        )
         .with_columns(
             pl.lit(len(leaf_codes), pl.Int32).alias("n_indicators"),
             (len(leaf_codes) - pl.col("n_present").fill_null(0)).cast(pl.Int32).alias("n_missing"),

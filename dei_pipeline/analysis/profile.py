@@ -29,14 +29,21 @@ def unit_profiles(node_scores: pl.DataFrame, peers: pl.DataFrame, leaf_codes: li
     ``node_scores``: unit_code, node_code, level, score (levels 1-3; the composite is left out).
     ``peers``: unit_code, peer_group of the ranked units. ``leaf_codes``: the framework's indicators.
     """
+    # Units and nodes keyed by their positions in code order: integer keys sort and group in the codes'
+    # order, much faster than the strings.
     scored = (
         node_scores.filter(pl.col("level") > 0)
         .select("unit_code", "node_code", pl.col("level").cast(pl.Int32), pl.col("score").cast(pl.Float64))
-        .join(peers.select("unit_code", "peer_group"), on="unit_code", how="inner")
-        .sort("peer_group", "node_code", "unit_code")  # a fixed order for the window sums: identical reruns
+        .join(peers.select("unit_code", "peer_group").sort("unit_code").with_row_index("unit"), on="unit_code", how="inner")
     )
-    by_peer_node = ["peer_group", "node_code"]
-    profiled = scored.with_columns(
+    nodes = scored["node_code"].unique().sort()
+    keyed = scored.with_columns(pl.col("node_code").cast(pl.Enum(nodes)).to_physical().cast(pl.UInt32).alias("node")).sort(
+        pl.col("unit") * len(nodes) + pl.col("node")  # (unit, node) as one integer: a cheap sort
+    )
+    # Rows by unit, then node: each peer group's rows of a node in unit order, a fixed order for the
+    # window sums (identical reruns), and each unit's rows in node order for the positions below.
+    by_peer_node = ["peer_group", "node"]
+    profiled = keyed.with_columns(
         pl.col("score").is_not_null().sum().over(by_peer_node).cast(pl.Int32).alias("peer_n"),
         pl.col("score").mean().over(by_peer_node).alias("peer_mean"),
         pl.col("score").std().over(by_peer_node).alias("peer_sd"),
@@ -45,20 +52,15 @@ def unit_profiles(node_scores: pl.DataFrame, peers: pl.DataFrame, leaf_codes: li
         (pl.col("score") - pl.col("peer_mean")).alias("gap_to_peer_mean"),
         pl.when(pl.col("peer_sd") > 0).then((pl.col("score") - pl.col("peer_mean")) / pl.col("peer_sd")).alias("peer_z"),
     )
-    # Positions of each indicator in the unit's own ordering by z (ties broken by code, for stable
-    # output). At most half of a unit's indicators are strengths and half weaknesses.
-    positions = (
-        profiled.filter(pl.col("node_code").is_in(leaf_codes) & pl.col("peer_z").is_not_null())
-        .sort("unit_code", "node_code")
-        .with_columns(
-            pl.col("peer_z").rank("ordinal", descending=True).over("unit_code").cast(pl.Int32).alias("from_top"),
-            pl.col("peer_z").rank("ordinal").over("unit_code").cast(pl.Int32).alias("from_bottom"),
-            pl.min_horizontal(pl.lit(PROFILE_EXTREMES), pl.len().over("unit_code") // 2).alias("listed"),
-        )
-        .select("unit_code", "node_code", "from_top", "from_bottom", "listed")
-    )
+    # Positions of each indicator in the unit's own ordering by z (ties broken by code, the rows' order,
+    # for stable output). At most half of a unit's indicators are strengths and half weaknesses.
+    leaf_z = pl.when(pl.col("node_code").is_in(leaf_codes)).then(pl.col("peer_z"))
     return (
-        profiled.join(positions, on=["unit_code", "node_code"], how="left")
+        profiled.with_columns(
+            leaf_z.rank("ordinal", descending=True).over("unit").cast(pl.Int32).alias("from_top"),
+            leaf_z.rank("ordinal").over("unit").cast(pl.Int32).alias("from_bottom"),
+            pl.min_horizontal(pl.lit(PROFILE_EXTREMES), leaf_z.count().over("unit") // 2).alias("listed"),
+        )
         .with_columns(
             pl.when(pl.col("from_top") <= pl.col("listed")).then(pl.lit(STRENGTH))
             .when(pl.col("from_bottom") <= pl.col("listed")).then(pl.lit(WEAKNESS))
@@ -69,11 +71,12 @@ def unit_profiles(node_scores: pl.DataFrame, peers: pl.DataFrame, leaf_codes: li
             .when(pl.col("role") == WEAKNESS).then(pl.col("from_bottom"))
             .alias("role_rank"),
         )
+        # (unit, level, node) as one integer: a single-key sort, much cheaper than one by three columns.
+        .sort((pl.col("unit") * (pl.col("level").max() + 1) + pl.col("level")) * len(nodes) + pl.col("node"))
         .select(
             "unit_code", "peer_group", "node_code", "level", "score", "peer_n", "peer_mean", "peer_sd", "gap_to_peer_mean",
             "peer_z", pl.col("peer_rank").cast(pl.Int32), "role", "role_rank",
         )
-        .sort("unit_code", "level", "node_code")
     )
 
 
