@@ -27,7 +27,7 @@ from dei_pipeline.ingest import list_editions
 from dei_pipeline.published import load_published
 from dei_pipeline.report import figures
 from dei_pipeline.report.charts import edition_charts
-from dei_pipeline.report.chromium import Browser, find_chromium
+from dei_pipeline.report.chromium import Browser, find_chromium, render_svgs_to_png, share_out
 from dei_pipeline.report.html import render_report
 from dei_pipeline.report.rows import EditionRows, data_provenance_note, read_edition_rows
 from dei_pipeline.report.svg import BarSeries, horizontal_bars, nice_ticks
@@ -181,12 +181,41 @@ def test_report_in_headless_chromium_shows_the_white_papers_numbers(sample: Samp
 
 def test_chart_pngs_are_sharp_non_blank_images_of_their_charts(sample: SamplePipeline, browser: Browser) -> None:
     html = (sample.reports / "2020.html").read_text(encoding="utf-8")
-    for png in sorted((sample.reports / "2020").glob("*.png")):
-        svg_width = re.search(rf"<figure id='chart-{png.stem}'><svg [^>]*width=\"(\d+)\"", html)
-        assert svg_width is not None, f"{png.name} has no chart in the report"
+    pngs = sorted((sample.reports / "2020").glob("*.png"))
+    assert {png.stem for png in pngs} >= CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR
+    for png in pngs:
+        size = re.search(rf"<figure id='chart-{png.stem}'><svg [^>]*width=\"(\d+)\" height=\"(\d+)\"", html)
+        assert size is not None, f"{png.name} has no chart in the report"
         pixels = browser.pixel_summary(png)
-        assert pixels.width == PNG_SCALE * int(svg_width.group(1)), (png.name, pixels)
-        assert not pixels.looks_blank, (png.name, pixels)
+        assert (pixels.width, pixels.height) == (PNG_SCALE * int(size.group(1)), PNG_SCALE * int(size.group(2))), (png.name, pixels)
+        assert not pixels.looks_blank and pixels.background == "#ffffff", (png.name, pixels)
+
+
+def test_charts_rendered_on_one_page_are_each_cut_out_exactly(browser: Browser, tmp_path: Path) -> None:
+    # Solid charts of different sizes: a clip off by a pixel would take in white or the chart next to it.
+    colors = ["#d62728", "#2ca02c", "#1f77b4", "#9467bd", "#ff7f0e"]
+    sizes = [(300, 120), (180, 260), (420, 90), (250, 250), (120, 330)]
+    charts = {
+        f"chart{number}": (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+                           f'<rect width="{width}" height="{height}" fill="{color}"/></svg>', width, height)
+        for number, (color, (width, height)) in enumerate(zip(colors, sizes, strict=True))
+    }
+    paths = render_svgs_to_png(charts, tmp_path / "pngs", scale=2, browser=browser, windows=2)
+    assert [path.name for path in paths] == [f"{stem}.png" for stem in charts]
+    for path, color, (width, height) in zip(paths, colors, sizes, strict=True):
+        pixels = browser.pixel_summary(path)
+        assert (pixels.width, pixels.height) == (2 * width, 2 * height), (path.name, pixels)
+        assert (pixels.background, pixels.distinct_colors) == (color, 1), (path.name, pixels)
+
+
+def test_charts_are_shared_out_whole_in_groups_of_about_equal_area() -> None:
+    sizes = [(900, 800), (760, 500), (960, 670), (900, 700), (900, 380), (900, 630), (900, 950)]  # the 2020 charts
+    charts = {f"c{number}": ("<svg/>", width, height) for number, (width, height) in enumerate(sizes)}
+    groups = share_out(charts, 2)
+    assert len(groups) == 2 and sorted(stem for group in groups for stem in group) == sorted(charts)
+    areas = [sum(width * height for _, width, height in group.values()) for group in groups]
+    assert max(areas) - min(areas) <= max(width * height for _, width, height in charts.values())
+    assert share_out({"c0": charts["c0"]}, 2) == [{"c0": charts["c0"]}]  # no empty group, so no idle window
 
 
 def test_first_edition_says_there_is_nothing_to_compare(sample: SamplePipeline, browser: Browser) -> None:
