@@ -61,7 +61,7 @@ bench: install
 lock:
 	rm -rf /tmp/dei-lock-venv && $(PYTHON) -m venv /tmp/dei-lock-venv
 	/tmp/dei-lock-venv/bin/python -m pip install --quiet --upgrade pip
-	/tmp/dei-lock-venv/bin/python -m pip install --quiet -e '.[dev]'
+	/tmp/dei-lock-venv/bin/python -m pip install --quiet -e '.[dev,bench]'  # bench: pandas, the benchmark's baseline, pinned too
 	/tmp/dei-lock-venv/bin/python -m pip freeze --exclude-editable > constraints.txt
 
 clean:
