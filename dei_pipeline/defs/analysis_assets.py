@@ -58,6 +58,13 @@ def _ranked_units(con: Any, editions: list[int]) -> dict[str, pl.DataFrame]:
     return {"city": cities, "county": counties}
 
 
+def _read_by_edition(con: Any, table_name: str, editions: list[int]) -> Iterator[tuple[int, str, pl.DataFrame]]:
+    """Each (edition, unit type)'s rows of a table, read one edition at a time: a run over twenty
+    national editions holds one edition's millions of rows in memory, not all of them."""
+    for year in sorted(editions):
+        yield from _editions_and_types(read_table(con, table_name, [year]))
+
+
 def _editions_and_types(scores: pl.DataFrame) -> Iterator[tuple[int, str, pl.DataFrame]]:
     """Each (edition, unit type)'s rows, in that order, each in the order read (no sort of all rows)."""
     parts = scores.partition_by("survey_year", "unit_type", as_dict=True, maintain_order=True)
@@ -226,11 +233,9 @@ def audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg
     editions = partition_editions(context)
     node_frames, unit_frames = [], []
     with warehouse.connection() as con:
-        node_scores = read_table(con, "marts.subindex_scores", editions)
-        leaf_scores = read_table(con, "core.indicator_scores", editions)
-        for year, unit_type, scores in _editions_and_types(node_scores):
+        for year, unit_type, scores in _read_by_edition(con, "marts.subindex_scores", editions):
             fw = warehouse.framework(unit_type, year)
-            leaves = leaf_scores.filter((pl.col("survey_year") == year) & (pl.col("unit_type") == unit_type))
+            leaves = read_table(con, "core.indicator_scores", [year], where={"unit_type": [unit_type]})
             composites = scores.filter(pl.col("level") == 0).select("unit_code", "score")
             node_frames.append(_with_keys(audit_nodes(scores, fw.nodes), year, unit_type))
             unit_frames.append(_with_keys(audit_units(leaves, fw.leaf_codes, composites), year, unit_type))
@@ -263,7 +268,7 @@ def unit_profile(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     frames = []
     with warehouse.connection() as con:
         ranked = _ranked_units(con, editions)
-        for year, unit_type, scores in _editions_and_types(read_table(con, "marts.subindex_scores", editions)):
+        for year, unit_type, scores in _read_by_edition(con, "marts.subindex_scores", editions):
             published = ranked[unit_type].filter((pl.col("survey_year") == year) & pl.col("rank").is_not_null())
             peers = published.select("unit_code", pl.coalesce("tier", "rank_group").alias("peer_group"))
             fw = warehouse.framework(unit_type, year)
