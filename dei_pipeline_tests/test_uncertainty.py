@@ -20,20 +20,13 @@ from dei_pipeline.composite import rank_units
 from dei_pipeline.config import REPO_ROOT, MethodSettings, load_settings
 from dei_pipeline.frameworks import resolve_framework
 from dei_pipeline.tiers import load_tiers
+from dei_pipeline_tests.test_aggregation import NODES  # an unbalanced tree: leaves at depths 2 and 3
 
 DATA = REPO_ROOT / "data"
 METHOD = MethodSettings(display_decimals=1, score_min=0, score_max=100, tie_method="min", missing_rule="propagate",
                         gdp_year_offset=-1, gdp_vintage="revised", score_tolerance=0.05)
 TIERS = load_tiers(DATA)
 
-# An unbalanced tree (leaves at depths 2 and 3), as in test_aggregation.
-NODES = pl.DataFrame({
-    "code": ["A", "a1", "a2", "B", "b1", "B2", "b21", "b22"],
-    "parent_code": [None, "A", "A", None, "B", "B", "B2", "B2"],
-    "level": [1, 2, 2, 1, 2, 2, 3, 3],
-    "weight": [0.6, 0.25, 0.75, 0.4, 0.5, 0.5, 0.2, 0.8],
-    "is_leaf": [False, True, True, False, True, False, True, True],
-}, schema_overrides={"level": pl.Int32})
 # Two indicators straight under the composite, equal weights: the hand-derived case.
 TWO = pl.DataFrame({
     "code": ["a", "b"], "parent_code": [None, None], "level": [1, 1], "weight": [0.5, 0.5], "is_leaf": [True, True],

@@ -24,6 +24,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from functools import partial
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -164,10 +165,11 @@ def shot_report_lineage(browser: Browser, base: str, sample: SampleRun) -> None:
     time.sleep(2)  # the graph lays itself out to fit this view
 
 
-def shot_partitions(browser: Browser, base: str, sample: SampleRun) -> None:
-    open_page(browser, f"{base}/assets/city_index?view=partitions", "Materialized (4)")
+def shot_partition_2020(asset: str, metadata_key: str, browser: Browser, base: str, sample: SampleRun) -> None:
+    """An asset's partitions page with the 2020 partition open, once its metadata (``metadata_key``) shows."""
+    open_page(browser, f"{base}/assets/{asset}?view=partitions", "Materialized (4)")
     click_text(browser, "2020")
-    browser.wait_for_text("top_ten", PAGE_TIMEOUT)
+    browser.wait_for_text(metadata_key, PAGE_TIMEOUT)
     time.sleep(1)
 
 
@@ -178,13 +180,6 @@ def shot_asset_checks(browser: Browser, base: str, sample: SampleRun) -> None:
     click_text(browser, "[Show Markdown]")
 
 
-def shot_report_asset(browser: Browser, base: str, sample: SampleRun) -> None:
-    open_page(browser, f"{base}/assets/edition_report?view=partitions", "Materialized (4)")
-    click_text(browser, "2020")
-    browser.wait_for_text("top_of_ranking", PAGE_TIMEOUT)
-    time.sleep(1)
-
-
 def shot_report(browser: Browser, base: str, sample: SampleRun) -> None:
     browser.open((sample.reports / "2020.html").as_uri(), width=1400, height=1500, scale=SCALE)
 
@@ -193,9 +188,9 @@ SHOTS = (
     Shot("ui_asset_groups.png", "Dagster UI, global asset lineage: the asset groups and how they feed each other", shot_asset_groups),
     Shot("ui_report_lineage.png", "Dagster UI, the edition_report asset and the marts it reads, boxed by asset group "
          "(red: reconciliation, whose regional check fails)", shot_report_lineage),
-    Shot("ui_partitioned_asset.png", "Dagster UI, a partitioned asset: city_index, one partition per survey edition, 2020 selected", shot_partitions),
+    Shot("ui_partitioned_asset.png", "Dagster UI, a partitioned asset: city_index, one partition per survey edition, 2020 selected", partial(shot_partition_2020, "city_index", "top_ten")),
     Shot("ui_asset_checks.png", "Dagster UI, the reconciliation checks; the regional scores disagree with the white paper", shot_asset_checks),
-    Shot("ui_report_asset.png", "Dagster UI, the edition_report asset: the ranking's top rows as Markdown metadata", shot_report_asset),
+    Shot("ui_report_asset.png", "Dagster UI, the edition_report asset: the ranking's top rows as Markdown metadata", partial(shot_partition_2020, "edition_report", "top_of_ranking")),
     Shot("report_2020.png", "The 2020 edition report (SYNTHETIC sample data), first screen", shot_report),
 )
 

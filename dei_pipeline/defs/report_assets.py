@@ -8,6 +8,7 @@ from contextlib import nullcontext
 import dagster as dg
 
 from dei_pipeline import __version__
+from dei_pipeline.defs.analysis_assets import rank_uncertainty
 from dei_pipeline.defs.assets import (
     PARTITIONED, city_index, city_yoy, county_index, framework, reconciliation, region_rollup, region_tier_mix,
     subindex_scores, tier_summary,
@@ -20,28 +21,13 @@ from dei_pipeline.report.publish import write_edition_report
 from dei_pipeline.report.rows import data_provenance_note, read_edition_rows
 
 REPORTED_MARTS = [city_index, county_index, tier_summary, region_rollup, region_tier_mix, subindex_scores,
-                  city_yoy, reconciliation, framework]
-# The analysis issue's rank-uncertainty asset: a dependency only where its module defines it.
-REPORTED_ANALYSIS_KEYS = (dg.AssetKey("rank_uncertainty"),)
-ANALYSIS_MODULE = "dei_pipeline.defs.analysis_assets"
-
-
-def analysis_dependencies() -> list[dg.AssetKey]:
-    """The analysis assets the report reads that exist in this code base."""
-    try:
-        from dei_pipeline.defs.analysis_assets import ANALYSIS_ASSETS  # type: ignore[import-not-found]
-    except ModuleNotFoundError as error:
-        if error.name != ANALYSIS_MODULE:
-            raise  # a broken import inside the module is a bug to see, not a missing module
-        return []
-    defined = {key for asset in ANALYSIS_ASSETS for key in asset.keys}
-    return [key for key in REPORTED_ANALYSIS_KEYS if key in defined]
+                  city_yoy, reconciliation, framework, rank_uncertainty]
 
 
 @dg.asset(
     group_name="report",
     kinds={"html", "svg"},
-    deps=[*REPORTED_MARTS, *analysis_dependencies()],
+    deps=REPORTED_MARTS,
     **PARTITIONED,
 )
 def edition_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
