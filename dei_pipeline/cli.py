@@ -106,7 +106,7 @@ def materialize(years: str, data_dir: Path, warehouse: Path, index_only: bool = 
             )
             job = defs.resolve_job_def("index_only_job" if index_only else "index_job")
             order = instance.get_dynamic_partitions(survey_year_partitions.name)
-            return _run_blocks(job, instance, contiguous_blocks(selected, order), selected, warehouse)
+            return _run_blocks(job, instance, contiguous_blocks(selected, order), selected, data_dir, warehouse)
     except WarehouseBusyError as error:
         print(f"dei: {error}", file=sys.stderr)
         return 1
@@ -129,7 +129,7 @@ def step_failures(result: Any) -> dict[str, str]:
     return reasons
 
 
-def _run_blocks(job: Any, instance: Any, blocks: list[list[str]], selected: list[int], warehouse: Path) -> int:
+def _run_blocks(job: Any, instance: Any, blocks: list[list[str]], selected: list[int], data_dir: Path, warehouse: Path) -> int:
     from dei_pipeline.summary import edition_summary
 
     started = time.perf_counter()
@@ -151,7 +151,7 @@ def _run_blocks(job: Any, instance: Any, blocks: list[list[str]], selected: list
             return 1
     print(f"dei: materialized {len(selected)} edition(s) in {time.perf_counter() - started:.1f}s\n")
     for year in selected[-1:]:  # the newest edition; `dei summary --year` shows the others
-        print(edition_summary(warehouse, year))
+        print(edition_summary(warehouse, year, data_dir))
     return 0
 
 
@@ -181,7 +181,8 @@ def _sample_data_command(args: argparse.Namespace) -> int:
 def _summary_command(args: argparse.Namespace) -> int:
     from dei_pipeline.summary import edition_summary
 
-    print(edition_summary((args.warehouse or default_warehouse_path()).resolve(), args.year))
+    data_dir = (args.data_dir or default_data_dir()).resolve()
+    print(edition_summary((args.warehouse or default_warehouse_path(data_dir)).resolve(), args.year, data_dir))
     return 0
 
 
@@ -215,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     show = commands.add_parser("summary", help="print the summary of one edition from the warehouse")
     show.add_argument("--year", type=int, required=True)
+    show.add_argument("--data-dir", type=Path, help="data directory (default: $DEI_DATA_DIR or the repository's data/)")
     show.add_argument("--warehouse", type=Path)
     show.set_defaults(handler=_summary_command)
 

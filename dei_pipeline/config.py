@@ -23,6 +23,19 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("DEI_DATA_DIR", REPO_ROOT / "data")).resolve()
 
 
+def data_provenance_note(data_dir: Path) -> str | None:
+    """A warning for every page when ``data/raw/manifest.yaml`` declares the raw data synthetic."""
+    manifest = data_dir / "raw" / "manifest.yaml"
+    if not manifest.exists():
+        return None
+    content = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
+    if not content.get("synthetic"):
+        return None
+    return ("SYNTHETIC SAMPLE 合成样本数据: the indicator scores under data/raw are invented and calibrated to the "
+            "white paper's published 2020 figures (composites, averages). Composite scores, ranks and tiers of 2020 "
+            "reproduce the paper; everything below the composite, and every other edition, is made up.")
+
+
 # A new Dagster instance's settings: the default local SQLite storage; no telemetry (nothing leaves
 # the machine, and its per-step log lines cost time in every run); no "what's new" pop-ups in the UI.
 DAGSTER_INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"

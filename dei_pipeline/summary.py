@@ -6,6 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
+from dei_pipeline.config import data_provenance_note
 from dei_pipeline.warehouse import open_warehouse, read_table
 
 
@@ -15,15 +16,18 @@ def _table(frame: pl.DataFrame) -> str:
         return str(frame)
 
 
-def edition_summary(warehouse: Path, survey_year: int) -> str:
-    """A human-readable summary of one edition as stored in the warehouse."""
+def edition_summary(warehouse: Path, survey_year: int, data_dir: Path | None = None) -> str:
+    """A human-readable summary of one edition as stored in the warehouse, headed by the data's
+    provenance note when ``data_dir``'s raw data are declared synthetic."""
     with open_warehouse(warehouse, read_only=True) as con:
         cities = read_table(con, "marts.city_index", [survey_year])
         tiers = read_table(con, "marts.tier_summary", [survey_year])
         regions = read_table(con, "marts.region_rollup", [survey_year])
         yoy = read_table(con, "marts.yoy_summary", [survey_year])
         recon = read_table(con, "marts.reconciliation", [survey_year])
-    parts = [f"== Edition {survey_year}: {cities.height} cities, mean score {cities['score'].mean() or float('nan'):.1f} =="]
+    note = data_provenance_note(data_dir) if data_dir is not None else None
+    parts = [f"!! {note}"] if note else []
+    parts += [f"== Edition {survey_year}: {cities.height} cities, mean score {cities['score'].mean() or float('nan'):.1f} =="]
     parts.append("Top ten:\n" + _table(cities.sort("rank").head(10).select("rank", "name_zh", "name_en", "score", "tier")))
     parts.append("Tiers:\n" + _table(tiers.select("tier", "n_cities", "prev_n_cities", pl.col("change_pct").round(1))))
     if regions.height:

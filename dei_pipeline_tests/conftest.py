@@ -13,13 +13,15 @@ REFERENCE_FOLDERS = ("frameworks", "registry", "method", "published")
 
 
 def copy_data_dir(target: Path, editions: tuple[int, ...] | None = None) -> Path:
-    """Copy the reference folders and the raw files of some editions (all by default) to ``target``."""
+    """Copy the reference folders, the raw data's manifest and the raw files of some editions (all by default) to ``target``."""
     for folder in REFERENCE_FOLDERS:
         shutil.copytree(DATA / folder, target / folder)
     (target / "raw").mkdir(parents=True)
-    for edition_dir in sorted((DATA / "raw").iterdir()):
-        if edition_dir.is_dir() and (editions is None or (edition_dir.name.isdigit() and int(edition_dir.name) in editions)):
-            shutil.copytree(edition_dir, target / "raw" / edition_dir.name)
+    for entry in sorted((DATA / "raw").iterdir()):
+        if entry.is_file():  # manifest.yaml and README.md: the copy is as synthetic as the sample
+            shutil.copy2(entry, target / "raw" / entry.name)
+        elif editions is None or (entry.name.isdigit() and int(entry.name) in editions):
+            shutil.copytree(entry, target / "raw" / entry.name)
     return target
 
 

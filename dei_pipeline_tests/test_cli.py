@@ -29,6 +29,11 @@ def test_materialize_prints_progress_and_a_summary(data_dir_factory: Callable[..
     assert "| 1    | 上海    | Shanghai  | 90.5  | tier1     |" in out
     assert "35 new, 113 returning, 0 dropped cities; returning cities' mean 57.6 -> 61.8" in out
     assert "Reconciliation with the published figures" in out
+    # The sample says it is synthetic, in the summary and in the snapshot BI tools read.
+    assert out.index("!! SYNTHETIC SAMPLE") < out.index("== Edition 2020")
+    with duckdb.connect(str(tmp_path / "dei_serving.duckdb"), read_only=True) as con:
+        [(note,)] = con.sql("SELECT data_note FROM marts.snapshot_info").fetchall()
+    assert note is not None and note.startswith("SYNTHETIC SAMPLE")
 
 
 def test_index_only_runs_the_index_and_leaves_the_analysis_and_snapshot_alone(data_dir_factory: Callable[..., Path], tmp_path: Path) -> None:

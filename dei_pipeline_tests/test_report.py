@@ -29,7 +29,8 @@ from dei_pipeline.report import figures
 from dei_pipeline.report.charts import edition_charts
 from dei_pipeline.report.chromium import Browser, find_chromium, render_svgs_to_png, share_out
 from dei_pipeline.report.html import render_report
-from dei_pipeline.report.rows import EditionRows, data_provenance_note, read_edition_rows
+from dei_pipeline.config import data_provenance_note
+from dei_pipeline.report.rows import EditionRows, read_edition_rows
 from dei_pipeline.report.svg import BarSeries, horizontal_bars, nice_ticks
 from dei_pipeline.warehouse import connect
 from dei_pipeline_tests.conftest import DATA, copy_data_dir

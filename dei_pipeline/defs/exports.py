@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from dei_pipeline.config import default_serving_path
+from dei_pipeline.config import data_provenance_note, default_serving_path
 from dei_pipeline.defs.assets import PARTITIONED
 from dei_pipeline.defs.partitions import partition_editions
 from dei_pipeline.defs.resources import WarehouseResource
@@ -52,7 +52,7 @@ def serving_snapshot_asset(upstream: Sequence[dg.AssetsDefinition]) -> dg.Assets
         editions = partition_editions(context)
         serving = default_serving_path(warehouse.warehouse_file)
         with warehouse.connection() as con:
-            counts = publish_serving_snapshot(con, serving, context.run.run_id)
+            counts = publish_serving_snapshot(con, serving, context.run.run_id, data_provenance_note(warehouse.data_path))
         return _exported(serving, counts, editions)
 
     return serving_snapshot

@@ -8,6 +8,7 @@ from contextlib import nullcontext
 import dagster as dg
 
 from dei_pipeline import __version__
+from dei_pipeline.config import data_provenance_note
 from dei_pipeline.defs.analysis_assets import rank_uncertainty
 from dei_pipeline.defs.assets import (
     PARTITIONED, city_index, city_yoy, county_index, framework, reconciliation, region_rollup, region_tier_mix,
@@ -18,7 +19,7 @@ from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.report.chromium import Browser, find_chromium
 from dei_pipeline.report.figures import top_rows_markdown
 from dei_pipeline.report.publish import write_edition_report
-from dei_pipeline.report.rows import data_provenance_note, read_edition_rows
+from dei_pipeline.report.rows import read_edition_rows
 
 REPORTED_MARTS = [city_index, county_index, tier_summary, region_rollup, region_tier_mix, subindex_scores,
                   city_yoy, reconciliation, framework, rank_uncertainty]

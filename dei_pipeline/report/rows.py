@@ -6,11 +6,9 @@ Everything downstream (figures, charts, HTML) is a pure function of an ``Edition
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 import polars as pl
-import yaml
 
 from dei_pipeline.warehouse import read_table, run
 
@@ -48,19 +46,6 @@ class EditionRows:
     tiers: pl.DataFrame  # data/method/tiers.csv, highest tier first
     region_names: pl.DataFrame  # data/registry/regions.csv
     data_note: str | None  # e.g. that the raw data are a synthetic sample
-
-
-def data_provenance_note(data_dir: Path) -> str | None:
-    """A warning for every page when ``data/raw/manifest.yaml`` declares the raw data synthetic."""
-    manifest = data_dir / "raw" / "manifest.yaml"
-    if not manifest.exists():
-        return None
-    content = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
-    if not content.get("synthetic"):
-        return None
-    return ("SYNTHETIC SAMPLE 合成样本数据: the indicator scores under data/raw are invented and calibrated to the "
-            "white paper's published 2020 figures (composites, averages). Composite scores, ranks and tiers of 2020 "
-            "reproduce the paper; everything below the composite, and every other edition, is made up.")
 
 
 def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
