@@ -3,14 +3,17 @@
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
 from dei_pipeline.defs.assets import ALL_ASSETS
 from dei_pipeline.defs.partitions import register_editions, survey_year_partitions
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.ingest import edition_files, list_editions
+from dei_pipeline.warehouse import connect, run
 
 # One process for all steps: they are short and share one DuckDB file. Switch to multiprocess in
 # the Launchpad if you like; the warehouse lock keeps writers in turn either way.
@@ -36,22 +39,46 @@ index_only_job = dg.define_asset_job(
 )
 
 
+def _fingerprint(files: Iterable[tuple[str, str]]) -> str:
+    """One hash over an edition's raw files' (relative path, SHA-256) pairs: it changes when any file does."""
+    digest = hashlib.sha256()
+    for relative_path, content_hash in sorted(files):
+        digest.update(f"{relative_path}:{content_hash};".encode())
+    return digest.hexdigest()[:16]
+
+
 def edition_fingerprints(data_dir: Path) -> dict[str, str]:
-    """One hash per edition over its raw files' names and contents: it changes when any file does."""
-    fingerprints = {}
-    for year in list_editions(data_dir):
-        digest = hashlib.sha256()
-        for raw_file in edition_files(data_dir, year):
-            digest.update(f"{raw_file.relative_path}:{raw_file.content_hash};".encode())
-        fingerprints[str(year)] = digest.hexdigest()[:16]
-    return fingerprints
+    """The fingerprint of every edition's raw files as they are now under data/raw/."""
+    return {
+        str(year): _fingerprint((raw_file.relative_path, raw_file.content_hash) for raw_file in edition_files(data_dir, year))
+        for year in list_editions(data_dir)
+    }
+
+
+def ingested_fingerprints(warehouse: Path) -> dict[str, str]:
+    """The fingerprint of the raw files each edition in the warehouse was ingested from (staging.raw_scores
+    keeps every cell's file and hash); empty when there is no warehouse yet or a run holds it."""
+    if not warehouse.exists():
+        return {}
+    try:
+        # Read-only and without the warehouse lock: a sensor must not wait for a run to finish.
+        with connect(warehouse, read_only=True) as con:
+            files = run(con, "SELECT DISTINCT survey_year, source_file, content_hash FROM staging.raw_scores")
+    except duckdb.Error:
+        return {}
+    by_edition: dict[str, list[tuple[str, str]]] = {}
+    for year, source_file, content_hash in files:
+        by_edition.setdefault(str(year), []).append((source_file, content_hash))
+    return {year: _fingerprint(pairs) for year, pairs in by_edition.items()}
 
 
 @dg.sensor(job=index_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def raw_files_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult:
     """Registers each new edition folder under data/raw/ as a partition and runs every edition whose
     raw files are new or changed since the last evaluation."""
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    # The first evaluation starts from what the warehouse was ingested from, so that editions already
+    # materialized (by `make run` or `dei materialize`) are not run again when the UI starts.
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else ingested_fingerprints(warehouse.warehouse_file)
     current = edition_fingerprints(warehouse.data_path)
     known = set(context.instance.get_dynamic_partitions(survey_year_partitions.name))
     new_keys = sorted(key for key in current if key not in known)
