@@ -33,7 +33,7 @@ browser:
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES)
 
 run: install
-	$(BIN)/dei materialize --years all
+	$(BIN)/dei materialize --years all --job all
 
 test: install browser
 	$(BIN)/python -m pytest

@@ -3,7 +3,7 @@ Dagster and without warehouse I/O (``bench_pipeline.py`` measures the whole run 
 
 Stages, over all editions of the data set and both unit types, called as the assets call them:
 ingest and validate (``ingest_edition`` + ``validate_cells``), aggregate every tier
-(``aggregate_tiers``, one call per edition and unit type), index and tiers (``city_index`` and
+(``aggregate_tiers``, one call per unit type and framework), index and tiers (``city_index`` and
 ``county_index``), regional rollups (``region_rollup`` and ``region_tier_mix``) and year-over-year
 (``unit_changes`` for cities, county units and sub-indices, ``cohort_summary``, ``tier_summary``).
 
@@ -25,7 +25,7 @@ import polars as pl
 
 from aggregation_baselines import compare, duckdb_aggregate, duckdb_connection, duckdb_sql, framework_tree, pandas_aggregate
 from harness import in_rounds, part_arguments, print_table, ratio, repeats_setting, write_json
-from dei_pipeline.aggregation import aggregate_tiers, composite_scores
+from dei_pipeline.aggregation import aggregate_tiers, batches_by_framework, composite_scores
 from dei_pipeline.comparisons import cohort_summary, previous_editions, tier_summary, unit_changes
 from dei_pipeline.composite import city_index, county_index
 from dei_pipeline.config import MethodSettings, load_settings
@@ -73,10 +73,11 @@ def ingest_and_validate(inputs: Inputs) -> pl.DataFrame:
 
 
 def aggregate_polars(scores: pl.DataFrame, inputs: Inputs) -> pl.DataFrame:
-    """As the subindex_scores asset does it: one call per edition and unit type."""
+    """As the subindex_scores asset does it: one call per unit type and framework, over every edition
+    that uses it."""
     return pl.concat([
-        aggregate_tiers(leaf_scores, inputs.frameworks[(str(unit_type), int(year))].nodes, keys=KEYS, missing=MISSING_RULE)  # type: ignore[arg-type]
-        for (year, unit_type), leaf_scores in scores.group_by("survey_year", "unit_type", maintain_order=True)
+        aggregate_tiers(leaf_scores, fw.nodes, keys=KEYS, missing=MISSING_RULE)  # type: ignore[arg-type]
+        for fw, leaf_scores in batches_by_framework(scores, lambda unit_type, year: inputs.frameworks[(unit_type, year)])
     ])
 
 
@@ -141,9 +142,9 @@ class AggregationCase:
         pandas_scores, pandas_tree = leaf_scores.to_pandas(), tree.to_pandas()
 
         def polars_run() -> pl.DataFrame:
-            return pl.concat([
+            return pl.concat([  # every edition uses the same framework: one call per unit type, as the asset does
                 aggregate_tiers(group, self.nodes[str(unit_type)], keys=KEYS, missing=MISSING_RULE)
-                for (_, unit_type), group in leaf_scores.group_by("survey_year", "unit_type", maintain_order=True)
+                for (unit_type,), group in leaf_scores.group_by("unit_type", maintain_order=True)
             ])
 
         return {

@@ -13,13 +13,15 @@ have a score, with their weights renormalised to sum to 1; null only when all ch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, reduce
 from operator import add
 from typing import Literal
 
 import polars as pl
+
+from dei_pipeline.frameworks import Framework
 
 COMPOSITE_CODE = "composite"
 # Working columns of the wide layout.
@@ -62,8 +64,33 @@ def aggregate_tiers(
     )
 
 
+def batches_by_framework(
+    leaf_scores: pl.DataFrame, framework_of: Callable[[str, int], Framework]
+) -> Iterator[tuple[Framework, pl.DataFrame]]:
+    """Leaf scores of several editions (``survey_year``, ``unit_type`` columns) in batches of the
+    editions that share one framework, per unit type: aggregate each batch in one call, since the fixed
+    cost of a call dwarfs the work of one edition. ``framework_of(unit_type, survey_year)``."""
+    for (unit_type,), of_type in leaf_scores.partition_by("unit_type", as_dict=True, maintain_order=True).items():
+        frameworks = {year: framework_of(str(unit_type), year) for year in of_type["survey_year"].unique(maintain_order=True).to_list()}
+        years_of: dict[str, list[int]] = {}
+        for year, fw in frameworks.items():
+            years_of.setdefault(fw.version, []).append(year)
+        for years in years_of.values():
+            batch = of_type if len(years) == len(frameworks) else of_type.filter(pl.col("survey_year").is_in(years))
+            yield frameworks[years[0]], batch
+
+
 def _wide_leaf_scores(leaf_scores: pl.DataFrame, keys: Sequence[str], leaf_codes: Sequence[str]) -> pl.DataFrame:
-    """One row per unit (``keys``) and one column per leaf, null where the unit has no score.
+    """One row per unit (``keys``) and one column per leaf, null where the unit has no score. Several
+    editions in one call (any key before the last that varies) are laid out one at a time and stacked,
+    so that each keeps the layout of its own file."""
+    keys = list(keys)
+    parts = leaf_scores.partition_by(keys[:-1], maintain_order=True) if len(keys) > 1 else [leaf_scores]
+    return pl.concat([_wide_block(part, keys, leaf_codes) for part in parts]) if len(parts) > 1 else _wide_block(leaf_scores, keys, leaf_codes)
+
+
+def _wide_block(leaf_scores: pl.DataFrame, keys: list[str], leaf_codes: Sequence[str]) -> pl.DataFrame:
+    """The wide layout of one edition (or of any rows, more slowly).
 
     Usually every unit has each leaf exactly once (validation makes sure of it). Then, when the rows
     come leaf by leaf with the same units in the same order under every leaf (as ingestion writes an
@@ -71,7 +98,6 @@ def _wide_leaf_scores(leaf_scores: pl.DataFrame, keys: Sequence[str], leaf_codes
     in any other order each unit's scores, ordered by leaf, are its row. Otherwise (a leaf absent, or
     an indicator that is no leaf of the framework) each score is placed by its indicator code.
     """
-    keys = list(keys)
     indexed = leaf_scores.select(
         *keys,
         pl.col("indicator_code").replace_strict({code: i for i, code in enumerate(leaf_codes)}, default=None, return_dtype=pl.UInt32).alias(LEAF_INDEX),

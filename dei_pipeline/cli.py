@@ -81,7 +81,11 @@ def _progress_logger() -> "dg.LoggerDefinition":
     return step_progress
 
 
-def materialize(years: str, data_dir: Path, warehouse: Path, index_only: bool = False) -> int:
+# What `dei materialize --job` runs: the Dagster jobs, in order.
+JOBS_OF = {"index": ("index_job",), "analysis": ("analysis_job",), "all": ("index_job", "analysis_job")}
+
+
+def materialize(years: str, data_dir: Path, warehouse: Path, job: str = "index") -> int:
     prepare_dagster_home()  # shared with `make ui`: <repo>/.dagster_home unless DAGSTER_HOME is set
     import dagster as dg
 
@@ -104,12 +108,41 @@ def materialize(years: str, data_dir: Path, warehouse: Path, index_only: bool = 
             defs = build_definitions(
                 WarehouseResource(data_dir=str(data_dir), warehouse_path=str(warehouse)), loggers={"step_progress": _progress_logger()}
             )
-            job = defs.resolve_job_def("index_only_job" if index_only else "index_job")
-            order = instance.get_dynamic_partitions(survey_year_partitions.name)
-            return _run_blocks(job, instance, contiguous_blocks(selected, order), selected, data_dir, warehouse)
+            if job == "analysis" and (missing := editions_without_index(warehouse, selected)):
+                print(f"dei: {warehouse} has no index for edition(s) {', '.join(map(str, missing))}: the analysis starts from it; "
+                      f"so run `dei materialize --job all` (or --job index first)", file=sys.stderr)
+                return 2
+            blocks = contiguous_blocks(selected, instance.get_dynamic_partitions(survey_year_partitions.name))
+            started = time.perf_counter()
+            for job_name in JOBS_OF[job]:
+                if not _run_blocks(defs.resolve_job_def(job_name), instance, blocks, warehouse):
+                    return 1
+            print(f"dei: materialized {len(selected)} edition(s) ({' then '.join(JOBS_OF[job])}) in {time.perf_counter() - started:.1f}s\n")
+            _print_summary(selected[-1], job, data_dir, warehouse)  # the newest edition; `dei summary --year` shows the others
+            return 0
     except WarehouseBusyError as error:
         print(f"dei: {error}", file=sys.stderr)
         return 1
+
+
+def editions_without_index(warehouse: Path, editions: Sequence[int]) -> list[int]:
+    """The editions among ``editions`` whose aggregated scores are not in the warehouse."""
+    from dei_pipeline.warehouse import editions_in, open_warehouse
+
+    if not warehouse.exists():
+        return list(editions)
+    with open_warehouse(warehouse, read_only=True) as con:
+        indexed = set(editions_in(con, "marts.subindex_scores"))
+    return [year for year in editions if year not in indexed]
+
+
+def _print_summary(year: int, job: str, data_dir: Path, warehouse: Path) -> None:
+    from dei_pipeline.summary import edition_summary
+
+    print(edition_summary(warehouse, year, data_dir))
+    if job == "index":
+        print("dei: the analysis marts and the report are as they were: `dei materialize --job analysis` (or --job all) "
+              "brings them up to date; under `make ui` analysis_job follows index_job by itself.")
 
 
 def step_failures(result: Any) -> dict[str, str]:
@@ -129,18 +162,18 @@ def step_failures(result: Any) -> dict[str, str]:
     return reasons
 
 
-def _run_blocks(job: Any, instance: Any, blocks: list[list[str]], selected: list[int], data_dir: Path, warehouse: Path) -> int:
-    from dei_pipeline.summary import edition_summary
+def _run_blocks(job: Any, instance: Any, blocks: list[list[str]], warehouse: Path) -> bool:
+    """One in-process run of ``job`` per block of contiguous editions; False (reasons printed) when one fails."""
+    from dei_pipeline.defs.automation import LAUNCHED_BY_TAG, PARTITION_RANGE_TAGS
 
-    started = time.perf_counter()
     for block in blocks:
         label = block[0] if len(block) == 1 else f"{block[0]}-{block[-1]}"
-        print(f"dei: materializing edition(s) {label} into {warehouse} ...", flush=True)
-        tags = {} if len(block) == 1 else {"dagster/asset_partition_range_start": block[0], "dagster/asset_partition_range_end": block[-1]}
+        print(f"dei: {job.name} for edition(s) {label} into {warehouse} ...", flush=True)
+        range_tags = {} if len(block) == 1 else dict(zip(PARTITION_RANGE_TAGS, (block[0], block[-1])))
         result = job.execute_in_process(
             instance=instance,
             partition_key=block[0] if len(block) == 1 else None,
-            tags=tags,
+            tags={LAUNCHED_BY_TAG: "cli", **range_tags},
             run_config={"loggers": {"step_progress": {}}},
             raise_on_error=False,
         )
@@ -148,17 +181,14 @@ def _run_blocks(job: Any, instance: Any, blocks: list[list[str]], selected: list
             for step_key, reason in step_failures(result).items():
                 print(f"dei: step {step_key} failed:\n{reason}", file=sys.stderr)
             print(f"dei: run {result.run_id} failed; the warehouse keeps the last good data of every edition.", file=sys.stderr)
-            return 1
-    print(f"dei: materialized {len(selected)} edition(s) in {time.perf_counter() - started:.1f}s\n")
-    for year in selected[-1:]:  # the newest edition; `dei summary --year` shows the others
-        print(edition_summary(warehouse, year, data_dir))
-    return 0
+            return False
+    return True
 
 
 def _materialize_command(args: argparse.Namespace) -> int:
     data_dir = (args.data_dir or default_data_dir()).resolve()
     warehouse = (args.warehouse or default_warehouse_path(data_dir)).resolve()
-    return materialize(args.years, data_dir, warehouse, args.index_only)
+    return materialize(args.years, data_dir, warehouse, args.job)
 
 
 def _sample_data_command(args: argparse.Namespace) -> int:
@@ -200,9 +230,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--years", default="all", help="'all' (default) or editions, e.g. 2020,2019")
     run.add_argument("--data-dir", type=Path, help="data directory (default: $DEI_DATA_DIR or the repository's data/)")
     run.add_argument("--warehouse", type=Path, help="DuckDB file (default: $DEI_WAREHOUSE or <data>/warehouse/dei.duckdb)")
-    run.add_argument("--index-only", action="store_true",
-                     help="only the index (raw files to the index marts and Parquet): skip the analysis marts, the report "
-                          "and the serving snapshot, e.g. to recompute history quickly after a method change")
+    run.add_argument("--job", choices=tuple(JOBS_OF), default="index",
+                     help="'index' (default): index_job, raw files to the index marts, Parquet and the serving snapshot; "
+                          "'analysis': analysis_job, the analysis marts and the edition report from the index in the "
+                          "warehouse; 'all': both, one after the other")
     run.set_defaults(handler=_materialize_command)
 
     sample = commands.add_parser("sample-data", help="(re)write the synthetic sample, or write a national-scale data set")

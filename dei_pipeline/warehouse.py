@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -386,27 +386,34 @@ def schema_statements(table_comments: dict[str, str], column_comments: dict[tupl
     return statements
 
 
-def replace_editions(con: duckdb.DuckDBPyConnection, table_name: str, rows: pl.DataFrame, editions: Sequence[int]) -> int:
-    """Replace exactly the given editions' rows of a table, in one transaction. Returns rows written."""
+def replace_editions(
+    con: duckdb.DuckDBPyConnection, table_name: str, rows: pl.DataFrame | Iterable[pl.DataFrame], editions: Sequence[int]
+) -> int:
+    """Replace exactly the given editions' rows of a table, in one transaction. ``rows`` may come in
+    parts (an iterable of frames, e.g. one per edition, made while writing), so that a large mart never
+    sits in memory whole. Returns rows written."""
     table = TABLES[table_name]
-    missing = [c for c in table.column_names if c not in rows.columns]
-    if missing:
-        raise ValueError(f"{table_name}: rows lack column(s) {', '.join(missing)}")
-    incoming = rows.select(table.column_names).to_arrow()
-    con.register("incoming_rows", incoming)
+    parts = [rows] if isinstance(rows, pl.DataFrame) else rows
+    written = 0
+    run(con, "BEGIN TRANSACTION")
     try:
-        run(con, "BEGIN TRANSACTION")
-        try:
-            run(con, f"DELETE FROM {table_name} WHERE survey_year IN (SELECT UNNEST($1::INTEGER[]))", [list(editions)])
-            _fault_injection_pause(table_name)
-            run(con, f"INSERT INTO {table_name} BY NAME SELECT * FROM incoming_rows")
-            run(con, "COMMIT")
-        except BaseException:
-            run(con, "ROLLBACK")
-            raise
-    finally:
-        con.unregister("incoming_rows")
-    return rows.height
+        run(con, f"DELETE FROM {table_name} WHERE survey_year IN (SELECT UNNEST($1::INTEGER[]))", [list(editions)])
+        _fault_injection_pause(table_name)
+        for part in parts:
+            missing = [c for c in table.column_names if c not in part.columns]
+            if missing:
+                raise ValueError(f"{table_name}: rows lack column(s) {', '.join(missing)}")
+            con.register("incoming_rows", part.select(table.column_names).to_arrow())
+            try:
+                run(con, f"INSERT INTO {table_name} BY NAME SELECT * FROM incoming_rows")
+            finally:
+                con.unregister("incoming_rows")
+            written += part.height
+        run(con, "COMMIT")
+    except BaseException:
+        run(con, "ROLLBACK")
+        raise
+    return written
 
 
 def _fault_injection_pause(table_name: str) -> None:

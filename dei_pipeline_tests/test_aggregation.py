@@ -1,9 +1,12 @@
 """Weighted aggregation tier by tier, checked against sums done by hand."""
 
+from pathlib import Path
+
 import polars as pl
 import pytest
 
-from dei_pipeline.aggregation import aggregate_tiers
+from dei_pipeline.aggregation import aggregate_tiers, batches_by_framework
+from dei_pipeline.frameworks import Framework
 
 # Two level-1 nodes: A (0.6) with leaves a1 (0.25) and a2 (0.75); B (0.4) with b1 (0.5) and a
 # level-2 node B2 (0.5) whose leaves are b21 (0.2) and b22 (0.8): leaves at depths 2 and 3.
@@ -76,3 +79,41 @@ def test_units_are_independent_and_keys_are_kept() -> None:
 def test_unknown_missing_rule_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown missing-value rule 'drop'"):
         aggregate_tiers(leaves("u", {"a1": 1}), NODES, missing="drop")  # type: ignore[arg-type]
+
+
+def test_several_editions_in_one_call_equal_one_call_per_edition() -> None:
+    """The asset aggregates every edition of a framework in one call; each edition keeps its own
+    layout: leaf blocks (as files are read), unit by unit, or a unit without a leaf row."""
+    def edition(year: int, units: dict[str, dict[str, float | None]], by_leaf: bool) -> pl.DataFrame:
+        rows = pl.concat([leaves(unit, scores) for unit, scores in units.items()]).with_columns(pl.lit(year).alias("survey_year"))
+        return rows.sort("indicator_code", maintain_order=True) if by_leaf else rows
+
+    full = {"a1": 80.0, "a2": 40.0, "b1": 60.0, "b21": 100.0, "b22": 50.0}
+    editions = pl.concat([
+        edition(2018, {"u": full, "v": {code: score / 2 for code, score in full.items()}}, by_leaf=True),
+        edition(2019, {"v": full, "u": {**full, "a1": 0.0}, "w": full}, by_leaf=False),
+        edition(2020, {"u": {code: score for code, score in full.items() if code != "b22"}, "v": full}, by_leaf=False),
+    ], how="vertical_relaxed")
+    keys = ("survey_year", "unit_code")
+    together = aggregate_tiers(editions, NODES, keys=keys)
+    one_by_one = pl.concat([aggregate_tiers(rows, NODES, keys=keys) for _, rows in editions.group_by("survey_year", maintain_order=True)])
+    assert together.sort(*keys, "node_code").equals(one_by_one.sort(*keys, "node_code"))
+    composite = {(year, unit): score for year, unit, _, _, score in together.filter(pl.col("level") == 0).iter_rows()}
+    assert composite.pop((2020, "u")) is None  # b22 missing: propagates to the composite
+    # 54 by hand (test_hand_computed_example); half the scores give half; a1 = 0 takes 0.6 * 0.25 * 80 off.
+    assert composite == pytest.approx({(2018, "u"): 54.0, (2018, "v"): 27.0, (2019, "u"): 42.0, (2019, "v"): 54.0,
+                                       (2019, "w"): 54.0, (2020, "v"): 54.0})
+
+
+def test_editions_are_batched_by_the_framework_they_use() -> None:
+    def framework(unit_type: str, version: str) -> Framework:
+        return Framework(unit_type, 2020, Path(f"{unit_type}.csv"), version, NODES)
+
+    # The city framework changed in 2020; the county one did not.
+    versions = {("city", 2018): "c@1", ("city", 2019): "c@1", ("city", 2020): "c@2", ("county", 2019): "k@1", ("county", 2020): "k@1"}
+    scores = pl.concat([
+        leaves(f"{unit_type}-{year}", {"a1": 1.0}).with_columns(pl.lit(year).alias("survey_year"), pl.lit(unit_type).alias("unit_type"))
+        for unit_type, year in versions
+    ])
+    batches = [(fw.version, sorted(set(batch["survey_year"]))) for fw, batch in batches_by_framework(scores, lambda ut, year: framework(ut, versions[(ut, year)]))]
+    assert batches == [("c@1", [2018, 2019]), ("c@2", [2020]), ("k@1", [2019, 2020])]

@@ -1,4 +1,5 @@
-"""The sensor that notices new or changed raw files, and the yearly schedule."""
+"""The sensor that notices new or changed raw files, the one that runs the analysis after the index, and
+the yearly schedule."""
 
 import json
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from dei_pipeline.defs.assets import raw_scores
-from dei_pipeline.defs.automation import raw_files_sensor, yearly_index_schedule
+from dei_pipeline.defs.automation import analysis_after_index_sensor, raw_files_sensor, yearly_index_schedule
 from dei_pipeline.defs.resources import WarehouseResource
 
 
@@ -59,6 +60,32 @@ def test_first_evaluation_skips_editions_the_warehouse_already_ingested(data_dir
     counties = data_dir / "raw" / "2020" / "counties.csv"
     counties.write_text(counties.read_text(encoding="utf-8") + "\n", encoding="utf-8")
     assert [request.partition_key for request in evaluate(None, instance, data_dir).run_requests] == ["2020"]
+
+
+def follow_up(index_run_tags: dict[str, str]) -> dg.RunRequest | dg.SkipReason:
+    """What analysis_after_index_sensor asks for after a successful index_job run with these tags."""
+    index_run = dg.DagsterRun(job_name="index_job", run_id="index-run-1", tags=index_run_tags)
+    success = dg.DagsterEvent(event_type_value=dg.DagsterEventType.RUN_SUCCESS.value, job_name="index_job")
+    context = dg.build_run_status_sensor_context(
+        sensor_name=analysis_after_index_sensor.name, dagster_event=success,
+        dagster_instance=dg.DagsterInstance.ephemeral(), dagster_run=index_run,
+    )
+    return analysis_after_index_sensor(context)
+
+
+def test_analysis_follows_each_index_run_for_the_same_editions() -> None:
+    one = follow_up({"dagster/partition": "2020", "dagster/schedule_name": "yearly_index_schedule"})
+    assert isinstance(one, dg.RunRequest)
+    assert (one.partition_key, one.tags, one.run_key) == ("2020", {}, "index-run-1")  # one request per index run
+
+    backfill = follow_up({"dagster/asset_partition_range_start": "2017", "dagster/asset_partition_range_end": "2020"})
+    assert isinstance(backfill, dg.RunRequest) and backfill.partition_key is None
+    assert backfill.tags == {"dagster/asset_partition_range_start": "2017", "dagster/asset_partition_range_end": "2020"}
+
+    # The command line decides itself (--job all); the daemon must not run the analysis a second time.
+    from_cli = follow_up({"dagster/partition": "2020", "dei/launched_by": "cli"})
+    assert isinstance(from_cli, dg.SkipReason) and "command line" in (from_cli.skip_message or "")
+    assert analysis_after_index_sensor.job_name == "analysis_job"
 
 
 SCHEDULE_CHECK = """

@@ -23,7 +23,7 @@ def test_materialize_prints_progress_and_a_summary(data_dir_factory: Callable[..
     result = dei(["materialize", "--years", "all", "--data-dir", str(data_dir), "--warehouse", str(tmp_path / "w.duckdb")], tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "materializing edition(s) 2019-2020" in out
+    assert "index_job for edition(s) 2019-2020" in out and "analysis_job for" not in out
     assert "done   reconciliation" in out
     assert "== Edition 2020: 148 cities, mean score 57.3 ==" in out
     assert "| 1    | 上海    | Shanghai  | 90.5  | tier1     |" in out
@@ -36,20 +36,34 @@ def test_materialize_prints_progress_and_a_summary(data_dir_factory: Callable[..
     assert note is not None and note.startswith("SYNTHETIC SAMPLE")
 
 
-def test_index_only_runs_the_index_and_leaves_the_analysis_and_snapshot_alone(data_dir_factory: Callable[..., Path], tmp_path: Path) -> None:
+def steps_done(stdout: str) -> set[str]:
+    return set(re.findall(r"^\s+done\s+(\S+)", stdout, re.MULTILINE))
+
+
+def test_the_index_runs_alone_and_the_analysis_after_it(data_dir_factory: Callable[..., Path], tmp_path: Path) -> None:
     data_dir = data_dir_factory((2020,))
     warehouse = tmp_path / "w.duckdb"
-    result = dei(["materialize", "--index-only", "--data-dir", str(data_dir), "--warehouse", str(warehouse)], tmp_path)
-    assert result.returncode == 0, result.stderr
-    steps = set(re.findall(r"^\s+done\s+(\S+)", result.stdout, re.MULTILINE))
-    assert {"indicator_scores", "city_index", "region_rollup", "reconciliation", "mart_parquet"} <= steps
-    assert not steps & {"rank_uncertainty", "sensitivity", "audit", "edition_report", "serving_snapshot"}
+    options = ["--data-dir", str(data_dir), "--warehouse", str(warehouse)]
+
+    # The analysis starts from the index: on a warehouse without it, it is refused with the reason.
+    refused = dei(["materialize", "--job", "analysis", *options], tmp_path)
+    assert refused.returncode == 2 and "has no index for edition(s) 2020" in refused.stderr and "--job all" in refused.stderr
+
+    index = dei(["materialize", *options], tmp_path)  # --job index, the default
+    assert index.returncode == 0, index.stderr
+    assert {"indicator_scores", "city_index", "region_rollup", "reconciliation", "mart_parquet", "serving_snapshot"} <= steps_done(index.stdout)
+    assert not steps_done(index.stdout) & {"rank_uncertainty", "sensitivity", "audit", "unit_profile", "yoy_attribution", "edition_report"}
+    assert "`dei materialize --job analysis`" in index.stdout
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        tables = {f"{schema}.{name}" for schema, name in con.sql("SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
         assert con.sql("SELECT count(*) FROM marts.city_index WHERE survey_year = 2020").fetchall() == [(148,)]
-        if "marts.rank_uncertainty" in tables:  # created empty with the warehouse's other tables
-            assert con.sql("SELECT count(*) FROM marts.rank_uncertainty").fetchall() == [(0,)]
-    assert not warehouse.with_name("dei_serving.duckdb").exists()
+        assert con.sql("SELECT count(*) FROM marts.rank_uncertainty").fetchall() == [(0,)]
+
+    analysis = dei(["materialize", "--job", "analysis", *options], tmp_path)
+    assert analysis.returncode == 0, analysis.stderr
+    assert steps_done(analysis.stdout) == {"rank_uncertainty", "sensitivity", "audit", "unit_profile", "yoy_attribution", "edition_report",
+                                           "mart_parquet", "serving_snapshot"}
+    with duckdb.connect(str(warehouse.with_name("dei_serving.duckdb")), read_only=True) as con:
+        assert dict(con.sql("SELECT unit_type, count(*) FROM marts.rank_uncertainty GROUP BY 1").fetchall()) == {"city": 148, "county": 100}
 
 
 def test_unknown_or_malformed_years_are_refused(data_dir_factory: Callable[..., Path], tmp_path: Path) -> None:

@@ -41,11 +41,10 @@ PNG_SCALE = 2  # dei_pipeline.report.publish.PNG_SCALE
 
 @dataclass
 class SamplePipeline:
-    """The sample materialized end to end (index_job, all editions) in a private directory."""
+    """The sample materialized end to end (index_job then analysis_job, all editions) in a private directory."""
 
     resource: WarehouseResource
     instance: dg.DagsterInstance
-    result: dg.ExecuteInProcessResult
 
     @property
     def warehouse(self) -> Path:
@@ -69,7 +68,8 @@ class SamplePipeline:
 
 
 def materialize_sample(root: Path) -> SamplePipeline:
-    """Run index_job over every sample edition in one single-run backfill, as `make run` does."""
+    """Run index_job, then analysis_job, over every sample edition, each in one single-run backfill, as
+    `make run` does."""
     data_dir = copy_data_dir(root / "data")
     shutil.copy(DATA / "raw" / "manifest.yaml", data_dir / "raw")  # it says the sample is synthetic
     resource = WarehouseResource(data_dir=str(data_dir), warehouse_path=str(root / "warehouse" / "dei.duckdb"))
@@ -79,11 +79,12 @@ def materialize_sample(root: Path) -> SamplePipeline:
     with pytest.MonkeyPatch.context() as env:
         for variable in ("DEI_SERVING", "DEI_WAREHOUSE", "DEI_CHROMIUM"):  # the run must write inside root
             env.delenv(variable, raising=False)
-        job = build_definitions(resource).resolve_job_def("index_job")
-        result = job.execute_in_process(instance=instance, tags={
-            "dagster/asset_partition_range_start": editions[0], "dagster/asset_partition_range_end": editions[-1]})
-    assert result.success
-    return SamplePipeline(resource, instance, result)
+        defs = build_definitions(resource)
+        for job_name in ("index_job", "analysis_job"):
+            result = defs.resolve_job_def(job_name).execute_in_process(instance=instance, tags={
+                "dagster/asset_partition_range_start": editions[0], "dagster/asset_partition_range_end": editions[-1]})
+            assert result.success, job_name
+    return SamplePipeline(resource, instance)
 
 
 def require_browser() -> None:

@@ -1,10 +1,14 @@
-"""The warehouse's schema follows the code: a warehouse made by an older version is brought up to date."""
+"""The warehouse's schema follows the code (a warehouse made by an older version is brought up to date),
+and an edition's rows are replaced in one transaction."""
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import polars as pl
+import pytest
 
-from dei_pipeline.warehouse import TABLES, open_warehouse, schema_statements
+from dei_pipeline.warehouse import TABLES, open_warehouse, replace_editions, run, schema_statements
 
 
 def test_an_older_warehouse_gets_missing_columns_and_current_comments(tmp_path: Path) -> None:
@@ -42,3 +46,25 @@ def test_an_up_to_date_warehouse_needs_no_schema_change(tmp_path: Path) -> None:
             "SELECT schema_name, table_name, column_name, comment FROM duckdb_columns()").fetchall()}
     assert set(tables) == set(TABLES)
     assert schema_statements(tables, columns) == []
+
+
+def test_rows_written_in_parts_land_together_or_not_at_all(tmp_path: Path) -> None:
+    path = tmp_path / "dei.duckdb"
+
+    def regions(year: int, *names: str) -> pl.DataFrame:
+        keys = pl.DataFrame({"survey_year": [year] * len(names), "region": list(names)})
+        return keys.with_columns(pl.lit(None).alias(name) for name in TABLES["marts.region_rollup"].column_names if name not in keys.columns)
+
+    with open_warehouse(path) as con:
+        assert replace_editions(con, "marts.region_rollup", regions(2020, "old"), [2020]) == 1
+        # Parts made while writing (as unit_profile does): all of them, replacing the edition, in one go.
+        assert replace_editions(con, "marts.region_rollup", iter([regions(2019, "a"), regions(2020, "b", "c")]), [2019, 2020]) == 3
+
+        def failing_parts() -> Iterator[pl.DataFrame]:
+            yield regions(2020, "d")
+            raise RuntimeError("the second part could not be made")
+
+        with pytest.raises(RuntimeError, match="second part"):
+            replace_editions(con, "marts.region_rollup", failing_parts(), [2020])
+        # The failure rolled back the delete and the first part: the last good rows are there.
+        assert run(con, "SELECT survey_year, region FROM marts.region_rollup ORDER BY 1, 2") == [(2019, "a"), (2020, "b"), (2020, "c")]

@@ -4,13 +4,14 @@ The test starts the webserver, daemon and code server exactly as `make ui` does 
 but against a private copy of the data directory (reference folders + the 2020 raw files), a private
 DuckDB warehouse and a private DAGSTER_HOME. Through GraphQL it checks that the code location loaded
 with the expected asset graph, registers the 2020 partition, launches `index_job` for it, waits for
-the daemon to dequeue and finish the run, and then checks the warehouse and the reconciliation checks.
+the daemon to dequeue and finish the run, and then checks the warehouse and the reconciliation checks,
+and that the daemon's `analysis_after_index_sensor` followed with `analysis_job` for 2020.
 
 `raw_files_sensor` is RUNNING by default, and under `dagster dev` the daemon would launch its own run
 for every edition it finds. To keep the launched run the only writer of the warehouse, the server
 starts with an empty raw/ folder (so any early sensor tick finds nothing to do), the test stops the
 sensor through GraphQL, and only then copies the 2020 raw files in. The test asserts at the end that
-its run was the only run of the instance.
+its run and the analysis run that followed it were the only runs of the instance.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ EDITION = "2020"
 LOCATION = "dei_pipeline"
 REPOSITORY = "__repository__"  # the implicit repository of a Definitions object
 JOB = "index_job"
+FOLLOW_UP_JOB = "analysis_job"
 SENSOR = "raw_files_sensor"
+FOLLOW_UP_SENSOR = "analysis_after_index_sensor"
 HOST = "127.0.0.1"  # loopback only
 DAGSTER = Path(sys.executable).with_name("dagster")
 
@@ -56,6 +59,7 @@ EXPECTED_GROUPS = {
 
 SERVER_TIMEOUT = 120.0
 RUN_TIMEOUT = 240.0
+FOLLOW_UP_TIMEOUT = 150.0  # the run-status sensor is evaluated every 30 s
 TERMINAL_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 
 pytestmark = pytest.mark.skipif(not DAGSTER.exists(), reason=f"dagster CLI not found next to {sys.executable}")
@@ -407,6 +411,18 @@ def _wait_for_run(server: DagsterDev, run_id: str, timeout: float) -> dict[str, 
     pytest.fail(f"run {run_id} not finished within {timeout:.0f} s (status {run.get('status')})\n{server.log_tail()}")
 
 
+def _wait_for_follow_up(server: DagsterDev, timeout: float) -> dict[str, Any]:
+    """The first run of FOLLOW_UP_JOB in the instance, once it has appeared."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = _expect(server.graphql(RUNS_QUERY)["runsOrError"], "Runs", "runsOrError")["results"]
+        follow_ups = [run for run in runs if run["jobName"] == FOLLOW_UP_JOB]
+        if follow_ups:
+            return follow_ups[-1]
+        time.sleep(2)
+    pytest.fail(f"no {FOLLOW_UP_JOB} run within {timeout:.0f} s of the index run\n{server.log_tail()}")
+
+
 def test_ui_stack_materializes_an_edition_through_graphql(dagster_dev: tuple[DagsterDev, Path, Path]) -> None:
     server, data_dir, warehouse = dagster_dev
     repository_selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}
@@ -494,6 +510,20 @@ def test_ui_stack_materializes_an_edition_through_graphql(dagster_dev: tuple[Dag
     })["assetCheckExecutions"]
     assert [(x["runId"], x["status"]) for x in executions] == [(run_id, "SUCCEEDED")], executions
 
-    # 8. Nothing else ran: the sensor stayed out of the way.
+    # 8. The daemon's run-status sensor followed with analysis_job for the same edition.
+    follow_up = _wait_for_follow_up(server, FOLLOW_UP_TIMEOUT)
+    tags = {tag["key"]: tag["value"] for tag in follow_up["tags"]}
+    assert tags.get("dagster/partition") == EDITION and tags.get("dagster/sensor_name") == FOLLOW_UP_SENSOR, tags
+    analysis_run = _wait_for_run(server, follow_up["runId"], RUN_TIMEOUT)
+    if analysis_run["status"] != "SUCCESS":
+        pytest.fail(f"run {follow_up['runId']} ended {analysis_run['status']}:\n{_failure_report(server, follow_up['runId'])}")
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        uncertain = dict(con.execute("SELECT unit_type, count(*) FROM marts.rank_uncertainty WHERE survey_year = 2020 GROUP BY 1").fetchall())
+    finally:
+        con.close()
+    assert uncertain == {"city": 148, "county": 100}
+
+    # 9. Nothing else ran: the raw-files sensor stayed out of the way.
     runs = _expect(server.graphql(RUNS_QUERY)["runsOrError"], "Runs", "runsOrError")["results"]
-    assert [r["runId"] for r in runs] == [run_id], f"runs in the instance: {runs}"
+    assert [r["runId"] for r in runs] == [follow_up["runId"], run_id], f"runs in the instance: {runs}"

@@ -55,7 +55,7 @@ def prepare_sample(root: Path) -> SampleRun:
 
 def materialize_sample(root: Path, quiet: bool = True) -> SampleRun:
     sample = prepare_sample(root)
-    command = [str(DEI), "materialize", "--years", "all", "--data-dir", str(sample.data_dir), "--warehouse", str(sample.warehouse)]
+    command = [str(DEI), "materialize", "--years", "all", "--job", "all", "--data-dir", str(sample.data_dir), "--warehouse", str(sample.warehouse)]
     completed = subprocess.run(command, env=sample.environment(), cwd=REPO_ROOT, capture_output=quiet, text=True)
     if completed.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({completed.returncode}):\n{completed.stdout}\n{completed.stderr}")

@@ -265,22 +265,28 @@ def unit_profile(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     Shown by `dei profile 杭州 --year 2020`."""
     editions = partition_editions(context)
     decimals = warehouse.settings().display_decimals
-    frames = []
-    with warehouse.connection() as con:
+    profiled_units = 0
+
+    def edition_profiles(con: Any) -> Iterator[pl.DataFrame]:
+        # One edition and unit type at a time, written as it comes: the national mart (~2 M rows) is
+        # never in memory whole.
+        nonlocal profiled_units
         ranked = _ranked_units(con, editions)
         for year, unit_type, scores in _read_by_edition(con, "marts.subindex_scores", editions):
             published = ranked[unit_type].filter((pl.col("survey_year") == year) & pl.col("rank").is_not_null())
             peers = published.select("unit_code", pl.coalesce("tier", "rank_group").alias("peer_group"))
             fw = warehouse.framework(unit_type, year)
             profile = unit_profiles(scores.filter(pl.col("node_code") != COMPOSITE_CODE), peers, fw.leaf_codes, decimals)
-            frames.append(_with_keys(
+            profiled_units += profile["unit_code"].n_unique()
+            yield _conform("marts.unit_profile", [_with_keys(
                 profile.join(published.select("unit_code", pl.col("name_zh").alias("unit_name_zh")), on="unit_code", how="left")
                 .join(fw.nodes.select(pl.col("code").alias("node_code"), pl.col("name_zh").alias("node_name_zh")), on="node_code", how="left"),
                 year, unit_type,
-            ))
-        rows = _conform("marts.unit_profile", frames)
-        replace_editions(con, "marts.unit_profile", rows, editions)
-    return written("marts.unit_profile", rows, editions, profiled_units=int(rows.select("survey_year", "unit_type", "unit_code").n_unique()))
+            )])
+
+    with warehouse.connection() as con:
+        row_count = replace_editions(con, "marts.unit_profile", edition_profiles(con), editions)
+    return written("marts.unit_profile", row_count, editions, profiled_units=profiled_units)
 
 
 ANALYSIS_ASSETS = [rank_uncertainty, sensitivity, yoy_attribution, audit, unit_profile]

@@ -17,7 +17,7 @@ import polars as pl
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
 from dei_pipeline import __version__
-from dei_pipeline.aggregation import COMPOSITE_CODE, aggregate_tiers
+from dei_pipeline.aggregation import COMPOSITE_CODE, aggregate_tiers, batches_by_framework
 from dei_pipeline.comparisons import cohort_summary, previous_editions, tier_summary as tier_summary_rows, unit_changes
 from dei_pipeline.composite import city_index as city_index_rows, county_index as county_index_rows
 from dei_pipeline.defs.partitions import partition_editions, survey_year_partitions
@@ -59,10 +59,11 @@ def mart_asset(table_name: str, group: str, **asset_arguments: Any) -> Callable[
     return dg.asset(group_name=group, metadata=table_asset_metadata(table_name), **PARTITIONED, **asset_arguments)
 
 
-def written(table_name: str, rows: pl.DataFrame, editions: list[int], **extra: Any) -> dg.MaterializeResult:
-    """Materialization metadata common to every asset: what was written, for which editions."""
+def written(table_name: str, rows: pl.DataFrame | int, editions: list[int], **extra: Any) -> dg.MaterializeResult:
+    """Materialization metadata common to every asset: what was written (the rows, or their number),
+    for which editions."""
     metadata: dict[str, Any] = {
-        "dagster/row_count": rows.height,
+        "dagster/row_count": rows if isinstance(rows, int) else rows.height,
         "dagster/table_name": table_name,
         "dagster/column_schema": column_schema(table_name),
         "editions": ", ".join(map(str, editions)),
@@ -225,8 +226,7 @@ def subindex_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     frames = []
     with warehouse.connection() as con:
         scores = read_table(con, "core.indicator_scores", editions)
-        for (year, unit_type), leaf_scores in scores.group_by("survey_year", "unit_type", maintain_order=True):
-            fw = warehouse.framework(str(unit_type), int(year))  # type: ignore[arg-type]
+        for fw, leaf_scores in batches_by_framework(scores, warehouse.framework):
             names = pl.concat([
                 fw.nodes.select(pl.col("code").alias("node_code"), "name_zh"),
                 pl.DataFrame({"node_code": [COMPOSITE_CODE], "name_zh": [COMPOSITE_NAME_ZH]}),

@@ -1,4 +1,5 @@
-"""Jobs, the yearly schedule and the sensor that notices new or changed raw files."""
+"""Jobs, the yearly schedule, the sensor that notices new or changed raw files and the sensor that runs
+the analysis after the index."""
 
 
 import hashlib
@@ -9,8 +10,10 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from dei_pipeline.defs.analysis_assets import ANALYSIS_ASSETS
 from dei_pipeline.defs.assets import ALL_ASSETS
 from dei_pipeline.defs.partitions import register_editions, survey_year_partitions
+from dei_pipeline.defs.report_assets import REPORT_ASSETS
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.ingest import edition_files, list_editions
 from dei_pipeline.warehouse import connect, run
@@ -18,23 +21,32 @@ from dei_pipeline.warehouse import connect, run
 # One process for all steps: they are short and share one DuckDB file. Switch to multiprocess in
 # the Launchpad if you like; the warehouse lock keeps writers in turn either way.
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+# Both jobs end with the exports, so that Parquet and the BI snapshot follow every change of the marts.
+EXPORTS = dg.AssetSelection.assets("mart_parquet", "serving_snapshot")
+# Runs the command line launches carry this tag: it runs the analysis itself when asked (--job all),
+# so the sensor below leaves them alone.
+LAUNCHED_BY_TAG = "dei/launched_by"
+PARTITION_RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
+# The white paper's method: raw files to the index marts, then the exports. This is the main job (the
+# yearly schedule, the raw-files sensor, `dei materialize`): it recomputes twenty years of history
+# after a method change in well under a minute at national scale (docs/performance.md).
 index_job = dg.define_asset_job(
     "index_job",
-    selection=dg.AssetSelection.all(),
-    description="Every stage for the selected editions: raw files to BI marts, the analysis marts, the report, Parquet "
-                "and the serving snapshot.",
+    selection=dg.AssetSelection.assets(*ALL_ASSETS) | EXPORTS,
+    description="The index for the selected editions: raw files to the index marts, their Parquet export and the "
+                "BI serving snapshot. analysis_job follows each successful run for the same editions.",
     config=IN_PROCESS,
 )
 
-# The index's own assets (ingestion to the marts) and the Parquet export, for a quick recompute of
-# history after a method change: the analysis marts (the Monte Carlo dominates their cost), the report
-# and the serving snapshot are left as they were, and the UI shows them stale until index_job runs.
-index_only_job = dg.define_asset_job(
-    "index_only_job",
-    selection=dg.AssetSelection.assets(*ALL_ASSETS) | dg.AssetSelection.assets("mart_parquet"),
-    description="The index alone for the selected editions: raw files to the index marts and their Parquet export, "
-                "without the analysis marts, the report and the serving snapshot (they show as stale until index_job runs).",
+# Beyond the white paper (rank uncertainty, sensitivity, attribution, audit, unit profiles) and the
+# edition report. Its two Monte Carlos cost more than the whole index, so it runs as its own job,
+# after the index (analysis_after_index_sensor), rather than holding the index back.
+analysis_job = dg.define_asset_job(
+    "analysis_job",
+    selection=dg.AssetSelection.assets(*ANALYSIS_ASSETS, *REPORT_ASSETS) | EXPORTS,
+    description="The analysis marts and the edition report for the selected editions, from the index marts in the "
+                "warehouse, then Parquet and the BI serving snapshot again.",
     config=IN_PROCESS,
 )
 
@@ -99,3 +111,17 @@ def yearly_index_schedule(context: dg.ScheduleEvaluationContext, warehouse: Ware
     register_editions(context.instance, editions)
     newest = str(max(editions))
     return dg.RunRequest(partition_key=newest, run_key=f"yearly:{newest}:{context.scheduled_execution_time:%Y-%m-%d}")
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS, monitored_jobs=[index_job], request_job=analysis_job,
+    minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def analysis_after_index_sensor(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
+    """After each successful index_job run (schedule, raw-files sensor, UI), analysis_job for the same
+    editions: one edition, or the same range of a single-run backfill."""
+    index_run = context.dagster_run
+    if index_run.tags.get(LAUNCHED_BY_TAG) == "cli":
+        return dg.SkipReason(f"run {index_run.run_id} came from the command line, where `dei materialize --job all` runs the analysis")
+    range_tags = {tag: index_run.tags[tag] for tag in PARTITION_RANGE_TAGS if tag in index_run.tags}
+    return dg.RunRequest(run_key=index_run.run_id, partition_key=index_run.tags.get("dagster/partition"), tags=range_tags)
