@@ -488,7 +488,9 @@ def export_parquet(con: duckdb.DuckDBPyConnection, out_dir: Path, editions: Sequ
     return counts
 
 
-def publish_serving_snapshot(con: duckdb.DuckDBPyConnection, serving: Path, run_id: str, data_note: str | None = None) -> dict[str, int]:
+def publish_serving_snapshot(
+    con: duckdb.DuckDBPyConnection, serving: Path, run_id: str, data_note: str | None = None, job_name: str | None = None
+) -> dict[str, int]:
     """Copy every table of the ``marts`` schema, with its documentation, into a new DuckDB file and
     put it in place of the serving snapshot with one atomic rename.
 
@@ -514,11 +516,15 @@ def publish_serving_snapshot(con: duckdb.DuckDBPyConnection, serving: Path, run_
         for table_name, column_name, comment in columns:
             run(con, f"COMMENT ON COLUMN serving_snapshot.marts.{table_name}.{column_name} IS {_quote(comment)}")
         run(con, "CREATE TABLE serving_snapshot.marts.snapshot_info AS SELECT now()::TIMESTAMP AS published_at, $1::VARCHAR AS run_id, "
-                 "(SELECT list(DISTINCT survey_year ORDER BY survey_year) FROM marts.city_index) AS editions, $2::VARCHAR AS data_note",
-            [run_id, data_note])
+                 "(SELECT list(DISTINCT survey_year ORDER BY survey_year) FROM marts.city_index) AS editions, $2::VARCHAR AS data_note, "
+                 "$3::VARCHAR AS job_name",
+            [run_id, data_note, job_name])
         run(con, "COMMENT ON TABLE serving_snapshot.marts.snapshot_info IS 'When this snapshot was published, by which Dagster run, with which editions'")
         run(con, "COMMENT ON COLUMN serving_snapshot.marts.snapshot_info.data_note IS "
                  "'Provenance warning of the raw data (e.g. that the sample is synthetic); null for real data'")
+        run(con, "COMMENT ON COLUMN serving_snapshot.marts.snapshot_info.job_name IS "
+                 "'Dagster job of that run: index_job (the index marts are new; the analysis marts are as analysis_job last left them, "
+                 "and analysis_job follows) or analysis_job (both are current)'")
     finally:
         run(con, "DETACH serving_snapshot")
     os.replace(staging, serving)

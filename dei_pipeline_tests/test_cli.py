@@ -57,13 +57,17 @@ def test_the_index_runs_alone_and_the_analysis_after_it(data_dir_factory: Callab
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.sql("SELECT count(*) FROM marts.city_index WHERE survey_year = 2020").fetchall() == [(148,)]
         assert con.sql("SELECT count(*) FROM marts.rank_uncertainty").fetchall() == [(0,)]
+    serving = warehouse.with_name("dei_serving.duckdb")
+    with duckdb.connect(str(serving), read_only=True) as con:  # BI sees which job published the snapshot
+        assert con.sql("SELECT job_name FROM marts.snapshot_info").fetchall() == [("index_job",)]
 
     analysis = dei(["materialize", "--job", "analysis", *options], tmp_path)
     assert analysis.returncode == 0, analysis.stderr
     assert steps_done(analysis.stdout) == {"rank_uncertainty", "sensitivity", "audit", "unit_profile", "yoy_attribution", "edition_report",
                                            "mart_parquet", "serving_snapshot"}
-    with duckdb.connect(str(warehouse.with_name("dei_serving.duckdb")), read_only=True) as con:
+    with duckdb.connect(str(serving), read_only=True) as con:
         assert dict(con.sql("SELECT unit_type, count(*) FROM marts.rank_uncertainty GROUP BY 1").fetchall()) == {"city": 148, "county": 100}
+        assert con.sql("SELECT job_name FROM marts.snapshot_info").fetchall() == [("analysis_job",)]
 
 
 def test_unknown_or_malformed_years_are_refused(data_dir_factory: Callable[..., Path], tmp_path: Path) -> None:

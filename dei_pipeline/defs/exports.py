@@ -52,7 +52,7 @@ def serving_snapshot_asset(upstream: Sequence[dg.AssetsDefinition]) -> dg.Assets
         editions = partition_editions(context)
         serving = default_serving_path(warehouse.warehouse_file)
         with warehouse.connection() as con:
-            counts = publish_serving_snapshot(con, serving, context.run.run_id, data_provenance_note(warehouse.data_path))
+            counts = publish_serving_snapshot(con, serving, context.run.run_id, data_provenance_note(warehouse.data_path), context.run.job_name)
         return _exported(serving, counts, editions)
 
     return serving_snapshot
