@@ -142,7 +142,7 @@ def _print_summary(year: int, job: str, data_dir: Path, warehouse: Path) -> None
     print(edition_summary(warehouse, year, data_dir))
     if job == "index":
         print("dei: the analysis marts and the report are as they were: `dei materialize --job analysis` (or --job all) "
-              "brings them up to date; under `make ui` analysis_job follows index_job by itself.")
+              "brings them up to date (index_job runs launched in the UI are followed by analysis_job by themselves).")
 
 
 def step_failures(result: Any) -> dict[str, str]:

@@ -28,7 +28,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pytest
@@ -43,6 +43,7 @@ FOLLOW_UP_JOB = "analysis_job"
 SENSOR = "raw_files_sensor"
 FOLLOW_UP_SENSOR = "analysis_after_index_sensor"
 HOST = "127.0.0.1"  # loopback only
+T = TypeVar("T")
 DAGSTER = Path(sys.executable).with_name("dagster")
 
 EXPECTED_GROUPS = {
@@ -347,17 +348,30 @@ def dagster_dev(tmp_path: Path, data_dir_factory: Callable[..., Path]) -> Iterat
 
 # ----------------------------------------------------------------------------------------- test
 
-def _wait_for_location(server: DagsterDev, timeout: float) -> dict[str, Any]:
+def _poll(probe: Callable[[], T | None], timeout: float, interval: float, failure: Callable[[], str]) -> T:
+    """``probe()`` every ``interval`` seconds until it returns something; fail with ``failure()`` after ``timeout``."""
     deadline = time.monotonic() + timeout
-    entry: dict[str, Any] | None = None
     while time.monotonic() < deadline:
+        found = probe()
+        if found is not None:
+            return found
+        time.sleep(interval)
+    pytest.fail(failure())
+
+
+def _wait_for_location(server: DagsterDev, timeout: float) -> dict[str, Any]:
+    last: dict[str, Any] = {}
+
+    def loaded() -> dict[str, Any] | None:
         workspace = _expect(server.graphql(WORKSPACE_QUERY)["workspaceOrError"], "Workspace", "workspaceOrError")
         entry = next((e for e in workspace["locationEntries"] if e["name"] == LOCATION), None)
         assert entry is not None, f"no code location {LOCATION!r} in {workspace['locationEntries']}"
+        last["entry"] = entry
         if entry["loadStatus"] == "LOADED" and entry["locationOrLoadError"] is not None:
             return _expect(entry["locationOrLoadError"], "RepositoryLocation", f"code location {LOCATION}")
-        time.sleep(1)
-    pytest.fail(f"code location {LOCATION} not loaded within {timeout:.0f} s: {entry}\n{server.log_tail()}")
+        return None
+
+    return _poll(loaded, timeout, 1, lambda: f"code location {LOCATION} not loaded within {timeout:.0f} s: {last.get('entry')}\n{server.log_tail()}")
 
 
 def _stop_sensor(server: DagsterDev) -> None:
@@ -401,26 +415,22 @@ def _failure_report(server: DagsterDev, run_id: str) -> str:
 
 
 def _wait_for_run(server: DagsterDev, run_id: str, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    run: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        run = _expect(server.graphql(RUN_QUERY, {"runId": run_id})["runOrError"], "Run", f"runOrError({run_id})")
-        if run["status"] in TERMINAL_RUN_STATUSES:
-            return run
-        time.sleep(2)
-    pytest.fail(f"run {run_id} not finished within {timeout:.0f} s (status {run.get('status')})\n{server.log_tail()}")
+    last: dict[str, Any] = {}
+
+    def finished() -> dict[str, Any] | None:
+        last.update(_expect(server.graphql(RUN_QUERY, {"runId": run_id})["runOrError"], "Run", f"runOrError({run_id})"))
+        return last if last["status"] in TERMINAL_RUN_STATUSES else None
+
+    return _poll(finished, timeout, 2, lambda: f"run {run_id} not finished within {timeout:.0f} s (status {last.get('status')})\n{server.log_tail()}")
 
 
 def _wait_for_follow_up(server: DagsterDev, timeout: float) -> dict[str, Any]:
     """The first run of FOLLOW_UP_JOB in the instance, once it has appeared."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def follow_up() -> dict[str, Any] | None:
         runs = _expect(server.graphql(RUNS_QUERY)["runsOrError"], "Runs", "runsOrError")["results"]
-        follow_ups = [run for run in runs if run["jobName"] == FOLLOW_UP_JOB]
-        if follow_ups:
-            return follow_ups[-1]
-        time.sleep(2)
-    pytest.fail(f"no {FOLLOW_UP_JOB} run within {timeout:.0f} s of the index run\n{server.log_tail()}")
+        return next((run for run in reversed(runs) if run["jobName"] == FOLLOW_UP_JOB), None)
+
+    return _poll(follow_up, timeout, 2, lambda: f"no {FOLLOW_UP_JOB} run within {timeout:.0f} s of the index run\n{server.log_tail()}")
 
 
 def test_ui_stack_materializes_an_edition_through_graphql(dagster_dev: tuple[DagsterDev, Path, Path]) -> None:
