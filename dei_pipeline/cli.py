@@ -30,23 +30,6 @@ def parse_years(text: str, available: Sequence[int]) -> list[int]:
     return sorted(set(years))
 
 
-def contiguous_blocks(selected: Sequence[int], partition_order: Sequence[str]) -> list[list[str]]:
-    """Split the selected editions into runs of neighbouring partition keys, so that each block is one
-    single-run backfill (a Dagster partition range)."""
-    wanted = {str(year) for year in selected}
-    blocks: list[list[str]] = []
-    current: list[str] = []
-    for key in partition_order:
-        if key in wanted:
-            current.append(key)
-        elif current:
-            blocks.append(current)
-            current = []
-    if current:
-        blocks.append(current)
-    return blocks
-
-
 class _StepProgress(logging.Handler):
     """Prints one line per finished or failed step while the run goes on."""
 
@@ -81,16 +64,20 @@ def _progress_logger() -> "dg.LoggerDefinition":
     return step_progress
 
 
-# What `dei materialize --job` runs: the Dagster jobs, in order.
+# What `dei materialize --job` runs: the Dagster jobs, in order; the publication follows.
 JOBS_OF = {"index": ("index_job",), "analysis": ("analysis_job",), "all": ("index_job", "analysis_job")}
+# Runs the command line launches carry this tag (the UI shows where a run came from).
+LAUNCHED_BY_TAG = "dei/launched_by"
 
 
-def materialize(years: str, data_dir: Path, warehouse: Path, job: str = "index") -> int:
+def materialize(years: str, data_dir: Path, warehouse: Path, job: str = "all", propagate: bool = True) -> int:
     prepare_dagster_home()  # shared with `make ui`: <repo>/.dagster_home unless DAGSTER_HOME is set
     import dagster as dg
 
-    from dei_pipeline.defs.partitions import register_editions, survey_year_partitions
+    from dei_pipeline.defs.partitions import Editions
+    from dei_pipeline.defs.reruns import rerun_steps
     from dei_pipeline.defs.resources import WarehouseResource
+    from dei_pipeline.defs.sources import observe_sources
     from dei_pipeline.definitions import build_definitions
     from dei_pipeline.ingest import list_editions
 
@@ -104,25 +91,41 @@ def materialize(years: str, data_dir: Path, warehouse: Path, job: str = "index")
     try:
         with warehouse_lock(warehouse, on_wait=lambda message: print(f"dei: {message} ...", file=sys.stderr, flush=True)):
             instance = dg.DagsterInstance.get()
-            register_editions(instance, available)
-            defs = build_definitions(
-                WarehouseResource(data_dir=str(data_dir), warehouse_path=str(warehouse)), loggers={"step_progress": _progress_logger()}
-            )
+            resource = WarehouseResource(data_dir=str(data_dir), warehouse_path=str(warehouse))
+            defs = build_definitions(resource, loggers={"step_progress": _progress_logger()})
             if job == "analysis" and (missing := editions_without_index(warehouse, selected)):
                 print(f"dei: {warehouse} has no index for edition(s) {', '.join(map(str, missing))}: the analysis starts from it; "
                       f"so run `dei materialize --job all` (or --job index first)", file=sys.stderr)
                 return 2
-            blocks = contiguous_blocks(selected, instance.get_dynamic_partitions(survey_year_partitions.name))
+            # Record the raw and reference files' current data versions, so that the UI's staleness
+            # compares the next change with what this run read.
+            observe_sources(instance, resource, available)
+            steps = rerun_steps(defs, JOBS_OF[job], selected, Editions.of(available), propagate)
+            _say_what_follows(selected, steps)
             started = time.perf_counter()
-            for job_name in JOBS_OF[job]:
-                if not _run_blocks(defs.resolve_job_def(job_name), instance, blocks, warehouse):
+            for step in steps:
+                if not _run(defs.resolve_job_def(step.job_name), instance, step.editions, step.assets, warehouse):
                     return 1
-            print(f"dei: materialized {len(selected)} edition(s) ({' then '.join(JOBS_OF[job])}) in {time.perf_counter() - started:.1f}s\n")
+            published = _run(defs.resolve_job_def("publish_job"), instance, (), None, warehouse)
+            print(f"dei: materialized {len(selected)} edition(s) ({' then '.join(JOBS_OF[job])}"
+                  f"{', published' if published else ', NOT published'}) in {time.perf_counter() - started:.1f}s\n")
             _print_summary(selected[-1], job, data_dir, warehouse)  # the newest edition; `dei summary --year` shows the others
-            return 0
+            return 0 if published else 1
     except WarehouseBusyError as error:
         print(f"dei: {error}", file=sys.stderr)
         return 1
+
+
+def _say_what_follows(selected: Sequence[int], steps: Sequence[Any]) -> None:
+    """Name the later editions a rerun also refreshes, and what of them."""
+    refreshed: dict[str, set[str]] = {}
+    for step in steps:
+        if step.assets is not None:
+            for key in step.editions:
+                refreshed.setdefault(key, set()).update(asset.to_user_string() for asset in step.assets)
+    changed = ", ".join(map(str, selected))
+    for key, assets in sorted(refreshed.items()):
+        print(f"dei: {changed} changed: also refreshing what edition {key} reads of it ({', '.join(sorted(assets))})", flush=True)
 
 
 def editions_without_index(warehouse: Path, editions: Sequence[int]) -> list[int]:
@@ -141,8 +144,8 @@ def _print_summary(year: int, job: str, data_dir: Path, warehouse: Path) -> None
 
     print(edition_summary(warehouse, year, data_dir))
     if job == "index":
-        print("dei: the analysis marts and the report are as they were: `dei materialize --job analysis` (or --job all) "
-              "brings them up to date (index_job runs launched in the UI are followed by analysis_job by themselves).")
+        print("dei: the analysis marts and the report are as they were, so BI keeps the last consistent publication until "
+              "`dei materialize --job analysis` brings them up to date (in the UI, the automation does it by itself).")
 
 
 def step_failures(result: Any) -> dict[str, str]:
@@ -162,33 +165,45 @@ def step_failures(result: Any) -> dict[str, str]:
     return reasons
 
 
-def _run_blocks(job: Any, instance: Any, blocks: list[list[str]], warehouse: Path) -> bool:
-    """One in-process run of ``job`` per block of contiguous editions; False (reasons printed) when one fails."""
-    from dei_pipeline.defs.automation import LAUNCHED_BY_TAG, PARTITION_RANGE_TAGS
+def _run(job: Any, instance: Any, block: Sequence[str], assets: Sequence[Any] | None, warehouse: Path) -> bool:
+    """One in-process run of ``job`` over a block of contiguous editions (none: an unpartitioned job), of
+    all its assets or of ``assets``; False (reasons printed) when it fails."""
+    from dei_pipeline.defs.partitions import range_tags
 
-    for block in blocks:
-        label = block[0] if len(block) == 1 else f"{block[0]}-{block[-1]}"
-        print(f"dei: {job.name} for edition(s) {label} into {warehouse} ...", flush=True)
-        range_tags = {} if len(block) == 1 else dict(zip(PARTITION_RANGE_TAGS, (block[0], block[-1])))
-        result = job.execute_in_process(
-            instance=instance,
-            partition_key=block[0] if len(block) == 1 else None,
-            tags={LAUNCHED_BY_TAG: "cli", **range_tags},
-            run_config={"loggers": {"step_progress": {}}},
-            raise_on_error=False,
-        )
-        if not result.success:
-            for step_key, reason in step_failures(result).items():
-                print(f"dei: step {step_key} failed:\n{reason}", file=sys.stderr)
-            print(f"dei: run {result.run_id} failed; the warehouse keeps the last good data of every edition.", file=sys.stderr)
-            return False
-    return True
+    label = "every edition" if not block else f"edition(s) {block[0] if len(block) == 1 else f'{block[0]}-{block[-1]}'}"
+    subset = "" if assets is None else f" ({', '.join(asset.to_user_string() for asset in assets)})"
+    print(f"dei: {job.name} for {label}{subset} into {warehouse} ...", flush=True)
+    result = job.execute_in_process(
+        instance=instance,
+        partition_key=block[0] if len(block) == 1 else None,
+        tags={LAUNCHED_BY_TAG: "cli", **range_tags(block)},
+        asset_selection=list(assets) if assets is not None else None,
+        run_config={"loggers": {"step_progress": {}}},
+        raise_on_error=False,
+    )
+    if result.success:
+        return True
+    failed_checks = failed_blocking_checks(result)
+    for step_key, reason in step_failures(result).items():
+        if not failed_checks:  # else the checks below say why, in their own words
+            print(f"dei: step {step_key} failed:\n{reason}", file=sys.stderr)
+    for evaluation in failed_checks:
+        print(f"dei: check {evaluation.check_name} failed: {evaluation.description}", file=sys.stderr)
+    print(f"dei: run {result.run_id} failed; the warehouse keeps the last good data of every edition, "
+          "and BI the last consistent publication.", file=sys.stderr)
+    return False
+
+
+def failed_blocking_checks(result: Any) -> list[Any]:
+    """The blocking asset checks that failed in a run (what held the publication back)."""
+    evaluations = [event.event_specific_data for event in result.all_events if event.event_type_value == "ASSET_CHECK_EVALUATION"]
+    return [e for e in evaluations if e.blocking and not e.passed]
 
 
 def _materialize_command(args: argparse.Namespace) -> int:
     data_dir = (args.data_dir or default_data_dir()).resolve()
     warehouse = (args.warehouse or default_warehouse_path(data_dir)).resolve()
-    return materialize(args.years, data_dir, warehouse, args.job)
+    return materialize(args.years, data_dir, warehouse, args.job, propagate=not args.no_propagate)
 
 
 def _sample_data_command(args: argparse.Namespace) -> int:
@@ -230,10 +245,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--years", default="all", help="'all' (default) or editions, e.g. 2020,2019")
     run.add_argument("--data-dir", type=Path, help="data directory (default: $DEI_DATA_DIR or the repository's data/)")
     run.add_argument("--warehouse", type=Path, help="DuckDB file (default: $DEI_WAREHOUSE or <data>/warehouse/dei.duckdb)")
-    run.add_argument("--job", choices=tuple(JOBS_OF), default="index",
-                     help="'index' (default): index_job, raw files to the index marts, Parquet and the serving snapshot; "
-                          "'analysis': analysis_job, the analysis marts and the edition report from the index in the "
-                          "warehouse; 'all': both, one after the other")
+    run.add_argument("--job", choices=tuple(JOBS_OF), default="all",
+                     help="'all' (default): index_job then analysis_job; 'index': raw files to the index marts; "
+                          "'analysis': the analysis marts and the edition report from the index in the warehouse. "
+                          "publish_job follows: the consistency checks, then Parquet and the serving snapshot")
+    run.add_argument("--no-propagate", action="store_true",
+                     help="for experts: do not refresh the later editions that read the selected ones (their "
+                          "comparisons then disagree, and nothing is published until they are refreshed)")
     run.set_defaults(handler=_materialize_command)
 
     sample = commands.add_parser("sample-data", help="(re)write the synthetic sample, or write a national-scale data set")

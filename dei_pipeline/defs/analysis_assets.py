@@ -13,16 +13,17 @@ import dagster as dg
 import polars as pl
 
 from dei_pipeline.aggregation import COMPOSITE_CODE
-from dei_pipeline.analysis import uncertainty
+from dei_pipeline import comparisons
+from dei_pipeline.analysis import attribution, audit as audit_module, profile, sensitivity as sensitivity_module, uncertainty
 from dei_pipeline.analysis.attribution import attribute_changes
 from dei_pipeline.analysis.audit import audit_nodes, audit_units
 from dei_pipeline.analysis.profile import unit_profiles
 from dei_pipeline.analysis.sensitivity import OVERALL_TARGET, rank_sensitivity, sensitivity_rows
 from dei_pipeline.comparisons import previous_editions
 from dei_pipeline.defs.assets import (
-    city_index, county_index, framework, indicator_scores, mart_asset, subindex_scores, written,
+    FRAMEWORKS, SETTINGS, city_index, county_index, framework, indicator_scores, mart_asset, subindex_scores, written,
 )
-from dei_pipeline.defs.partitions import partition_editions
+from dei_pipeline.defs.partitions import partition_editions, previous_edition
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.warehouse import TABLES, read_table, replace_editions
 
@@ -93,8 +94,9 @@ def _settings_metadata(settings: uncertainty.UncertaintySettings) -> dict[str, A
 @mart_asset(
     "marts.rank_uncertainty",
     GROUP,
+    uses=[uncertainty],
     kinds={"numpy", "duckdb"},
-    deps=[indicator_scores, framework, city_index, county_index],
+    deps=[indicator_scores, framework, city_index, county_index, SETTINGS],
 )
 def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Monte Carlo of the ranking: every weight perturbed within ±25% and renormalised, the aggregation
@@ -149,7 +151,7 @@ def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 # ------------------------------------------------------------------------------------ sensitivity
 
 
-@mart_asset("marts.sensitivity", GROUP, kinds={"numpy", "duckdb"}, deps=[indicator_scores, framework, city_index, county_index])
+@mart_asset("marts.sensitivity", GROUP, uses=[uncertainty, sensitivity_module], kinds={"numpy", "duckdb"}, deps=[indicator_scores, framework, city_index, county_index, SETTINGS])
 def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Which assumption moves the ranks most: first-order and total-effect Sobol indices of each unit's
     rank and of the mean absolute rank shift, over the weights of each level and the aggregation
@@ -188,7 +190,10 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
 # ---------------------------------------------------------------------------------- attribution
 
 
-@mart_asset("marts.yoy_attribution", GROUP, kinds={"polars", "duckdb"}, deps=[indicator_scores, framework, subindex_scores])
+@mart_asset(
+    "marts.yoy_attribution", GROUP, uses=[attribution, comparisons], kinds={"polars", "duckdb"},
+    deps=[previous_edition(indicator_scores), framework, subindex_scores, FRAMEWORKS, SETTINGS],
+)
 def yoy_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Each unit's score change against the previous edition that has data, split into the
     contributions of the level-1 and level-2 nodes (effective weight x change); when the frameworks
@@ -225,7 +230,7 @@ def yoy_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 # ---------------------------------------------------------------------------------------- audit
 
 
-@mart_asset("marts.audit", GROUP, kinds={"polars", "duckdb"}, deps=[indicator_scores, framework, subindex_scores])
+@mart_asset("marts.audit", GROUP, uses=[audit_module], kinds={"polars", "duckdb"}, deps=[indicator_scores, framework, subindex_scores])
 def audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Statistical audit. marts.audit: every framework node's correlation with its parent and the
     composite, redundant siblings (|r| > 0.9), Cronbach's alpha per group, measured against nominal
@@ -258,7 +263,7 @@ def audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg
 # -------------------------------------------------------------------------------------- profile
 
 
-@mart_asset("marts.unit_profile", GROUP, kinds={"polars", "duckdb"}, deps=[framework, subindex_scores, city_index, county_index])
+@mart_asset("marts.unit_profile", GROUP, uses=[profile], kinds={"polars", "duckdb"}, deps=[framework, subindex_scores, city_index, county_index])
 def unit_profile(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Each unit's indicators against its peers (the cities of its tier, the county units of its
     kind): gap to the peers' mean, z and rank among them; the five strengths and five weaknesses.

@@ -4,24 +4,26 @@ inputs from the warehouse, calls a pure function of the package and replaces exa
 rows in one transaction. A single-run backfill hands an asset all selected editions at once."""
 
 
-from collections.abc import Callable, Iterator, Mapping
+import hashlib
+import inspect
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
+from types import ModuleType
 from typing import Any, NoReturn
-
-import warnings
 
 import dagster as dg
 import polars as pl
 
-# Single-run backfills (BackfillPolicy) are marked beta in Dagster 1.13; we rely on them knowingly.
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
-from dei_pipeline import __version__
+from dei_pipeline import aggregation, comparisons, composite, ingest, rollups, validation
+from dei_pipeline import frameworks as frameworks_module, reconciliation as reconciliation_module, tiers as tiers_module
 from dei_pipeline.aggregation import COMPOSITE_CODE, aggregate_tiers, batches_by_framework
 from dei_pipeline.comparisons import cohort_summary, previous_editions, tier_summary as tier_summary_rows, unit_changes
 from dei_pipeline.composite import city_index as city_index_rows, county_index as county_index_rows
-from dei_pipeline.defs.partitions import partition_editions, survey_year_partitions
+from dei_pipeline.defs.partitions import DEFAULT_EDITIONS, Editions, partition_editions, previous_edition
 from dei_pipeline.defs.resources import WarehouseResource
+from dei_pipeline.defs.sources import REFERENCE_SOURCES, raw_files
 from dei_pipeline.ingest import QUARANTINE_SCHEMA, IngestError, edition_files, ingest_edition
 from dei_pipeline.published import load_published
 from dei_pipeline.reconciliation import CHECK_CATEGORIES, Computed, reconcile
@@ -32,13 +34,31 @@ from dei_pipeline.warehouse import TABLES, editions_in, read_table, replace_edit
 
 COMPOSITE_NAME_ZH = "综合指数"
 PARTITIONED: dict[str, Any] = {
-    "partitions_def": survey_year_partitions,
+    "partitions_def": DEFAULT_EDITIONS.partitions_def,
     "backfill_policy": dg.BackfillPolicy.single_run(),
-    "code_version": __version__,
+    # Whatever a run changes, the daemon brings up to date what reads it: the later editions'
+    # comparisons, the analysis, the report and (once every edition agrees) the exports.
+    "automation_condition": dg.AutomationCondition.eager(),
     # Every asset writes the one DuckDB file; operators can cap the pool (the warehouse lock already
     # keeps writers in turn).
     "pool": "duckdb_warehouse",
 }
+SETTINGS, REGISTRY, CITY_GDP, FRAMEWORKS, PUBLISHED = (
+    REFERENCE_SOURCES[name] for name in ("method_settings", "registry", "city_gdp", "frameworks", "published_figures")
+)
+
+
+def code_version(function: Callable[..., Any], uses: Sequence[ModuleType] = ()) -> str:
+    """The asset's own code and the modules (or whole packages) it calls: a change elsewhere leaves it
+    current, so the UI marks stale exactly what a code change affects."""
+    digest = hashlib.sha256(inspect.getsource(function).encode())
+    for module in uses:
+        package_dirs = getattr(module, "__path__", None)
+        files = sorted(p for d in package_dirs for p in Path(d).rglob("*") if p.is_file() and p.suffix in (".py", ".j2", ".css", ".html")) \
+            if package_dirs else [Path(inspect.getfile(module))]
+        for path in files:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def column_schema(table_name: str) -> dg.TableSchema:
@@ -52,22 +72,37 @@ def table_asset_metadata(table_name: str) -> dict[str, Any]:
     return {"dagster/table_name": table_name, "dagster/column_schema": column_schema(table_name)}
 
 
-def mart_asset(table_name: str, group: str, **asset_arguments: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
-    """The decorator of an asset that writes one warehouse table, for some editions: partitioned by
-    edition, with the table's name and documented columns as metadata (``asset_arguments``: kinds,
-    deps, check_specs, ... as dg.asset takes them)."""
-    return dg.asset(group_name=group, metadata=table_asset_metadata(table_name), **PARTITIONED, **asset_arguments)
+def edition_asset(group: str, uses: Sequence[ModuleType] = (), **asset_arguments: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """The decorator of an asset computed for some editions: partitioned by edition, automated, with a
+    code version of its own code and of the modules it ``uses`` (``asset_arguments``: kinds, deps,
+    metadata, ... as dg.asset takes them)."""
+
+    def decorate(function: Callable[..., Any]) -> dg.AssetsDefinition:
+        arguments = {**PARTITIONED, "code_version": code_version(function, uses), **asset_arguments}
+        return dg.asset(group_name=group, **arguments)(function)
+
+    return decorate
+
+
+def mart_asset(table_name: str, group: str, uses: Sequence[ModuleType] = (), **asset_arguments: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    """The decorator of an asset that writes one warehouse table: an edition asset with the table's
+    name and documented columns as metadata."""
+    return edition_asset(group, uses, metadata=table_asset_metadata(table_name), **asset_arguments)
 
 
 def written(table_name: str, rows: pl.DataFrame | int, editions: list[int], **extra: Any) -> dg.MaterializeResult:
-    """Materialization metadata common to every asset: what was written (the rows, or their number),
-    for which editions."""
+    """Materialization metadata common to every asset: what was written for which editions. Each
+    edition's materialization carries its own row count (a single-run backfill writes several)."""
+    per_edition = _by_edition(rows) if isinstance(rows, pl.DataFrame) and "survey_year" in rows.columns else {}
+    context = dg.AssetExecutionContext.get()
+    for year in editions:
+        count = per_edition.get(str(year), 0) if isinstance(rows, pl.DataFrame) else rows
+        context.add_asset_metadata({"dagster/row_count": count}, partition_key=str(year))
     metadata: dict[str, Any] = {
-        "dagster/row_count": rows if isinstance(rows, int) else rows.height,
         "dagster/table_name": table_name,
         "dagster/column_schema": column_schema(table_name),
         "editions": ", ".join(map(str, editions)),
-        "code_version": __version__,
+        "rows_in_run": rows if isinstance(rows, int) else rows.height,
     }
     metadata.update(extra)
     return dg.MaterializeResult(metadata=metadata)
@@ -80,7 +115,9 @@ def _by_edition(rows: pl.DataFrame) -> dict[str, int]:
 # ------------------------------------------------------------------------------------ ingestion
 
 
-@mart_asset("staging.raw_scores", "ingestion", kinds={"csv", "polars", "duckdb"})
+# Not automated: a new or changed edition folder is picked up by raw_files_sensor, the yearly schedule
+# or a user; whatever follows from it is automated.
+@mart_asset("staging.raw_scores", "ingestion", uses=[ingest], kinds={"csv", "polars", "duckdb"}, deps=[raw_files], automation_condition=None)
 def raw_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """An edition's raw files (CSV, Parquet or .xlsx under data/raw/<edition>/) as they are: every
     cell as text, with the source file, its SHA-256, its encoding and the row's line number. A file
@@ -124,7 +161,10 @@ def _fail_with_quarantine(con: Any, failures: Mapping[int, IngestError | Indicat
 # ----------------------------------------------------------------------------------- validation
 
 
-@mart_asset("core.indicator_scores", "validation", kinds={"pandera", "duckdb"}, deps=[raw_scores])
+@mart_asset(
+    "core.indicator_scores", "validation", uses=[validation, rollups], kinds={"pandera", "duckdb"},
+    deps=[raw_scores, FRAMEWORKS, REGISTRY, CITY_GDP, SETTINGS],
+)
 def indicator_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Validated level-3 scores in long form (survey_year, unit_type, unit_code, indicator_code,
     score). Pandera checks types, the [0, 100] range, uniqueness, known units (and their names) and
@@ -189,7 +229,7 @@ def _check_reference_data(validated: pl.DataFrame, registry: Any, settings: Any,
 
 
 # Written only once the edition's scores have passed validation.
-@mart_asset("marts.framework", "reference", kinds={"csv", "duckdb"}, deps=[indicator_scores])
+@mart_asset("marts.framework", "reference", uses=[frameworks_module], kinds={"csv", "duckdb"}, deps=[indicator_scores, FRAMEWORKS])
 def framework(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """The indicator system each edition uses, with weights and effective weights. An edition without
     a framework file of its own uses the latest one before it, else the earliest one."""
@@ -217,7 +257,7 @@ def framework(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -
 # ---------------------------------------------------------------------------------- aggregation
 
 
-@mart_asset("marts.subindex_scores", "aggregation", kinds={"polars", "duckdb"}, deps=[indicator_scores, framework])
+@mart_asset("marts.subindex_scores", "aggregation", uses=[aggregation], kinds={"polars", "duckdb"}, deps=[indicator_scores, framework, SETTINGS])
 def subindex_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Weighted aggregation tier by tier: level 3 -> level 2 -> level 1 -> composite (level 0), one
     generic function over the framework tree. Missing-value rule from data/method/settings.yaml."""
@@ -248,7 +288,7 @@ def _composites(con: Any, unit_type: str, editions: list[int]) -> pl.DataFrame:
     )
 
 
-@mart_asset("marts.city_index", "index", kinds={"polars", "duckdb"}, deps=[subindex_scores])
+@mart_asset("marts.city_index", "index", uses=[composite, tiers_module], kinds={"polars", "duckdb"}, deps=[subindex_scores, REGISTRY, SETTINGS])
 def city_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Composite score, rank (ties share the best rank) and tier of every city; tiers from
     data/method/tiers.csv (一线 >85, 新一线 65-85, 二线 50-65, 三线 40-50, 四线 <40)."""
@@ -270,7 +310,7 @@ def city_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     )
 
 
-@mart_asset("marts.county_index", "index", kinds={"polars", "duckdb"}, deps=[subindex_scores])
+@mart_asset("marts.county_index", "index", uses=[composite], kinds={"polars", "duckdb"}, deps=[subindex_scores, REGISTRY, SETTINGS])
 def county_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Composite score and rank of the county units, ranked within their kind (市辖区 / 县市)."""
     editions = partition_editions(context)
@@ -284,7 +324,7 @@ def county_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 # -------------------------------------------------------------------------------------- rollups
 
 
-@mart_asset("marts.region_rollup", "rollups", kinds={"polars", "duckdb"}, deps=[city_index])
+@mart_asset("marts.region_rollup", "rollups", uses=[rollups], kinds={"polars", "duckdb"}, deps=[city_index, CITY_GDP, REGISTRY, SETTINGS])
 def region_rollup(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """GDP-weighted and plain mean score of each key region's scored cities; GDP year and vintage
     from data/method/settings.yaml (recorded on each row)."""
@@ -300,7 +340,7 @@ def region_rollup(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
                    gdp_years=dg.MetadataValue.json(dict(gdp_years.iter_rows())))
 
 
-@mart_asset("marts.region_tier_mix", "rollups", kinds={"polars", "duckdb"}, deps=[city_index])
+@mart_asset("marts.region_tier_mix", "rollups", uses=[rollups], kinds={"polars", "duckdb"}, deps=[city_index, REGISTRY, SETTINGS])
 def region_tier_mix(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """How many of each region's scored cities fall in each tier."""
     editions = partition_editions(context)
@@ -321,7 +361,7 @@ def _history_and_previous(con: Any, table_name: str, editions: list[int]) -> tup
     return history, history.filter(pl.col("survey_year").is_in(editions)), previous_editions(editions_in(con, table_name))
 
 
-@mart_asset("marts.city_yoy", "comparisons", kinds={"polars", "duckdb"}, deps=[city_index])
+@mart_asset("marts.city_yoy", "comparisons", uses=[comparisons], kinds={"polars", "duckdb"}, deps=[previous_edition(city_index)])
 def city_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Each city against the previous edition that has data: score, rank and tier then and now;
     new, returning and dropped cities."""
@@ -334,7 +374,7 @@ def city_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) ->
         {f"{y}/{s}": n for y, s, n in rows.group_by("survey_year", "status").len().sort("survey_year", "status").iter_rows()}))
 
 
-@mart_asset("marts.county_yoy", "comparisons", kinds={"polars", "duckdb"}, deps=[county_index])
+@mart_asset("marts.county_yoy", "comparisons", uses=[comparisons], kinds={"polars", "duckdb"}, deps=[previous_edition(county_index)])
 def county_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Each county unit against the previous edition that has data (rank within its kind)."""
     editions = partition_editions(context)
@@ -347,7 +387,7 @@ def county_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     return written("marts.county_yoy", rows, editions)
 
 
-@mart_asset("marts.subindex_yoy", "comparisons", kinds={"polars", "duckdb"}, deps=[subindex_scores])
+@mart_asset("marts.subindex_yoy", "comparisons", uses=[comparisons], kinds={"polars", "duckdb"}, deps=[previous_edition(subindex_scores)])
 def subindex_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Level-1 sub-index and composite changes of every unit against its previous edition."""
     editions = partition_editions(context)
@@ -364,7 +404,7 @@ def subindex_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     return written("marts.subindex_yoy", rows, editions)
 
 
-@mart_asset("marts.yoy_summary", "comparisons", kinds={"polars", "duckdb"}, deps=[city_yoy, county_yoy])
+@mart_asset("marts.yoy_summary", "comparisons", uses=[comparisons], kinds={"polars", "duckdb"}, deps=[city_yoy, county_yoy])
 def yoy_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """New, returning and dropped units per edition and the returning cohort's average then and now."""
     editions = partition_editions(context)
@@ -377,7 +417,7 @@ def yoy_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     return written("marts.yoy_summary", rows, editions)
 
 
-@mart_asset("marts.tier_summary", "comparisons", kinds={"polars", "duckdb"}, deps=[city_index])
+@mart_asset("marts.tier_summary", "comparisons", uses=[comparisons], kinds={"polars", "duckdb"}, deps=[previous_edition(city_index), SETTINGS])
 def tier_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Cities per tier now and in the previous edition, with the change in percent (the white
     paper's "新一线城市数量增长31.8%")."""
@@ -391,25 +431,8 @@ def tier_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 
 # ------------------------------------------------------------------------------- reconciliation
 
-RECONCILIATION_CHECKS = [
-    dg.AssetCheckSpec(name, asset="reconciliation", description=f"Computed figures of categories {', '.join(categories)} agree with the white paper")
-    for name, categories in CHECK_CATEGORIES.items()
-]
-
-
-@mart_asset(
-    "marts.reconciliation",
-    "reconciliation",
-    kinds={"polars", "duckdb"},
-    deps=[city_index, county_index, subindex_scores, region_rollup, yoy_summary, tier_summary],
-    check_specs=RECONCILIATION_CHECKS,
-)
-def reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """Every published figure of the white paper (data/published/<edition>/) against the computed
-    one: city and county scores, tier counts and lists, level-1 and industry averages, regional
-    GDP-weighted scores and the year-over-year statements. One row per comparison; the checks
-    report disagreements (editions without published figures have nothing to reconcile)."""
-    editions = partition_editions(context)
+def _reconciliation_rows(editions: list[int], warehouse: WarehouseResource) -> pl.DataFrame:
+    """Every published figure of the editions against the computed one, written to marts.reconciliation."""
     settings, tiers = warehouse.settings(), warehouse.tiers()
     frames = []
     with warehouse.connection() as con:
@@ -428,23 +451,60 @@ def reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             frames.append(reconcile(published, computed, tiers, settings.score_tolerance))
         rows = pl.concat(frames) if frames else pl.DataFrame(schema={c.name: pl.Null for c in TABLES["marts.reconciliation"].columns})
         replace_editions(con, "marts.reconciliation", rows, editions)
-    status_counts = {s: n for s, n in rows.group_by("status").len().sort("status").iter_rows()} if rows.height else {}
-    yield written("marts.reconciliation", rows, editions, status_counts=dg.MetadataValue.json(status_counts))
-    for check_name, categories in CHECK_CATEGORIES.items():
-        yield _check_result(check_name, rows.filter(pl.col("category").is_in(categories)) if rows.height else rows, editions)
+    return rows
 
 
-def _check_result(check_name: str, rows: pl.DataFrame, editions: list[int]) -> dg.AssetCheckResult:
+def reconciliation_asset(editions: Editions) -> dg.AssetsDefinition:
+    """marts.reconciliation and its checks, one result per check and edition. The checks are findings
+    (severity WARN): the white paper's own contradictions and the regional GDP vintage gap are reported,
+    and they never hold the publication back."""
+    spec = dg.AssetSpec(
+        "reconciliation",
+        group_name="reconciliation",
+        kinds={"polars", "duckdb"},
+        deps=[city_index, county_index, subindex_scores, region_rollup, yoy_summary, tier_summary, PUBLISHED, SETTINGS],
+        metadata=table_asset_metadata("marts.reconciliation"),
+        partitions_def=editions.partitions_def,
+        automation_condition=PARTITIONED["automation_condition"],
+        code_version=code_version(_reconciliation_rows, [reconciliation_module]),
+    )
+    checks = [
+        dg.AssetCheckSpec(name, asset="reconciliation", partitions_def=editions.partitions_def,
+                          description=f"Computed figures of categories {', '.join(categories)} agree with the white paper")
+        for name, categories in CHECK_CATEGORIES.items()
+    ]
+
+    @dg.multi_asset(specs=[spec], check_specs=checks, can_subset=True, backfill_policy=PARTITIONED["backfill_policy"], pool=PARTITIONED["pool"])
+    def reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation]:
+        """Every published figure of the white paper (data/published/<edition>/) against the computed
+        one: city and county scores, tier counts and lists, level-1 and industry averages, regional
+        GDP-weighted scores and the year-over-year statements. One row per comparison; the checks
+        report disagreements edition by edition (an edition without published figures has nothing to
+        reconcile, and its checks say so)."""
+        editions = partition_editions(context)
+        rows = _reconciliation_rows(editions, warehouse)
+        status_counts = {s: n for s, n in rows.group_by("status").len().sort("status").iter_rows()} if rows.height else {}
+        yield written("marts.reconciliation", rows, editions, status_counts=dg.MetadataValue.json(status_counts))
+        for year in editions:
+            edition_rows = rows.filter(pl.col("survey_year") == year) if rows.height else rows
+            for check_name, categories in CHECK_CATEGORIES.items():
+                in_check = edition_rows.filter(pl.col("category").is_in(categories)) if edition_rows.height else edition_rows
+                yield _check_evaluation(check_name, in_check, year)
+
+    return reconciliation
+
+
+def _check_evaluation(check_name: str, rows: pl.DataFrame, year: int) -> dg.AssetCheckEvaluation:
+    """One edition's result of a reconciliation check."""
+    target = {"asset_key": dg.AssetKey("reconciliation"), "check_name": check_name, "partition": str(year),
+                 "severity": dg.AssetCheckSeverity.WARN}
     if rows.height == 0:
-        return dg.AssetCheckResult(check_name=check_name, passed=True, metadata={
-            "editions": ", ".join(map(str, editions)), "note": "no published figures for these editions"})
+        return dg.AssetCheckEvaluation(passed=True, metadata={"note": "no published figures for this edition"}, **target)
     failing = rows.filter(pl.col("status").is_in(["mismatch", "missing"]))
     known = rows.filter(pl.col("status") == "known_contradiction")
     worst = failing.sort(pl.col("difference").abs(), descending=True, nulls_last=False).head(10)
-    return dg.AssetCheckResult(
-        check_name=check_name,
+    return dg.AssetCheckEvaluation(
         passed=failing.height == 0,
-        severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "compared": rows.height,
             "matching": rows.filter(pl.col("status") == "match").height,
@@ -453,6 +513,7 @@ def _check_result(check_name: str, rows: pl.DataFrame, editions: list[int]) -> d
             "max_abs_difference": float(rows["difference"].abs().max() or 0.0),  # type: ignore[arg-type]
             "disagreements": dg.MetadataValue.md(_markdown(worst if failing.height else known)),
         },
+        **target,
     )
 
 
@@ -469,6 +530,7 @@ def _markdown(rows: pl.DataFrame) -> str:
 
 # The marts BI reads, and with the ingestion assets, the index's own assets. The exports (Parquet,
 # serving snapshot) are built over these and the analysis marts in exports.py.
+reconciliation = reconciliation_asset(DEFAULT_EDITIONS)
 MART_ASSETS = [framework, subindex_scores, city_index, county_index, region_rollup, region_tier_mix,
                city_yoy, county_yoy, subindex_yoy, yoy_summary, tier_summary, reconciliation]
 

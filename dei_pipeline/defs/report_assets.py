@@ -7,30 +7,26 @@ from contextlib import nullcontext
 
 import dagster as dg
 
-from dei_pipeline import __version__
 from dei_pipeline.config import data_provenance_note
 from dei_pipeline.defs.analysis_assets import rank_uncertainty
 from dei_pipeline.defs.assets import (
-    PARTITIONED, city_index, city_yoy, county_index, framework, reconciliation, region_rollup, region_tier_mix,
-    subindex_scores, tier_summary,
+    REGISTRY, SETTINGS, city_index, city_yoy, county_index, edition_asset, framework, reconciliation, region_rollup,
+    region_tier_mix, subindex_scores, tier_summary,
 )
-from dei_pipeline.defs.partitions import partition_editions
+from dei_pipeline import report
+from dei_pipeline.defs.partitions import edition_history, partition_editions
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.report.chromium import Browser, find_chromium
 from dei_pipeline.report.figures import top_rows_markdown
 from dei_pipeline.report.publish import write_edition_report
 from dei_pipeline.report.rows import read_edition_rows
 
-REPORTED_MARTS = [city_index, county_index, tier_summary, region_rollup, region_tier_mix, subindex_scores,
-                  city_yoy, reconciliation, framework, rank_uncertainty]
+# The report's tier chart shows every edition up to its own.
+REPORTED_MARTS = [city_index, county_index, edition_history(tier_summary), region_rollup, region_tier_mix, subindex_scores,
+                  city_yoy, reconciliation, framework, rank_uncertainty, REGISTRY, SETTINGS]
 
 
-@dg.asset(
-    group_name="report",
-    kinds={"html", "svg"},
-    deps=REPORTED_MARTS,
-    **PARTITIONED,
-)
+@edition_asset("report", uses=[report], kinds={"html", "svg"}, deps=REPORTED_MARTS)
 def edition_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """The white paper's figures from the warehouse, one HTML page per edition: the city ranking with
     tiers, the county tables, the tier distribution across editions, the four regions, the level-1
@@ -60,7 +56,6 @@ def edition_report(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         "chart_pngs": png_note,
         "rank_uncertainty": dg.MetadataValue.json({str(rows.survey_year): rows.rank_intervals.note for rows in edition_rows}),
         "editions": ", ".join(map(str, editions)),
-        "code_version": __version__,
     })
 
 
