@@ -16,7 +16,7 @@ def previous_editions(editions_with_data: Sequence[int]) -> pl.DataFrame:
     """survey_year -> prev_year (the latest earlier edition that has data; null for the first)."""
     years = sorted(set(editions_with_data))
     return pl.DataFrame(
-        {"survey_year": years, "prev_year": [None, *years[:-1]]},
+        {"survey_year": years, "prev_year": [None, *years[:-1]][: len(years)]},
         schema={"survey_year": pl.Int32, "prev_year": pl.Int32},
     )
 

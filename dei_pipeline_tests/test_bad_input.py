@@ -24,7 +24,6 @@ GOOD_EDITIONS = ("2019", "2020")
 def run_job(root: Path, partition_keys: tuple[str, ...], partition_key: str | None = None) -> dg.ExecuteInProcessResult:
     resource = WarehouseResource(data_dir=str(root / "data"), warehouse_path=str(root / "warehouse" / "dei.duckdb"))
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("survey_year", list(partition_keys))
     job = build_definitions(resource).resolve_job_def("index_job")
     if partition_key is not None:
         return job.execute_in_process(instance=instance, partition_key=partition_key, raise_on_error=False)

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from dei_pipeline.cli import contiguous_blocks
+from dei_pipeline.defs.partitions import contiguous_blocks
 
 
 def dei(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -20,7 +20,7 @@ def dei(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
 
 def test_materialize_prints_progress_and_a_summary(data_dir_factory: Callable[..., Path], tmp_path: Path) -> None:
     data_dir = data_dir_factory((2019, 2020))
-    result = dei(["materialize", "--years", "all", "--data-dir", str(data_dir), "--warehouse", str(tmp_path / "w.duckdb")], tmp_path)
+    result = dei(["materialize", "--years", "all", "--job", "index", "--data-dir", str(data_dir), "--warehouse", str(tmp_path / "w.duckdb")], tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "index_job for edition(s) 2019-2020" in out and "analysis_job for" not in out
@@ -49,9 +49,9 @@ def test_the_index_runs_alone_and_the_analysis_after_it(data_dir_factory: Callab
     refused = dei(["materialize", "--job", "analysis", *options], tmp_path)
     assert refused.returncode == 2 and "has no index for edition(s) 2020" in refused.stderr and "--job all" in refused.stderr
 
-    index = dei(["materialize", *options], tmp_path)  # --job index, the default
+    index = dei(["materialize", "--job", "index", *options], tmp_path)
     assert index.returncode == 0, index.stderr
-    assert {"indicator_scores", "city_index", "region_rollup", "reconciliation", "mart_parquet", "serving_snapshot"} <= steps_done(index.stdout)
+    assert {"indicator_scores", "city_index", "region_rollup", "reconciliation", "edition_consistency", "mart_parquet", "serving_snapshot"} <= steps_done(index.stdout)
     assert not steps_done(index.stdout) & {"rank_uncertainty", "sensitivity", "audit", "unit_profile", "yoy_attribution", "edition_report"}
     assert "`dei materialize --job analysis`" in index.stdout
     with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -59,15 +59,15 @@ def test_the_index_runs_alone_and_the_analysis_after_it(data_dir_factory: Callab
         assert con.sql("SELECT count(*) FROM marts.rank_uncertainty").fetchall() == [(0,)]
     serving = warehouse.with_name("dei_serving.duckdb")
     with duckdb.connect(str(serving), read_only=True) as con:  # BI sees which job published the snapshot
-        assert con.sql("SELECT job_name FROM marts.snapshot_info").fetchall() == [("index_job",)]
+        assert con.sql("SELECT job_name FROM marts.snapshot_info").fetchall() == [("publish_job",)]
 
     analysis = dei(["materialize", "--job", "analysis", *options], tmp_path)
     assert analysis.returncode == 0, analysis.stderr
     assert steps_done(analysis.stdout) == {"rank_uncertainty", "sensitivity", "audit", "unit_profile", "yoy_attribution", "edition_report",
-                                           "mart_parquet", "serving_snapshot"}
+                                           "edition_consistency", "mart_parquet", "serving_snapshot"}
     with duckdb.connect(str(serving), read_only=True) as con:
         assert dict(con.sql("SELECT unit_type, count(*) FROM marts.rank_uncertainty GROUP BY 1").fetchall()) == {"city": 148, "county": 100}
-        assert con.sql("SELECT job_name FROM marts.snapshot_info").fetchall() == [("analysis_job",)]
+        assert con.sql("SELECT job_name FROM marts.snapshot_info").fetchall() == [("publish_job",)]
 
 
 def test_unknown_or_malformed_years_are_refused(data_dir_factory: Callable[..., Path], tmp_path: Path) -> None:
@@ -92,5 +92,5 @@ def test_a_failing_run_exits_non_zero_with_the_reason(data_dir_factory: Callable
 
 def test_selected_editions_run_as_contiguous_partition_ranges() -> None:
     order = ["2017", "2018", "2019", "2020"]
-    assert contiguous_blocks([2017, 2018, 2019, 2020], order) == [order]
-    assert contiguous_blocks([2020, 2017, 2018], order) == [["2017", "2018"], ["2020"]]
+    assert contiguous_blocks(order, order) == [order]
+    assert contiguous_blocks(["2020", "2017", "2018"], order) == [["2017", "2018"], ["2020"]]

@@ -19,6 +19,7 @@ HISTORY = pl.DataFrame({
 def test_previous_edition_is_the_latest_earlier_one_with_data() -> None:
     # There is no 2018 edition: 2019 is compared with 2017.
     assert dict(previous_editions([2020, 2017, 2019]).iter_rows()) == {2017: None, 2019: 2017, 2020: 2019}
+    assert previous_editions([]).height == 0  # a unit type no edition has (the early editions score no county)
 
 
 def test_unit_statuses_and_changes() -> None:

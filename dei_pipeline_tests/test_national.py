@@ -16,7 +16,6 @@ import yaml
 from dei_pipeline.aggregation import aggregate_tiers, composite_scores
 from dei_pipeline.cli import main as dei_main
 from dei_pipeline.config import REPO_ROOT, load_settings
-from dei_pipeline.defs.partitions import register_editions
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.definitions import build_definitions
 from dei_pipeline.frameworks import resolve_framework
@@ -138,7 +137,6 @@ def test_two_editions_materialize_end_to_end_through_the_job(subset: Path, tmp_p
     data_dir = with_few_monte_carlo_draws(Path(shutil.copytree(subset, tmp_path / "data")))
     warehouse = tmp_path / "warehouse" / "dei.duckdb"
     instance = dg.DagsterInstance.ephemeral()
-    register_editions(instance, list(SUBSET))
     job = build_definitions(WarehouseResource(data_dir=str(data_dir), warehouse_path=str(warehouse))).resolve_job_def("index_job")
     result = job.execute_in_process(instance=instance, tags={
         "dagster/asset_partition_range_start": str(SUBSET[0]), "dagster/asset_partition_range_end": str(SUBSET[-1])})

@@ -9,7 +9,6 @@ import polars as pl
 import pytest
 
 from dei_pipeline.defs.assets import ALL_ASSETS, region_rollup
-from dei_pipeline.defs.partitions import register_editions
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.definitions import build_definitions
 from dei_pipeline.registry import load_registry
@@ -24,7 +23,6 @@ class Pipeline:
         self.data_dir, self.warehouse = data_dir, warehouse
         self.resource = WarehouseResource(data_dir=str(data_dir), warehouse_path=str(warehouse))
         self.instance = dg.DagsterInstance.ephemeral()
-        register_editions(self.instance, [2017, 2018, 2019, 2020])
 
     def materialize(self, partition_key: str, assets: list | None = None, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
         return dg.materialize(

@@ -13,7 +13,6 @@ from dei_pipeline.analysis.profile import PROFILE_EXTREMES, STRENGTH, WEAKNESS, 
 from dei_pipeline.cli import main
 from dei_pipeline.defs.analysis_assets import ANALYSIS_ASSETS
 from dei_pipeline.defs.assets import ALL_ASSETS
-from dei_pipeline.defs.partitions import register_editions
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.warehouse import TABLES
 from dei_pipeline_tests.conftest import copy_data_dir
@@ -125,7 +124,6 @@ class AnalysisRun:
         self.warehouse = root / "warehouse" / "dei.duckdb"
         self.resource = WarehouseResource(data_dir=str(self.data_dir), warehouse_path=str(self.warehouse))
         self.instance = dg.DagsterInstance.ephemeral()
-        register_editions(self.instance, [2019, 2020])
 
     def materialize(self, assets: list, partition_key: str | None = None, tags: dict[str, str] | None = None) -> None:
         result = dg.materialize(assets, partition_key=partition_key, instance=self.instance, resources={"warehouse": self.resource}, tags=tags)

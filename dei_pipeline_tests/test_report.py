@@ -19,7 +19,6 @@ import duckdb
 import polars as pl
 import pytest
 
-from dei_pipeline.defs.partitions import register_editions
 from dei_pipeline.defs.report_assets import edition_report
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.definitions import build_definitions
@@ -75,7 +74,6 @@ def materialize_sample(root: Path) -> SamplePipeline:
     resource = WarehouseResource(data_dir=str(data_dir), warehouse_path=str(root / "warehouse" / "dei.duckdb"))
     instance = dg.DagsterInstance.ephemeral()
     editions = [str(year) for year in list_editions(data_dir)]
-    register_editions(instance, [int(year) for year in editions])
     with pytest.MonkeyPatch.context() as env:
         for variable in ("DEI_SERVING", "DEI_WAREHOUSE", "DEI_CHROMIUM"):  # the run must write inside root
             env.delenv(variable, raising=False)
@@ -240,7 +238,6 @@ def test_without_chromium_the_report_is_written_and_old_pngs_removed(sample: Sam
     stale.write_bytes(b"an old chart")
     resource = WarehouseResource(data_dir=sample.resource.data_dir, warehouse_path=str(warehouse))
     instance = dg.DagsterInstance.ephemeral()
-    register_editions(instance, [2020])
     with pytest.MonkeyPatch.context() as env:
         env.setenv("DEI_CHROMIUM", str(tmp_path / "no-such-browser"))
         result = dg.materialize([edition_report], partition_key="2020", instance=instance, resources={"warehouse": resource})
