@@ -523,8 +523,9 @@ def publish_serving_snapshot(
         run(con, "COMMENT ON COLUMN serving_snapshot.marts.snapshot_info.data_note IS "
                  "'Provenance warning of the raw data (e.g. that the sample is synthetic); null for real data'")
         run(con, "COMMENT ON COLUMN serving_snapshot.marts.snapshot_info.job_name IS "
-                 "'Dagster job of that run: index_job (the index marts are new; the analysis marts are as analysis_job last left them, "
-                 "and analysis_job follows) or analysis_job (both are current)'")
+                 "'Dagster job of that run: publish_job (dei materialize, or launched in the UI) or __ASSET_JOB (the automation "
+                 "after a change). Either way every edition in the snapshot agrees with the others: a snapshot is only "
+                 "published when the consistency checks pass'")
     finally:
         run(con, "DETACH serving_snapshot")
     os.replace(staging, serving)

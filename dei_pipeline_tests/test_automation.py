@@ -1,98 +1,144 @@
-"""The sensor that notices new or changed raw files, the one that runs the analysis after the index, and
-the yearly schedule."""
+"""The raw-files sensor, the yearly schedule, the declared cross-edition lineage, the automation
+conditions and the staleness of what reads a changed reference file."""
 
 import json
+import shutil
 import subprocess
 import sys
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 
-from dei_pipeline.defs.assets import raw_scores
-from dei_pipeline.defs.automation import analysis_after_index_sensor, raw_files_sensor, yearly_index_schedule
+from dei_pipeline.defs.automation import build_raw_files_sensor
+from dei_pipeline.defs.partitions import Editions
 from dei_pipeline.defs.resources import WarehouseResource
+from dei_pipeline.definitions import build_definitions
+from dei_pipeline.ingest import list_editions
 
 
-def evaluate(sensor_cursor: str | None, instance: dg.DagsterInstance, data_dir: Path) -> dg.SensorResult:
-    context = dg.build_sensor_context(
-        instance=instance, cursor=sensor_cursor,
-        resources={"warehouse": WarehouseResource(data_dir=str(data_dir), warehouse_path=str(data_dir / "w.duckdb"))},
-    )
-    return raw_files_sensor(context)
+def resource(data_dir: Path) -> WarehouseResource:
+    return WarehouseResource(data_dir=str(data_dir), warehouse_path=str(data_dir / "w.duckdb"))
 
 
-def test_sensor_registers_new_editions_and_requests_runs_for_changed_files(data_dir_factory: Callable[..., Path]) -> None:
+def evaluate(cursor: str | None, instance: dg.DagsterInstance, data_dir: Path, editions: Editions | None = None) -> dg.SensorResult:
+    sensor = build_raw_files_sensor(editions or Editions.of(list_editions(data_dir)))
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"warehouse": resource(data_dir)})
+    result = sensor(context)
+    assert isinstance(result, dg.SensorResult), result
+    return result
+
+
+def requested(result: dg.SensorResult) -> list[tuple[str | None, dict[str, str]]]:
+    return [(request.partition_key, request.tags) for request in result.run_requests or []]
+
+
+def ingest(data_dir: Path, instance: dg.DagsterInstance, *years: str) -> None:
+    """What a run of the index leaves in the warehouse for these editions: their raw files ingested."""
+    defs = build_definitions(resource(data_dir))
+    job = defs.resolve_job_def("index_job")
+    for year in years:
+        assert job.execute_in_process(instance=instance, partition_key=year, asset_selection=[dg.AssetKey("raw_scores")]).success
+
+
+def touch_counties(data_dir: Path, year: int, text: str = "\n") -> None:
+    counties = data_dir / "raw" / str(year) / "counties.csv"
+    counties.write_text(counties.read_text(encoding="utf-8") + text, encoding="utf-8")
+
+
+def test_sensor_runs_what_the_warehouse_lacks_in_one_run_and_notices_a_revert(data_dir_factory: Callable[..., Path]) -> None:
     data_dir = data_dir_factory((2019, 2020))
+    instance = dg.DagsterInstance.ephemeral()
+    # A new warehouse: both editions in one run (a single-run backfill over the range).
+    first = evaluate(None, instance, data_dir)
+    assert requested(first) == [(None, {"dagster/asset_partition_range_start": "2019", "dagster/asset_partition_range_end": "2020"})]
+    # Requested and not yet ingested (the run may be going on): not requested again.
+    assert requested(evaluate(first.cursor, instance, data_dir)) == []
+
+    ingest(data_dir, instance, "2019", "2020")
+    quiet = evaluate(first.cursor, instance, data_dir)
+    assert requested(quiet) == []
+
+    # A change of 2019 is run; once ingested, going back to the earlier content is a change again.
+    original = (data_dir / "raw" / "2019" / "counties.csv").read_bytes()
+    touch_counties(data_dir, 2019)
+    changed = evaluate(quiet.cursor, instance, data_dir)
+    assert requested(changed) == [("2019", {})]
+    ingest(data_dir, instance, "2019")
+    (data_dir / "raw" / "2019" / "counties.csv").write_bytes(original)
+    reverted = evaluate(changed.cursor, instance, data_dir)
+    assert requested(reverted) == [("2019", {})]
+
+
+def test_sensor_leaves_alone_what_a_manual_run_already_ingested(data_dir_factory: Callable[..., Path]) -> None:
+    data_dir = data_dir_factory((2019, 2020))
+    instance = dg.DagsterInstance.ephemeral()
+    ingest(data_dir, instance, "2019", "2020")  # e.g. `make run` before the UI's daemon first runs the sensor
+    assert requested(evaluate(None, instance, data_dir)) == []
+    touch_counties(data_dir, 2020)
+    ingest(data_dir, instance, "2020")  # the user reran 2020 by hand before the sensor's tick
+    assert requested(evaluate(None, instance, data_dir)) == []
+
+
+def test_sensor_waits_for_a_busy_warehouse_instead_of_running_every_edition(data_dir_factory: Callable[..., Path]) -> None:
+    import duckdb
+
+    data_dir = data_dir_factory((2019, 2020))
+    instance = dg.DagsterInstance.ephemeral()
+    ingest(data_dir, instance, "2019", "2020")
+    writer = duckdb.connect(str(data_dir / "w.duckdb"))  # a run holds the file
+    try:
+        sensor = build_raw_files_sensor(Editions.of([2019, 2020]))
+        result = sensor(dg.build_sensor_context(instance=instance, resources={"warehouse": resource(data_dir)}))
+        assert isinstance(result, dg.SkipReason) and "the warehouse is busy" in (result.skip_message or "")
+    finally:
+        writer.close()
+    assert requested(evaluate(None, instance, data_dir)) == []
+
+
+def test_sensor_records_data_versions_of_changed_sources(data_dir_factory: Callable[..., Path]) -> None:
+    data_dir = data_dir_factory((2020,))
     instance = dg.DagsterInstance.ephemeral()
     first = evaluate(None, instance, data_dir)
-    assert [request.partition_key for request in first.run_requests] == ["2019", "2020"]
-    assert first.dynamic_partitions_requests[0].partition_keys == ["2019", "2020"]
-    instance.add_dynamic_partitions("survey_year", ["2019", "2020"])
-
-    # Nothing changed: nothing to do.
-    quiet = evaluate(first.cursor, instance, data_dir)
-    assert quiet.run_requests == [] and quiet.dynamic_partitions_requests == []
-
-    # A new edition folder appears and one 2019 file is corrected.
-    shutil.copytree(data_dir / "raw" / "2020", data_dir / "raw" / "2021")
-    with (data_dir / "raw" / "2019" / "cities.csv").open("a", encoding="utf-8") as handle:
-        handle.write("")  # same bytes: not a change
-    counties = data_dir / "raw" / "2019" / "counties.csv"
-    counties.write_text(counties.read_text(encoding="utf-8").replace(",", ",", 1) + "\n", encoding="utf-8")
-    later = evaluate(quiet.cursor, instance, data_dir)
-    assert sorted(request.partition_key for request in later.run_requests) == ["2019", "2021"]
-    assert later.dynamic_partitions_requests[0].partition_keys == ["2021"]
-    assert set(json.loads(later.cursor)) == {"2019", "2020", "2021"}
+    observed = {(event.asset_key.to_user_string(), event.partition) for event in first.asset_events}
+    assert observed == {("raw_files", "2020"), ("frameworks", None), ("registry", None), ("city_gdp", None),
+                        ("method_settings", None), ("published_figures", None)}
+    assert evaluate(first.cursor, instance, data_dir).asset_events == []  # nothing changed: no new observation
+    gdp = data_dir / "registry" / "city_gdp.csv"
+    gdp.write_text(gdp.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    [event] = evaluate(first.cursor, instance, data_dir).asset_events
+    assert event.asset_key == dg.AssetKey("city_gdp") and event.tags["dagster/data_version"] != json.loads(first.cursor)["observed"]["city_gdp/"]
 
 
-def test_first_evaluation_skips_editions_the_warehouse_already_ingested(data_dir_factory: Callable[..., Path]) -> None:
-    data_dir = data_dir_factory((2019, 2020))
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("survey_year", ["2019", "2020"])
-    resources = {"warehouse": WarehouseResource(data_dir=str(data_dir), warehouse_path=str(data_dir / "w.duckdb"))}
-    for year in ("2019", "2020"):  # what `make run` leaves before the UI's daemon first runs the sensor
-        assert dg.materialize([raw_scores], partition_key=year, instance=instance, resources=resources).success
-    assert evaluate(None, instance, data_dir).run_requests == []
-
-    # A file changed since it was ingested is still noticed on the first evaluation.
-    counties = data_dir / "raw" / "2020" / "counties.csv"
-    counties.write_text(counties.read_text(encoding="utf-8") + "\n", encoding="utf-8")
-    assert [request.partition_key for request in evaluate(None, instance, data_dir).run_requests] == ["2020"]
-
-
-def follow_up(index_run_tags: dict[str, str]) -> dg.RunRequest | dg.SkipReason:
-    """What analysis_after_index_sensor asks for after a successful index_job run with these tags."""
-    index_run = dg.DagsterRun(job_name="index_job", run_id="index-run-1", tags=index_run_tags)
-    success = dg.DagsterEvent(event_type_value=dg.DagsterEventType.RUN_SUCCESS.value, job_name="index_job")
-    context = dg.build_run_status_sensor_context(
-        sensor_name=analysis_after_index_sensor.name, dagster_event=success,
-        dagster_instance=dg.DagsterInstance.ephemeral(), dagster_run=index_run,
-    )
-    return analysis_after_index_sensor(context)
+def test_cross_edition_reads_are_declared_in_the_asset_graph(data_dir_factory: Callable[..., Path]) -> None:
+    data_dir = data_dir_factory((2017, 2019, 2020))  # 2018 is a gap: 2019 is compared with 2017
+    graph = build_definitions(resource(data_dir)).resolve_asset_graph()
+    city_yoy, city_index = dg.AssetKey("city_yoy"), dg.AssetKey("city_index")
+    assert graph.get(city_yoy).partitions_def.get_partition_keys() == ["2017", "2019", "2020"]  # type: ignore[union-attr]
+    mapping = graph.get_partition_mapping(city_yoy, city_index)
+    assert isinstance(mapping, dg.StaticPartitionMapping)
+    assert mapping.downstream_partition_keys_by_upstream_partition_key == {"2017": {"2017", "2019"}, "2019": {"2019", "2020"}, "2020": {"2020"}}
+    history = graph.get_partition_mapping(dg.AssetKey("edition_report"), dg.AssetKey("tier_summary"))
+    assert history.downstream_partition_keys_by_upstream_partition_key["2017"] == {"2017", "2019", "2020"}  # type: ignore[attr-defined]
+    for key in (dg.AssetKey("region_rollup"), dg.AssetKey("yoy_attribution")):
+        assert graph.get(key).automation_condition is not None and graph.get(key).automation_condition.get_label() == "eager"  # type: ignore[union-attr]
+    assert graph.get(dg.AssetKey("raw_scores")).automation_condition is None  # the sensor, the schedule or a user starts it
+    assert dg.AssetKey("city_gdp") in graph.get(dg.AssetKey("region_rollup")).parent_keys
 
 
-def test_analysis_follows_each_index_run_for_the_same_editions() -> None:
-    one = follow_up({"dagster/partition": "2020", "dagster/schedule_name": "yearly_index_schedule"})
-    assert isinstance(one, dg.RunRequest)
-    assert (one.partition_key, one.tags, one.run_key) == ("2020", {}, "index-run-1")  # one request per index run
+def test_code_versions_are_per_asset() -> None:
+    from dei_pipeline.defs.assets import city_index, region_rollup, subindex_scores
 
-    backfill = follow_up({"dagster/asset_partition_range_start": "2017", "dagster/asset_partition_range_end": "2020"})
-    assert isinstance(backfill, dg.RunRequest) and backfill.partition_key is None
-    assert backfill.tags == {"dagster/asset_partition_range_start": "2017", "dagster/asset_partition_range_end": "2020"}
-
-    # The command line decides itself (--job all); the daemon must not run the analysis a second time.
-    from_cli = follow_up({"dagster/partition": "2020", "dei/launched_by": "cli"})
-    assert isinstance(from_cli, dg.SkipReason) and "command line" in (from_cli.skip_message or "")
-    assert analysis_after_index_sensor.job_name == "analysis_job"
+    versions = {asset.key.to_user_string(): asset.code_versions_by_key[asset.key] for asset in (city_index, region_rollup, subindex_scores)}
+    assert len(set(versions.values())) == 3 and all(versions.values())
 
 
 SCHEDULE_CHECK = """
 import sys
 from datetime import datetime
 import dagster as dg
-from dei_pipeline.defs.automation import yearly_index_schedule
+from dei_pipeline.defs.automation import build_yearly_schedule
+from dei_pipeline.defs.partitions import Editions
 from dei_pipeline.defs.resources import WarehouseResource
 data_dir = sys.argv[1]
 with dg.instance_for_test() as instance:
@@ -100,9 +146,9 @@ with dg.instance_for_test() as instance:
         instance=instance, scheduled_execution_time=datetime(2021, 4, 1, 6, 0),
         resources={"warehouse": WarehouseResource(data_dir=data_dir, warehouse_path=data_dir + "/w.duckdb")},
     )
-    request = yearly_index_schedule(context)
+    request = build_yearly_schedule(Editions.of([2019, 2020]))(context)
     assert isinstance(request, dg.RunRequest), request
-    print(request.partition_key, ",".join(instance.get_dynamic_partitions("survey_year")))
+    print(request.partition_key, request.run_key)
 """
 
 
@@ -112,4 +158,15 @@ def test_yearly_schedule_runs_the_newest_edition(data_dir_factory: Callable[...,
     data_dir = data_dir_factory((2019, 2020))
     result = subprocess.run([sys.executable, "-c", SCHEDULE_CHECK, str(data_dir)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["2020", "2019,2020"]
+    assert result.stdout.split() == ["2020", "yearly:2020:2021-04-01"]
+
+
+def test_sensor_runs_only_editions_that_have_a_partition(data_dir_factory: Callable[..., Path]) -> None:
+    # A folder that appeared after the definitions loaded becomes a partition when they reload
+    # (the sensor asks the webserver to reload when `make ui` told it where it is).
+    data_dir = data_dir_factory((2020,))
+    shutil.copytree(data_dir / "raw" / "2020", data_dir / "raw" / "2021")
+    result = evaluate(None, dg.DagsterInstance.ephemeral(), data_dir, Editions.of([2020]))
+    assert requested(result) == [("2020", {})]
+    assert requested(evaluate(None, dg.DagsterInstance.ephemeral(), data_dir)) == [
+        (None, {"dagster/asset_partition_range_start": "2020", "dagster/asset_partition_range_end": "2021"})]

@@ -13,6 +13,8 @@ Who starts what:
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -88,6 +90,22 @@ def ingested_fingerprints(warehouse: Path) -> dict[str, str]:
     return {year: fingerprint(pairs) for year, pairs in by_edition.items()}
 
 
+# `make ui` sets it to the webserver's host:port: the raw-files sensor then reloads the definitions itself
+# when a new edition folder appears (its partitions are the folders found when the definitions load).
+WEBSERVER_ENV = "DEI_DAGSTER_WEBSERVER"
+CODE_LOCATION = "dei_pipeline"  # workspace.yaml
+
+
+def _reload_definitions_later(address: str) -> None:
+    """Ask the webserver to reload this code location, from a thread of its own: the reload replaces
+    the process this sensor runs in, so the sensor does not wait for it."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    host, port = address.rsplit(":", 1)
+    client = DagsterGraphQLClient(host, port_number=int(port), timeout=120)
+    threading.Thread(target=client.reload_repository_location, args=(CODE_LOCATION,), daemon=True).start()
+
+
 def _source_label(source: tuple[dg.AssetKey, str | None]) -> str:
     key, partition = source
     return f"{key.to_user_string()}/{partition or ''}"
@@ -122,8 +140,13 @@ def build_raw_files_sensor(editions: Editions) -> dg.SensorDefinition:
         )
         unknown = sorted(set(current) - set(editions.keys))
         if unknown:
-            context.log.warning(f"edition folder(s) {', '.join(unknown)} under {warehouse.data_path / 'raw'} have no partition yet: "
-                                "reload the definitions (Deployment > Reload) to add them; this sensor then runs them")
+            folders = f"edition folder(s) {', '.join(unknown)} under {warehouse.data_path / 'raw'}"
+            if address := os.environ.get(WEBSERVER_ENV):
+                _reload_definitions_later(address)
+                context.log.info(f"{folders} have no partition yet: reloading the definitions; the next tick runs them")
+            else:
+                context.log.warning(f"{folders} have no partition yet: reload the definitions (Deployment > Reload) to add "
+                                    "them; the next tick runs them")
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(partition_key=block[0] if len(block) == 1 else None, tags=range_tags(block))
