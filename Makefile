@@ -33,14 +33,16 @@ browser:
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES)
 
 run: install
-	$(BIN)/dei materialize --years all --job all
+	$(BIN)/dei materialize --years all
 
 test: install browser
 	$(BIN)/python -m pytest
 
+# DEI_DAGSTER_WEBSERVER tells the raw-files sensor where the webserver is, so that it reloads the
+# definitions by itself when a new edition folder appears.
 ui: install
 	$(BIN)/python -c 'from dei_pipeline.config import prepare_dagster_home; prepare_dagster_home()'
-	$(BIN)/dagster dev -h $(UI_HOST) -p $(UI_PORT) -w workspace.yaml
+	DEI_DAGSTER_WEBSERVER=$(UI_HOST):$(UI_PORT) $(BIN)/dagster dev -h $(UI_HOST) -p $(UI_PORT) -w workspace.yaml
 
 # Refresh the README pictures (docs/images/): the Dagster UI on loopback over a private copy of the
 # sample, and the 2020 report, both shot with headless Chromium.
@@ -50,7 +52,7 @@ screenshots: install browser
 sample-data: install
 	$(BIN)/dei sample-data
 
-# Performance at national scale (issue #5; docs/performance.md): generates the synthetic national data
+# Performance at national scale (docs/performance.md): generates the synthetic national data
 # set into bench/.data/ when absent, runs every bench/bench_*.py with its baselines measured in the same
 # run (DuckDB SQL, pandas; one run per edition), prints the figures and writes them to bench-results.json.
 bench: install

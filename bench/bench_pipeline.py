@@ -4,16 +4,19 @@ a fresh warehouse (the whole history recomputed), sharing one warm Dagster insta
 Measured in the same rounds, so that the ratios hold on a noisy machine:
 
 - ``national_all_editions``: every edition of the national data set in one run (a single-run
-  backfill over the partition range) of the main job, index_job: ``dei materialize --years all``;
+  backfill over the partition range) of the main job, index_job, then the publication:
+  ``dei materialize --years all --job index``;
 - ``national_analysis``: then analysis_job over the same editions on the warehouse that run left
-  (``dei materialize --years all --job analysis``: the analysis marts, the report and the exports), so
-  that the whole publication, index and analysis, is the sum of the two;
-- ``national_one_run_per_edition``: the same editions, one ``dei materialize --years Y`` after the
-  other (how a sensor or a schedule would bring them in one by one);
-- ``national_rerun_one_edition``: the last edition again, on the warehouse that holds all of them
-  (what one changed raw file costs);
-- ``sample_all_editions`` and ``sample_analysis``: the same two on the committed sample (``data/``, 4
-  editions, 148 cities);
+  (``dei materialize --years all --job analysis``: the analysis marts, the report, the publication);
+- ``national_publication``: everything, index, analysis, report and publication, on a fresh warehouse
+  (``dei materialize --years all``, what ``make run`` does);
+- ``national_rerun_one_edition_propagated``: then one edition in the middle again on that warehouse,
+  with what the later editions read of it (``dei materialize --years Y``: what one changed raw file
+  costs), against ``national_full_rerun``: every edition again on the same warehouse;
+- ``national_one_run_per_edition``: the editions one ``dei materialize --years Y --job index`` after
+  the other (how a sensor or a schedule would bring them in one by one);
+- ``sample_*``: the same on the committed sample (``data/``, 4 editions, 148 cities; its rerun is 2019,
+  which 2020 reads);
 - ``national_last_N_editions``: the last 5 and 10 national editions in one run, for the growth with
   editions.
 
@@ -157,17 +160,24 @@ class Materializer:
         """index_job in one run on a fresh warehouse, then (``analysis``) analysis_job on what it left."""
         warehouse = self.fresh_warehouse()
         try:
-            index = [self.run(data_dir, warehouse, years)]
+            index = [self.run(data_dir, warehouse, years, "--job", "index")]
             return index, [self.run(data_dir, warehouse, years, "--job", "analysis")] if analysis else []
         finally:
             self.discard(warehouse)
 
-    def one_run_per_edition(self, data_dir: Path, editions: Sequence[int]) -> tuple[list[ProcessRun], list[ProcessRun]]:
-        """Every edition in its own run, then the last one again on the full warehouse."""
+    def publication_and_reruns(self, data_dir: Path, rerun: int) -> tuple[ProcessRun, ProcessRun, ProcessRun]:
+        """Everything on a fresh warehouse; then one edition again with what it propagates; then all again."""
         warehouse = self.fresh_warehouse()
         try:
-            runs = [self.run(data_dir, warehouse, str(year)) for year in editions]
-            return runs, [self.run(data_dir, warehouse, str(editions[-1]))]
+            return (self.run(data_dir, warehouse, "all"), self.run(data_dir, warehouse, str(rerun)), self.run(data_dir, warehouse, "all"))
+        finally:
+            self.discard(warehouse)
+
+    def one_run_per_edition(self, data_dir: Path, editions: Sequence[int]) -> list[ProcessRun]:
+        """Every edition of the index in its own run."""
+        warehouse = self.fresh_warehouse()
+        try:
+            return [self.run(data_dir, warehouse, str(year), "--job", "index") for year in editions]
         finally:
             self.discard(warehouse)
 
@@ -198,10 +208,13 @@ def main() -> None:
                 index, analysis = materializer.index_then_analysis(data_dir, "all")
                 record(f"{data_set}_all_editions", index)
                 record(f"{data_set}_analysis", analysis)
+                data_set_editions = list_editions(data_dir)
+                publication, rerun, full_rerun = materializer.publication_and_reruns(data_dir, data_set_editions[len(data_set_editions) // 2])
+                record(f"{data_set}_publication", [publication])
+                record(f"{data_set}_rerun_one_edition_propagated", [rerun])
+                record(f"{data_set}_full_rerun", [full_rerun])
             if round_number <= sweeps:
-                per_edition, rerun = materializer.one_run_per_edition(national, editions)
-                record("national_one_run_per_edition", per_edition)
-                record("national_rerun_one_edition", rerun)
+                record("national_one_run_per_edition", materializer.one_run_per_edition(national, editions))
             for count in SCALING_EDITIONS:
                 if count < len(editions):
                     record(f"national_last_{count}_editions", materializer.in_one_run(national, ",".join(map(str, editions[-count:]))))
@@ -217,10 +230,15 @@ def main() -> None:
     )
     one_vs_many = round(per_edition.median_wall / all_in_one.median_wall, 3)
     print(f"  one run per edition / all editions in one run = {one_vs_many:.2f} (wall time)")
-    publication = {data_set: round(cases[f"{data_set}_all_editions"].median_wall + cases[f"{data_set}_analysis"].median_wall, 3)
-                   for data_set in ("national", "sample")}
-    print(f"  index then analysis (every asset), national: {publication['national']:.1f} s; sample: {publication['sample']:.1f} s (wall time)")
-    for case in ("national_all_editions", "national_analysis"):
+    publication = {data_set: cases[f"{data_set}_publication"].median_wall for data_set in ("national", "sample")}
+    print(f"  the whole publication (index, analysis, report, exports), national: {publication['national']:.1f} s; "
+          f"sample: {publication['sample']:.1f} s (wall time)")
+    rerun_vs_full = {data_set: round(cases[f"{data_set}_rerun_one_edition_propagated"].median_wall / cases[f"{data_set}_full_rerun"].median_wall, 3)
+                     for data_set in ("national", "sample")}
+    for data_set, ratio in rerun_vs_full.items():
+        print(f"  {data_set}: one edition rerun with what it propagates / every edition rerun = {ratio:.2f} "
+              f"({cases[f'{data_set}_rerun_one_edition_propagated'].median_wall:.1f} s vs {cases[f'{data_set}_full_rerun'].median_wall:.1f} s)")
+    for case in ("national_all_editions", "national_analysis", "national_rerun_one_edition_propagated", "sample_publication"):
         figures = cases[case].summary()
         print_table(f"Steps of {case} (median s)", ["step", "s", "share of steps", "part"],
                     [[step, seconds, f"{seconds / max(figures['median_steps_total_s'], 1e-9):.0%}", "index" if step in CORE_STEPS else "other"]
@@ -242,7 +260,8 @@ def main() -> None:
         "sweeps": sweeps,
         "cases": {name: f.summary() for name, f in cases.items()},
         "one_run_per_edition_vs_all_in_one": one_vs_many,
-        "index_then_analysis_wall_s": publication,
+        "publication_wall_s": publication,
+        "rerun_one_edition_vs_full_rerun": rerun_vs_full,
         "editions_scaling": sorted(scaling, key=lambda row: row["editions"]),
         "targets": targets,
     })

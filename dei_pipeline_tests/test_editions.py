@@ -3,7 +3,6 @@ later editions read of it, an edition added later for an earlier year takes its 
 nothing that disagrees is ever published. Each test asserts the warehouse and the serving snapshot,
 edition by edition."""
 
-import csv
 import os
 import subprocess
 import sys
@@ -11,12 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import polars as pl
 import pytest
 
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.definitions import build_definitions
+from dei_pipeline_tests.edition_checks import assert_editions_agree, lower_every_indicator, score, table
 
 HANGZHOU = "330100"
 
@@ -24,44 +23,6 @@ HANGZHOU = "330100"
 def dei(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
     return subprocess.run([sys.executable, "-m", "dei_pipeline.cli", *args], capture_output=True, text=True, env=env, timeout=600)
-
-
-def lower_every_indicator(data_dir: Path, year: int, unit_code: str, by: float) -> None:
-    """Subtract ``by`` from every indicator score of one unit in an edition's cities.csv."""
-    path = data_dir / "raw" / str(year) / "cities.csv"
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.reader(handle))
-    for row in rows[1:]:
-        if row[0] == unit_code:
-            row[2:] = [f"{float(value) - by:.2f}" for value in row[2:]]
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        csv.writer(handle).writerows(rows)
-
-
-def table(database: Path, name: str, year: int | None = None) -> pl.DataFrame:
-    with duckdb.connect(str(database), read_only=True) as con:
-        rows = con.sql(f"SELECT * FROM {name}" + ("" if year is None else f" WHERE survey_year = {int(year)}")).pl()
-    return rows.sort(rows.columns, nulls_last=True)
-
-
-def score(database: Path, year: int, unit_code: str) -> tuple[float, int]:
-    [(value, rank)] = table(database, "marts.city_index", year).filter(pl.col("unit_code") == unit_code).select("score", "rank").rows()
-    return value, rank
-
-
-def assert_editions_agree(database: Path, year: int, prev_year: int) -> None:
-    """What ``year`` says of ``prev_year`` is what ``prev_year`` says of itself."""
-    index = table(database, "marts.city_index", prev_year)
-    changes = table(database, "marts.city_yoy", year).filter(pl.col("status") == "returning")
-    joined = changes.join(index, on="unit_code", suffix="_then")
-    assert set(joined["prev_year"].to_list()) == {prev_year}
-    assert (joined["prev_score"] - joined["score_then"]).abs().max() == 0
-    assert joined["prev_rank"].to_list() == joined["rank_then"].to_list()
-    counts = dict(index.group_by("tier").len().iter_rows())
-    tiers = table(database, "marts.tier_summary", year)
-    assert {tier: n for tier, n in tiers.select("tier", "prev_n_cities").iter_rows() if n} == counts
-    summary = table(database, "marts.yoy_summary", year).filter(pl.col("unit_type") == "city")
-    assert summary["returning_prev_mean"][0] == pytest.approx(joined["score_then"].mean(), abs=1e-9)
 
 
 def test_a_rerun_of_one_edition_refreshes_the_later_editions_comparisons(data_dir_factory: Callable[..., Path], tmp_path: Path) -> None:

@@ -1,21 +1,18 @@
-"""End-to-end test of the UI stack: `dagster dev` on loopback, driven through its GraphQL API.
+"""End-to-end test of the UI stack: `dagster dev` on loopback, driven through its GraphQL API, as a
+data engineer uses it: the daemon's raw-files sensor and automation react to changed, reverted and new
+raw files, a "Materialize selected" run of one edition leaves the other editions' check results alone,
+and a publication whose editions disagree is refused while BI keeps the last consistent snapshot.
 
-The test starts the webserver, daemon and code server exactly as `make ui` does (same workspace.yaml),
-but against a private copy of the data directory (reference folders + the 2020 raw files), a private
-DuckDB warehouse and a private DAGSTER_HOME. Through GraphQL it checks that the code location loaded
-with the expected asset graph, registers the 2020 partition, launches `index_job` for it, waits for
-the daemon to dequeue and finish the run, and then checks the warehouse and the reconciliation checks,
-and that the daemon's `analysis_after_index_sensor` followed with `analysis_job` for 2020.
-
-`raw_files_sensor` is RUNNING by default, and under `dagster dev` the daemon would launch its own run
-for every edition it finds. To keep the launched run the only writer of the warehouse, the server
-starts with an empty raw/ folder (so any early sensor tick finds nothing to do), the test stops the
-sensor through GraphQL, and only then copies the 2020 raw files in. The test asserts at the end that
-its run and the analysis run that followed it were the only runs of the instance.
+The test starts the webserver, daemon and code server exactly as `make ui` does (same workspace.yaml,
+the same DEI_DAGSTER_WEBSERVER), over a private copy of the 2019 and 2020 raw files that
+`dei materialize` has already published with the same DAGSTER_HOME, a private DuckDB warehouse and a
+private serving snapshot. After each change it waits until the daemon is done (no run in progress and
+the snapshot says what it must), then reads the warehouse and the snapshot, edition by edition.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -31,17 +28,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
+import polars as pl
 import pytest
 
 from dei_pipeline.config import REPO_ROOT, prepare_dagster_home
+from dei_pipeline_tests.edition_checks import assert_editions_agree, lower_every_indicator, score, table
 
-EDITION = "2020"
 LOCATION = "dei_pipeline"
 REPOSITORY = "__repository__"  # the implicit repository of a Definitions object
-JOB = "index_job"
-FOLLOW_UP_JOB = "analysis_job"
-SENSOR = "raw_files_sensor"
-FOLLOW_UP_SENSOR = "analysis_after_index_sensor"
+JOBS = {"index_job", "analysis_job", "publish_job"}
+ASSET_JOB = "__ASSET_JOB"  # what the UI's "Materialize selected" runs
+HANGZHOU = "330100"
 HOST = "127.0.0.1"  # loopback only
 T = TypeVar("T")
 DAGSTER = Path(sys.executable).with_name("dagster")
@@ -55,15 +52,18 @@ EXPECTED_GROUPS = {
     "region_rollup": "rollups",
     "city_yoy": "comparisons",
     "reconciliation": "reconciliation",
-    "mart_parquet": "exports",
+    "rank_uncertainty": "analysis",
+    "edition_report": "report",
 }
+UNPARTITIONED = {"edition_consistency", "mart_parquet", "serving_snapshot"}
 
 SERVER_TIMEOUT = 120.0
-RUN_TIMEOUT = 240.0
-FOLLOW_UP_TIMEOUT = 150.0  # the run-status sensor is evaluated every 30 s
+SETTLE_TIMEOUT = 420.0  # a sensor tick (30 s), the index run, the automation's backfill, the publication
 TERMINAL_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 
-pytestmark = pytest.mark.skipif(not DAGSTER.exists(), reason=f"dagster CLI not found next to {sys.executable}")
+pytestmark = [
+    pytest.mark.skipif(not DAGSTER.exists(), reason=f"dagster CLI not found next to {sys.executable}"),
+]
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -192,37 +192,36 @@ query Workspace {{
 }}
 """
 
-REPOSITORIES_QUERY = f"""
-query Repositories {{
-  repositoriesOrError {{
-    __typename
-    ... on RepositoryConnection {{ nodes {{ name location {{ name }} }} }}
-    {PYTHON_ERROR}
-  }}
-}}
-"""
-
 ASSET_NODES_QUERY = """
-query AssetNodes($pipeline: PipelineSelector) {
-  assetNodes(pipeline: $pipeline) {
+query AssetNodes {
+  assetNodes {
     assetKey { path }
     groupName
     isPartitioned
     partitionKeys
-    jobNames
+    dependencyKeys { path }
   }
 }
+"""
+
+STALENESS_QUERY = f"""
+query Staleness($assetKey: AssetKeyInput!, $partitions: [String!]!) {{
+  assetNodeOrError(assetKey: $assetKey) {{
+    __typename
+    ... on AssetNode {{
+      staleStatusByPartition(partitions: $partitions)
+      staleCausesByPartition(partitions: $partitions) {{ reason category key {{ path }} partitionKey dependency {{ path }} dependencyPartitionKey }}
+    }}
+    {PYTHON_ERROR}
+  }}
+}}
 """
 
 SENSOR_QUERY = f"""
 query Sensor($selector: SensorSelector!) {{
   sensorOrError(sensorSelector: $selector) {{
     __typename
-    ... on Sensor {{
-      id
-      name
-      sensorState {{ status ticks(limit: 5) {{ status runIds }} }}
-    }}
+    ... on Sensor {{ id name sensorState {{ id selectorId status }} }}
     {PYTHON_ERROR}
   }}
 }}
@@ -238,13 +237,11 @@ mutation StopSensor($id: String!) {{
 }}
 """
 
-ADD_PARTITION_MUTATION = f"""
-mutation AddPartition($key: String!, $name: String!, $repo: RepositorySelector!) {{
-  addDynamicPartition(partitionKey: $key, partitionsDefName: $name, repositorySelector: $repo) {{
+START_SENSOR_MUTATION = f"""
+mutation StartSensor($selector: SensorSelector!) {{
+  startSensor(sensorSelector: $selector) {{
     __typename
-    ... on AddDynamicPartitionSuccess {{ partitionsDefName partitionKey }}
-    ... on DuplicateDynamicPartitionError {{ partitionsDefName partitionName }}
-    ... on UnauthorizedError {{ message }}
+    ... on Sensor {{ sensorState {{ status }} }}
     {PYTHON_ERROR}
   }}
 }}
@@ -254,20 +251,9 @@ LAUNCH_RUN_MUTATION = f"""
 mutation Launch($params: ExecutionParams!) {{
   launchRun(executionParams: $params) {{
     __typename
-    ... on LaunchRunSuccess {{ run {{ runId status tags {{ key value }} }} }}
+    ... on LaunchRunSuccess {{ run {{ runId status }} }}
     ... on Error {{ message }}
     ... on RunConfigValidationInvalid {{ errors {{ message }} }}
-    {PYTHON_ERROR}
-  }}
-}}
-"""
-
-RUN_QUERY = f"""
-query Run($runId: ID!) {{
-  runOrError(runId: $runId) {{
-    __typename
-    ... on Run {{ runId status jobName tags {{ key value }} }}
-    ... on RunNotFoundError {{ message }}
     {PYTHON_ERROR}
   }}
 }}
@@ -287,7 +273,7 @@ query Events($runId: ID!, $cursor: String) {{
         ... on ErrorEvent {{ error {{ message stack }} }}
         ... on MaterializationEvent {{ assetKey {{ path }} partition }}
         ... on AssetCheckEvaluationEvent {{
-          evaluation {{ checkName success partition assetKey {{ path }} targetMaterialization {{ runId }} }}
+          evaluation {{ checkName success partition description assetKey {{ path }} }}
         }}
       }}
     }}
@@ -297,12 +283,12 @@ query Events($runId: ID!, $cursor: String) {{
 """
 
 CHECK_EXECUTIONS_QUERY = """
-query CheckExecutions($assetKey: AssetKeyInput!, $checkName: String!) {
-  assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, limit: 5) {
+query CheckExecutions($assetKey: AssetKeyInput!, $checkName: String!, $partition: String) {
+  assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, limit: 20, partition: $partition) {
     runId
     status
     partition
-    evaluation { success checkName }
+    evaluation { success checkName partition }
   }
 }
 """
@@ -311,7 +297,7 @@ RUNS_QUERY = """
 query Runs {
   runsOrError {
     __typename
-    ... on Runs { results { runId jobName status tags { key value } } }
+    ... on Runs { results { runId jobName status tags { key value } assetSelection { path } } }
   }
 }
 """
@@ -319,34 +305,40 @@ query Runs {
 
 # -------------------------------------------------------------------------------------- fixture
 
+def dei(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dei_pipeline.cli", *args], capture_output=True, text=True, env=env, timeout=600)
+
+
 @pytest.fixture
-def dagster_dev(tmp_path: Path, data_dir_factory: Callable[..., Path]) -> Iterator[tuple[DagsterDev, Path, Path]]:
-    """`dagster dev` on a free loopback port over a private data dir (raw/ still empty), warehouse and
-    DAGSTER_HOME. Yields (server, data dir, warehouse file); the process group is always terminated."""
-    if not (REPO_ROOT / "data" / "raw" / EDITION / "cities.csv").exists():
-        pytest.fail(f"sample raw data missing: {REPO_ROOT / 'data' / 'raw' / EDITION} (run `make sample-data`)")
-    data_dir = data_dir_factory(editions=())  # reference folders and an empty raw/
+def dagster_dev(tmp_path: Path, data_dir_factory: Callable[..., Path]) -> Iterator[tuple[DagsterDev, Path, Path, dict[str, str]]]:
+    """`dagster dev` on a free loopback port over a private data dir with the 2019 and 2020 raw files,
+    after `dei materialize` published them into a private warehouse with the same DAGSTER_HOME.
+    Yields (server, data dir, warehouse file, environment); the process group is always terminated."""
+    data_dir = data_dir_factory((2019, 2020))
     warehouse = tmp_path / "w.duckdb"
     dagster_home = tmp_path / "dagster_home"
     prepare_dagster_home(dagster_home)  # no telemetry: nothing but loopback traffic
-
+    port = _free_loopback_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith(("DAGSTER_", "DEI_"))}
     env.update({
         "DEI_DATA_DIR": str(data_dir),
         "DEI_WAREHOUSE": str(warehouse),
         "DAGSTER_HOME": str(dagster_home),
+        "DEI_DAGSTER_WEBSERVER": f"{HOST}:{port}",  # as `make ui` sets it
         "DAGSTER_DISABLE_TELEMETRY": "1",
         "PYTHONUNBUFFERED": "1",
     })
-    server = DagsterDev(_free_loopback_port(), env, tmp_path / "dagster_dev.log")
+    published = dei(["materialize"], env)
+    assert published.returncode == 0, published.stderr
+    server = DagsterDev(port, env, tmp_path / "dagster_dev.log")
     try:
         server.wait_until_serving(SERVER_TIMEOUT)
-        yield server, data_dir, warehouse
+        yield server, data_dir, warehouse, env
     finally:
         server.stop()
 
 
-# ----------------------------------------------------------------------------------------- test
+# ----------------------------------------------------------------------------------------- steps
 
 def _poll(probe: Callable[[], T | None], timeout: float, interval: float, failure: Callable[[], str]) -> T:
     """``probe()`` every ``interval`` seconds until it returns something; fail with ``failure()`` after ``timeout``."""
@@ -374,22 +366,10 @@ def _wait_for_location(server: DagsterDev, timeout: float) -> dict[str, Any]:
     return _poll(loaded, timeout, 1, lambda: f"code location {LOCATION} not loaded within {timeout:.0f} s: {last.get('entry')}\n{server.log_tail()}")
 
 
-def _stop_sensor(server: DagsterDev) -> None:
-    selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": SENSOR}
-    sensor = _expect(server.graphql(SENSOR_QUERY, {"selector": selector})["sensorOrError"], "Sensor", SENSOR)
-    stopped = _expect(server.graphql(STOP_SENSOR_MUTATION, {"id": sensor["id"]})["stopSensor"],
-                      "StopSensorMutationResult", f"stopSensor {SENSOR}")
-    assert stopped["instigationState"]["status"] == "STOPPED"
-    # A tick the daemon began just before the stop must finish before raw files appear: wait until
-    # two looks a second apart show no tick in progress.
-    quiet_looks, deadline = 0, time.monotonic() + 60
-    while quiet_looks < 2:
-        assert time.monotonic() < deadline, f"a {SENSOR} tick stayed in progress\n{server.log_tail()}"
-        state = _expect(server.graphql(SENSOR_QUERY, {"selector": selector})["sensorOrError"], "Sensor", SENSOR)["sensorState"]
-        assert state["status"] == "STOPPED"
-        assert all(not tick["runIds"] for tick in state["ticks"]), f"{SENSOR} launched runs: {state['ticks']}"
-        quiet_looks = quiet_looks + 1 if all(tick["status"] != "STARTED" for tick in state["ticks"]) else 0
-        time.sleep(1)
+def _runs(server: DagsterDev) -> list[dict[str, Any]]:
+    """Every run of the instance, oldest first, with its tags as a dict."""
+    runs = _expect(server.graphql(RUNS_QUERY)["runsOrError"], "Runs", "runsOrError")["results"]
+    return [{**run, "tags": {tag["key"]: tag["value"] for tag in run["tags"]}} for run in reversed(runs)]
 
 
 def _run_events(server: DagsterDev, run_id: str) -> list[dict[str, Any]]:
@@ -414,126 +394,155 @@ def _failure_report(server: DagsterDev, run_id: str) -> str:
     return "\n".join(lines) + "\n" + server.log_tail()
 
 
-def _wait_for_run(server: DagsterDev, run_id: str, timeout: float) -> dict[str, Any]:
-    last: dict[str, Any] = {}
+def _settle(server: DagsterDev, done: Callable[[], bool], since: int, what: str, allowed_failures: int = 0) -> list[dict[str, Any]]:
+    """Wait until ``done()`` holds and no run is in progress twice in a row; return the runs started
+    since the ``since``-th. Runs that fail (beyond ``allowed_failures``) fail the test with their reasons."""
+    calm = {"looks": 0}
 
-    def finished() -> dict[str, Any] | None:
-        last.update(_expect(server.graphql(RUN_QUERY, {"runId": run_id})["runOrError"], "Run", f"runOrError({run_id})"))
-        return last if last["status"] in TERMINAL_RUN_STATUSES else None
+    def settled() -> list[dict[str, Any]] | None:
+        runs = _runs(server)
+        failed = [run for run in runs[since:] if run["status"] == "FAILURE"]
+        if len(failed) > allowed_failures:
+            pytest.fail(f"{what}: run {failed[-1]['runId']} ({failed[-1]['jobName']}) failed:\n{_failure_report(server, failed[-1]['runId'])}")
+        busy = any(run["status"] not in TERMINAL_RUN_STATUSES for run in runs)
+        calm["looks"] = calm["looks"] + 1 if not busy and done() else 0
+        return runs[since:] if calm["looks"] >= 2 else None
 
-    return _poll(finished, timeout, 2, lambda: f"run {run_id} not finished within {timeout:.0f} s (status {last.get('status')})\n{server.log_tail()}")
-
-
-def _wait_for_follow_up(server: DagsterDev, timeout: float) -> dict[str, Any]:
-    """The first run of FOLLOW_UP_JOB in the instance, once it has appeared."""
-    def follow_up() -> dict[str, Any] | None:
-        runs = _expect(server.graphql(RUNS_QUERY)["runsOrError"], "Runs", "runsOrError")["results"]
-        return next((run for run in reversed(runs) if run["jobName"] == FOLLOW_UP_JOB), None)
-
-    return _poll(follow_up, timeout, 2, lambda: f"no {FOLLOW_UP_JOB} run within {timeout:.0f} s of the index run\n{server.log_tail()}")
+    return _poll(settled, SETTLE_TIMEOUT, 5, lambda: f"{what}: not settled within {SETTLE_TIMEOUT:.0f} s; runs: "
+                 f"{[(r['jobName'], r['status'], r['tags'].get('dagster/partition')) for r in _runs(server)[since:]]}\n{server.log_tail()}")
 
 
-def test_ui_stack_materializes_an_edition_through_graphql(dagster_dev: tuple[DagsterDev, Path, Path]) -> None:
-    server, data_dir, warehouse = dagster_dev
-    repository_selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}
-
-    # 1. The code location of workspace.yaml loaded, with its one repository and index_job.
-    location = _wait_for_location(server, SERVER_TIMEOUT)
-    repositories = {repo["name"]: {job["name"] for job in repo["jobs"]} for repo in location["repositories"]}
-    assert JOB in repositories.get(REPOSITORY, set()), f"repositories of {LOCATION}: {repositories}"
-    connection = _expect(server.graphql(REPOSITORIES_QUERY)["repositoriesOrError"], "RepositoryConnection", "repositoriesOrError")
-    assert {(n["location"]["name"], n["name"]) for n in connection["nodes"]} == {(LOCATION, REPOSITORY)}
-
-    # 2. No sensor run may compete with ours; then the 2020 raw files arrive.
-    _stop_sensor(server)
-    shutil.copytree(REPO_ROOT / "data" / "raw" / EDITION, data_dir / "raw" / EDITION)
-
-    # 3. Register the edition through the UI's own mutation.
-    added = server.graphql(ADD_PARTITION_MUTATION, {"key": EDITION, "name": "survey_year", "repo": repository_selector})
-    _expect(added["addDynamicPartition"], "AddDynamicPartitionSuccess", "addDynamicPartition")
-
-    # 4. The asset graph: expected assets and groups, all partitioned by survey_year, 2020 visible.
-    nodes = server.graphql(ASSET_NODES_QUERY, {"pipeline": {**repository_selector, "pipelineName": JOB}})["assetNodes"]
-    by_name = {"/".join(node["assetKey"]["path"]): node for node in nodes}
-    missing = sorted(set(EXPECTED_GROUPS) - set(by_name))
-    assert not missing, f"assets missing from the graph: {missing}; present: {sorted(by_name)}"
-    assert {name: by_name[name]["groupName"] for name in EXPECTED_GROUPS} == EXPECTED_GROUPS
-    for name, node in by_name.items():
-        assert node["isPartitioned"], f"{name} is not partitioned"
-        assert EDITION in node["partitionKeys"], f"{name} partitions: {node['partitionKeys']}"
-        assert JOB in node["jobNames"], f"{name} jobs: {node['jobNames']}"
-
-    # 5. Launch index_job for 2020; the daemon dequeues it and the run worker executes it.
-    params = {
-        "selector": {**repository_selector, "jobName": JOB},
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": EDITION}]},
-    }
-    launched = _expect(server.graphql(LAUNCH_RUN_MUTATION, {"params": params})["launchRun"], "LaunchRunSuccess", "launchRun")
-    run_id = launched["run"]["runId"]
-    started = time.monotonic()
-    run = _wait_for_run(server, run_id, RUN_TIMEOUT)
-    if run["status"] != "SUCCESS":
-        pytest.fail(f"run {run_id} ended {run['status']}:\n{_failure_report(server, run_id)}")
-    print(f"run {run_id} succeeded in {time.monotonic() - started:.1f} s")
-    assert {"key": "dagster/partition", "value": EDITION} in run["tags"]
-
-    # 6. The warehouse the run wrote (read-only: nothing holds a write lock after the run).
-    con = duckdb.connect(str(warehouse), read_only=True)
+def _published_score(serving: Path, year: int) -> float | None:
+    """Hangzhou's score of an edition in the serving snapshot (None while it is being replaced)."""
     try:
-        count = con.execute("SELECT count(*) FROM marts.city_index WHERE survey_year = 2020").fetchall()[0][0]
-        first = con.execute(
-            "SELECT name_zh FROM marts.city_index WHERE survey_year = 2020 AND rank = 1 ORDER BY name_zh"
-        ).fetchall()
-        shanghai = con.execute(
-            "SELECT rank FROM marts.city_index WHERE survey_year = 2020 AND name_zh = '上海'"
-        ).fetchall()
-        editions = con.execute("SELECT DISTINCT survey_year FROM marts.city_index ORDER BY 1").fetchall()
-    finally:
-        con.close()
-    assert count == 148
-    assert shanghai == [(1,)], f"上海 rank rows: {shanghai}"
-    assert first == [("上海",)], f"rank 1: {first}"
-    assert editions == [(2020,)]
+        return score(serving, year, HANGZHOU)[0]
+    except (duckdb.Error, ValueError):
+        return None
 
-    # 7. The run's events: every expected asset materialized for 2020, and the reconciliation checks.
-    events = _run_events(server, run_id)
-    materialized = {
-        "/".join(e["assetKey"]["path"]) for e in events
-        if e["__typename"] == "MaterializationEvent" and e["partition"] == EDITION
-    }
-    assert set(EXPECTED_GROUPS) <= materialized, f"not materialized: {sorted(set(EXPECTED_GROUPS) - materialized)}"
-    evaluations = {
-        e["evaluation"]["checkName"]: e["evaluation"] for e in events if e["__typename"] == "AssetCheckEvaluationEvent"
-    }
-    print("check evaluations:", {name: ev["success"] for name, ev in sorted(evaluations.items())})
-    assert "city_scores_match_published" in evaluations, f"check evaluations in the run: {sorted(evaluations)}"
-    city_check = evaluations["city_scores_match_published"]
-    assert city_check["assetKey"]["path"] == ["reconciliation"]
-    # The checks are unpartitioned (no partitions_def on the AssetCheckSpec), so the evaluation
-    # carries no partition key; it targets the 2020 materialization of `reconciliation` of this run.
-    assert city_check["targetMaterialization"] is not None and city_check["targetMaterialization"]["runId"] == run_id
-    assert city_check["success"], f"city_scores_match_published failed: {city_check}"
 
-    # The same evaluation as the asset's check history shows it.
+def _sensor_selector(name: str) -> dict[str, str]:
+    return {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": name}
+
+
+def _set_sensor(server: DagsterDev, name: str, running: bool) -> None:
+    if running:
+        started = _expect(server.graphql(START_SENSOR_MUTATION, {"selector": _sensor_selector(name)})["startSensor"], "Sensor", f"startSensor {name}")
+        assert started["sensorState"]["status"] == "RUNNING"
+        return
+    sensor = _expect(server.graphql(SENSOR_QUERY, {"selector": _sensor_selector(name)})["sensorOrError"], "Sensor", name)
+    stopped = _expect(server.graphql(STOP_SENSOR_MUTATION, {"id": sensor["id"]})["stopSensor"], "StopSensorMutationResult", f"stopSensor {name}")
+    assert stopped["instigationState"]["status"] == "STOPPED"
+
+
+def _launch(server: DagsterDev, job_name: str, partition: str | None, assets: list[str] | None = None) -> str:
+    selector: dict[str, Any] = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": job_name}
+    if assets is not None:
+        selector["assetSelection"] = [{"path": [name]} for name in assets]
+    tags = [{"key": "dagster/partition", "value": partition}] if partition else []
+    launched = server.graphql(LAUNCH_RUN_MUTATION, {"params": {"selector": selector, "executionMetadata": {"tags": tags}}})
+    return _expect(launched["launchRun"], "LaunchRunSuccess", f"launchRun {job_name}")["run"]["runId"]
+
+
+def _check_runs(server: DagsterDev, check_name: str, partition: str) -> list[tuple[str, bool]]:
     executions = server.graphql(CHECK_EXECUTIONS_QUERY, {
-        "assetKey": {"path": ["reconciliation"]}, "checkName": "city_scores_match_published",
-    })["assetCheckExecutions"]
-    assert [(x["runId"], x["status"]) for x in executions] == [(run_id, "SUCCEEDED")], executions
+        "assetKey": {"path": ["reconciliation"]}, "checkName": check_name, "partition": partition})["assetCheckExecutions"]
+    return [(x["runId"], x["evaluation"]["success"]) for x in executions if x["evaluation"] and x["evaluation"]["partition"] == partition]
 
-    # 8. The daemon's run-status sensor followed with analysis_job for the same edition.
-    follow_up = _wait_for_follow_up(server, FOLLOW_UP_TIMEOUT)
-    tags = {tag["key"]: tag["value"] for tag in follow_up["tags"]}
-    assert tags.get("dagster/partition") == EDITION and tags.get("dagster/sensor_name") == FOLLOW_UP_SENSOR, tags
-    analysis_run = _wait_for_run(server, follow_up["runId"], RUN_TIMEOUT)
-    if analysis_run["status"] != "SUCCESS":
-        pytest.fail(f"run {follow_up['runId']} ended {analysis_run['status']}:\n{_failure_report(server, follow_up['runId'])}")
-    con = duckdb.connect(str(warehouse), read_only=True)
+
+def _published_by(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [run for run in runs if ["serving_snapshot"] in [a["path"] for a in run["assetSelection"] or []] or run["jobName"] == "publish_job"]
+
+
+# ------------------------------------------------------------------------------------------ test
+
+def test_the_ui_stack_keeps_every_edition_consistent(dagster_dev: tuple[DagsterDev, Path, Path, dict[str, str]]) -> None:
+    server, data_dir, warehouse, _ = dagster_dev
+    serving = warehouse.with_name("dei_serving.duckdb")
+
+    # 1. The code location: the three jobs, the asset graph in year order, city_yoy reading city_index.
+    location = _wait_for_location(server, SERVER_TIMEOUT)
+    jobs = {job["name"] for repo in location["repositories"] for job in repo["jobs"]}
+    assert JOBS <= jobs, jobs
+    nodes = {"/".join(node["assetKey"]["path"]): node for node in server.graphql(ASSET_NODES_QUERY)["assetNodes"]}
+    assert {name: nodes[name]["groupName"] for name in EXPECTED_GROUPS} == EXPECTED_GROUPS
+    for name in EXPECTED_GROUPS:
+        assert nodes[name]["partitionKeys"] == ["2019", "2020"], (name, nodes[name]["partitionKeys"])
+    assert all(not nodes[name]["isPartitioned"] for name in UNPARTITIONED)
+    assert {"city_index"} <= {"/".join(dep["path"]) for dep in nodes["city_yoy"]["dependencyKeys"]}
+    assert {"city_gdp"} <= {"/".join(dep["path"]) for dep in nodes["region_rollup"]["dependencyKeys"]}
+    old_2019 = score(serving, 2019, HANGZHOU)[0]
+
+    # 2. A changed 2019 file: the sensor runs index_job for 2019, the automation refreshes what reads it
+    #    in 2020, the analysis and the report, and publishes once.
+    since = len(_runs(server))
+    original = (data_dir / "raw" / "2019" / "cities.csv").read_bytes()
+    lower_every_indicator(data_dir, 2019, HANGZHOU, 20.0)
+    runs = _settle(server, lambda: _published_score(serving, 2019) == pytest.approx(old_2019 - 20.0, abs=1e-9), since, "a changed 2019 file")
+    assert [(r["jobName"], r["tags"].get("dagster/partition")) for r in runs if r["tags"].get("dagster/sensor_name") == "raw_files_sensor"] == [("index_job", "2019")]
+    assert len(_published_by(runs)) == 1, [(r["jobName"], r["assetSelection"]) for r in runs]
+    for database in (warehouse, serving):
+        assert score(database, 2019, HANGZHOU)[0] == pytest.approx(old_2019 - 20.0, abs=1e-9)
+        assert_editions_agree(database, 2020, 2019)
+    assert table(serving, "marts.rank_uncertainty", 2019).filter(pl.col("unit_code") == HANGZHOU)["nominal_score"][0] == pytest.approx(old_2019 - 20.0, abs=1e-9)
+
+    # 3. "Materialize selected" for the 2019 reconciliation only: 2020's check results stay as they were.
+    region_2020_before = _check_runs(server, "region_scores_match_published", "2020")
+    assert region_2020_before and region_2020_before[0][1] is False  # the white paper's GDP vintage gap: a finding
+    since = len(_runs(server))
+    run_id = _launch(server, ASSET_JOB, "2019", ["reconciliation"])
+    _settle(server, lambda: bool(_check_runs(server, "region_scores_match_published", "2019")), since, "a 2019 reconciliation run")
+    assert _check_runs(server, "region_scores_match_published", "2019")[0] == (run_id, True)  # nothing published for 2019
+    assert _check_runs(server, "region_scores_match_published", "2020")[0] == region_2020_before[0]
+
+    # 4. The file goes back to its earlier content: a change like any other.
+    since = len(_runs(server))
+    (data_dir / "raw" / "2019" / "cities.csv").write_bytes(original)
+    _settle(server, lambda: _published_score(serving, 2019) == pytest.approx(old_2019, abs=1e-9), since, "a reverted 2019 file")
+    for database in (warehouse, serving):
+        assert_editions_agree(database, 2020, 2019)
+
+    # 5. Without the automation, the 2019 rerun leaves 2020 stale, and the publication is refused with
+    #    what disagrees; BI keeps the last consistent snapshot. The automation then catches up.
+    _set_sensor(server, "automation_sensor", running=False)
+    since = len(_runs(server))
+    lower_every_indicator(data_dir, 2019, HANGZHOU, 20.0)
+    _settle(server, lambda: any(r["tags"].get("dagster/sensor_name") == "raw_files_sensor" for r in _runs(server)[since:]), since, "the index run")
+    stale = _expect(server.graphql(STALENESS_QUERY, {"assetKey": {"path": ["city_yoy"]}, "partitions": ["2020"]})["assetNodeOrError"], "AssetNode", "city_yoy")
+    assert stale["staleStatusByPartition"] == ["STALE"]
+    assert any(cause["dependency"] and cause["dependency"]["path"] == ["city_index"] and cause["dependencyPartitionKey"] == "2019"
+               for cause in stale["staleCausesByPartition"][0]), stale
+    published = hashlib.sha256(serving.read_bytes()).hexdigest()
+    since = len(_runs(server))
+    refused = _launch(server, "publish_job", None)
+    _settle(server, lambda: True, since, "a publication of disagreeing editions", allowed_failures=1)
+    evaluations = [e["evaluation"] for e in _run_events(server, refused) if e["__typename"] == "AssetCheckEvaluationEvent"]
+    failed = {e["checkName"]: e["description"] for e in evaluations if not e["success"]}
+    assert set(failed) == {"comparisons_match_index", "tier_counts_match_index", "analysis_matches_index"}, evaluations
+    assert f"marts.city_yoy 2020 unit {HANGZHOU} prev_score" in failed["comparisons_match_index"]
+    assert hashlib.sha256(serving.read_bytes()).hexdigest() == published
+    since = len(_runs(server))
+    _set_sensor(server, "automation_sensor", running=True)
+    _settle(server, lambda: _published_score(serving, 2019) == pytest.approx(old_2019 - 20.0, abs=1e-9), since, "the automation catching up")
+    for database in (warehouse, serving):
+        assert_editions_agree(database, 2020, 2019)
+
+    # 6. A folder for 2016 appears after 2020: the sensor reloads the definitions, 2016 takes its place
+    #    before 2019, and 2019 is compared with it.
+    since = len(_runs(server))
+    shutil.copytree(data_dir / "raw" / "2019", data_dir / "raw" / "2016")
+    _settle(server, lambda: _published_editions(serving) == [2016, 2019, 2020], since, "a 2016 folder added later")
+    keys = {"/".join(node["assetKey"]["path"]): node["partitionKeys"] for node in server.graphql(ASSET_NODES_QUERY)["assetNodes"]}
+    assert keys["city_yoy"] == ["2016", "2019", "2020"]
+    for database in (warehouse, serving):
+        assert set(table(database, "marts.city_yoy", 2016)["status"].to_list()) == {"first_edition"}
+        assert_editions_agree(database, 2019, 2016)
+        assert_editions_agree(database, 2020, 2019)
+
+
+def _published_editions(serving: Path) -> list[int] | None:
     try:
-        uncertain = dict(con.execute("SELECT unit_type, count(*) FROM marts.rank_uncertainty WHERE survey_year = 2020 GROUP BY 1").fetchall())
-    finally:
-        con.close()
-    assert uncertain == {"city": 148, "county": 100}
-
-    # 9. Nothing else ran: the raw-files sensor stayed out of the way.
-    runs = _expect(server.graphql(RUNS_QUERY)["runsOrError"], "Runs", "runsOrError")["results"]
-    assert [r["runId"] for r in runs] == [follow_up["runId"], run_id], f"runs in the instance: {runs}"
+        with duckdb.connect(str(serving), read_only=True) as con:
+            [(editions,)] = con.execute("SELECT editions FROM marts.snapshot_info").fetchall()
+    except duckdb.Error:
+        return None
+    return list(editions)

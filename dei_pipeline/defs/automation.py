@@ -114,7 +114,7 @@ def _source_label(source: tuple[dg.AssetKey, str | None]) -> str:
 def build_raw_files_sensor(editions: Editions) -> dg.SensorDefinition:
     """The sensor of the raw files, for the partitions of these editions."""
 
-    @dg.sensor(job=index_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+    @dg.sensor(job=index_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
     def raw_files_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult | dg.SkipReason:
         """Runs index_job for every edition whose raw files differ from what the warehouse ingested
         (compared on every tick; several editions in one run), and records the raw and reference
