@@ -204,17 +204,17 @@ query AssetNodes {
 }
 """
 
-STALENESS_QUERY = f"""
-query Staleness($assetKey: AssetKeyInput!, $partitions: [String!]!) {{
-  assetNodeOrError(assetKey: $assetKey) {{
+STALENESS_QUERY = """
+query Staleness($assetKey: AssetKeyInput!, $partitions: [String!]!) {
+  assetNodeOrError(assetKey: $assetKey) {
     __typename
-    ... on AssetNode {{
+    ... on AssetNode {
       staleStatusByPartition(partitions: $partitions)
-      staleCausesByPartition(partitions: $partitions) {{ reason category key {{ path }} partitionKey dependency {{ path }} dependencyPartitionKey }}
-    }}
-    {PYTHON_ERROR}
-  }}
-}}
+      staleCausesByPartition(partitions: $partitions) { reason category key { path } partitionKey dependency { path } dependencyPartitionKey }
+    }
+    ... on AssetNotFoundError { message }
+  }
+}
 """
 
 SENSOR_QUERY = f"""
