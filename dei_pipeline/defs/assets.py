@@ -114,8 +114,11 @@ def _fail_with_quarantine(con: Any, failures: Mapping[int, IngestError | Indicat
     replace_editions(con, "core.quarantine", rejected.with_columns(pl.lit(recorded_at).alias("recorded_at")), list(failures))
     years = ", ".join(map(str, failures))
     details = "\n".join(f"edition {year}: {error}" for year, error in failures.items())
+    # A refusal that is not about cells (a file that is not a file, a mass removal) has nothing in
+    # the quarantine: the details below say what it is.
+    quarantined = f": {rejected.height} problem(s), listed in core.quarantine" if rejected.height else ""
     raise dg.Failure(
-        description=f"{stage} rejected edition(s) {years}: {rejected.height} problem(s), listed in core.quarantine. "
+        description=f"{stage} rejected edition(s) {years}{quarantined}. "
         f"The warehouse keeps the last good data of every edition.\n{details}",
         metadata={"quarantined": rejected.height, "editions": years},
     )
