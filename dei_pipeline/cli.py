@@ -85,7 +85,7 @@ def _progress_logger() -> "dg.LoggerDefinition":
 JOBS_OF = {"index": ("index_job",), "analysis": ("analysis_job",), "all": ("index_job", "analysis_job")}
 
 
-def materialize(years: str, data_dir: Path, warehouse: Path, job: str = "index") -> int:
+def materialize(years: str, data_dir: Path, warehouse: Path, job: str = "index", confirm_removal: bool = False) -> int:
     prepare_dagster_home()  # shared with `make ui`: <repo>/.dagster_home unless DAGSTER_HOME is set
     import dagster as dg
 
@@ -115,7 +115,7 @@ def materialize(years: str, data_dir: Path, warehouse: Path, job: str = "index")
             blocks = contiguous_blocks(selected, instance.get_dynamic_partitions(survey_year_partitions.name))
             started = time.perf_counter()
             for job_name in JOBS_OF[job]:
-                if not _run_blocks(defs.resolve_job_def(job_name), instance, blocks, warehouse):
+                if not _run_blocks(defs.resolve_job_def(job_name), instance, blocks, warehouse, confirm_removal):
                     return 1
             print(f"dei: materialized {len(selected)} edition(s) ({' then '.join(JOBS_OF[job])}) in {time.perf_counter() - started:.1f}s\n")
             _print_summary(selected[-1], job, data_dir, warehouse)  # the newest edition; `dei summary --year` shows the others
@@ -162,9 +162,10 @@ def step_failures(result: Any) -> dict[str, str]:
     return reasons
 
 
-def _run_blocks(job: Any, instance: Any, blocks: list[list[str]], warehouse: Path) -> bool:
+def _run_blocks(job: Any, instance: Any, blocks: list[list[str]], warehouse: Path, confirm_removal: bool = False) -> bool:
     """One in-process run of ``job`` per block of contiguous editions; False (reasons printed) when one fails."""
     from dei_pipeline.defs.automation import LAUNCHED_BY_TAG, PARTITION_RANGE_TAGS
+    from dei_pipeline.removal import CONFIRM_REMOVAL_TAG
 
     for block in blocks:
         label = block[0] if len(block) == 1 else f"{block[0]}-{block[-1]}"
@@ -173,7 +174,7 @@ def _run_blocks(job: Any, instance: Any, blocks: list[list[str]], warehouse: Pat
         result = job.execute_in_process(
             instance=instance,
             partition_key=block[0] if len(block) == 1 else None,
-            tags={LAUNCHED_BY_TAG: "cli", **range_tags},
+            tags={LAUNCHED_BY_TAG: "cli", **range_tags, **({CONFIRM_REMOVAL_TAG: "true"} if confirm_removal else {})},
             run_config={"loggers": {"step_progress": {}}},
             raise_on_error=False,
         )
@@ -188,7 +189,7 @@ def _run_blocks(job: Any, instance: Any, blocks: list[list[str]], warehouse: Pat
 def _materialize_command(args: argparse.Namespace) -> int:
     data_dir = (args.data_dir or default_data_dir()).resolve()
     warehouse = (args.warehouse or default_warehouse_path(data_dir)).resolve()
-    return materialize(args.years, data_dir, warehouse, args.job)
+    return materialize(args.years, data_dir, warehouse, args.job, args.confirm_removal)
 
 
 def _sample_data_command(args: argparse.Namespace) -> int:
@@ -234,6 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="'index' (default): index_job, raw files to the index marts, Parquet and the serving snapshot; "
                           "'analysis': analysis_job, the analysis marts and the edition report from the index in the "
                           "warehouse; 'all': both, one after the other")
+    run.add_argument("--confirm-removal", action="store_true",
+                     help="let the run remove more than removal.max_share (data/method/settings.yaml), or all, of an "
+                          "edition's cities or county units from the warehouse (refused otherwise, as a raw file gone missing "
+                          "by mistake looks the same); sets the run tag dei/confirm_removal=true")
     run.set_defaults(handler=_materialize_command)
 
     sample = commands.add_parser("sample-data", help="(re)write the synthetic sample, or write a national-scale data set")

@@ -26,9 +26,10 @@ from dei_pipeline.ingest import QUARANTINE_SCHEMA, IngestError, edition_files, i
 from dei_pipeline.published import load_published
 from dei_pipeline.reconciliation import CHECK_CATEGORIES, Computed, reconcile
 from dei_pipeline.registry import units
+from dei_pipeline.removal import MassRemovalError, mass_removals, removal_confirmed
 from dei_pipeline.rollups import RollupError, check_member_gdp, gdp_years_for, region_rollup as region_rollup_rows, region_tier_mix as region_tier_mix_rows
 from dei_pipeline.validation import IndicatorValidationError, Reference, validate_cells
-from dei_pipeline.warehouse import TABLES, editions_in, read_table, replace_editions
+from dei_pipeline.warehouse import TABLES, edition_units, editions_in, read_table, replace_editions
 
 COMPOSITE_NAME_ZH = "综合指数"
 PARTITIONED: dict[str, Any] = {
@@ -94,6 +95,10 @@ def raw_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
         except IngestError as error:
             failures[year] = error
     with warehouse.connection() as con:
+        if not removal_confirmed(context.run.tags):  # a missing or cut-off file must not empty an edition unasked
+            incoming = {edition.survey_year: edition.cells for edition in ingested}
+            failures |= mass_removals(edition_units(con, list(incoming)), incoming, warehouse.settings().removal_max_share,
+                                      lambda: units(warehouse.registry()))
         if failures:
             _fail_with_quarantine(con, failures, "Ingestion")
         rows = pl.concat([edition.cells for edition in ingested])
@@ -106,7 +111,7 @@ def raw_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     )
 
 
-def _fail_with_quarantine(con: Any, failures: Mapping[int, IngestError | IndicatorValidationError], stage: str) -> NoReturn:
+def _fail_with_quarantine(con: Any, failures: Mapping[int, IngestError | IndicatorValidationError | MassRemovalError], stage: str) -> NoReturn:
     """Keep every rejected cell of the failing editions in core.quarantine, then fail the step with
     all of them in the message. The editions' previous good rows stay where they are."""
     rejected = pl.concat([error.failures.cast(QUARANTINE_SCHEMA) for error in failures.values()])  # type: ignore[arg-type]
