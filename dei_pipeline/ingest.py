@@ -228,6 +228,30 @@ def _read_csv(raw_file: RawFile) -> WideTable:
         text, encoding = decode_text(raw)
     except UnicodeDecodeError as error:
         raise _undecodable(raw_file, raw, error) from None
+    # Exports of numbers rarely quote anything: without a quote, a line is a row and a comma a field
+    # boundary, read vectorised; with quotes, the csv module reads record by record.
+    header, cells = _read_unquoted(raw_file, text) if '"' not in text else _read_quoted(raw_file, text)
+    return WideTable(cells, header, encoding)
+
+
+def _read_unquoted(raw_file: RawFile, text: str) -> tuple[list[str], pl.DataFrame]:
+    lines = pl.Series("line", LINE_END.split(text), dtype=pl.String)
+    kept = lines.str.strip_chars().str.len_chars() > 0  # blank lines are skipped; line numbers still count them
+    line_numbers = (kept.arg_true() + 1).cast(pl.Int64)
+    records = lines.filter(kept)
+    if records.len() == 0:
+        raise _file_error(raw_file, 1, "", "", "file is not empty (it has no header and no rows)")
+    header = str(records[0]).split(",")
+    _check_header(raw_file, header)
+    ragged = (records.str.count_matches(",", literal=True) + 1 != len(header)).arg_true()
+    if ragged.len():
+        index = int(ragged[0])
+        raise _ragged_row(raw_file, int(line_numbers[index]), len(header), str(records[index]).count(",") + 1)
+    cells = records.slice(1).str.split_exact(",", len(header) - 1).struct.rename_fields(header).struct.unnest()
+    return header, cells.with_columns(line_numbers.slice(1).alias("line_number"))
+
+
+def _read_quoted(raw_file: RawFile, text: str) -> tuple[list[str], pl.DataFrame]:
     # The csv module caps a field at 128 Ki characters; an overlong cell is for validation to show
     # (cut), not a parse error. Raising the process-wide cap only ever widens it.
     csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
@@ -247,8 +271,7 @@ def _read_csv(raw_file: RawFile) -> WideTable:
                 header = row
                 _check_header(raw_file, header)
             elif len(row) != len(header):
-                raise _file_error(raw_file, record_start, "", "",
-                                  f"every row has the header's {len(header)} fields (this row has {len(row)}: a file cut off in the middle of a row?)")
+                raise _ragged_row(raw_file, record_start, len(header), len(row))
             else:
                 rows.append(row)
                 line_numbers.append(record_start)
@@ -256,8 +279,13 @@ def _read_csv(raw_file: RawFile) -> WideTable:
         raise _quoting_error(raw_file, text, header, start, reader.line_num, str(error)) from None
     if header is None:
         raise _file_error(raw_file, 1, "", "", "file is not empty (it has no header and no rows)")
-    table = pl.DataFrame([pl.Series(name, column, dtype=pl.String) for name, column in zip(header, zip(*rows) if rows else [[]] * len(header))])
-    return WideTable(table.with_columns(pl.Series("line_number", line_numbers, dtype=pl.Int64)), header, encoding)
+    cells = pl.DataFrame(rows, schema={name: pl.String for name in header}, orient="row")
+    return header, cells.with_columns(pl.Series("line_number", line_numbers, dtype=pl.Int64))
+
+
+def _ragged_row(raw_file: RawFile, line: int, expected: int, found: int) -> IngestError:
+    return _file_error(raw_file, line, "", "",
+                       f"every row has the header's {expected} fields (this row has {found}: a file cut off in the middle of a row?)")
 
 
 def _quote_cells(line: str) -> list[str]:
