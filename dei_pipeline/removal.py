@@ -54,7 +54,7 @@ def mass_removals(
         after = rows.select(pl.lit(year, pl.Int32).alias("survey_year"), "unit_type", "unit_code").unique()
         lost = before.join(after, on=UNIT_KEYS, how="anti")
         problems = []
-        for (unit_type,), lost_units in lost.sort("unit_code").group_by("unit_type", maintain_order=True):
+        for (unit_type,), lost_units in lost.sort("unit_type", "unit_code").group_by("unit_type", maintain_order=True):
             total = before.filter(pl.col("unit_type") == unit_type).height
             if lost_units.height == total or lost_units.height > max_share * total:
                 problems.append(_what_is_lost(year, str(unit_type), lost_units, total, rows, max_share, names))
