@@ -70,7 +70,8 @@ JOBS_OF = {"index": ("index_job",), "analysis": ("analysis_job",), "all": ("inde
 LAUNCHED_BY_TAG = "dei/launched_by"
 
 
-def materialize(years: str, data_dir: Path, warehouse: Path, job: str = "all", propagate: bool = True) -> int:
+def materialize(years: str, data_dir: Path, warehouse: Path, job: str = "all", propagate: bool = True,
+                confirm_removal: bool = False) -> int:
     prepare_dagster_home()  # shared with `make ui`: <repo>/.dagster_home unless DAGSTER_HOME is set
     import dagster as dg
 
@@ -104,7 +105,7 @@ def materialize(years: str, data_dir: Path, warehouse: Path, job: str = "all", p
             _say_what_follows(selected, steps)
             started = time.perf_counter()
             for step in steps:
-                if not _run(defs.resolve_job_def(step.job_name), instance, step.editions, step.assets, warehouse):
+                if not _run(defs.resolve_job_def(step.job_name), instance, step.editions, step.assets, warehouse, confirm_removal):
                     return 1
             published = _run(defs.resolve_job_def("publish_job"), instance, (), None, warehouse)
             print(f"dei: materialized {len(selected)} edition(s) ({' then '.join(JOBS_OF[job])}"
@@ -165,10 +166,12 @@ def step_failures(result: Any) -> dict[str, str]:
     return reasons
 
 
-def _run(job: Any, instance: Any, block: Sequence[str], assets: Sequence[Any] | None, warehouse: Path) -> bool:
+def _run(job: Any, instance: Any, block: Sequence[str], assets: Sequence[Any] | None, warehouse: Path,
+         confirm_removal: bool = False) -> bool:
     """One in-process run of ``job`` over a block of contiguous editions (none: an unpartitioned job), of
     all its assets or of ``assets``; False (reasons printed) when it fails."""
     from dei_pipeline.defs.partitions import range_tags
+    from dei_pipeline.removal import CONFIRM_REMOVAL_TAG
 
     label = "every edition" if not block else f"edition(s) {block[0] if len(block) == 1 else f'{block[0]}-{block[-1]}'}"
     subset = "" if assets is None else f" ({', '.join(asset.to_user_string() for asset in assets)})"
@@ -176,7 +179,7 @@ def _run(job: Any, instance: Any, block: Sequence[str], assets: Sequence[Any] | 
     result = job.execute_in_process(
         instance=instance,
         partition_key=block[0] if len(block) == 1 else None,
-        tags={LAUNCHED_BY_TAG: "cli", **range_tags(block)},
+        tags={LAUNCHED_BY_TAG: "cli", **range_tags(block), **({CONFIRM_REMOVAL_TAG: "true"} if confirm_removal else {})},
         asset_selection=list(assets) if assets is not None else None,
         run_config={"loggers": {"step_progress": {}}},
         raise_on_error=False,
@@ -203,7 +206,7 @@ def failed_blocking_checks(result: Any) -> list[Any]:
 def _materialize_command(args: argparse.Namespace) -> int:
     data_dir = (args.data_dir or default_data_dir()).resolve()
     warehouse = (args.warehouse or default_warehouse_path(data_dir)).resolve()
-    return materialize(args.years, data_dir, warehouse, args.job, propagate=not args.no_propagate)
+    return materialize(args.years, data_dir, warehouse, args.job, propagate=not args.no_propagate, confirm_removal=args.confirm_removal)
 
 
 def _sample_data_command(args: argparse.Namespace) -> int:
@@ -252,6 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--no-propagate", action="store_true",
                      help="for experts: do not refresh the later editions that read the selected ones (their "
                           "comparisons then disagree, and nothing is published until they are refreshed)")
+    run.add_argument("--confirm-removal", action="store_true",
+                     help="let the run remove more than removal.max_share (data/method/settings.yaml), or all, of an "
+                          "edition's cities or county units from the warehouse (refused otherwise, as a raw file gone missing "
+                          "by mistake looks the same); sets the run tag dei/confirm_removal=true")
     run.set_defaults(handler=_materialize_command)
 
     sample = commands.add_parser("sample-data", help="(re)write the synthetic sample, or write a national-scale data set")

@@ -76,6 +76,8 @@ class MethodSettings:
     gdp_year_offset: int
     gdp_vintage: str
     score_tolerance: float
+    # Share of an edition's units of one type that a run may remove without confirmation (removal.py).
+    removal_max_share: float = 0.1
 
 
 def load_settings(data_dir: Path) -> MethodSettings:
@@ -94,4 +96,12 @@ def _load_settings_cached(path: str) -> MethodSettings:
         gdp_year_offset=int(raw["gdp"]["year_offset"]),
         gdp_vintage=str(raw["gdp"]["vintage"]),
         score_tolerance=float(raw["reconciliation"]["score_tolerance"]),
+        removal_max_share=_share(raw.get("removal", {}).get("max_share", MethodSettings.removal_max_share), f"{path}: removal.max_share"),
     )
+
+
+def _share(value: Any, what: str) -> float:
+    share = float(value)
+    if not 0 <= share <= 1:
+        raise ValueError(f"{what} is {value!r}; it is a share between 0 and 1")
+    return share

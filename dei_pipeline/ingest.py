@@ -13,9 +13,15 @@ What arrives from analysts is forgiven where the meaning is unambiguous, and ref
   (８５．５) are read as their ASCII forms (Unicode NFKC).
 - Columns may come in any order.
 - Refused with the file, line and reason: an empty file, a header-only file, a row with more or fewer
-  fields than the header (a file cut off in the middle of a row), a header without unit_code or
-  unit_name, a blank or duplicate column name, a workbook with several sheets or merged header cells,
-  and any path that leads outside the data directory.
+  fields than the header (a file cut off in the middle of a row), a byte that the file's encoding
+  cannot decode (its line, column and byte offset), a quote that is never closed or a line break inside
+  a quoted cell (the line where the quoted cell starts), a header without unit_code or unit_name, a
+  blank or duplicate column name, a workbook with several sheets or merged header cells, a raw file
+  name that is not a readable regular file (a dangling link, a folder), and any path that leads outside
+  the data directory.
+
+Values quoted in messages and kept in the quarantine are cut to :data:`MAX_SHOWN_CHARS` characters,
+with their size, so that a runaway cell cannot flood a terminal or the Dagster event log.
 """
 
 from __future__ import annotations
@@ -24,10 +30,12 @@ import codecs
 import csv
 import hashlib
 import io
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import polars as pl
 
@@ -51,6 +59,10 @@ RAW_SCHEMA: dict[str, pl.DataType] = {
     "indicator_code": pl.String(),
     "raw_value": pl.String(),
 }
+# Line ends as a text editor counts them (and as the CSV reader below splits lines).
+LINE_END = re.compile(r"\r\n|\r|\n")
+MAX_SHOWN_CHARS = 60
+
 QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "survey_year": pl.Int32(), "source_file": pl.String(), "line_number": pl.Int64(),
     "column_name": pl.String(), "value": pl.String(), "rule": pl.String(),
@@ -64,6 +76,16 @@ class IngestError(ValueError):
     def __init__(self, message: str, failures: pl.DataFrame | None = None) -> None:
         super().__init__(message)
         self.failures = failures if failures is not None else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+
+
+def cut(value: str, limit: int = MAX_SHOWN_CHARS) -> str:
+    """A value as kept in core.quarantine: whole when short, else its first ``limit`` characters and its size."""
+    return value if len(value) <= limit else f"{value[:limit]}… [{len(value):,} characters]"
+
+
+def shown(value: str, limit: int = MAX_SHOWN_CHARS) -> str:
+    """A value as quoted in a message (repr, so that control characters are visible), cut like :func:`cut`."""
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}… ({len(value):,} characters, the first {limit} shown)"
 
 
 @dataclass(frozen=True)
@@ -105,21 +127,22 @@ def list_editions(data_dir: Path) -> list[int]:
 
 
 def _raw_paths(folder: Path) -> list[Path]:
+    # Whatever the entry is: a dangling link or a folder under a raw file's name is refused by
+    # edition_files, not skipped (skipping it would empty the unit type's part of the edition).
     return sorted(
-        path for path in folder.iterdir()
-        if path.is_file() and path.stem in UNIT_TYPE_BY_STEM and path.suffix.lower() in READERS_BY_SUFFIX
+        path for path in folder.iterdir() if path.stem in UNIT_TYPE_BY_STEM and path.suffix.lower() in READERS_BY_SUFFIX
     )
 
 
 def _file_error(raw_file: RawFile, line: int, column: str, value: str, rule: str) -> IngestError:
     failure = pl.DataFrame(
         {"survey_year": [raw_file.survey_year], "source_file": [raw_file.relative_path], "line_number": [line],
-         "column_name": [column], "value": [value], "rule": [rule]},
+         "column_name": [column], "value": [cut(value)], "rule": [rule]},
         schema=QUARANTINE_SCHEMA,
     )
     where = f"{raw_file.relative_path} line {line}" + (f", column {column}" if column else "")
-    shown = f"value {value!r} " if value else ""
-    return IngestError(f"{where}: {shown}breaks rule: {rule}", failure)
+    quoted = f"value {shown(value)} " if value else ""
+    return IngestError(f"{where}: {quoted}breaks rule: {rule}", failure)
 
 
 def edition_files(data_dir: Path, survey_year: int) -> list[RawFile]:
@@ -133,8 +156,7 @@ def edition_files(data_dir: Path, survey_year: int) -> list[RawFile]:
         raise IngestError(f"{folder}: edition folder holds no raw file (expected cities.csv|.parquet|.xlsx and/or counties.*)")
     by_type: dict[str, Path] = {}
     for path in paths:
-        if not path.resolve().is_relative_to(root):
-            raise IngestError(f"{path}: leads outside the data directory {root} (a link?); refused")
+        _check_regular_file(path, data_dir, root)
         unit_type = UNIT_TYPE_BY_STEM[path.stem]
         if unit_type in by_type:
             raise IngestError(f"{folder}: two files for unit type '{unit_type}': {by_type[unit_type].name} and {path.name}")
@@ -145,55 +167,202 @@ def edition_files(data_dir: Path, survey_year: int) -> list[RawFile]:
             unit_type=unit_type,
             path=path,
             relative_path=path.relative_to(data_dir).as_posix(),
-            content_hash=hashlib.sha256(path.read_bytes()).hexdigest(),
+            content_hash=_content_hash(path, data_dir),
         )
         for unit_type, path in sorted(by_type.items())
     ]
 
 
+def _check_regular_file(path: Path, data_dir: Path, root: Path) -> None:
+    """A raw file's name must lead to a regular file inside the data directory: anything else is
+    refused, naming it, rather than read as an absent file."""
+    relative = path.relative_to(data_dir).as_posix()
+    if path.is_symlink() and not path.exists():
+        raise IngestError(f"{relative}: is a symbolic link to {os.readlink(path)}, which does not exist (or is a loop of links); "
+                          "restore the file or remove the link")
+    if not path.resolve().is_relative_to(root):
+        raise IngestError(f"{path}: leads outside the data directory {root} (a link?); refused")
+    if path.is_dir():
+        raise IngestError(f"{relative}: is a folder, not a file; a raw file must be a regular file")
+    if not path.is_file():
+        raise IngestError(f"{relative}: is not a regular file (a device, pipe or socket?); a raw file must be a regular file")
+
+
+def _content_hash(path: Path, data_dir: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as error:
+        raise IngestError(f"{path.relative_to(data_dir).as_posix()}: cannot be read ({error.strerror})") from None
+
+
 def decode_text(raw: bytes) -> tuple[str, str]:
-    """Text and encoding of a CSV export: a BOM decides; else UTF-8; else GB18030 (a superset of GBK)."""
+    """Text and encoding of a CSV export: a BOM decides; else UTF-8; else GB18030 (a superset of GBK).
+
+    Text that does not decode raises the UnicodeDecodeError of the encoding it was written in, so
+    that the error is at the bad byte: UTF-8 when most of its non-ASCII characters are valid UTF-8 (a
+    UTF-8 file with a damaged byte, which GB18030 would otherwise turn into nonsense or fail on
+    somewhere else), else GB18030."""
     for bom, encoding in BOM_ENCODINGS:
         if raw.startswith(bom):
             return raw.decode(encoding), encoding
     try:
         return raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return raw.decode("gb18030"), "gb18030"
+    except UnicodeDecodeError as utf8_error:
+        if _mostly_utf8(raw):
+            raise utf8_error from None
+    return raw.decode("gb18030"), "gb18030"
+
+
+def _mostly_utf8(raw: bytes) -> bool:
+    # A GBK/GB18030 text read as UTF-8 has far more invalid sequences than valid characters (the
+    # 2020 sample: 474 to 70); a UTF-8 text with one damaged byte has one or two among hundreds.
+    text = raw.decode("utf-8", errors="replace")
+    invalid = text.count("\ufffd")
+    non_ascii = len(text) - len(text.encode("ascii", errors="ignore"))
+    return non_ascii - invalid > invalid
 
 
 def _read_csv(raw_file: RawFile) -> WideTable:
     raw = raw_file.path.read_bytes()
     try:
         text, encoding = decode_text(raw)
-    except UnicodeDecodeError as exc:
-        raise _file_error(raw_file, 1, "", "", f"file is UTF-8, UTF-16 or GB18030 text (undecodable byte at offset {exc.start})") from None
-    lines = pl.Series("line", text.splitlines(), dtype=pl.String)
-    # Line numbers of the non-blank lines, so that a stray blank line does not shift later rows.
-    kept = lines.str.strip_chars().str.len_chars() > 0
+    except UnicodeDecodeError as error:
+        raise _undecodable(raw_file, raw, error) from None
+    # Exports of numbers rarely quote anything: without a quote, a line is a row and a comma a field
+    # boundary, read vectorised; with quotes, the csv module reads record by record.
+    header, cells = _read_unquoted(raw_file, text) if '"' not in text else _read_quoted(raw_file, text)
+    return WideTable(cells, header, encoding)
+
+
+def _read_unquoted(raw_file: RawFile, text: str) -> tuple[list[str], pl.DataFrame]:
+    lines = pl.Series("line", LINE_END.split(text), dtype=pl.String)
+    kept = lines.str.strip_chars().str.len_chars() > 0  # blank lines are skipped; line numbers still count them
     line_numbers = (kept.arg_true() + 1).cast(pl.Int64)
-    if line_numbers.len() == 0:
-        raise _file_error(raw_file, 1, "", "", "file is not empty (it has no header and no rows)")
     records = lines.filter(kept)
-    header_fields = records[0].count(",") + 1 if '"' not in records[0] else None
-    if header_fields is not None:
-        ragged = records.str.count_matches(",") + 1 != header_fields
-        plain = ~records.str.contains('"', literal=True)
-        bad = (ragged & plain).arg_true()
-        if bad.len():
-            index = int(bad[0])
-            fields = records[index].count(",") + 1
-            raise _file_error(raw_file, int(line_numbers[index]), "", "",
-                              f"every row has the header's {header_fields} fields (this row has {fields}: a file cut off in the middle of a row?)")
-    header = next(csv.reader([records[0]]))
+    if records.len() == 0:
+        raise _file_error(raw_file, 1, "", "", "file is not empty (it has no header and no rows)")
+    header = str(records[0]).split(",")
     _check_header(raw_file, header)
+    ragged = (records.str.count_matches(",", literal=True) + 1 != len(header)).arg_true()
+    if ragged.len():
+        index = int(ragged[0])
+        raise _ragged_row(raw_file, int(line_numbers[index]), len(header), str(records[index]).count(",") + 1)
+    cells = records.slice(1).str.split_exact(",", len(header) - 1).struct.rename_fields(header).struct.unnest()
+    return header, cells.with_columns(line_numbers.slice(1).alias("line_number"))
+
+
+def _read_quoted(raw_file: RawFile, text: str) -> tuple[list[str], pl.DataFrame]:
+    # The csv module caps a field at 128 Ki characters; an overlong cell is for validation to show
+    # (cut), not a parse error. Raising the process-wide cap only ever widens it.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    line_numbers: list[int] = []
+    start = 1  # the line where the record being read starts
     try:
-        table = pl.read_csv(io.StringIO("\n".join(records.to_list())), infer_schema=False)
-    except pl.exceptions.PolarsError as exc:
-        raise _file_error(raw_file, 1, "", "", f"file is readable CSV ({exc})") from None
-    if table.height != records.len() - 1:
-        raise _file_error(raw_file, 1, "", "", "no line break inside a quoted cell (rows and lines must match)")
-    return WideTable(table.with_columns(line_numbers.slice(1).alias("line_number")), header, encoding)
+        for row in reader:
+            end, record_start, start = reader.line_num, start, reader.line_num + 1
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # a blank line; line numbers still count it
+            if end > record_start:
+                raise _line_break_in_quotes(raw_file, header, row, record_start, end)
+            if header is None:
+                header = row
+                _check_header(raw_file, header)
+            elif len(row) != len(header):
+                raise _ragged_row(raw_file, record_start, len(header), len(row))
+            else:
+                rows.append(row)
+                line_numbers.append(record_start)
+    except csv.Error as error:
+        raise _quoting_error(raw_file, text, header, start, reader.line_num, str(error)) from None
+    if header is None:
+        raise _file_error(raw_file, 1, "", "", "file is not empty (it has no header and no rows)")
+    cells = pl.DataFrame(rows, schema={name: pl.String for name in header}, orient="row")
+    return header, cells.with_columns(pl.Series("line_number", line_numbers, dtype=pl.Int64))
+
+
+def _ragged_row(raw_file: RawFile, line: int, expected: int, found: int) -> IngestError:
+    return _file_error(raw_file, line, "", "",
+                       f"every row has the header's {expected} fields (this row has {found}: a file cut off in the middle of a row?)")
+
+
+def _quote_cells(line: str) -> list[str]:
+    """The cells of one line, read leniently (for messages about a line the strict reader refused)."""
+    return next(csv.reader([line]), [])
+
+
+def _column_name(header: list[str] | None, index: int) -> str:
+    return header[index] if header is not None and index < len(header) else f"#{index + 1}"
+
+
+class QuoteState(NamedTuple):
+    """How one CSV line stands with its quotes: the 0-based field where it ends, where a quote is
+    still open at its end (field and character position), and which field has text right after its
+    closing quote."""
+
+    field: int
+    open_field: int | None
+    open_at: int | None
+    text_after_quote: int | None
+
+
+def _quote_state(line: str) -> QuoteState:
+    # Read as the csv module reads it: a quote opens a cell only at the cell's start; "" inside quotes is a quote.
+    field, open_at, position = 0, None, 0
+    while position < len(line):
+        char = line[position]
+        if open_at is not None and char == '"':
+            if line.startswith('"', position + 1):
+                position += 1  # an escaped quote
+            else:
+                open_at = None
+                if position + 1 < len(line) and line[position + 1] not in ",\r\n":
+                    return QuoteState(field, None, None, field)
+        elif open_at is None and char == '"' and (position == 0 or line[position - 1] == ","):
+            open_at = position
+        elif open_at is None and char == ",":
+            field += 1
+        position += 1
+    return QuoteState(field, None if open_at is None else field, open_at, None)
+
+
+def _line_break_in_quotes(raw_file: RawFile, header: list[str] | None, row: list[str], start: int, end: int) -> IngestError:
+    index = next(i for i, cell in enumerate(row) if "\n" in cell or "\r" in cell)
+    return _file_error(raw_file, start, _column_name(header, index), row[index],
+                       f"no line break inside a quoted cell (the cell quoted on line {start} runs on to line {end}: "
+                       "a line break typed into the cell, or a quote left open)")
+
+
+def _quoting_error(raw_file: RawFile, text: str, header: list[str] | None, start: int, at: int, reason: str) -> IngestError:
+    """A quoting problem the csv module stopped at, located at the line where the record starts."""
+    lines = LINE_END.split(text)
+    line = lines[start - 1] if start <= len(lines) else ""
+    state = _quote_state(line)
+    if state.open_field is not None and state.open_at is not None and reason == "unexpected end of data":
+        return _file_error(raw_file, start, _column_name(header, state.open_field), line[state.open_at :],
+                           "every quote is closed (the quote that opens this cell never is: everything after it, to the "
+                           "end of the file, would be this one cell)")
+    if state.text_after_quote is not None:
+        return _file_error(raw_file, start, _column_name(header, state.text_after_quote), _quote_cells(line)[state.text_after_quote],
+                           "a quoted cell ends at its closing quote (text follows it: a stray quote inside the cell?)")
+    return _file_error(raw_file, at, "", "", f"file is readable CSV ({cut(reason, 200)})")
+
+
+def _undecodable(raw_file: RawFile, raw: bytes, error: UnicodeDecodeError) -> IngestError:
+    """The first byte the file's encoding cannot decode: its line, column, cell and byte offset."""
+    before = LINE_END.split(raw[: error.start].decode(error.encoding, errors="replace").lstrip("\ufeff"))
+    header = _quote_cells(before[0]) if len(before) > 1 else None
+    line_text = before[-1]
+    field = _quote_state(line_text).field
+    # The cell as far as it can be read, the bad bytes as U+FFFD (exact unless the cell holds a quoted comma).
+    rest = LINE_END.split(raw[error.start : error.start + 4 * MAX_SHOWN_CHARS].decode(error.encoding, errors="replace"))[0]
+    value = line_text[line_text.rfind(",") + 1 :] + rest.split(",")[0]
+    byte_list = " ".join(f"0x{byte:02X}" for byte in raw[error.start : error.end])
+    return _file_error(raw_file, len(before), _column_name(header, field), value,
+                       f"file is UTF-8, UTF-16 (with a BOM) or GB18030 text (read as {error.encoding.upper()}, "
+                       f"byte(s) {byte_list} at byte offset {error.start:,} of the file cannot be decoded)")
 
 
 def _read_xlsx(raw_file: RawFile) -> WideTable:
@@ -202,7 +371,7 @@ def _read_xlsx(raw_file: RawFile) -> WideTable:
     try:
         workbook = load_workbook(raw_file.path, read_only=False, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a damaged file
-        raise _file_error(raw_file, 1, "", "", f"file is a readable .xlsx workbook ({type(exc).__name__}: {exc})") from None
+        raise _file_error(raw_file, 1, "", "", f"file is a readable .xlsx workbook ({type(exc).__name__}: {cut(str(exc), 200)})") from None
     if len(workbook.sheetnames) != 1:
         raise _file_error(raw_file, 1, "", ", ".join(workbook.sheetnames),
                           "workbook has exactly one sheet (keep only the data sheet)")
@@ -234,7 +403,7 @@ def _read_parquet(raw_file: RawFile) -> WideTable:
     try:
         table = pl.read_parquet(raw_file.path)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise _file_error(raw_file, 1, "", "", f"file is readable Parquet ({exc})") from None
+        raise _file_error(raw_file, 1, "", "", f"file is readable Parquet ({cut(str(exc), 200)})") from None
     # Parquet has no lines: row k (1-based) is reported as line k + 1, as if the header were line 1.
     return WideTable(
         table.with_columns(pl.all().cast(pl.String)).with_row_index("line_number", offset=2).with_columns(pl.col("line_number").cast(pl.Int64)),
@@ -293,6 +462,10 @@ class IngestedEdition:
     cells: pl.DataFrame
     files: list[RawFile]
     encodings: dict[str, str]  # relative path -> encoding used
+
+    @property
+    def survey_year(self) -> int:
+        return self.files[0].survey_year
 
 
 def ingest_edition(data_dir: Path, survey_year: int) -> IngestedEdition:

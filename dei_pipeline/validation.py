@@ -3,8 +3,9 @@
 The checks: every value is a number in [0, 100] (not NaN, not infinite, not text), every unit code is
 a known unit of its type whose name matches the registry, every indicator is a leaf of the edition's
 framework, each (unit, indicator) appears once, and every leaf is provided for every unit type that
-has a file. A failure names the file, the line, the column, the value and the rule, and every
-failing cell is returned for the quarantine table, so an analyst can fix them all in one pass.
+has a file. A failure names the file, the line, the column, the value (cut to a readable length) and
+the rule, and every failing cell is returned for the quarantine table, so an analyst can fix them all
+in one pass.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import pandera.polars as pa
 import polars as pl
 
-from dei_pipeline.ingest import QUARANTINE_SCHEMA
+from dei_pipeline.ingest import QUARANTINE_SCHEMA, cut, shown
 
 VALID_SCHEMA: dict[str, pl.DataType] = {
     "survey_year": pl.Int32(),
@@ -148,15 +149,17 @@ def validate_cells(cells: pl.DataFrame, reference: Reference, score_min: float =
         "source_file", "line_number", "column_name"
     )
     if failures.height:
-        raise IndicatorValidationError(format_failures(failures), failures.select(list(QUARANTINE_SCHEMA)).cast(QUARANTINE_SCHEMA))  # type: ignore[arg-type]
+        # The quarantine keeps values cut to a readable length, as the message shows them.
+        kept = failures.select(list(QUARANTINE_SCHEMA)).cast(QUARANTINE_SCHEMA).with_columns(pl.col("value").map_elements(cut, return_dtype=pl.String))  # type: ignore[arg-type]
+        raise IndicatorValidationError(format_failures(failures), kept)
     return prepared.select(list(VALID_SCHEMA)).cast(VALID_SCHEMA)  # type: ignore[arg-type]
 
 
 def format_failures(failures: pl.DataFrame) -> str:
-    shown = failures.head(MAX_ERRORS_IN_MESSAGE).iter_rows(named=True)
+    listed = failures.head(MAX_ERRORS_IN_MESSAGE).iter_rows(named=True)
     lines = [
-        f"  {row['source_file']} line {row['line_number']}, column {row['column_name']}: value {row['value']!r} breaks rule: {row['rule']}"
-        for row in shown
+        f"  {row['source_file']} line {row['line_number']}, column {row['column_name']}: value {shown(row['value'])} breaks rule: {row['rule']}"
+        for row in listed
     ]
     more = failures.height - MAX_ERRORS_IN_MESSAGE
     if more > 0:

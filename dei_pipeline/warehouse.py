@@ -446,6 +446,14 @@ def read_table(
     return con.sql(f"SELECT {columns} FROM {table_name}{clause}", params=[list(values) for values in filters.values()] or None).pl()
 
 
+def edition_units(con: duckdb.DuckDBPyConnection, editions: Sequence[int]) -> pl.DataFrame:
+    """The units (survey_year, unit_type, unit_code) that the validated scores of some editions hold."""
+    return con.sql(
+        "SELECT DISTINCT survey_year, unit_type, unit_code FROM core.indicator_scores WHERE survey_year IN (SELECT UNNEST($1::INTEGER[]))",
+        params=[list(editions)],
+    ).pl()
+
+
 def editions_in(con: duckdb.DuckDBPyConnection, table_name: str) -> list[int]:
     return [row[0] for row in run(con, f"SELECT DISTINCT survey_year FROM {table_name} ORDER BY 1")]
 

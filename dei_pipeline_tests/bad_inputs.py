@@ -1,9 +1,10 @@
 """The corpus of bad input: one case per problem an analyst's file can have.
 
 Each case turns a copy of the good sample into a bad one (a small, readable edit of the file as an
-analyst would make it) and says what the pipeline must do: refuse it with a message naming the file,
-line, column, value and rule (and keep the bad cells in core.quarantine), or accept it with a
-documented meaning. ``test_bad_input.py`` runs every case through the Dagster job.
+analyst would make it, or a careless upload: a file gone, a link or folder in its place) and says what
+the pipeline must do: refuse it with a message naming the file, line, column, value and rule (and
+keep the bad cells in core.quarantine), or accept it with a documented meaning. ``test_bad_input.py``
+runs every case through the Dagster job.
 """
 
 from __future__ import annotations
@@ -149,6 +150,56 @@ def empty_edition_folder(data_dir: Path) -> None:
     (data_dir / "raw" / "2021").mkdir()
 
 
+def dangling_link(data_dir: Path) -> None:
+    (data_dir / CITIES).unlink()
+    (data_dir / CITIES).symlink_to("cities_2020_final.csv")  # a relative link to a file never copied
+
+
+def folder_in_place(data_dir: Path) -> None:
+    (data_dir / CITIES).unlink()
+    (data_dir / CITIES).mkdir()
+
+
+def link_outside(data_dir: Path) -> None:
+    outside = data_dir.parent / "downloads" / "cities.csv"
+    outside.parent.mkdir()
+    (data_dir / CITIES).rename(outside)
+    (data_dir / CITIES).symlink_to(outside)
+
+
+def second_city_file(data_dir: Path) -> None:
+    pl.read_csv(data_dir / CITIES, infer_schema=False).write_parquet(data_dir / "raw/2020/cities.parquet")
+
+
+def delete_cities(data_dir: Path) -> None:
+    (data_dir / CITIES).unlink()
+
+
+def damage_first_byte_of(unit_name: str, encoding: str) -> Callable[[Path], None]:
+    """The file in ``encoding``, with the first byte of ``unit_name`` (in its row) turned into 0xFF,
+    a byte that neither UTF-8 nor GB18030 has."""
+    def mutate(data_dir: Path) -> None:
+        path = data_dir / CITIES
+        raw = path.read_text(encoding="utf-8").encode(encoding)
+        offset = damaged_offset(raw, unit_name, encoding)
+        path.write_bytes(raw[:offset] + b"\xff" + raw[offset + 1 :])
+    return mutate
+
+
+def damaged_offset(raw: bytes, unit_name: str, encoding: str) -> int:
+    return raw.index(f",{unit_name},".encode(encoding)) + 1
+
+
+def edit_row(unit_name: str, edit: Callable[[str], str]) -> Callable[[Path], None]:
+    """Rewrite one unit's row as text (for quoting mistakes the CSV writer would never make)."""
+    def mutate(data_dir: Path) -> None:
+        lines = lines_of(data_dir, CITIES)
+        index = line_of(data_dir, CITIES, unit_name) - 1
+        lines[index] = edit(lines[index])
+        write_lines(data_dir, CITIES, lines)
+    return mutate
+
+
 # -------------------------------------------------------------------------------------------- cases
 
 def _cell_case(name: str, text: str, rule: str, value: str | None = None) -> Case:
@@ -165,6 +216,9 @@ def _cell_case(name: str, text: str, rule: str, value: str | None = None) -> Cas
 
 NOT_A_NUMBER = "score is a number (not empty, not text, not NaN)"
 OUT_OF_RANGE = "score is a number in [0, 100]"
+NOT_DECODABLE = "breaks rule: file is UTF-8, UTF-16 (with a BOM) or GB18030 text"
+HUGE = "x" * 1_000_000
+HOW_TO_CONFIRM = ("`dei materialize --years 2020 --confirm-removal`", "with the tag dei/confirm_removal=true")
 
 CASES: list[Case] = [
     _cell_case("score above 100", "100.5", OUT_OF_RANGE),
@@ -246,6 +300,90 @@ CASES: list[Case] = [
         "xlsx with merged header cells",
         to_xlsx(merged_header=True),
         message=("raw/2020/cities.xlsx line 1: value 'C1:K1' breaks rule: header cells are not merged",),
+        failing_step="raw_scores",
+    ),
+    Case(
+        "a value of 1 MB",
+        set_cell(CITIES, "杭州", COLUMN, HUGE),
+        message=(f"{CITIES} line {{line}}, column {COLUMN}: value '{'x' * 60}'… (1,000,000 characters, the first 60 shown) "
+                 f"breaks rule: {NOT_A_NUMBER}",),
+        quarantine=((None, COLUMN, "x" * 60 + "… [1,000,000 characters]"),),
+        failing_step="indicator_scores",
+    ),
+    Case(
+        "a damaged byte in a UTF-8 file",
+        damage_first_byte_of("杭州", "utf-8"),
+        message=(f"{CITIES} line {{line}}, column unit_name: value '\ufffd\ufffd\ufffd州' {NOT_DECODABLE} (read as UTF-8, byte(s) 0xFF at byte offset ",),
+        quarantine=((None, "unit_name", "\ufffd\ufffd\ufffd州"),),
+        failing_step="raw_scores",
+    ),
+    Case(
+        "a damaged byte in a GB18030 file",
+        damage_first_byte_of("杭州", "gb18030"),
+        message=(f"{CITIES} line {{line}}, column unit_name: value '\ufffd", f"{NOT_DECODABLE} (read as GB18030, byte(s) 0xFF at byte offset ",),
+        failing_step="raw_scores",
+    ),
+    Case(
+        "an unbalanced quote",
+        edit_row("杭州", lambda row: row.replace(",杭州,", ',"杭州,')),
+        message=(f"{CITIES} line {{line}}, column unit_name: value '\"杭州,", "breaks rule: every quote is closed (the quote that opens this cell never is"),
+        failing_step="raw_scores",
+    ),
+    Case(
+        "a line break inside a quoted cell",
+        edit_row("杭州", lambda row: row.replace(",杭州,", ',"杭\n州",')),
+        message=(f"{CITIES} line {{line}}, column unit_name: value '杭\\n州' breaks rule: no line break inside a quoted cell (the cell quoted on line {{line}} runs on to line",),
+        quarantine=((None, "unit_name", "杭\n州"),),
+        failing_step="raw_scores",
+    ),
+    Case(
+        "text after a closing quote",
+        edit_row("杭州", lambda row: row.replace(",杭州,", ',"杭州"市,')),
+        message=(f"{CITIES} line {{line}}, column unit_name: value '杭州市' breaks rule: a quoted cell ends at its closing quote",),
+        failing_step="raw_scores",
+    ),
+    Case(
+        "raw file is a dangling link",
+        dangling_link,
+        message=(f"{CITIES}: is a symbolic link to cities_2020_final.csv, which does not exist",),
+        quarantine=(),
+        failing_step="raw_scores",
+    ),
+    Case(
+        "a folder in place of the raw file",
+        folder_in_place,
+        message=(f"{CITIES}: is a folder, not a file",),
+        quarantine=(),
+        failing_step="raw_scores",
+    ),
+    Case(
+        "raw file is a link leading outside the data directory",
+        link_outside,
+        message=("cities.csv: leads outside the data directory",),
+        quarantine=(),
+        failing_step="raw_scores",
+    ),
+    Case(
+        "two files for one unit type",
+        second_city_file,
+        message=("two files for unit type 'city': cities.csv and cities.parquet",),
+        quarantine=(),
+        failing_step="raw_scores",
+    ),
+    Case(
+        "raw file deleted (every city of the edition would go)",
+        delete_cities,
+        message=("this run would remove all 148 cities of edition 2020 from the warehouse and the BI snapshot (no raw file of cities was read",
+                 "Units that would be lost: 110000 北京, ", ", … and 138 more.", *HOW_TO_CONFIRM),
+        quarantine=(),
+        failing_step="raw_scores",
+    ),
+    Case(
+        "raw file cut to its first ten rows (most cities would go)",
+        header_and_first_rows(11),
+        message=("this run would remove 138 of the 148 cities (93%) of edition 2020", "raw/2020/cities.csv now hold(s) only 10 of them",
+                 "removal.max_share", *HOW_TO_CONFIRM),
+        quarantine=(),
         failing_step="raw_scores",
     ),
     Case(

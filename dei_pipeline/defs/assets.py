@@ -28,9 +28,10 @@ from dei_pipeline.ingest import QUARANTINE_SCHEMA, IngestError, edition_files, i
 from dei_pipeline.published import load_published
 from dei_pipeline.reconciliation import CHECK_CATEGORIES, Computed, reconcile
 from dei_pipeline.registry import units
+from dei_pipeline.removal import MassRemovalError, mass_removals, removal_confirmed
 from dei_pipeline.rollups import RollupError, check_member_gdp, gdp_years_for, region_rollup as region_rollup_rows, region_tier_mix as region_tier_mix_rows
 from dei_pipeline.validation import IndicatorValidationError, Reference, validate_cells
-from dei_pipeline.warehouse import TABLES, editions_in, read_table, replace_editions
+from dei_pipeline.warehouse import TABLES, edition_units, editions_in, read_table, replace_editions
 
 COMPOSITE_NAME_ZH = "综合指数"
 PARTITIONED: dict[str, Any] = {
@@ -131,6 +132,10 @@ def raw_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
         except IngestError as error:
             failures[year] = error
     with warehouse.connection() as con:
+        if not removal_confirmed(context.run.tags):  # a missing or cut-off file must not empty an edition unasked
+            incoming = {edition.survey_year: edition.cells for edition in ingested}
+            failures |= mass_removals(edition_units(con, list(incoming)), incoming, warehouse.settings().removal_max_share,
+                                      lambda: units(warehouse.registry()))
         if failures:
             _fail_with_quarantine(con, failures, "Ingestion")
         rows = pl.concat([edition.cells for edition in ingested])
@@ -143,7 +148,7 @@ def raw_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     )
 
 
-def _fail_with_quarantine(con: Any, failures: Mapping[int, IngestError | IndicatorValidationError], stage: str) -> NoReturn:
+def _fail_with_quarantine(con: Any, failures: Mapping[int, IngestError | IndicatorValidationError | MassRemovalError], stage: str) -> NoReturn:
     """Keep every rejected cell of the failing editions in core.quarantine, then fail the step with
     all of them in the message. The editions' previous good rows stay where they are."""
     rejected = pl.concat([error.failures.cast(QUARANTINE_SCHEMA) for error in failures.values()])  # type: ignore[arg-type]
@@ -151,8 +156,11 @@ def _fail_with_quarantine(con: Any, failures: Mapping[int, IngestError | Indicat
     replace_editions(con, "core.quarantine", rejected.with_columns(pl.lit(recorded_at).alias("recorded_at")), list(failures))
     years = ", ".join(map(str, failures))
     details = "\n".join(f"edition {year}: {error}" for year, error in failures.items())
+    # A refusal that is not about cells (a file that is not a file, a mass removal) has nothing in
+    # the quarantine: the details below say what it is.
+    quarantined = f": {rejected.height} problem(s), listed in core.quarantine" if rejected.height else ""
     raise dg.Failure(
-        description=f"{stage} rejected edition(s) {years}: {rejected.height} problem(s), listed in core.quarantine. "
+        description=f"{stage} rejected edition(s) {years}{quarantined}. "
         f"The warehouse keeps the last good data of every edition.\n{details}",
         metadata={"quarantined": rejected.height, "editions": years},
     )
