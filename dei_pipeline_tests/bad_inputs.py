@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -34,7 +34,6 @@ class Case:
     unit_row: str = "杭州"
     failing_step: str | None = None
     partition_key: str = "2020"
-    extra_partitions: tuple[str, ...] = field(default_factory=tuple)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -414,26 +413,5 @@ CASES: list[Case] = [
         drop_gdp("110000", 2019),
         message=("region jingjinji: member 110000 has no GDP for year 2019 (vintage revised)", "Nothing of edition(s) 2020 was written"),
         failing_step="indicator_scores",
-    ),
-    Case(
-        "edition folder without files",
-        empty_edition_folder,
-        message=("raw/2021: edition folder holds no raw file",),
-        partition_key="2021",
-        extra_partitions=("2021",),
-    ),
-    Case(
-        "edition key with SQL in it",
-        lambda data_dir: None,
-        message=("edition key \"2020'; drop table x\" is not a four-digit year",),
-        partition_key="2020'; drop table x",
-        extra_partitions=("2020'; drop table x",),
-    ),
-    Case(
-        "edition key with a path in it",
-        lambda data_dir: None,
-        message=("edition key '../2020' is not a four-digit year",),
-        partition_key="../2020",
-        extra_partitions=("../2020",),
     ),
 ]
