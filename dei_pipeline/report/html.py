@@ -13,9 +13,8 @@ import polars as pl
 
 from dei_pipeline import __version__
 from dei_pipeline.report import figures
-from dei_pipeline.report.charts import tier_colors
+from dei_pipeline.report.charts import FONT_FAMILY, Chart, tier_colors
 from dei_pipeline.report.rows import EditionRows
-from dei_pipeline.report.svg import FONT_FAMILY, Chart
 
 RANKING_BLOCKS = 3  # the white paper prints its 148-city ranking in three side-by-side blocks
 COUNTY_BLOCKS = 2  # and each county table in two
