@@ -4,7 +4,5 @@
 - ``figures``: the white paper's figures as tables, pure polars;
 - ``charts``: those figures as Altair charts, rendered offline to SVG and PNG by vl-convert;
 - ``html``: the self-contained edition report page, from the Jinja2 template in ``templates/``;
-- ``publish``: writes ``reports/<edition>.html`` and ``reports/<edition>/<chart>.png``;
-- ``bi_guide``, ``architecture`` and ``generated_blocks``: the generated parts of docs/bi.md
-  (mart documentation, example queries) and docs/architecture.md (asset-graph diagrams).
+- ``publish``: writes ``reports/<edition>.html`` and ``reports/<edition>/<chart>.png``.
 """
