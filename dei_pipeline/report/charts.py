@@ -84,7 +84,6 @@ def render(name: str, title: str, subtitle: str, chart: alt.TopLevelMixin, sourc
     framed = alt.vconcat(
         alt.vconcat(chart, title=alt.Title(title, subtitle=subtitle)).resolve_scale(color="independent"),
         title=alt.Title(source, orient="bottom", anchor="start", fontSize=11, fontWeight="normal", color=MUTED, offset=18),
-        description=title,  # the SVG's accessible name
     ).configure(**CONFIG)
     svg = vl_convert.vegalite_to_svg(framed.to_dict())
     size = re.search(r'<svg[^>]*\swidth="([\d.]+)" height="([\d.]+)"', svg)
