@@ -45,7 +45,7 @@ run: install fonts
 test: install browser
 	$(BIN)/python -m pytest
 
-ui: install
+ui: install fonts
 	$(BIN)/python -c 'from dei_pipeline.config import prepare_dagster_home; prepare_dagster_home()'
 	$(BIN)/dagster dev -h $(UI_HOST) -p $(UI_PORT) -w workspace.yaml
 
@@ -60,7 +60,7 @@ sample-data: install
 # Performance at national scale (issue #5; docs/performance.md): generates the synthetic national data
 # set into bench/.data/ when absent, runs every bench/bench_*.py with its baselines measured in the same
 # run (DuckDB SQL, pandas; one run per edition), prints the figures and writes them to bench-results.json.
-bench: install
+bench: install fonts
 	$(BIN)/python -c "import pandas" 2>/dev/null || $(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(BIN)/python bench/run.py --json bench-results.json
 
