@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 3000
 
-.PHONY: install browser run test ui screenshots sample-data lock clean bench
+.PHONY: install fonts browser run test ui screenshots sample-data lock clean bench
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,21 +18,28 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Headless Chromium and a CJK font: the report's chart PNGs, its browser test and the README screenshots
-# need them (`make run` does not: without a browser the report skips its PNGs and says so). Installed
-# from Debian when absent; CI runs as root on a fresh clone, elsewhere sudo is used if there is one.
-BROWSER_PACKAGES := chromium fonts-noto-cjk
+# Debian packages, installed when absent: CI runs as root on a fresh clone, elsewhere sudo is used if
+# there is one. $(call APT_INSTALL,packages)
+APT_INSTALL = if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	else echo "make $@: need root or sudo to apt-get install $(1)" >&2; exit 1; fi; \
+	echo "make $@: installing $(1) from Debian"; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(1)
 
-browser:
-	@if command -v chromium >/dev/null 2>&1 && [ "$$(dpkg-query -W -f='$${db:Status-Abbrev}\n' $(BROWSER_PACKAGES) 2>/dev/null | grep -c '^ii')" = 2 ]; then \
-		exit 0; \
-	fi; \
-	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
-	else echo "make browser: need root or sudo to apt-get install $(BROWSER_PACKAGES)" >&2; exit 1; fi; \
-	echo "make browser: installing $(BROWSER_PACKAGES) from Debian"; \
-	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES)
+# A CJK font for the report's charts: vl-convert draws their Chinese text with the system's fonts
+# into the SVGs and PNGs (fontconfig's fc-list tells whether one is there).
+FONT_PACKAGES := fonts-noto-cjk fontconfig
 
-run: install
+fonts:
+	@if command -v fc-list >/dev/null 2>&1 && [ -n "$$(fc-list :lang=zh family)" ]; then exit 0; fi; \
+	$(call APT_INSTALL,$(FONT_PACKAGES))
+
+# Headless Chromium, for what is looked at in a browser: the report's browser test and the README
+# screenshots (Playwright drives it; `make run` needs no browser).
+browser: fonts
+	@if command -v chromium >/dev/null 2>&1; then exit 0; fi; \
+	$(call APT_INSTALL,chromium)
+
+run: install fonts
 	$(BIN)/dei materialize --years all
 
 test: install browser
@@ -40,12 +47,12 @@ test: install browser
 
 # DEI_DAGSTER_WEBSERVER tells the raw-files sensor where the webserver is, so that it reloads the
 # definitions by itself when a new edition folder appears.
-ui: install
+ui: install fonts
 	$(BIN)/python -c 'from dei_pipeline.config import prepare_dagster_home; prepare_dagster_home()'
 	DEI_DAGSTER_WEBSERVER=$(UI_HOST):$(UI_PORT) $(BIN)/dagster dev -h $(UI_HOST) -p $(UI_PORT) -w workspace.yaml
 
 # Refresh the README pictures (docs/images/): the Dagster UI on loopback over a private copy of the
-# sample, and the 2020 report, both shot with headless Chromium.
+# sample, and the 2020 report, both shot with headless Chromium driven by Playwright.
 screenshots: install browser
 	$(BIN)/python scripts/screenshots.py
 
@@ -55,7 +62,7 @@ sample-data: install
 # Performance at national scale (docs/performance.md): generates the synthetic national data
 # set into bench/.data/ when absent, runs every bench/bench_*.py with its baselines measured in the same
 # run (DuckDB SQL, pandas; one run per edition), prints the figures and writes them to bench-results.json.
-bench: install
+bench: install fonts
 	$(BIN)/python -c "import pandas" 2>/dev/null || $(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(BIN)/python bench/run.py --json bench-results.json
 

@@ -15,8 +15,8 @@ import pytest
 from dei_pipeline.config import REPO_ROOT
 from dei_pipeline.definitions import defs
 from dei_pipeline.published import load_published
-from dei_pipeline.report import architecture
-from dei_pipeline.report.bi_guide import EXAMPLE_QUERIES, ExampleQuery, generated_sections, update_bi_guide
+from dei_pipeline.docgen import architecture
+from dei_pipeline.docgen.bi_guide import EXAMPLE_QUERIES, ExampleQuery, generated_sections, update_bi_guide
 from dei_pipeline_tests.test_report import SamplePipeline, materialize_sample
 
 GUIDE = REPO_ROOT / "docs" / "bi.md"

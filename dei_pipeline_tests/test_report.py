@@ -1,5 +1,6 @@
 """The edition report, looked at as a person would: materialized by Dagster over the sample, opened in
-headless Chromium, screenshotted, and read for the white paper's key numbers.
+headless Chromium (driven by Playwright), screenshotted, and read for the white paper's key numbers;
+its chart PNGs looked at pixel by pixel.
 
 Chromium and a CJK font come from `make browser` (a prerequisite of `make test`); without them the
 browser tests fail and say so rather than being skipped, so that CI cannot pass without looking.
@@ -11,31 +12,32 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import polars as pl
 import pytest
+from PIL import Image
+from playwright.sync_api import Browser, Page
 
 from dei_pipeline.defs.report_assets import edition_report
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.definitions import build_definitions
 from dei_pipeline.ingest import list_editions
 from dei_pipeline.published import load_published
+from dei_pipeline.browser import chromium, find_chromium, pixel_summary
 from dei_pipeline.report import figures
-from dei_pipeline.report.charts import edition_charts
-from dei_pipeline.report.chromium import Browser, find_chromium, render_svgs_to_png, share_out
+from dei_pipeline.report.charts import SOURCE_PREFIX, BarSeries, edition_charts, horizontal_bars, render, tier_colors
 from dei_pipeline.report.html import render_report
+from dei_pipeline.report.publish import PNG_SCALE
 from dei_pipeline.config import data_provenance_note
 from dei_pipeline.report.rows import EditionRows, read_edition_rows
-from dei_pipeline.report.svg import BarSeries, horizontal_bars, nice_ticks
 from dei_pipeline.warehouse import connect
 from dei_pipeline_tests.conftest import DATA, copy_data_dir
 
 CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR = {"top_cities", "tier_distribution", "level1_by_tier", "industry_averages", "regions", "movers"}
-PNG_SCALE = 2  # dei_pipeline.report.publish.PNG_SCALE
 
 
 @dataclass
@@ -75,7 +77,7 @@ def materialize_sample(root: Path) -> SamplePipeline:
     instance = dg.DagsterInstance.ephemeral()
     editions = [str(year) for year in list_editions(data_dir)]
     with pytest.MonkeyPatch.context() as env:
-        for variable in ("DEI_SERVING", "DEI_WAREHOUSE", "DEI_CHROMIUM"):  # the run must write inside root
+        for variable in ("DEI_SERVING", "DEI_WAREHOUSE"):  # the run must write inside root
             env.delenv(variable, raising=False)
         defs = build_definitions(resource)
         for job_name in ("index_job", "analysis_job"):
@@ -92,15 +94,22 @@ def require_browser() -> None:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> SamplePipeline:
-    require_browser()
     return materialize_sample(tmp_path_factory.mktemp("report"))
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     require_browser()
-    with Browser() as running:
+    with chromium() as running:
         yield running
+
+
+def open_report(browser: Browser, html: Path, width: int, height: int) -> Page:
+    """A new page showing the report, once it and its fonts have loaded."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(html.as_uri(), wait_until="load")
+    page.wait_for_function("document.fonts.status === 'loaded'")
+    return page
 
 
 def _report_metadata(sample: SamplePipeline) -> Mapping[str, dg.MetadataValue]:
@@ -136,8 +145,8 @@ def test_report_is_one_self_contained_file(sample: SamplePipeline) -> None:
     html = (sample.reports / "2020.html").read_text(encoding="utf-8")
     assert "<script" not in html
     assert not re.search(r"""(src|href)\s*=\s*["'](?!#)""", html), "the page loads or links an external resource"
-    without_namespace = html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # a name, not a resource
-    assert not re.search(r"url\(|@import|https?://", without_namespace), "the page loads or links an external resource"
+    without_namespaces = re.sub(r'xmlns(:xlink)?="http://www\.w3\.org/[^"]+"', "", html)  # names, not resources
+    assert not re.search(r"url\((?!#)|@import|https?://", without_namespaces), "the page loads or links an external resource"
     assert html.count("<svg") >= len(CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR)
 
 
@@ -153,14 +162,14 @@ def test_cjk_font_is_installed_for_chinese_text() -> None:
 
 
 def test_report_in_headless_chromium_shows_the_white_papers_numbers(sample: SamplePipeline, browser: Browser, tmp_path: Path) -> None:
-    browser.open((sample.reports / "2020.html").as_uri(), width=1400, height=3000)
-    screenshot = browser.screenshot(tmp_path / "report_2020.png", full_page=True)
-    pixels = browser.pixel_summary(screenshot)
+    page = open_report(browser, sample.reports / "2020.html", 1400, 3000)
+    screenshot = tmp_path / "report_2020.png"
+    page.screenshot(path=screenshot, full_page=True)
+    pixels = pixel_summary(screenshot)
     assert not pixels.looks_blank, pixels
     assert pixels.width == 1400 and pixels.height > 3000, pixels
 
-    browser.open((sample.reports / "2020.html").as_uri(), width=1400, height=3000)
-    text = browser.text()
+    text = page.inner_text("body")
     whitespace = r"\s+"
     assert re.search(whitespace.join(["1", "上海", "上海", "90.5", "一线"]), text), "上海 90.5 is not ranked first on the page"
     assert re.search(whitespace.join(["148", "雅安", "四川", "35.7", "四线"]), text), "the last city of the ranking"
@@ -173,54 +182,40 @@ def test_report_in_headless_chromium_shows_the_white_papers_numbers(sample: Samp
     assert re.search(whitespace.join(["长三角", "41/41", "70.6"]), text), "the Yangtze delta rollup"
     assert re.search(whitespace.join(["乌鲁木齐", "70", "52", "↑18"]), text), "the biggest riser since 2019"
     assert "SYNTHETIC SAMPLE" in text
-    # Every chart is drawn: an SVG with its title, laid out with a real size.
-    drawn = browser.evaluate("[...document.querySelectorAll('figure svg')].map(s => [s.getAttribute('aria-label'), s.getBoundingClientRect().height])")
+    # Every chart is drawn: an SVG laid out with a real size, captioned with its title.
+    drawn = page.eval_on_selector_all("figure", "figures => figures.map(f => [f.querySelector('figcaption').innerText, "
+                                      "f.querySelector('svg').getBoundingClientRect().height])")
     assert len(drawn) >= len(CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR)
-    assert all(height > 100 for _, height in drawn), drawn
+    assert all(height > 100 and caption for caption, height in drawn), drawn
+    # Every table of contents entry leads to a section on the page.
+    anchors = page.eval_on_selector_all("nav.toc a", "links => links.map(a => a.getAttribute('href'))")
+    assert anchors and all(page.locator(anchor).count() == 1 for anchor in anchors), anchors
 
 
-def test_chart_pngs_are_sharp_non_blank_images_of_their_charts(sample: SamplePipeline, browser: Browser) -> None:
+def test_chart_pngs_are_sharp_non_blank_images_of_their_charts(sample: SamplePipeline) -> None:
     html = (sample.reports / "2020.html").read_text(encoding="utf-8")
     pngs = sorted((sample.reports / "2020").glob("*.png"))
     assert {png.stem for png in pngs} >= CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR
     for png in pngs:
-        size = re.search(rf"<figure id='chart-{png.stem}'><svg [^>]*width=\"(\d+)\" height=\"(\d+)\"", html)
+        size = re.search(rf'<figure id="chart-{png.stem}"><svg [^>]*width="([\d.]+)" height="([\d.]+)"', html)
         assert size is not None, f"{png.name} has no chart in the report"
-        pixels = browser.pixel_summary(png)
-        assert (pixels.width, pixels.height) == (PNG_SCALE * int(size.group(1)), PNG_SCALE * int(size.group(2))), (png.name, pixels)
+        pixels = pixel_summary(png)
+        assert (pixels.width, pixels.height) == (round(PNG_SCALE * float(size.group(1))), round(PNG_SCALE * float(size.group(2)))), (png.name, pixels)
         assert not pixels.looks_blank and pixels.background == "#ffffff", (png.name, pixels)
 
 
-def test_charts_rendered_on_one_page_are_each_cut_out_exactly(browser: Browser, tmp_path: Path) -> None:
-    # Solid charts of different sizes: a clip off by a pixel would take in white or the chart next to it.
-    colors = ["#d62728", "#2ca02c", "#1f77b4", "#9467bd", "#ff7f0e"]
-    sizes = [(300, 120), (180, 260), (420, 90), (250, 250), (120, 330)]
-    charts = {
-        f"chart{number}": (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
-                           f'<rect width="{width}" height="{height}" fill="{color}"/></svg>', width, height)
-        for number, (color, (width, height)) in enumerate(zip(colors, sizes, strict=True))
-    }
-    paths = render_svgs_to_png(charts, tmp_path / "pngs", scale=2, browser=browser, windows=2)
-    assert [path.name for path in paths] == [f"{stem}.png" for stem in charts]
-    for path, color, (width, height) in zip(paths, colors, sizes, strict=True):
-        pixels = browser.pixel_summary(path)
-        assert (pixels.width, pixels.height) == (2 * width, 2 * height), (path.name, pixels)
-        assert (pixels.background, pixels.distinct_colors) == (color, 1), (path.name, pixels)
-
-
-def test_charts_are_shared_out_whole_in_groups_of_about_equal_area() -> None:
-    sizes = [(900, 800), (760, 500), (960, 670), (900, 700), (900, 380), (900, 630), (900, 950)]  # the 2020 charts
-    charts = {f"c{number}": ("<svg/>", width, height) for number, (width, height) in enumerate(sizes)}
-    groups = share_out(charts, 2)
-    assert len(groups) == 2 and sorted(stem for group in groups for stem in group) == sorted(charts)
-    areas = [sum(width * height for _, width, height in group.values()) for group in groups]
-    assert max(areas) - min(areas) <= max(width * height for _, width, height in charts.values())
-    assert share_out({"c0": charts["c0"]}, 2) == [{"c0": charts["c0"]}]  # no empty group, so no idle window
+def test_top_cities_png_is_coloured_by_tier(sample: SamplePipeline) -> None:
+    rows = sample.edition_rows(2020)
+    with Image.open(sample.reports / "2020" / "top_cities.png") as image:
+        colours = {f"#{r:02x}{g:02x}{b:02x}": n for n, (r, g, b) in image.convert("RGB").getcolors(1 << 20) or []}
+    fills = {code: fill for code, (fill, _) in tier_colors(rows).items()}
+    # The 2020 top twenty are six first-tier and fourteen new-first-tier cities: both fills cover whole bars.
+    assert colours.get(fills["tier1"], 0) > 10_000 and colours.get(fills["new_tier1"], 0) > colours.get(fills["tier1"], 0), colours
+    assert colours.get(fills["tier4"], 0) == 0, "no fourth-tier city is in the top twenty"
 
 
 def test_first_edition_says_there_is_nothing_to_compare(sample: SamplePipeline, browser: Browser) -> None:
-    browser.open((sample.reports / "2017.html").as_uri(), width=1400, height=1200)
-    text = browser.text()
+    text = open_report(browser, sample.reports / "2017.html", 1400, 1200).inner_text("body")
     assert "无可比较的上一版" in text and "No earlier edition to compare with" in text
     assert "本年度无县域数据" in text  # the sample has counties from 2019 on
     assert re.search(r"1\s+上海\s+上海\s+85\.0\s+新一线", text)
@@ -229,23 +224,29 @@ def test_first_edition_says_there_is_nothing_to_compare(sample: SamplePipeline, 
 # ------------------------------------------------------------------- without a browser, with marts
 
 
-def test_without_chromium_the_report_is_written_and_old_pngs_removed(sample: SamplePipeline, tmp_path: Path) -> None:
+def test_report_and_pngs_need_no_browser_and_replace_the_old_pngs(sample: SamplePipeline, tmp_path: Path) -> None:
     warehouse = tmp_path / "warehouse" / "dei.duckdb"
     warehouse.parent.mkdir()
     shutil.copy(sample.warehouse, warehouse)
-    stale = warehouse.parent / "reports" / "2020" / "movers.png"
-    stale.parent.mkdir(parents=True)
-    stale.write_bytes(b"an old chart")
+    old_pngs = warehouse.parent / "reports" / "2020"
+    old_pngs.mkdir(parents=True)
+    (old_pngs / "movers.png").write_bytes(b"an old chart")
+    (old_pngs / "retired_chart.png").write_bytes(b"a chart the report no longer has")
     resource = WarehouseResource(data_dir=sample.resource.data_dir, warehouse_path=str(warehouse))
     instance = dg.DagsterInstance.ephemeral()
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
     with pytest.MonkeyPatch.context() as env:
+        env.setenv("PATH", str(empty))  # no browser to be found
         env.setenv("DEI_CHROMIUM", str(tmp_path / "no-such-browser"))
         result = dg.materialize([edition_report], partition_key="2020", instance=instance, resources={"warehouse": resource})
     assert result.success
     assert (warehouse.parent / "reports" / "2020.html").is_file()
-    assert not stale.parent.exists(), "PNGs of an earlier run would contradict the new report"
+    assert {png.stem for png in old_pngs.glob("*.png")} >= CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR
+    assert not (old_pngs / "retired_chart.png").exists(), "a PNG of an earlier run would contradict the new report"
+    assert not pixel_summary(old_pngs / "movers.png").looks_blank
     metadata = result.asset_materializations_for_node("edition_report")[0].metadata
-    assert str(metadata["chart_pngs"].value).startswith("skipped: no Chromium")
+    assert str(metadata["chart_pngs"].value) == f"{len(list(old_pngs.glob('*.png')))} PNG(s) rendered offline with vl-convert"
 
 
 def test_rank_uncertainty_intervals_are_shown_where_the_mart_exists(sample: SamplePipeline, tmp_path: Path) -> None:
@@ -319,15 +320,34 @@ def test_movers_are_risers_then_fallers_among_returning_cities(sample: SamplePip
     assert len(risers) == len(fallers) == figures.MOVERS_PER_SIDE
 
 
-# ------------------------------------------------------------------------------ chart primitives
+# ------------------------------------------------------------------------------ charts and page
 
 
-@pytest.mark.parametrize(("maximum", "expected_top"), [(90.5, 100), (148, 150), (7, 8), (0.3, 0.3), (18, 20)])
-def test_nice_ticks_cover_the_maximum_in_round_steps(maximum: float, expected_top: float) -> None:
-    ticks = nice_ticks(maximum)
-    assert ticks[0] == 0 and ticks[-1] >= maximum and abs(ticks[-1] - expected_top) < 1e-9
+def _svg_text(svg: str) -> list[str]:
+    return re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+
+
+def test_charts_carry_bilingual_titles_sources_and_values_on_their_marks(sample: SamplePipeline) -> None:
+    charts = edition_charts(sample.edition_rows(2020))
+    for chart in charts.values():
+        texts = _svg_text(chart.svg)
+        assert chart.title in texts and re.search(r"[\u4e00-\u9fff]", chart.title) and re.search(r"[A-Za-z]{4}", chart.title), chart.name
+        assert any(text.startswith(SOURCE_PREFIX) for text in texts), f"{chart.name} has no source line"
+    top = _svg_text(charts["top_cities"].svg)
+    assert {"1. 上海", "90.5", "20. 厦门", "一线", "新一线"} <= set(top), "bar labels, values on the bars and the tier legend"
+    assert "全国城市平均 57.3" in _svg_text(charts["regions"].svg), "the national mean as a reference line"
+    assert "综合平均 68.3" in _svg_text(charts["level1_by_tier"].svg), "the all-city mean of the infrastructure panel"
+    assert {"+18", "第70→52名  +6.4分"} <= set(_svg_text(charts["movers"].svg)), "乌鲁木齐's rise and its annotation"
+    tiers = _svg_text(charts["tier_distribution"].svg)
+    assert {"148", "69", "6"} <= set(tiers), "2020's total, its largest tier count and its thin first-tier segment"
 
 
 def test_labels_are_escaped_in_svg() -> None:
-    chart = horizontal_bars("x", "A <b> & C", "sub", ["<script>"], [BarSeries("s", "#000", [1.0])], "axis")
+    chart = render("x", "A <b> & C", "sub", horizontal_bars(["<script>"], [BarSeries("s", "#000000", [1.0])], "axis"), "source")
     assert "<script>" not in chart.svg and "&lt;script&gt;" in chart.svg and "A &lt;b&gt; &amp; C" in chart.svg
+
+
+def test_page_escapes_every_value_it_shows(sample: SamplePipeline) -> None:
+    rows = replace(sample.edition_rows(2017), data_note="<script>alert(1)</script> & more")
+    html = render_report(rows, {}, None)
+    assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in html

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from dei_pipeline.config import REPO_ROOT
-from dei_pipeline.report.architecture import generated_sections, update_architecture
+from dei_pipeline.docgen.architecture import generated_sections, update_architecture
 
 PAGE = REPO_ROOT / "docs" / "architecture.md"
 

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from dei_pipeline.config import REPO_ROOT, default_serving_path, default_warehouse_path
-from dei_pipeline.report.bi_guide import generated_sections, update_bi_guide
+from dei_pipeline.docgen.bi_guide import generated_sections, update_bi_guide
 from dei_pipeline.warehouse import connect
 
 GUIDE = REPO_ROOT / "docs" / "bi.md"

@@ -4,8 +4,9 @@
    instance, so the UI has runs, partitions and check results to show.
 2. Stops `raw_files_sensor` in that instance (it would otherwise launch a run per edition while the
    pictures are taken) and starts `dagster dev` on loopback, exactly as `make ui` does.
-3. Drives headless Chromium through the UI and the 2020 report and saves one PNG per view, checking
-   that none is blank.
+3. Drives headless Chromium (Playwright, Debian's chromium) through the UI and the 2020 report and
+   saves one PNG per view, checking that none is blank. Each step waits for what it needs on the page
+   (a text, the network falling quiet, animations ending, the graph standing still), not for a time.
 
 Nothing of the project's own data/warehouse or .dagster_home is used; the server is always stopped.
 """
@@ -13,8 +14,8 @@ Nothing of the project's own data/warehouse or .dagster_home is used; the server
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,21 +25,24 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from functools import partial
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
+from playwright.sync_api import Locator, Page
+
+from dei_pipeline.browser import chromium, pixel_summary
 from dei_pipeline.config import REPO_ROOT
-from dei_pipeline.report.chromium import Browser, ChromiumError
 from sample_run import SampleRun, materialize_sample  # scripts/ is on sys.path when this file runs
 
 HOST = "127.0.0.1"  # loopback only
 DAGSTER = Path(sys.executable).with_name("dagster")
 OUT_DIR = REPO_ROOT / "docs" / "images"
 SERVER_TIMEOUT = 120.0
-PAGE_TIMEOUT = 90.0
+PAGE_TIMEOUT_MS = 90_000
 SCALE = 1.5  # device pixels per CSS pixel: legible when GitHub shrinks the picture to the page width
 REPORT_CHART_FOR_README = "level1_by_tier"
 
@@ -47,54 +51,48 @@ REPORT_CHART_FOR_README = "level1_by_tier"
 class Shot:
     file: str
     caption: str
-    take: Callable[[Browser, str, SampleRun], None]
+    take: Callable[[Page, str, SampleRun], None]
 
 
 # --------------------------------------------------------------------------------- page helpers
 
-def _mouse_click(browser: Browser, x: float, y: float, button: str = "left") -> None:
-    for kind in ("mousePressed", "mouseReleased"):
-        browser.command("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": button, "clickCount": 1})
+def settle(page: Page) -> None:
+    """Wait until the page is quiet: no request in flight and no CSS animation or transition running."""
+    page.wait_for_load_state("networkidle", timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_function("document.getAnimations().every(a => a.playState !== 'running')", timeout=PAGE_TIMEOUT_MS)
 
 
-def _center(browser: Browser, finder_js: str, what: str) -> tuple[float, float]:
-    found = browser.evaluate(f"(() => {{ const el = {finder_js}; if (!el) return null; const r = el.getBoundingClientRect(); "
-                             "return [r.x + r.width / 2, r.y + r.height / 2]; })()")
-    if found is None:
-        raise ChromiumError(f"{what} not found on {browser.evaluate('location.href')}")
-    return float(found[0]), float(found[1])
+def shown_text(page: Page, text: str) -> Locator:
+    """The visible elements whose text is exactly ``text`` (the UI keeps hidden copies to measure)."""
+    return page.get_by_text(text, exact=True).filter(visible=True)
 
 
-def click_text(browser: Browser, text: str) -> None:
-    """Click the last leaf element whose text is exactly ``text`` (the UI repeats labels in tooltips)."""
-    finder = ("[...document.querySelectorAll('body *')].filter(e => e.children.length === 0 && "
-              f"e.textContent.trim() === {json.dumps(text)}).pop()")
-    _mouse_click(browser, *_center(browser, finder, f"text {text!r}"))
-    time.sleep(1.0)
+def click_text(page: Page, text: str) -> None:
+    """Click the last visible element whose text is exactly ``text`` (the UI repeats labels in tooltips)."""
+    shown_text(page, text).last.click()
+    settle(page)
 
 
-def _button_finder(label: str) -> str:
-    return ("[...document.querySelectorAll('button')].find(b => b.innerText.trim() === "
-            f"{json.dumps(label)} || (b.querySelector('[aria-label]') || b).getAttribute('aria-label') === {json.dumps(label)})")
+def button(page: Page, label: str) -> Locator:
+    """A button by its visible text or its icon's aria-label (zoom_out, panel_show_right, ...). Not by
+    role and name: a button's accessible name joins its icon's label and its text."""
+    buttons = page.locator("button")
+    return buttons.filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")).or_(buttons.filter(has=page.locator(f'[aria-label="{label}"]')))
 
 
-def click_button(browser: Browser, label: str) -> None:
-    """Click a button by its visible text or its icon's aria-label (zoom_out, panel_show_right, ...)."""
-    _mouse_click(browser, *_center(browser, _button_finder(label), f"button {label!r}"))
-    time.sleep(0.6)
-
-
-def hide_side_panels(browser: Browser) -> None:
+def hide_side_panels(page: Page) -> None:
     """More room for the graph: collapse the navigation (the UI remembers that) and the group tree."""
     for label in ("Hide navigation", "panel_show_right"):
-        if browser.evaluate(f"Boolean({_button_finder(label)})"):
-            click_button(browser, label)
+        if button(page, label).filter(visible=True).count():
+            button(page, label).filter(visible=True).first.click()
+            settle(page)
 
 
-def open_page(browser: Browser, url: str, wait_text: str, width: int = 1600, height: int = 1000) -> None:
-    browser.open(url, width=width, height=height, scale=SCALE)
-    browser.wait_for_text(wait_text, PAGE_TIMEOUT)
-    time.sleep(1.5)  # let late queries and transitions settle
+def open_page(page: Page, url: str, wait_text: str, width: int = 1600, height: int = 1000) -> None:
+    page.set_viewport_size({"width": width, "height": height})
+    page.goto(url)
+    page.get_by_text(wait_text).filter(visible=True).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    settle(page)  # late queries and transitions
 
 
 # The graph canvas: the area under the toolbar that holds "Materialize all…", and the asset and group
@@ -111,77 +109,101 @@ GRAPH_GEOMETRY = """(() => {
 })()"""
 
 
-def _fits(geometry: dict, margin: float) -> bool:
+# Resolves once the graph's nodes have stood still for a few frames: zooming and panning animate.
+GRAPH_STILL = """() => new Promise(resolve => {
+  let last = '', still = 0;
+  const tick = () => {
+    const boxes = JSON.stringify([...document.querySelectorAll('svg foreignObject')].map(n => n.getBoundingClientRect()));
+    still = boxes === last ? still + 1 : 0;
+    last = boxes;
+    if (still >= 5) resolve(true); else requestAnimationFrame(tick);
+  };
+  tick();
+})"""
+
+
+def _still(page: Page) -> dict[str, Any]:
+    page.evaluate(GRAPH_STILL)
+    return page.evaluate(GRAPH_GEOMETRY)
+
+
+def _fits(geometry: dict[str, Any], margin: float) -> bool:
     area, box = geometry["area"], geometry["box"]
     return (box["right"] - box["left"] <= area["right"] - area["left"] - 2 * margin
             and box["bottom"] - box["top"] <= area["bottom"] - area["top"] - 2 * margin)
 
 
-def _center_graph(browser: Browser) -> None:
+def _zoom(page: Page, direction: str) -> dict[str, Any]:
+    button(page, f"zoom_{direction}").filter(visible=True).first.click()
+    return _still(page)
+
+
+def _center_graph(page: Page) -> dict[str, Any]:
     """Drag the canvas so that the nodes' bounding box sits in the middle of it."""
-    geometry = browser.evaluate(GRAPH_GEOMETRY)
+    geometry = _still(page)
     area, box = geometry["area"], geometry["box"]
     dx = (area["left"] + area["right"]) / 2 - (box["left"] + box["right"]) / 2
     dy = (area["top"] + area["bottom"]) / 2 - (box["top"] + box["bottom"]) / 2
     start_x, start_y = area["left"] + 15, area["bottom"] - 15  # an empty corner of the canvas
-    browser.command("Input.dispatchMouseEvent", {"type": "mousePressed", "x": start_x, "y": start_y, "button": "left", "clickCount": 1})
-    for step in range(1, 11):
-        browser.command("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": start_x + dx * step / 10, "y": start_y + dy * step / 10,
-                                                     "button": "left", "buttons": 1})
-    browser.command("Input.dispatchMouseEvent", {"type": "mouseReleased", "x": start_x + dx, "y": start_y + dy, "button": "left", "clickCount": 1})
-    time.sleep(0.8)
+    page.mouse.move(start_x, start_y)
+    page.mouse.down()
+    page.mouse.move(start_x + dx, start_y + dy, steps=10)
+    page.mouse.up()
+    return _still(page)
 
 
-def fit_graph(browser: Browser, margin: float = 24) -> None:
+def fit_graph(page: Page, margin: float = 24) -> None:
     """Zoom and pan the asset graph until every node is in view, as large as fits."""
-    seen = -1
+    geometry, seen = _still(page), -1
     for _ in range(20):  # zoom out until all nodes are rendered and fit
-        geometry = browser.evaluate(GRAPH_GEOMETRY)
         if _fits(geometry, margin) and geometry["nodes"] == seen:
             break
         seen = geometry["nodes"]
-        click_button(browser, "zoom_out")
-    _center_graph(browser)
+        geometry = _zoom(page, "out")
+    _center_graph(page)
     for _ in range(10):  # then zoom in while it still fits
-        click_button(browser, "zoom_in")
-        _center_graph(browser)
-        if not _fits(browser.evaluate(GRAPH_GEOMETRY), margin):
-            click_button(browser, "zoom_out")
-            _center_graph(browser)
+        _zoom(page, "in")
+        if not _fits(_center_graph(page), margin):
+            _zoom(page, "out")
+            _center_graph(page)
             break
 
 
 # ---------------------------------------------------------------------------------------- shots
 
-def shot_asset_groups(browser: Browser, base: str, sample: SampleRun) -> None:
-    open_page(browser, f"{base}/asset-groups", "Materialize all", 1500, 900)
-    hide_side_panels(browser)
-    fit_graph(browser)
+def shot_asset_groups(page: Page, base: str, sample: SampleRun) -> None:
+    open_page(page, f"{base}/asset-groups", "Materialize all", 1500, 900)
+    hide_side_panels(page)
+    fit_graph(page)
 
 
-def shot_report_lineage(browser: Browser, base: str, sample: SampleRun) -> None:
-    open_page(browser, f"{base}/assets/edition_report?view=lineage&lineageScope=upstream&lineageDepth=1", "Graph depth")
-    hide_side_panels(browser)
-    time.sleep(2)  # the graph lays itself out to fit this view
+def shot_report_lineage(page: Page, base: str, sample: SampleRun) -> None:
+    open_page(page, f"{base}/assets/edition_report?view=lineage&lineageScope=upstream&lineageDepth=1", "Graph depth")
+    hide_side_panels(page)
+    _still(page)  # the graph lays itself out to fit this view
 
 
-def shot_partition_2020(asset: str, metadata_key: str, browser: Browser, base: str, sample: SampleRun) -> None:
+def shot_partition_2020(asset: str, metadata_key: str, page: Page, base: str, sample: SampleRun) -> None:
     """An asset's partitions page with the 2020 partition open, once its metadata (``metadata_key``) shows."""
-    open_page(browser, f"{base}/assets/{asset}?view=partitions", "Materialized (4)")
-    click_text(browser, "2020")
-    browser.wait_for_text(metadata_key, PAGE_TIMEOUT)
-    time.sleep(1)
+    open_page(page, f"{base}/assets/{asset}?view=partitions", "Materialized (4)")
+    click_text(page, "2020")
+    shown_text(page, metadata_key).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    settle(page)
 
 
-def shot_asset_checks(browser: Browser, base: str, sample: SampleRun) -> None:
-    open_page(browser, f"{base}/assets/reconciliation?view=checks", "region_scores_match_published")
-    click_text(browser, "region_scores_match_published")
-    browser.wait_for_text("disagreements", PAGE_TIMEOUT)
-    click_text(browser, "[Show Markdown]")
+def shot_asset_checks(page: Page, base: str, sample: SampleRun) -> None:
+    open_page(page, f"{base}/assets/reconciliation?view=checks", "region_scores_match_published")
+    click_text(page, "region_scores_match_published")
+    shown_text(page, "disagreements").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    click_text(page, "[Show Markdown]")
+    page.get_by_role("dialog").wait_for(timeout=PAGE_TIMEOUT_MS)
+    settle(page)
 
 
-def shot_report(browser: Browser, base: str, sample: SampleRun) -> None:
-    browser.open((sample.reports / "2020.html").as_uri(), width=1400, height=1500, scale=SCALE)
+def shot_report(page: Page, base: str, sample: SampleRun) -> None:
+    page.set_viewport_size({"width": 1400, "height": 1500})
+    page.goto((sample.reports / "2020.html").as_uri())
+    page.wait_for_function("document.fonts.status === 'loaded'")
 
 
 SHOTS = (
@@ -255,12 +277,14 @@ def main(argv: list[str] | None = None) -> int:
         if chart.exists():
             shutil.copy(chart, args.out / f"report_chart_{REPORT_CHART_FOR_README}.png")
         print("screenshots: starting dagster dev on loopback ...", flush=True)
-        with dagster_dev(sample, Path(scratch) / "dagster_dev.log") as base, Browser() as browser:
+        with dagster_dev(sample, Path(scratch) / "dagster_dev.log") as base, chromium() as browser:
+            # The UI's Content-Security-Policy forbids eval, which Playwright's wait_for_function uses.
+            page = browser.new_page(device_scale_factor=SCALE, bypass_csp=True)
             for shot in shots:
                 target = args.out / shot.file
-                shot.take(browser, base, sample)
-                browser.screenshot(target)
-                pixels = browser.pixel_summary(target)
+                shot.take(page, base, sample)
+                page.screenshot(path=target)
+                pixels = pixel_summary(target)
                 if pixels.looks_blank:
                     raise RuntimeError(f"{target} looks blank: {pixels}")
                 print(f"  {target.relative_to(REPO_ROOT) if target.is_relative_to(REPO_ROOT) else target}: "

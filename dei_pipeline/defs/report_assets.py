@@ -2,9 +2,6 @@
 marts, with a PNG of each chart beside it for slides (data/warehouse/reports/<edition>.html and
 data/warehouse/reports/<edition>/<chart>.png). Partitioned by edition like the marts it reads."""
 
-
-from contextlib import nullcontext
-
 import dagster as dg
 
 from dei_pipeline.config import data_provenance_note
@@ -16,7 +13,6 @@ from dei_pipeline.defs.assets import (
 from dei_pipeline import report
 from dei_pipeline.defs.partitions import edition_history, partition_editions
 from dei_pipeline.defs.resources import WarehouseResource
-from dei_pipeline.report.chromium import Browser, find_chromium
 from dei_pipeline.report.figures import top_rows_markdown
 from dei_pipeline.report.publish import write_edition_report
 from dei_pipeline.report.rows import read_edition_rows
@@ -31,22 +27,16 @@ def edition_report(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     """The white paper's figures from the warehouse, one HTML page per edition: the city ranking with
     tiers, the county tables, the tier distribution across editions, the four regions, the level-1
     averages by tier, the industry averages, the biggest movers since the previous edition and the
-    rank-uncertainty intervals where the analysis mart has them. Charts are inline SVG; with Chromium
-    on PATH (`make browser`) each is also written as a PNG, without it the PNGs are skipped."""
+    rank-uncertainty intervals where the analysis mart has them. Charts are inline SVG, each also
+    written as a PNG; both are rendered offline, no browser needed."""
     editions = partition_editions(context)
     tiers, region_names = warehouse.tiers(), warehouse.registry().regions
     note = data_provenance_note(warehouse.data_path)
     with warehouse.connection() as con:
         edition_rows = [read_edition_rows(con, year, tiers, region_names, note) for year in editions]
     reports_dir = warehouse.warehouse_file.parent / "reports"
-    chromium = find_chromium()
-    with (Browser(chromium) if chromium else nullcontext()) as browser:
-        reports = [write_edition_report(rows, reports_dir, browser) for rows in edition_rows]
-    if chromium:
-        png_note = f"{sum(len(r.png_paths) for r in reports)} PNG(s) rendered with {chromium}"
-    else:
-        png_note = "skipped: no Chromium on PATH (run `make browser`); the HTML reports are complete without them"
-        context.log.warning(f"Chart PNGs {png_note}")
+    reports = [write_edition_report(rows, reports_dir) for rows in edition_rows]
+    png_note = f"{sum(len(r.png_paths) for r in reports)} PNG(s) rendered offline with vl-convert"
     newest_first = sorted(zip(edition_rows, reports, strict=True), key=lambda pair: pair[0].survey_year, reverse=True)
     return dg.MaterializeResult(metadata={
         # The newest edition only: a table this short is shown inline in the UI, not behind a button.

@@ -26,10 +26,6 @@ def tier_labels(rows: EditionRows) -> dict[str, str]:
     return dict(rows.tiers.select("tier_code", "name_zh").iter_rows())
 
 
-def region_labels(rows: EditionRows) -> dict[str, str]:
-    return dict(rows.region_names.select("region_code", "name_zh").iter_rows())
-
-
 def ranking(rows: EditionRows) -> pl.DataFrame:
     """Every ranked city in rank order: rank, name, province, score, tier and the rank change since
     the previous edition (null for cities new to this edition)."""

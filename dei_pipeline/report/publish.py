@@ -1,4 +1,4 @@
-"""Writing an edition's report to disk: ``<reports>/<edition>.html`` and, when a browser is at hand,
+"""Writing an edition's report to disk: ``<reports>/<edition>.html`` and
 ``<reports>/<edition>/<chart>.png`` for slides. Files are replaced whole (write aside, then rename),
 so a reader never opens a half-written report and no PNG outlives the chart it was made from."""
 
@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dei_pipeline.report.charts import edition_charts
-from dei_pipeline.report.chromium import Browser, render_svgs_to_png
 from dei_pipeline.report.html import render_report
 from dei_pipeline.report.rows import EditionRows
 
@@ -22,7 +21,7 @@ class WrittenReport:
     survey_year: int
     html_path: Path
     chart_names: list[str]
-    png_paths: list[Path]  # empty when no browser was given
+    png_paths: list[Path]
 
 
 def report_path(reports_dir: Path, survey_year: int) -> Path:
@@ -38,24 +37,21 @@ def _replace_dir(staging: Path, target: Path) -> None:
     staging.rename(target)
 
 
-def write_edition_report(rows: EditionRows, reports_dir: Path, browser: Browser | None) -> WrittenReport:
-    """Write the edition's HTML report and, with a browser, one PNG per chart; without one, the
-    edition's old PNGs are removed rather than left to contradict the new report."""
+def write_edition_report(rows: EditionRows, reports_dir: Path) -> WrittenReport:
+    """Write the edition's HTML report and one PNG per chart, replacing the edition's old PNGs as a
+    whole so that none of a chart the edition no longer has is left to contradict the new report."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     year = rows.survey_year
     charts = edition_charts(rows)
     target_png_dir = png_dir(reports_dir, year)
-    png_paths: list[Path] = []
-    if browser is not None:
-        staging = reports_dir / f".{year}.png.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
-        render_svgs_to_png({name: (c.svg, c.width, c.height) for name, c in charts.items()}, staging, PNG_SCALE, browser)
-        _replace_dir(staging, target_png_dir)
-        png_paths = [target_png_dir / f"{name}.png" for name in charts]
-    else:
-        shutil.rmtree(target_png_dir, ignore_errors=True)
+    staging = reports_dir / f".{year}.png.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    for name, chart in charts.items():
+        (staging / f"{name}.png").write_bytes(chart.png(PNG_SCALE))
+    _replace_dir(staging, target_png_dir)
     html_path = report_path(reports_dir, year)
     partial = html_path.with_name(f".{html_path.name}.tmp")
-    partial.write_text(render_report(rows, charts, target_png_dir.name if png_paths else None), encoding="utf-8")
+    partial.write_text(render_report(rows, charts, target_png_dir.name), encoding="utf-8")
     os.replace(partial, html_path)
-    return WrittenReport(year, html_path, list(charts), png_paths)
+    return WrittenReport(year, html_path, list(charts), [target_png_dir / f"{name}.png" for name in charts])

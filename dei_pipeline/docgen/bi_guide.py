@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from dei_pipeline.report.generated_blocks import update_generated_sections
+from dei_pipeline.docgen.generated_blocks import update_generated_sections
 from dei_pipeline.warehouse import table_documentation
 
 GENERATOR = "scripts/bi_guide.py"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from dei_pipeline.report.generated_blocks import update_generated_sections
+from dei_pipeline.docgen.generated_blocks import update_generated_sections
 
 GENERATOR = "scripts/architecture_diagram.py"
 
