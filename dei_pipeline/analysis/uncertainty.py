@@ -87,6 +87,9 @@ class UncertaintySettings:
     method_choice: str  # 'per_level': a method drawn for every aggregation step; 'whole_index': one per draw
     geometric_floor: float
     sensitivity_base_draws: int
+    sensitivity_bootstrap: int  # bootstrap resamples of the base draws for the indices' bounds
+    sensitivity_level: float  # confidence level of those bounds
+    sensitivity_resolution: float  # widest interval of a resolved index
 
 
 def load_uncertainty_settings(data_dir: Path) -> UncertaintySettings:
@@ -95,7 +98,7 @@ def load_uncertainty_settings(data_dir: Path) -> UncertaintySettings:
     raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     block = raw.get("uncertainty")
     if not isinstance(block, Mapping):
-        raise ValueError(f"{path}: no 'uncertainty:' block (draws, seed, weight_range, methods, geometric_floor, sensitivity_base_draws)")
+        raise ValueError(f"{path}: no 'uncertainty:' block (draws, seed, weight_range, methods, geometric_floor, sensitivity_*)")
     return parse_uncertainty_settings(block, f"{path}, uncertainty")
 
 
@@ -113,6 +116,9 @@ def parse_uncertainty_settings(block: Mapping[str, Any], where: str = "uncertain
         method_choice=str(value("method_choice")),
         geometric_floor=float(value("geometric_floor")),
         sensitivity_base_draws=int(value("sensitivity_base_draws")),
+        sensitivity_bootstrap=int(value("sensitivity_bootstrap")),
+        sensitivity_level=float(value("sensitivity_level")),
+        sensitivity_resolution=float(value("sensitivity_resolution")),
     )
     if settings.draws < 1:
         raise ValueError(f"{where}.draws: {settings.draws} is not a positive number of draws")
@@ -127,6 +133,12 @@ def parse_uncertainty_settings(block: Mapping[str, Any], where: str = "uncertain
         raise ValueError(f"{where}.geometric_floor: {settings.geometric_floor} must be > 0 (the log of the floor is taken)")
     if settings.sensitivity_base_draws < 2:
         raise ValueError(f"{where}.sensitivity_base_draws: {settings.sensitivity_base_draws} must be at least 2")
+    if settings.sensitivity_bootstrap < 2:
+        raise ValueError(f"{where}.sensitivity_bootstrap: {settings.sensitivity_bootstrap} must be at least 2 resamples")
+    if not 0 < settings.sensitivity_level < 1:
+        raise ValueError(f"{where}.sensitivity_level: {settings.sensitivity_level} is not in (0, 1)")
+    if not settings.sensitivity_resolution > 0:
+        raise ValueError(f"{where}.sensitivity_resolution: {settings.sensitivity_resolution} must be > 0")
     return settings
 
 

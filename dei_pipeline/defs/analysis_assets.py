@@ -153,7 +153,8 @@ def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Which assumption moves the ranks most: first-order and total-effect Sobol indices of each unit's
     rank and of the mean absolute rank shift, over the weights of each level and the aggregation
-    method (Saltelli design, N = uncertainty.sensitivity_base_draws)."""
+    method (Saltelli design, N = uncertainty.sensitivity_base_draws; centred estimators with bootstrap
+    intervals and a flag saying whether each index is resolved at that N)."""
     editions = partition_editions(context)
     method, settings = warehouse.settings(), uncertainty.load_uncertainty_settings(warehouse.data_path)
     frames, seconds = [], {}
@@ -174,14 +175,19 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     with warehouse.connection() as con:
         replace_editions(con, "marts.sensitivity", rows, editions)
     overall = rows.filter(pl.col("target") == OVERALL_TARGET).sort("survey_year", "unit_type", "influence_rank").select(
-        "survey_year", "unit_type", "factor", "first_order", "total_effect", "total_effect_se",
+        "survey_year", "unit_type", "factor", "first_order", "first_order_ci_low", "first_order_ci_high",
+        "total_effect", "total_effect_ci_low", "total_effect_ci_high", "resolved",
     )
+    unit_rows = rows.filter((pl.col("target") != OVERALL_TARGET) & pl.col("resolved").is_not_null())
     return written(
         "marts.sensitivity", rows, editions,
         **_settings_metadata(settings),
         base_draws=settings.sensitivity_base_draws,
+        bootstrap_resamples=settings.sensitivity_bootstrap,
         seconds_per_edition=dg.MetadataValue.json(seconds),
         mean_abs_rank_shift_indices=_markdown(overall),
+        unit_indices_resolved_share=float(unit_rows["resolved"].mean() or 0.0),  # type: ignore[arg-type]
+        indices_out_of_range=int(rows["out_of_range"].sum()),
     )
 
 
