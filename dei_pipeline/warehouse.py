@@ -252,10 +252,10 @@ TABLES: dict[str, Table] = {
             _c("n_evaluations", "INTEGER", "Index evaluations: N x (factors + 2)"),
             _c("n_bootstrap", "INTEGER", "Bootstrap resamples behind the intervals (uncertainty.sensitivity_bootstrap)"),
         )),
-        Table("marts.yoy_attribution", "Attribution of each unit's score change against the previous edition to the level-1 and level-2 nodes (effective weight x change), with the change split into data and method change; see docs/analysis.md", (
+        Table("marts.yoy_attribution", "Attribution of each unit's score change against the previous edition to the level-1 and level-2 nodes (effective weight x change), with the change split into data and method change (Shapley: the average of both orders of the two steps); editions before 2020 use the 2020 framework (back-cast), so their method_change is 0 by construction; see docs/analysis.md", (
             YEAR, UNIT_TYPE, UNIT_CODE,
             _c("prev_year", "INTEGER", "Edition compared with (the latest earlier edition that has data)"),
-            _c("status", "VARCHAR", "comparable; framework_not_comparable (the earlier edition lacks indicators the current framework needs: no split); incomplete_data (missing indicators under rule reweight: no contributions)"),
+            _c("status", "VARCHAR", "comparable; framework_not_comparable (an edition lacks indicators the other edition's framework needs: no split); incomplete_data (missing indicators under rule reweight: no contributions)"),
             _c("node_code", "VARCHAR", "Node of the current edition's framework ('composite' for level 0)"),
             _c("level", "INTEGER", "0 = composite (the total), 1 or 2"),
             _c("parent_code", "VARCHAR", "Parent node (null for level 1 and the composite)"),
@@ -264,11 +264,11 @@ TABLES: dict[str, Table] = {
             SCORE,
             _c("prev_score", "DOUBLE", "The node's score in the previous edition recomputed under the current framework"),
             _c("score_change", "DOUBLE", "score - prev_score"),
-            _c("contribution", "DOUBLE", "effective_weight x score_change, in composite points; a level's contributions add up to data_change"),
+            _c("contribution", "DOUBLE", "The node's weighted change in composite points, averaged over both frameworks (Shapley); effective_weight x score_change when the framework is unchanged; a level's contributions add up to data_change when both frameworks have the same nodes"),
             _c("share_of_change", "DOUBLE", "contribution / data_change"),
             _c("total_change", "DOUBLE", "Composite now minus the composite published for the previous edition"),
-            _c("data_change", "DOUBLE", "Composite now minus the previous edition's composite recomputed under the current framework"),
-            _c("method_change", "DOUBLE", "Previous composite recomputed under the current framework minus as published: the part of the change due to the framework (0 when unchanged)"),
+            _c("data_change", "DOUBLE", "Part of total_change due to the data (Shapley: the average of the data step taken under the current and under the previous framework)"),
+            _c("method_change", "DOUBLE", "Part of total_change due to the framework (Shapley, total_change - data_change); 0 when unchanged, and 0 by construction for editions before 2020 (back-cast under the 2020 framework)"),
             _c("prev_score_published", "DOUBLE", "The previous edition's composite as published (its own framework)"),
         )),
         Table("marts.audit", "Statistical audit of each framework node per edition: correlations with its parent and the composite, redundancy, Cronbach's alpha, measured against nominal weight; see docs/analysis.md", (

@@ -198,8 +198,9 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
 def yoy_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Each unit's score change against the previous edition that has data, split into the
     contributions of the level-1 and level-2 nodes (effective weight x change); when the frameworks
-    differ, the earlier edition is recomputed under the later one and the change split into data and
-    method change."""
+    differ, each edition is recomputed under the other's framework and the change split into data and
+    method change, averaged over both orders (Shapley). Editions before 2020 use the 2020 framework
+    (back-cast): their method change is 0 by construction."""
     editions = partition_editions(context)
     missing = warehouse.settings().missing_rule
     frames = []
