@@ -36,7 +36,7 @@ TWO = pl.DataFrame({
 
 def settings(**changes: object) -> UncertaintySettings:
     base = {"draws": 20_000, "seed": 7, "weight_range": 0.25, "methods": ["arithmetic"], "method_choice": "per_level",
-            "geometric_floor": 0.01, "sensitivity_base_draws": 2_000,
+            "geometric_floor": 1.0, "sensitivity_base_draws": 2_000,
             "sensitivity_bootstrap": 200, "sensitivity_level": 0.9, "sensitivity_resolution": 0.1}
     return parse_uncertainty_settings({**base, **changes})
 
@@ -103,29 +103,45 @@ def test_nominal_draw_reproduces_the_published_2020_composites() -> None:
     assert np.max(np.abs(simulate_composites(problem, nominal, np.float32)[0] - composites["score"].to_numpy())) < 1e-3
 
 
+def rescaled(x: float) -> float:
+    """A score of [0, 100] on the geometric mean's scale [1, 100] (floor 1)."""
+    return 1 + 0.99 * x
+
+
+def unscaled(r: float) -> float:
+    return (r - 1) / 0.99
+
+
 def test_geometric_and_mixed_methods_by_hand() -> None:
     scores = long_scores({"u": {"a1": 80, "a2": 40, "b1": 60, "b21": 100, "b22": 50}})
-    problem = ranking_problem(scores, NODES, ranked(["u"]), METHOD, 0.01)
+    problem = ranking_problem(scores, NODES, ranked(["u"]), METHOD, 1.0)
     tree = problem.tree
-    # Steps: 0 = level 3 into B2, 1 = level 2 into A and B, 2 = level 1 into the composite.
-    a_geo = 80**0.25 * 40**0.75
-    b2_geo = 100**0.2 * 50**0.8
-    all_geometric = a_geo**0.6 * (60**0.5 * b2_geo**0.5) ** 0.4
+    # Steps: 0 = level 3 into B2, 1 = level 2 into A and B, 2 = level 1 into the composite. Every
+    # geometric mean is taken on [1, 100] and mapped back to [0, 100].
+    a_geo = unscaled(rescaled(80) ** 0.25 * rescaled(40) ** 0.75)
+    b2_geo = unscaled(rescaled(100) ** 0.2 * rescaled(50) ** 0.8)
+    b_geo = unscaled(rescaled(60) ** 0.5 * rescaled(b2_geo) ** 0.5)
+    all_geometric = unscaled(rescaled(a_geo) ** 0.6 * rescaled(b_geo) ** 0.4)
     assert simulate_composites(problem, draws_with(tree, [True, True, True]))[0, 0] == pytest.approx(all_geometric, rel=1e-12)
     # Geometric at the bottom step only: B2 geometric, the rest arithmetic.
     mixed = 0.6 * 50 + 0.4 * (0.5 * 60 + 0.5 * b2_geo)
     assert simulate_composites(problem, draws_with(tree, [True, False, False]))[0, 0] == pytest.approx(mixed, rel=1e-12)
     # Arithmetic below, geometric at the top.
-    top_geometric = 50**0.6 * 60**0.4
+    top_geometric = unscaled(rescaled(50) ** 0.6 * rescaled(60) ** 0.4)
     assert simulate_composites(problem, draws_with(tree, [False, False, True]))[0, 0] == pytest.approx(top_geometric, rel=1e-12)
 
 
 def test_a_zero_enters_a_geometric_mean_at_the_floor() -> None:
     scores = long_scores({"u": {"a": 100.0, "b": 0.0}})
-    problem = ranking_problem(scores, TWO, ranked(["u"]), METHOD, 0.01)
-    # exp(0.5 ln 100 + 0.5 ln 0.01) = 1: the zero counts as 0.01, not as 0 (which would give 0).
-    assert simulate_composites(problem, draws_with(problem.tree, [True]))[0, 0] == pytest.approx(1.0, rel=1e-12)
+    problem = ranking_problem(scores, TWO, ranked(["u"]), METHOD, 1.0)
+    # On [1, 100]: sqrt(100 * 1) = 10, back on [0, 100]: 9 / 0.99 = 9.09. The zero pulls the mean far
+    # below the arithmetic 50 without dominating it (a floor of 0.01 gave 1.0).
+    assert simulate_composites(problem, draws_with(problem.tree, [True]))[0, 0] == pytest.approx(9 / 0.99, rel=1e-12)
     assert simulate_composites(problem, draws_with(problem.tree, [False]))[0, 0] == pytest.approx(50.0)
+    floored = ranking_problem(scores, TWO, ranked(["u"]), METHOD, 0.01)
+    assert simulate_composites(floored, draws_with(floored.tree, [True]))[0, 0] == pytest.approx((math.sqrt(100 * 0.01) - 0.01) / 0.9999, rel=1e-12)
+    with pytest.raises(ValueError, match="geometric_floor"):
+        ranking_problem(scores, TWO, ranked(["u"]), METHOD, 100.0)
 
 
 def test_reweight_rule_matches_the_pipeline_with_missing_scores() -> None:
@@ -259,9 +275,10 @@ def test_geometric_draws_put_the_unit_with_a_zero_last() -> None:
     nominal = pl.DataFrame({"unit_code": ["x", "y"], "rank_group": ["all", "all"], "score": [50.0, 45.0], "rank": [1, 2], "tier": ["tier2", "tier3"]})
     rows, _ = rank_uncertainty(scores, TWO, nominal, METHOD, settings(methods=["geometric"], draws=2_000), np.random.default_rng(2), TIERS)
     x = rows.filter(pl.col("unit_code") == "x").row(0, named=True)
-    # 100^w * 0.01^(1-w) = 10^(4w - 2) lies in [10^-0.5, 10^0.5]: always 四线 and second.
+    # a's weight w = m_a / (m_a + m_b) lies in [0.375, 0.625]; on [1, 100], 100^w * 1^(1-w) lies in
+    # [10^0.75, 10^1.25] = [5.62, 17.78], back on [0, 100] in [4.67, 16.95]: always 四线 and second.
     assert (x["rank_p05"], x["rank_p95"], x["prob_tier4"]) == (2, 2, 1.0)
-    assert 0.3 <= x["score_p05"] and x["score_p95"] <= 3.2
+    assert 4.6 <= x["score_p05"] and x["score_p95"] <= 17.0
 
 
 def test_without_uncertainty_every_draw_is_the_published_index() -> None:

@@ -16,10 +16,16 @@ thresholds of ``data/method/tiers.csv``. The settings are the ``uncertainty:`` b
 ``data/method/settings.yaml`` and the draws are seeded per edition and unit type, so a rerun, alone or in
 a backfill, gives the same figures.
 
-Geometric mean. ``exp(sum(w * log(x)))`` needs x > 0: every value entering a geometric mean is first
-raised to ``geometric_floor`` (0.01 by default, the smallest positive score the raw files can express
-at their two decimals). A zero therefore pulls its parent down hard, as a geometric mean should (it is
-non-compensatory), without annihilating it. Arithmetic means use the scores as they are.
+Geometric mean. ``exp(sum(w * log(x)))`` needs x > 0. As the JRC's practice has it (COINr, the JRC's
+composite-indicator package, normalises indicators to [1, 100] before a geometric mean), the scores
+entering a geometric mean are first rescaled linearly from [score_min, score_max] ([0, 100]) to
+[geometric_floor, score_max] ([1, 100] with the default floor of 1), and each geometric mean is mapped
+back to the score scale, so that arithmetic and geometric steps can follow one another and a composite
+stays comparable with the published one. Since the maps are linear, the ranks are those of the whole
+index computed on indicators normalised to [1, 100], as COINr would. A zero thus
+counts as 1 on a scale to 100: it pulls its parent down (the mean is non-compensatory) without
+dominating it as a floor of 0.01 did (a 0.01 and a 100 at equal weights gave 1.0; rescaled they give
+9.1). Arithmetic means use the scores as they are.
 
 Speed. Nothing is re-run per draw. Draws are grouped by their combination of methods (at most
 2 ** levels groups) and processed in chunks of draws. Consecutive steps with the same method compose
@@ -358,7 +364,9 @@ class RankingProblem:
     tie_method: str
     tick_min: int  # display grid: score = tick / 10**display_decimals, tick_min .. tick_min + n_ticks - 1
     n_ticks: int
-    geometric_floor: float
+    geometric_floor: float  # a score of score_min enters a geometric mean as this value
+    score_min: float
+    score_max: float
     complete: bool  # no leaf score is missing (always so under the missing-value rule 'propagate')
     _cache: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -367,11 +375,28 @@ class RankingProblem:
         return len(self.unit_codes)
 
     @property
-    def has_scores_below_floor(self) -> bool:
-        key = ("below_floor",)
-        if key not in self._cache:
-            self._cache[key] = bool(np.nanmin(self.leaf_scores, initial=np.inf) < self.geometric_floor)
-        return self._cache[key]
+    def geometric_map(self) -> tuple[float, float]:
+        """(a, b) of the rescaling r = a + b x applied before a geometric mean and undone after it:
+        [score_min, score_max] onto [geometric_floor, score_max] ([0, 100] onto [1, 100] by default)."""
+        b = (self.score_max - self.geometric_floor) / (self.score_max - self.score_min)
+        return self.geometric_floor - b * self.score_min, b
+
+    def rescaled_logs(self, values: np.ndarray) -> np.ndarray:
+        """log(a + b x) of scores entering a geometric mean (a new array); values below the scale's
+        minimum (none in a validated edition) are raised to the floor first, so the log is finite."""
+        a, b = self.geometric_map
+        out = np.multiply(values, b)
+        out += a
+        np.maximum(out, self.geometric_floor, out=out)
+        return np.log(out, out=out)
+
+    def from_rescaled_logs(self, logs: np.ndarray) -> np.ndarray:
+        """The score of a geometric mean computed in rescaled logs: (exp(logs) - a) / b (a new array)."""
+        a, b = self.geometric_map
+        out = np.exp(logs)
+        out -= a
+        out /= b
+        return out
 
     def display_ticks(self, scores: np.ndarray) -> np.ndarray:
         """Scores shown at display precision, as integers on the 10^-d grid. ``rint`` rounds half to even,
@@ -394,7 +419,7 @@ class RankingProblem:
             filled = np.where(present, scores, 0.0)
             self._cache[key] = LeafBlock(
                 values=np.ascontiguousarray(filled, dtype=dtype),
-                logs=np.ascontiguousarray(np.where(present, np.log(np.maximum(filled, self.geometric_floor)), 0.0), dtype=dtype),
+                logs=np.ascontiguousarray(np.where(present, self.rescaled_logs(filled), 0.0), dtype=dtype),
                 present=None if self.complete else np.ascontiguousarray(present, dtype=dtype),
             )
         return self._cache[key]
@@ -415,6 +440,8 @@ def ranking_problem(
     """
     if method.tie_method not in SUPPORTED_TIE_METHODS:
         raise ValueError(f"ranking.tie_method {method.tie_method!r}: the simulation supports {list(SUPPORTED_TIE_METHODS)}")
+    if not 0 < geometric_floor < method.score_max:
+        raise ValueError(f"uncertainty.geometric_floor {geometric_floor} must lie in (0, scores.max = {method.score_max})")
     tree = IndexTree.from_nodes(nodes)
     code_column = "indicator_code" if "indicator_code" in leaf_scores.columns else "node_code"
     units = ranked_units.select("unit_code", pl.col("rank_group").cast(pl.String)).unique("unit_code").sort("unit_code")
@@ -442,6 +469,8 @@ def ranking_problem(
         tick_min=tick_min,
         n_ticks=math.ceil(method.score_max * scale) - tick_min + 1,
         geometric_floor=geometric_floor,
+        score_min=method.score_min,
+        score_max=method.score_max,
         complete=complete,
     )
 
@@ -466,14 +495,19 @@ def _composite_block(problem: RankingProblem, weights: np.ndarray, geometric_ste
         children = None
         if segment.inner_groups:
             assert below is not None
-            children = _to_logs(below, below_in_logs, problem.geometric_floor, problem.has_scores_below_floor) if geometric else _to_values(below, below_in_logs)
+            # Consecutive geometric steps stay in rescaled logs: undoing the rescaling after one step
+            # and redoing it before the next cancel out.
+            if geometric:
+                children = below if below_in_logs else problem.rescaled_logs(below)
+            else:
+                children = problem.from_rescaled_logs(below) if below_in_logs else below
         if problem.complete:
             below = _segment_outputs(problem, first, last, segment, path_weights, children, geometric, dtype)
         else:
             below = _segment_outputs_with_missing(problem, first, last, segment, path_weights, children, geometric, dtype)
         below_in_logs = geometric
     assert below is not None
-    return np.exp(below[0]) if below_in_logs else below[0]
+    return problem.from_rescaled_logs(below[0]) if below_in_logs else below[0]
 
 
 def _segment_outputs(
@@ -522,20 +556,6 @@ def _segment_outputs_with_missing(
             present_weight[group.output] += known * weight
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(present_weight > 0, total / present_weight, np.nan).astype(dtype)
-
-
-def _to_logs(values: np.ndarray, in_logs: bool, floor: float, clamp: bool) -> np.ndarray:
-    """Logs of the previous segment's outputs for a geometric segment, raised to the floor's log."""
-    if in_logs:
-        return values  # a geometric mean of floored values is at least the floor: no second floor needed
-    with np.errstate(divide="ignore"):  # log(0) = -inf, then raised to the floor's log
-        logs = np.log(values)
-    # An arithmetic mean of leaves that are all at or above the floor is too: then skip the pass.
-    return np.maximum(logs, math.log(floor), out=logs) if clamp else logs
-
-
-def _to_values(values: np.ndarray, in_logs: bool) -> np.ndarray:
-    return np.exp(values) if in_logs else values
 
 
 def _method_chunks(geometric: np.ndarray, chunk_draws: int) -> Iterator[tuple[tuple[bool, ...], np.ndarray]]:
@@ -819,7 +839,6 @@ def _prepare(problem: RankingProblem, chunks: Sequence[tuple[tuple[bool, ...], n
         for first, last in method_segments(methods, merge=problem.complete):
             for index, _ in enumerate(problem.segment(first, last).leaf_groups):
                 problem.leaf_block(first, last, index, SIMULATION_DTYPE)
-    _ = problem.has_scores_below_floor
 
 
 def probability_column(tier_code: str) -> str:
