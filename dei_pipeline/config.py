@@ -76,6 +76,8 @@ class MethodSettings:
     gdp_year_offset: int
     gdp_vintage: str
     score_tolerance: float
+    # Rule 'reweight': the smallest share of a node's children with a score for the node to have one.
+    min_coverage: float = 0.0
 
 
 def load_settings(data_dir: Path) -> MethodSettings:
@@ -94,4 +96,5 @@ def _load_settings_cached(path: str) -> MethodSettings:
         gdp_year_offset=int(raw["gdp"]["year_offset"]),
         gdp_vintage=str(raw["gdp"]["vintage"]),
         score_tolerance=float(raw["reconciliation"]["score_tolerance"]),
+        min_coverage=float(raw["aggregation"].get("min_coverage", 0.0)),
     )

@@ -21,7 +21,7 @@ from dei_pipeline.composite import rank_units
 from dei_pipeline.config import REPO_ROOT, MethodSettings, load_settings
 from dei_pipeline.frameworks import resolve_framework
 from dei_pipeline.tiers import load_tiers
-from dei_pipeline_tests.test_aggregation import NODES  # an unbalanced tree: leaves at depths 2 and 3
+from dei_pipeline_tests.test_aggregation import FIVE, NODES  # NODES: an unbalanced tree, leaves at depths 2 and 3
 
 DATA = REPO_ROOT / "data"
 METHOD = MethodSettings(display_decimals=1, score_min=0, score_max=100, tie_method="min", missing_rule="propagate",
@@ -268,6 +268,15 @@ def test_two_indicator_rank_interval_matches_the_hand_derivation(two_indicator_r
     assert x["score_p05"] == pytest.approx(100 * quantile_of_w(0.05), abs=0.15)
     assert x["score_p95"] == pytest.approx(100 * quantile_of_w(0.95), abs=0.15)
     assert y["score_p05"] == y["score_p95"] == 45.0
+
+
+def test_reweight_coverage_rule_matches_the_pipeline() -> None:
+    scores = long_scores({"u": {"a1": 90.0}, "v": {"a1": 90.0, "a2": 60.0, "a3": 30.0}, "w": {f"a{i}": 10.0 * i for i in range(1, 6)}})
+    method = MethodSettings(**{**METHOD.__dict__, "missing_rule": "reweight", "min_coverage": 0.5})
+    problem = ranking_problem(scores, FIVE, ranked(["u", "v", "w"]), method, 1.0)
+    expected = aggregate_tiers(scores, FIVE, missing="reweight", min_coverage=0.5).filter(pl.col("level") == 0).sort("unit_code")["score"]
+    assert expected.to_list()[0] is None  # u: 1 of 5 indicators
+    np.testing.assert_allclose(nominal_composites(problem), expected.fill_null(np.nan).to_numpy(), atol=1e-12)
 
 
 def test_geometric_draws_put_the_unit_with_a_zero_last() -> None:

@@ -39,8 +39,8 @@ ATTRIBUTED_LEVELS: tuple[int, ...] = (0, 1, 2)  # the composite (the total), lev
 COMPARABLE, NOT_COMPARABLE, INCOMPLETE = "comparable", "framework_not_comparable", "incomplete_data"
 
 
-def _tree(leaf_scores: pl.DataFrame, nodes: pl.DataFrame, missing: MissingRule) -> pl.DataFrame:
-    return aggregate_tiers(leaf_scores.select("unit_code", "indicator_code", "score"), nodes, keys=("unit_code",), missing=missing)
+def _tree(leaf_scores: pl.DataFrame, nodes: pl.DataFrame, missing: MissingRule, min_coverage: float) -> pl.DataFrame:
+    return aggregate_tiers(leaf_scores.select("unit_code", "indicator_code", "score"), nodes, keys=("unit_code",), missing=missing, min_coverage=min_coverage)
 
 
 def _composite(tree: pl.DataFrame, name: str) -> pl.DataFrame:
@@ -53,6 +53,7 @@ def attribute_changes(
     current_nodes: pl.DataFrame,
     previous_nodes: pl.DataFrame,
     missing: MissingRule = "propagate",
+    min_coverage: float = 0.0,
 ) -> pl.DataFrame:
     """``marts.yoy_attribution`` rows of one pair of editions and one unit type (without survey_year,
     unit_type and prev_year): one row per unit scored in both editions and node of the later framework
@@ -61,10 +62,10 @@ def attribute_changes(
     ``*_leaves``: unit_code, indicator_code, score of each edition. ``*_nodes``: each edition's framework
     node table (code, parent_code, level, weight, effective_weight, is_leaf, name_zh).
     """
-    current = _tree(current_leaves, current_nodes, missing)  # d1 under F1
-    published = _tree(previous_leaves, previous_nodes, missing)  # d0 under F0
-    recomputed = _tree(previous_leaves, current_nodes, missing)  # d0 under F1 (indicators it lacks: missing)
-    current_then = _tree(current_leaves, previous_nodes, missing)  # d1 under F0
+    current = _tree(current_leaves, current_nodes, missing, min_coverage)  # d1 under F1
+    published = _tree(previous_leaves, previous_nodes, missing, min_coverage)  # d0 under F0
+    recomputed = _tree(previous_leaves, current_nodes, missing, min_coverage)  # d0 under F1 (indicators it lacks: missing)
+    current_then = _tree(current_leaves, previous_nodes, missing, min_coverage)  # d1 under F0
     # Each node's weighted change under the earlier framework (the data-first order), by node code.
     earlier_weights = previous_nodes.select(pl.col("code").alias("node_code"), pl.col("effective_weight").alias("earlier_weight"))
     earlier_change = (

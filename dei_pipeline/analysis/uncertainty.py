@@ -53,7 +53,7 @@ import numpy as np
 import polars as pl
 import yaml
 
-from dei_pipeline.aggregation import COMPOSITE_CODE
+from dei_pipeline.aggregation import COMPOSITE_CODE, covered
 from dei_pipeline.config import MethodSettings
 from dei_pipeline.tiers import tier_expr
 
@@ -367,7 +367,8 @@ class RankingProblem:
     geometric_floor: float  # a score of score_min enters a geometric mean as this value
     score_min: float
     score_max: float
-    complete: bool  # no leaf score is missing (always so under the missing-value rule 'propagate')
+    complete: bool  # no leaf score is missing
+    min_coverage: float  # rule 'reweight': the smallest share of a node's children with a score (always so under the missing-value rule 'propagate')
     _cache: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -471,6 +472,7 @@ def ranking_problem(
         geometric_floor=geometric_floor,
         score_min=method.score_min,
         score_max=method.score_max,
+        min_coverage=method.min_coverage,
         complete=complete,
     )
 
@@ -538,15 +540,19 @@ def _segment_outputs_with_missing(
     children: np.ndarray | None, geometric: bool, dtype: type[np.floating],
 ) -> np.ndarray:
     """As _segment_outputs for a one-step segment, where a parent is the weighted mean of the children
-    that have a score (rule 'reweight'), and has none when no child has one."""
+    that have a score (rule 'reweight'), and has none when no child has one or fewer than
+    ``min_coverage`` of its children have one (as :func:`dei_pipeline.aggregation.covered`)."""
     shape = (len(segment.output_codes), path_weights.shape[0], problem.n_units)
-    total, present_weight = np.zeros(shape, dtype=dtype), np.zeros(shape, dtype=dtype)
+    total, present_weight, present = np.zeros(shape, dtype=dtype), np.zeros(shape, dtype=dtype), np.zeros(shape, dtype=dtype)
+    n_children = np.zeros(len(segment.output_codes))
     for index, group in enumerate(segment.leaf_groups):
         block = problem.leaf_block(first, last, index, dtype)
         group_weights = path_weights[:, group.inputs]
         total[group.output] += np.einsum("ck,ku->cu", group_weights, block.logs if geometric else block.values)
         assert block.present is not None
         present_weight[group.output] += np.einsum("ck,ku->cu", group_weights, block.present)
+        present[group.output] += block.present.sum(axis=0)
+        n_children[group.output] += len(group.inputs)
     for group in segment.inner_groups:
         assert children is not None
         for input_row, source_row in zip(group.inputs, group.sources):
@@ -554,8 +560,11 @@ def _segment_outputs_with_missing(
             known = ~np.isnan(children[source_row])
             total[group.output] += np.where(known, children[source_row], 0.0) * weight
             present_weight[group.output] += known * weight
+            present[group.output] += known
+        n_children[group.output] += len(group.inputs)
+    enough = (present_weight > 0) & covered(present, n_children[:, None, None], problem.min_coverage)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(present_weight > 0, total / present_weight, np.nan).astype(dtype)
+        return np.where(enough, total / present_weight, np.nan).astype(dtype)
 
 
 def _method_chunks(geometric: np.ndarray, chunk_draws: int) -> Iterator[tuple[tuple[bool, ...], np.ndarray]]:

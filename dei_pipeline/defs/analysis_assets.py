@@ -202,7 +202,7 @@ def yoy_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     method change, averaged over both orders (Shapley). Editions before 2020 use the 2020 framework
     (back-cast): their method change is 0 by construction."""
     editions = partition_editions(context)
-    missing = warehouse.settings().missing_rule
+    method = warehouse.settings()
     frames = []
     with warehouse.connection() as con:
         history = read_table(con, "core.indicator_scores").select("survey_year", "unit_type", "unit_code", "indicator_code", "score")
@@ -214,7 +214,8 @@ def yoy_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                     unit_history.filter(pl.col("survey_year") == prev_year),
                     warehouse.framework(str(unit_type), year).nodes,
                     warehouse.framework(str(unit_type), prev_year).nodes,
-                    missing,  # type: ignore[arg-type]
+                    method.missing_rule,  # type: ignore[arg-type]
+                    method.min_coverage,
                 )
                 frames.append(_with_keys(changes, year, str(unit_type)).with_columns(pl.lit(prev_year, pl.Int32).alias("prev_year")))
         rows = _conform("marts.yoy_attribution", frames)
