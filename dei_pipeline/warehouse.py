@@ -259,6 +259,17 @@ TABLES: dict[str, Table] = {
             _c("n_evaluations", "INTEGER", "Index evaluations: N x (factors + 2)"),
             _c("n_bootstrap", "INTEGER", "Bootstrap resamples behind the intervals (uncertainty.sensitivity_bootstrap)"),
         )),
+        Table("marts.removal_impact", "Leave one out: per framework node with a sibling, how the ranking changes when the node is left out and its siblings' weights renormalised (COINr's remove_elements); see docs/analysis.md", (
+            YEAR, UNIT_TYPE,
+            _c("node_code", "VARCHAR", "The node left out (an indicator or a sub-index)"),
+            _c("level", "INTEGER", "Its level (1 = top)"),
+            _c("mean_abs_rank_change", "DOUBLE", "Mean over the ranked units of |rank without the node - published rank|"),
+            _c("max_abs_rank_change", "INTEGER", "Largest absolute rank change of a unit"),
+            _c("share_units_moved", "DOUBLE", "Share of the ranked units whose rank changes"),
+            _c("most_moved_unit", "VARCHAR", "The unit that moves most (the first by code on a tie); null when none moves"),
+            _c("most_moved_rank_change", "INTEGER", "Its rank change: positive = it moves up without the node"),
+            _c("n_units", "INTEGER", "Units ranked"),
+        )),
         Table("marts.yoy_attribution", "Attribution of each unit's score change against the previous edition to the level-1 and level-2 nodes (effective weight x change), with the change split into data and method change (Shapley: the average of both orders of the two steps); editions before 2020 use the 2020 framework (back-cast), so their method_change is 0 by construction; see docs/analysis.md", (
             YEAR, UNIT_TYPE, UNIT_CODE,
             _c("prev_year", "INTEGER", "Edition compared with (the latest earlier edition that has data)"),

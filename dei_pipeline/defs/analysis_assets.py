@@ -17,6 +17,7 @@ from dei_pipeline.analysis import uncertainty
 from dei_pipeline.analysis.attribution import attribute_changes
 from dei_pipeline.analysis.audit import audit_nodes, audit_units
 from dei_pipeline.analysis.profile import unit_profiles
+from dei_pipeline.analysis.removal import removal_impact as removal_rows
 from dei_pipeline.analysis.sensitivity import OVERALL_TARGET, rank_sensitivity, sensitivity_rows
 from dei_pipeline.comparisons import previous_editions
 from dei_pipeline.defs.assets import (
@@ -191,6 +192,36 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     )
 
 
+# ---------------------------------------------------------------------------------- leave one out
+
+
+@mart_asset("marts.removal_impact", GROUP, kinds={"numpy", "duckdb"}, deps=[indicator_scores, framework, city_index, county_index])
+def removal_impact(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Leave one out: per framework node with a sibling, how much the ranking changes when the node is
+    left out and its siblings' weights renormalised (mean and largest absolute rank change, share of
+    units that move)."""
+    editions = partition_editions(context)
+    method, settings = warehouse.settings(), uncertainty.load_uncertainty_settings(warehouse.data_path)
+    frames = []
+    with warehouse.connection() as con:
+        ranked = _ranked_units(con, editions)
+        scores = read_table(con, "core.indicator_scores", editions)
+    for year, unit_type, leaves in _editions_and_types(scores):
+        nominal = ranked[unit_type].filter((pl.col("survey_year") == year) & pl.col("rank").is_not_null())
+        if nominal.height == 0:
+            continue
+        nodes = warehouse.framework(unit_type, year).nodes
+        problem = uncertainty.ranking_problem(leaves, nodes, nominal, method, settings.geometric_floor)
+        frames.append(_with_keys(removal_rows(problem), year, unit_type))
+    rows = _conform("marts.removal_impact", frames)
+    with warehouse.connection() as con:
+        replace_editions(con, "marts.removal_impact", rows, editions)
+    strongest = rows.sort(["survey_year", "mean_abs_rank_change"], descending=True).head(10).select(
+        "survey_year", "unit_type", "node_code", "level", "mean_abs_rank_change", "max_abs_rank_change", "share_units_moved",
+    )
+    return written("marts.removal_impact", rows, editions, largest_mean_rank_changes=_markdown(strongest))
+
+
 # ---------------------------------------------------------------------------------- attribution
 
 
@@ -297,4 +328,4 @@ def unit_profile(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     return written("marts.unit_profile", row_count, editions, profiled_units=profiled_units)
 
 
-ANALYSIS_ASSETS = [rank_uncertainty, sensitivity, yoy_attribution, audit, unit_profile]
+ANALYSIS_ASSETS = [rank_uncertainty, sensitivity, removal_impact, yoy_attribution, audit, unit_profile]
