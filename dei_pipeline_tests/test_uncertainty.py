@@ -446,3 +446,49 @@ def test_an_index_is_resolved_only_when_narrow_and_plausible() -> None:
     rows = sensitivity_rows(problem, [weights_factor(1)], indices, settings(sensitivity_resolution=0.2))
     flags = {unit: (resolved, out) for unit, resolved, out in rows.select("unit_code", "resolved", "out_of_range").iter_rows()}
     assert flags == {None: (None, None), "u": (True, False), "v": (False, True), "w": (False, False)}
+
+
+# -------------------------------------------------------------------------------- weight schemes
+
+# A over three indicators, nominal 0.5 / 0.25 / 0.25.
+THREE = pl.DataFrame({
+    "code": ["A", "a1", "a2", "a3"], "parent_code": [None, "A", "A", "A"], "level": [1, 2, 2, 2],
+    "weight": [1.0, 0.5, 0.25, 0.25], "is_leaf": [False, True, True, True],
+}, schema_overrides={"level": pl.Int32, "parent_code": pl.String})
+
+
+def test_equal_and_pca_weight_schemes_by_hand() -> None:
+    # a2 duplicates a1 and a3 is uncorrelated with them (centred x = -1.5 .. 1.5, z = 1, -1, -1, 1):
+    # the correlation matrix [[1, 1, 0], [1, 1, 0], [0, 0, 1]] has the first eigenvector (1, 1, 0) / sqrt 2,
+    # so the PCA weights are 1/2, 1/2 and 0.
+    x, z = [10.0, 20.0, 30.0, 40.0], [11.0, 9.0, 9.0, 11.0]
+    units = ["p", "q", "r", "s"]
+    scores = long_scores({u: {"a1": x[i], "a2": x[i], "a3": z[i]} for i, u in enumerate(units)})
+    problem = ranking_problem(scores, THREE, ranked(units), METHOD, 1.0, ("nominal", "equal", "pca"))
+    np.testing.assert_allclose(uncertainty.scheme_weights(problem.tree, problem.leaf_scores, "pca")[1:], [0.5, 0.5, 0.0], atol=1e-12)
+    np.testing.assert_allclose(uncertainty.scheme_weights(problem.tree, problem.leaf_scores, "equal")[1:], [1 / 3] * 3)
+    draws = AssumptionDraws(np.ones((3, 4)), np.zeros((3, 1), dtype=bool), np.array([0, 1, 2]))
+    composites = simulate_composites(problem, draws)
+    np.testing.assert_allclose(composites[0], [0.75 * v + 0.25 * w for v, w in zip(x, z)])  # nominal
+    np.testing.assert_allclose(composites[1], [(2 * v + w) / 3 for v, w in zip(x, z)])  # equal
+    np.testing.assert_allclose(composites[2], x, atol=1e-12)  # PCA: a1 and a2 only
+
+
+def test_weight_schemes_are_a_sensitivity_factor() -> None:
+    config = settings(weight_schemes=["nominal", "equal"])
+    problem = ranking_problem(long_scores({"u": {"a": 1.0, "b": 2.0}}), TWO, ranked(["u"]), METHOD, 1.0, config.weight_schemes)
+    assert [f.name for f in factors(problem, config)] == [weights_factor(1), "weight_scheme"]
+    a = uncertainty.settings_draws(problem.tree, config, 4, np.random.default_rng(0))
+    b = uncertainty.settings_draws(problem.tree, config, 4, np.random.default_rng(1))
+    assert a.scheme is not None and b.scheme is not None
+    block = saltelli_block(a, b, factors(problem, config))
+    assert block.scheme is not None
+    # A_B^weights keeps A's scheme; A_B^scheme takes B's scheme with A's multipliers.
+    np.testing.assert_array_equal(block.scheme[8:12], a.scheme)
+    np.testing.assert_array_equal(block.scheme[12:16], b.scheme)
+    np.testing.assert_array_equal(block.weight_multipliers[12:16], a.weight_multipliers)
+    # One scheme draws nothing more: the random stream, and so every earlier figure, is unchanged.
+    one = uncertainty.settings_draws(problem.tree, settings(), 4, np.random.default_rng(0))
+    assert one.scheme is None and np.array_equal(one.weight_multipliers, a.weight_multipliers)
+    with pytest.raises(ValueError, match="weight_schemes"):
+        settings(weight_schemes=["nominal", "budget"])

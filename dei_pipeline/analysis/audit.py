@@ -242,6 +242,16 @@ def _cronbach_alpha(values: np.ndarray, present: np.ndarray, index: pl.DataFrame
     )
 
 
+def first_component(data: np.ndarray) -> tuple[float, np.ndarray] | None:
+    """PCA of the columns of ``data`` (units x variables, standardised: the eigen-decomposition of their
+    correlation matrix): the share of variance of the first component and each variable's squared
+    loading on it (summing to 1). None with fewer than three units or a column without variance."""
+    if data.shape[0] < 3 or not (data.std(axis=0, ddof=1) > 0).all():
+        return None
+    eigenvalues, eigenvectors = np.linalg.eigh(np.corrcoef(data, rowvar=False))  # ascending
+    return float(eigenvalues[-1] / eigenvalues.sum()), eigenvectors[:, -1] ** 2
+
+
 def _group_pca(values: np.ndarray, present: np.ndarray, index: pl.DataFrame) -> pl.DataFrame:
     """Per group of two or more children, over the units that have all of them, a PCA of the
     standardised children (the eigen-decomposition of their correlation matrix): on the parent, the
@@ -255,13 +265,11 @@ def _group_pca(values: np.ndarray, present: np.ndarray, index: pl.DataFrame) -> 
         complete = present[:, cols].all(axis=1)
         if cols.size < 2 or complete.sum() < 3:
             continue
-        data = values[np.ix_(complete, cols)]
-        spread = data.std(axis=0, ddof=1)
-        if not (spread > 0).all():
+        found = first_component(values[np.ix_(complete, cols)])
+        if found is None:
             continue
-        eigenvalues, eigenvectors = np.linalg.eigh(np.corrcoef(data, rowvar=False))  # ascending
-        parents.append((parent, float(eigenvalues[-1] / eigenvalues.sum())))
-        loadings.extend(zip(group["node_code"].to_list(), (eigenvectors[:, -1] ** 2).tolist(), strict=True))
+        parents.append((parent, found[0]))
+        loadings.extend(zip(group["node_code"].to_list(), found[1].tolist(), strict=True))
     shares = pl.DataFrame(parents, schema={"node_code": pl.String, "pca_first_share": pl.Float64}, orient="row")
     weights = pl.DataFrame(loadings, schema={"node_code": pl.String, "pca_weight": pl.Float64}, orient="row")
     return shares.join(weights, on="node_code", how="full", coalesce=True)

@@ -2,8 +2,8 @@
 
 The uncertain inputs of the Monte Carlo (``uncertainty``) form a few factors, each a group of inputs:
 the weights of each level (``weights_level_1``, ``weights_level_2``, ...: the multipliers of that
-level's nodes) and the aggregation method (``aggregation_method``: the method of every aggregation
-step). For an output Y of the simulation (a unit's rank, or the mean absolute rank shift of all units
+level's nodes), the aggregation method (``aggregation_method``: the method of every aggregation
+step) and, when several are drawn, the weight scheme (``weight_scheme``: nominal, equal or PCA). For an output Y of the simulation (a unit's rank, or the mean absolute rank shift of all units
 against the published ranking), the variance of Y is decomposed over the factors:
 
 - first-order index S_i: the share of Var(Y) that factor i explains on its own;
@@ -42,6 +42,7 @@ from dei_pipeline.analysis.uncertainty import (
 )
 
 AGGREGATION_FACTOR = "aggregation_method"
+SCHEME_FACTOR = "weight_scheme"
 OVERALL_TARGET = "mean_abs_rank_shift"
 UNIT_TARGET = "rank"
 # Rank evaluations per block of base draws (draws x units), so that memory stays bounded.
@@ -59,6 +60,7 @@ class Factor:
     name: str
     multiplier_columns: np.ndarray  # node positions whose weight multipliers belong to the factor
     method_columns: np.ndarray  # aggregation steps whose method belongs to the factor
+    scheme: bool = False  # the weight scheme (nominal, equal, PCA) a draw starts from
 
 
 def factors(problem: RankingProblem, settings: UncertaintySettings) -> list[Factor]:
@@ -74,19 +76,24 @@ def factors(problem: RankingProblem, settings: UncertaintySettings) -> list[Fact
                 found.append(Factor(weights_factor(level), columns, np.array([], dtype=np.intp)))
     if len(settings.methods) > 1:
         found.append(Factor(AGGREGATION_FACTOR, np.array([], dtype=np.intp), np.arange(tree.n_steps)))
+    if len(settings.weight_schemes) > 1:
+        found.append(Factor(SCHEME_FACTOR, np.array([], dtype=np.intp), np.array([], dtype=np.intp), scheme=True))
     return found
 
 
 def saltelli_block(a: AssumptionDraws, b: AssumptionDraws, factor_list: Sequence[Factor]) -> AssumptionDraws:
     """The draws [A; B; A_B^1; ...; A_B^k] of one block of base draws."""
     multipliers, geometric = [a.weight_multipliers, b.weight_multipliers], [a.geometric, b.geometric]
+    schemes = None if a.scheme is None or b.scheme is None else [a.scheme, b.scheme]
     for factor in factor_list:
         mixed_multipliers, mixed_geometric = a.weight_multipliers.copy(), a.geometric.copy()
         mixed_multipliers[:, factor.multiplier_columns] = b.weight_multipliers[:, factor.multiplier_columns]
         mixed_geometric[:, factor.method_columns] = b.geometric[:, factor.method_columns]
         multipliers.append(mixed_multipliers)
         geometric.append(mixed_geometric)
-    return AssumptionDraws(np.concatenate(multipliers), np.concatenate(geometric))
+        if schemes is not None:
+            schemes.append(b.scheme if factor.scheme else a.scheme)
+    return AssumptionDraws(np.concatenate(multipliers), np.concatenate(geometric), None if schemes is None else np.concatenate(schemes))
 
 
 @dataclass(frozen=True)

@@ -54,12 +54,17 @@ import polars as pl
 import yaml
 
 from dei_pipeline.aggregation import COMPOSITE_CODE, covered
+from dei_pipeline.analysis.audit import first_component
 from dei_pipeline.config import MethodSettings
 from dei_pipeline.tiers import tier_expr
 
 ARITHMETIC, GEOMETRIC = "arithmetic", "geometric"
 AGGREGATION_METHODS: tuple[str, ...] = (ARITHMETIC, GEOMETRIC)
 PER_LEVEL, WHOLE_INDEX = "per_level", "whole_index"
+# Weight schemes a draw can start from before its multipliers: the framework's, equal weights within
+# every parent, or each group's PCA weights (squared loadings of its first principal component).
+NOMINAL, EQUAL, PCA = "nominal", "equal", "pca"
+WEIGHT_SCHEMES: tuple[str, ...] = (NOMINAL, EQUAL, PCA)
 METHOD_CHOICES: tuple[str, ...] = (PER_LEVEL, WHOLE_INDEX)
 SUPPORTED_TIE_METHODS: tuple[str, ...] = ("min", "max", "dense")
 RANK_QUANTILES: tuple[float, float, float] = (0.05, 0.5, 0.95)
@@ -93,6 +98,7 @@ class UncertaintySettings:
     method_choice: str  # 'per_level': a method drawn for every aggregation step; 'whole_index': one per draw
     geometric_floor: float
     sensitivity_base_draws: int
+    weight_schemes: tuple[str, ...]  # drawn equally likely, each perturbed by the multipliers
     sensitivity_bootstrap: int  # bootstrap resamples of the base draws for the indices' bounds
     sensitivity_level: float  # confidence level of those bounds
     sensitivity_resolution: float  # widest interval of a resolved index
@@ -122,6 +128,7 @@ def parse_uncertainty_settings(block: Mapping[str, Any], where: str = "uncertain
         method_choice=str(value("method_choice")),
         geometric_floor=float(value("geometric_floor")),
         sensitivity_base_draws=int(value("sensitivity_base_draws")),
+        weight_schemes=tuple(str(w) for w in block.get("weight_schemes", [NOMINAL])),
         sensitivity_bootstrap=int(value("sensitivity_bootstrap")),
         sensitivity_level=float(value("sensitivity_level")),
         sensitivity_resolution=float(value("sensitivity_resolution")),
@@ -133,6 +140,9 @@ def parse_uncertainty_settings(block: Mapping[str, Any], where: str = "uncertain
     unknown = [m for m in settings.methods if m not in AGGREGATION_METHODS]
     if not settings.methods or unknown or len(set(settings.methods)) != len(settings.methods):
         raise ValueError(f"{where}.methods: {list(settings.methods)} must be distinct values among {list(AGGREGATION_METHODS)}")
+    unknown_schemes = [w for w in settings.weight_schemes if w not in WEIGHT_SCHEMES]
+    if not settings.weight_schemes or unknown_schemes or len(set(settings.weight_schemes)) != len(settings.weight_schemes):
+        raise ValueError(f"{where}.weight_schemes: {list(settings.weight_schemes)} must be distinct values among {list(WEIGHT_SCHEMES)}")
     if settings.method_choice not in METHOD_CHOICES:
         raise ValueError(f"{where}.method_choice: {settings.method_choice!r} is not one of {list(METHOD_CHOICES)}")
     if not settings.geometric_floor > 0:
@@ -302,33 +312,44 @@ class AssumptionDraws:
 
     weight_multipliers: np.ndarray  # (draws, nodes): factor applied to each node's nominal weight
     geometric: np.ndarray  # (draws, steps) bool: the step aggregates by geometric mean
+    scheme: np.ndarray | None = None  # (draws,) index into the problem's weight schemes; None: the nominal
 
     @property
     def n_draws(self) -> int:
         return int(self.weight_multipliers.shape[0])
 
     def take(self, index: np.ndarray) -> AssumptionDraws:
-        return AssumptionDraws(self.weight_multipliers[index], self.geometric[index])
+        return AssumptionDraws(self.weight_multipliers[index], self.geometric[index], None if self.scheme is None else self.scheme[index])
 
 
 def draw_assumptions(
     tree: IndexTree, n_draws: int, weight_range: float, methods: Sequence[str], rng: np.random.Generator, method_choice: str = PER_LEVEL,
+    n_schemes: int = 1,
 ) -> AssumptionDraws:
-    """Independent draws: a uniform factor in [1 - weight_range, 1 + weight_range] per node, and a
-    method uniform among ``methods`` for every aggregation step ('per_level') or for the whole index."""
+    """Independent draws: a uniform factor in [1 - weight_range, 1 + weight_range] per node, a method
+    uniform among ``methods`` for every aggregation step ('per_level') or for the whole index, and with
+    several weight schemes, one of them uniformly (drawn last: one scheme leaves the stream as it was)."""
     multipliers = rng.uniform(1.0 - weight_range, 1.0 + weight_range, size=(n_draws, tree.n_nodes))
     choice = rng.integers(0, len(methods), size=(n_draws, tree.n_steps if method_choice == PER_LEVEL else 1))
     geometric = np.broadcast_to(np.array([method == GEOMETRIC for method in methods])[choice], (n_draws, tree.n_steps)).copy()
-    return AssumptionDraws(multipliers, geometric)
+    scheme = rng.integers(0, n_schemes, size=n_draws) if n_schemes > 1 else None
+    return AssumptionDraws(multipliers, geometric, scheme)
 
 
 def settings_draws(tree: IndexTree, settings: UncertaintySettings, n_draws: int, rng: np.random.Generator) -> AssumptionDraws:
-    return draw_assumptions(tree, n_draws, settings.weight_range, settings.methods, rng, settings.method_choice)
+    return draw_assumptions(tree, n_draws, settings.weight_range, settings.methods, rng, settings.method_choice, len(settings.weight_schemes))
 
 
 def nominal_assumptions(tree: IndexTree) -> AssumptionDraws:
     """The published index as a single draw: nominal weights, arithmetic means."""
     return AssumptionDraws(np.ones((1, tree.n_nodes)), np.zeros((1, tree.n_steps), dtype=bool))
+
+
+def draw_weights(problem: RankingProblem, draws: AssumptionDraws) -> np.ndarray:
+    """(draws, nodes) weights of the draws: each draw's scheme (as a ratio to the nominal weights, which
+    renormalising makes a change of base weights), times its multipliers, renormalised."""
+    multipliers = draws.weight_multipliers if draws.scheme is None else draws.weight_multipliers * problem.scheme_ratios[draws.scheme]
+    return perturbed_weights(problem.tree, multipliers)
 
 
 def perturbed_weights(tree: IndexTree, multipliers: np.ndarray) -> np.ndarray:
@@ -368,7 +389,8 @@ class RankingProblem:
     score_min: float
     score_max: float
     complete: bool  # no leaf score is missing
-    min_coverage: float  # rule 'reweight': the smallest share of a node's children with a score (always so under the missing-value rule 'propagate')
+    min_coverage: float  # rule 'reweight': the smallest share of a node's children with a score
+    scheme_ratios: np.ndarray  # (schemes, nodes): each weight scheme over the nominal weights (row of ones: nominal) (always so under the missing-value rule 'propagate')
     _cache: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -432,8 +454,9 @@ def ranking_problem(
     ranked_units: pl.DataFrame,
     method: MethodSettings,
     geometric_floor: float,
+    weight_schemes: Sequence[str] = (NOMINAL,),
 ) -> RankingProblem:
-    """The problem of one edition and unit type.
+    """The problem of one edition and unit type (``weight_schemes``: see :func:`scheme_weights`).
 
     ``leaf_scores``: unit_code, indicator_code (or node_code), score. ``nodes``: the framework's node
     table. ``ranked_units``: unit_code and rank_group of the units the published index ranks (a unit
@@ -473,8 +496,42 @@ def ranking_problem(
         score_min=method.score_min,
         score_max=method.score_max,
         min_coverage=method.min_coverage,
+        scheme_ratios=np.stack([scheme_weights(tree, scores, scheme) / tree.nominal_weights for scheme in weight_schemes]),
         complete=complete,
     )
+
+
+def node_scores(tree: IndexTree, leaf_scores: np.ndarray) -> np.ndarray:
+    """(units, nodes) scores of every node under the nominal weights and arithmetic means (NaN where a
+    child is missing), bottom-up: the inputs of the PCA weights."""
+    scores = np.full((leaf_scores.shape[0], tree.n_nodes), np.nan)
+    scores[:, [tree.node_codes.index(code) for code in tree.leaf_codes]] = leaf_scores
+    for level in range(tree.depth - 1, 0, -1):  # a loop over the tree's inner nodes, deepest first
+        for parent in tree.inner_nodes_at(level):
+            children = np.flatnonzero(tree.node_parents == parent)
+            scores[:, parent] = scores[:, children] @ tree.nominal_weights[children]
+    return scores
+
+
+def scheme_weights(tree: IndexTree, leaf_scores: np.ndarray, scheme: str) -> np.ndarray:
+    """(nodes,) weights within each parent under a scheme: 'nominal' (the framework's), 'equal' (1 / the
+    number of siblings) or 'pca' (per group of siblings, the squared loadings of the first principal
+    component of their scores over the units that have them all, as marts.audit.pca_weight; a group
+    without a PCA, e.g. an only child or a child without variance, keeps its nominal weights)."""
+    if scheme == NOMINAL:
+        return tree.nominal_weights.copy()
+    n_siblings = tree.sibling_membership.sum(axis=0)[tree.sibling_group]
+    if scheme == EQUAL:
+        return 1.0 / n_siblings
+    weights = tree.nominal_weights.copy()
+    scores = node_scores(tree, leaf_scores)
+    for group in range(tree.sibling_membership.shape[1]):  # a loop over the tree's groups of siblings
+        members = np.flatnonzero(tree.sibling_group == group)
+        data = scores[:, members]
+        found = first_component(data[~np.isnan(data).any(axis=1)]) if members.size > 1 else None
+        if found is not None:
+            weights[members] = found[1]
+    return weights
 
 
 # ------------------------------------------------------------------------------------ aggregation
@@ -597,7 +654,7 @@ def _chunks_of(problem: RankingProblem, draws: AssumptionDraws) -> list[tuple[tu
 def simulate_composites(problem: RankingProblem, draws: AssumptionDraws, dtype: type[np.floating] = np.float64) -> np.ndarray:
     """(draws, units) composite scores at full precision."""
     composites = np.empty((draws.n_draws, problem.n_units))
-    weights = perturbed_weights(problem.tree, draws.weight_multipliers)
+    weights = draw_weights(problem, draws)
     for index, chunk in _composite_chunks(problem, weights, _chunks_of(problem, draws), dtype):
         composites[index] = chunk
     return composites
@@ -672,7 +729,7 @@ def simulate_ranks(problem: RankingProblem, draws: AssumptionDraws) -> Simulated
     """Every draw's display score and rank, kept in memory (for a moderate number of draws)."""
     ticks = np.empty((draws.n_draws, problem.n_units), dtype=np.int32)
     ranks = np.empty((draws.n_draws, problem.n_units), dtype=np.int32)
-    weights = perturbed_weights(problem.tree, draws.weight_multipliers)
+    weights = draw_weights(problem, draws)
     for index, slots, chunk_ranks in _rank_chunks(problem, weights, _chunks_of(problem, draws)):
         ticks[index], ranks[index] = slots + problem.tick_min, chunk_ranks
     return SimulatedRanks(ticks, ranks)
@@ -788,7 +845,7 @@ def rank_distribution(
     tier_of_slot = None
     if tiers is not None:
         tier_codes, tier_of_slot = tier_lookup(tiers, problem)
-    weights = perturbed_weights(problem.tree, draws.weight_multipliers)
+    weights = draw_weights(problem, draws)
     chunks = _chunks_of(problem, draws)
     _prepare(problem, chunks)
     workers = max(1, min(workers or os.cpu_count() or 1, len(chunks)))
@@ -870,7 +927,7 @@ def rank_uncertainty(
     cities, tier. ``tiers``: the tier table for cities, None for units without tiers (counties).
     """
     ranked = nominal.filter(pl.col("rank").is_not_null())
-    problem = ranking_problem(leaf_scores, nodes, ranked, method, settings.geometric_floor)
+    problem = ranking_problem(leaf_scores, nodes, ranked, method, settings.geometric_floor, settings.weight_schemes)
     published = pl.DataFrame({"unit_code": list(problem.unit_codes)}).join(ranked, on="unit_code", how="left", maintain_order="left")
     nominal_ranks = published["rank"].to_numpy().astype(np.int32)
     draws = settings_draws(problem.tree, settings, settings.draws, rng)

@@ -85,6 +85,7 @@ def _settings_metadata(settings: uncertainty.UncertaintySettings) -> dict[str, A
     return {
         "draws": settings.draws, "seed": settings.seed, "weight_range": settings.weight_range,
         "methods": ", ".join(settings.methods), "method_choice": settings.method_choice, "geometric_floor": settings.geometric_floor,
+        "weight_schemes": ", ".join(settings.weight_schemes),
     }
 
 
@@ -167,7 +168,9 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         if nominal.height == 0:
             continue
         started = time.perf_counter()
-        problem = uncertainty.ranking_problem(leaves, warehouse.framework(unit_type, year).nodes, nominal, method, settings.geometric_floor)
+        problem = uncertainty.ranking_problem(
+            leaves, warehouse.framework(unit_type, year).nodes, nominal, method, settings.geometric_floor, settings.weight_schemes,
+        )
         nominal_ranks = pl.DataFrame({"unit_code": list(problem.unit_codes)}).join(nominal, on="unit_code", how="left", maintain_order="left")["rank"].to_numpy()
         names, indices = rank_sensitivity(problem, nominal_ranks, settings, uncertainty.edition_rng(settings.seed, year, unit_type, "sensitivity"))
         seconds[f"{year}/{unit_type}"] = round(time.perf_counter() - started, 3)
