@@ -112,6 +112,17 @@ def test_an_indicator_the_earlier_edition_lacks_leaves_the_change_unsplit() -> N
     assert rows["contribution"].null_count() == rows.height
 
 
+def test_an_indicator_the_later_edition_dropped_leaves_the_change_unsplit_too() -> None:
+    # The later framework drops a2 and the later edition has no a2: the data-first order (today's data
+    # under the earlier framework) cannot be computed, so neither can the Shapley split.
+    later = framework({"A": (None, 0.6, False), "a1": ("A", 1.0, True),
+                       "B": (None, 0.4, False), "b1": ("B", 0.25, True), "b2": ("B", 0.75, True)})
+    rows = attribute_changes(leaves({"a1": 60, "b1": 40, "b2": 84}), PREVIOUS, later, BEFORE)
+    total = rows.filter(pl.col("level") == 0).row(0, named=True)
+    assert total["status"] == NOT_COMPARABLE and total["data_change"] is None
+    assert total["total_change"] == pytest.approx(0.6 * 60 + 0.4 * 73 - 61)
+
+
 def test_units_in_one_edition_only_are_not_attributed() -> None:
     newcomer = pl.concat([CURRENT, CURRENT.with_columns(pl.lit("v").alias("unit_code"))])
     rows = attribute_changes(newcomer, PREVIOUS, BEFORE, BEFORE)
