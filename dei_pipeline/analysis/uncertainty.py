@@ -398,27 +398,34 @@ class RankingProblem:
         return len(self.unit_codes)
 
     @property
-    def geometric_map(self) -> tuple[float, float]:
-        """(a, b) of the rescaling r = a + b x applied before a geometric mean and undone after it:
-        [score_min, score_max] onto [geometric_floor, score_max] ([0, 100] onto [1, 100] by default)."""
+    def geometric_shift(self) -> float:
+        """c such that a geometric mean on the rescaled scale, mapped back, is exp(sum w log(x + c)) - c.
+
+        The rescaling r = a + b x takes [score_min, score_max] onto [geometric_floor, score_max]; since
+        the weights sum to 1, (GM_w(a + b x) - a) / b = GM_w(x + a / b) - a / b: the rescaling is a
+        shift by c = a / b (1.0101 for [0, 100] onto [1, 100]), one addition rather than two passes."""
         b = (self.score_max - self.geometric_floor) / (self.score_max - self.score_min)
-        return self.geometric_floor - b * self.score_min, b
+        return (self.geometric_floor - b * self.score_min) / b
+
+    @property
+    def has_scores_below_min(self) -> bool:
+        key = ("below_min",)
+        if key not in self._cache:
+            self._cache[key] = bool(np.nanmin(self.leaf_scores, initial=np.inf) < self.score_min)
+        return self._cache[key]
 
     def rescaled_logs(self, values: np.ndarray) -> np.ndarray:
-        """log(a + b x) of scores entering a geometric mean (a new array); values below the scale's
-        minimum (none in a validated edition) are raised to the floor first, so the log is finite."""
-        a, b = self.geometric_map
-        out = np.multiply(values, b)
-        out += a
-        np.maximum(out, self.geometric_floor, out=out)
+        """log(x + c) of scores entering a geometric mean (a new array). Scores below the scale's minimum
+        (none in a validated edition) are first raised to it, so that the log stays finite."""
+        out = np.add(values, self.geometric_shift)
+        if self.has_scores_below_min:
+            np.maximum(out, self.score_min + self.geometric_shift, out=out)
         return np.log(out, out=out)
 
     def from_rescaled_logs(self, logs: np.ndarray) -> np.ndarray:
-        """The score of a geometric mean computed in rescaled logs: (exp(logs) - a) / b (a new array)."""
-        a, b = self.geometric_map
+        """The score of a geometric mean computed in shifted logs: exp(logs) - c (a new array)."""
         out = np.exp(logs)
-        out -= a
-        out /= b
+        out -= self.geometric_shift
         return out
 
     def display_ticks(self, scores: np.ndarray) -> np.ndarray:
@@ -905,6 +912,7 @@ def _prepare(problem: RankingProblem, chunks: Sequence[tuple[tuple[bool, ...], n
         for first, last in method_segments(methods, merge=problem.complete):
             for index, _ in enumerate(problem.segment(first, last).leaf_groups):
                 problem.leaf_block(first, last, index, SIMULATION_DTYPE)
+    _ = problem.has_scores_below_min
 
 
 def probability_column(tier_code: str) -> str:
