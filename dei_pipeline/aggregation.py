@@ -8,7 +8,11 @@ computed only when every one of its children has a score; otherwise it is null, 
 above it, so a unit with a missing indicator gets no composite and is not ranked. The white paper
 scores every unit on every indicator, and a silent re-weighting would change what a score means.
 Rule ``reweight`` (available, not the default): a parent is the weighted mean of the children that
-have a score, with their weights renormalised to sum to 1; null only when all children are missing.
+have a score, with their weights renormalised to sum to 1, provided at least ``min_coverage`` of its
+children (by count) have one; below that share it is null. Without such a rule a unit with 1 of 5
+indicators would get a composite from that one indicator alone; with a share of 0.5, a parent needs at
+least half its children. The share is COINr's ``dat_thresh`` (the fraction of a row's children that
+are not missing, the aggregate missing below it).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, reduce
 from operator import add
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 
@@ -34,8 +38,10 @@ def aggregate_tiers(
     nodes: pl.DataFrame,
     keys: Sequence[str] = ("unit_code",),
     missing: MissingRule = "propagate",
+    min_coverage: float = 0.0,
 ) -> pl.DataFrame:
-    """Scores of every node of the tree, plus the composite, for every unit.
+    """Scores of every node of the tree, plus the composite, for every unit (``min_coverage``: see
+    rule ``reweight`` above; no effect under ``propagate``, which needs every child).
 
     ``leaf_scores``: the ``keys`` columns, ``indicator_code`` and ``score`` (one row per unit and
     leaf; an absent row counts as missing). ``nodes``: a framework's node table (code, parent_code,
@@ -48,7 +54,7 @@ def aggregate_tiers(
     codes must not coincide with a key column name.
     """
     keys = list(keys)
-    plan = tier_plan(nodes, missing)
+    plan = tier_plan(nodes, missing, min_coverage)
     if leaf_scores.height == 0:
         return pl.DataFrame(schema={**leaf_scores.select(keys).schema, "node_code": pl.String, "level": pl.Int32, "score": pl.Float64})
     # Key columns with one value throughout (the edition and unit type of a per-edition call) are
@@ -170,15 +176,15 @@ class TierPlan:
     level_of: dict[str, int]
 
 
-def tier_plan(nodes: pl.DataFrame, missing: MissingRule = "propagate") -> TierPlan:
+def tier_plan(nodes: pl.DataFrame, missing: MissingRule = "propagate", min_coverage: float = 0.0) -> TierPlan:
     """The aggregation plan of a framework (built once per framework and rule, then reused)."""
     rows = nodes.select("code", "parent_code", pl.col("level").cast(pl.Int32), pl.col("weight").cast(pl.Float64), "is_leaf").rows()
-    return _tier_plan(tuple(rows), missing)
+    return _tier_plan(tuple(rows), missing, min_coverage)
 
 
 @lru_cache(maxsize=64)
-def _tier_plan(rows: tuple[tuple[str, str | None, int, float, bool], ...], missing: MissingRule) -> TierPlan:
-    parent_score = _parent_score(missing)
+def _tier_plan(rows: tuple[tuple[str, str | None, int, float, bool], ...], missing: MissingRule, min_coverage: float) -> TierPlan:
+    parent_score = _parent_score(missing, min_coverage)
     children: dict[tuple[int, str], list[tuple[str, float]]] = {}  # (child level, parent) -> [(child, weight)]
     for code, parent, level, weight, _ in sorted(rows, key=lambda row: row[0]):
         children.setdefault((level, parent or COMPOSITE_CODE), []).append((code, weight))
@@ -191,7 +197,13 @@ def _tier_plan(rows: tuple[tuple[str, str | None, int, float, bool], ...], missi
     return TierPlan(tuple(code for code, _, _, _, is_leaf in rows if is_leaf), tiers, level_of)
 
 
-def _parent_score(missing: MissingRule) -> Callable[[list[tuple[str, float]]], pl.Expr]:
+def covered(present: Any, n_children: Any, min_coverage: float) -> Any:
+    """Whether ``present`` of ``n_children`` children meet the minimum share (a tolerance keeps shares
+    such as 2/3 from failing on rounding)."""
+    return present >= min_coverage * n_children - 1e-9
+
+
+def _parent_score(missing: MissingRule, min_coverage: float = 0.0) -> Callable[[list[tuple[str, float]]], pl.Expr]:
     """The expression of a parent's score over its children's columns, given (code, weight) pairs."""
     if missing == "propagate":
         # ``+`` is null as soon as one term is: a parent with a missing child is missing.
@@ -200,7 +212,9 @@ def _parent_score(missing: MissingRule) -> Callable[[list[tuple[str, float]]], p
         def reweighted(children: list[tuple[str, float]]) -> pl.Expr:
             weighted_sum = pl.sum_horizontal([pl.lit(weight) * pl.col(code) for code, weight in children])
             present_weight = pl.sum_horizontal([pl.when(pl.col(code).is_not_null()).then(pl.lit(weight)) for code, weight in children])
-            return pl.when(present_weight > 0).then(weighted_sum / present_weight).otherwise(None)
+            present = pl.sum_horizontal([pl.col(code).is_not_null() for code, _ in children])
+            enough = (present_weight > 0) & covered(present, len(children), min_coverage)
+            return pl.when(enough).then(weighted_sum / present_weight).otherwise(None)
         return reweighted
     raise ValueError(f"unknown missing-value rule {missing!r}: expected 'propagate' or 'reweight'")
 

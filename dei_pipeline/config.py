@@ -78,6 +78,8 @@ class MethodSettings:
     score_tolerance: float
     # Share of an edition's units of one type that a run may remove without confirmation (removal.py).
     removal_max_share: float = 0.1
+    # Rule 'reweight': the smallest share of a node's children with a score for the node to have one.
+    min_coverage: float = 0.0
 
 
 def load_settings(data_dir: Path) -> MethodSettings:
@@ -97,6 +99,7 @@ def _load_settings_cached(path: str) -> MethodSettings:
         gdp_vintage=str(raw["gdp"]["vintage"]),
         score_tolerance=float(raw["reconciliation"]["score_tolerance"]),
         removal_max_share=_share(raw.get("removal", {}).get("max_share", MethodSettings.removal_max_share), f"{path}: removal.max_share"),
+        min_coverage=_share(raw["aggregation"].get("min_coverage", 0.0), f"{path}: aggregation.min_coverage"),
     )
 
 

@@ -65,6 +65,30 @@ def test_reweight_rule_renormalises_over_present_children() -> None:
     assert got["composite"] == pytest.approx(62.0)
 
 
+# One level-1 node A over five equally weighted indicators.
+FIVE = pl.DataFrame({
+    "code": ["A", "a1", "a2", "a3", "a4", "a5"],
+    "parent_code": [None, "A", "A", "A", "A", "A"],
+    "level": [1, 2, 2, 2, 2, 2],
+    "weight": [1.0, 0.2, 0.2, 0.2, 0.2, 0.2],
+    "is_leaf": [False, True, True, True, True, True],
+}, schema_overrides={"level": pl.Int32})
+
+
+def test_reweight_needs_a_minimum_share_of_children() -> None:
+    one_of_five = leaves("u", {"a1": 90.0})
+    three_of_five = leaves("v", {"a1": 90.0, "a2": 60.0, "a3": 30.0})
+    # Without a coverage rule 1 of 5 indicators makes a composite of 90.0.
+    assert scores_of(aggregate_tiers(one_of_five, FIVE, missing="reweight"), "u")["composite"] == pytest.approx(90.0)
+    both = pl.concat([one_of_five, three_of_five])
+    result = aggregate_tiers(both, FIVE, missing="reweight", min_coverage=0.5)
+    assert scores_of(result, "u")["A"] is None and scores_of(result, "u")["composite"] is None  # 1/5 < 0.5
+    assert scores_of(result, "v")["composite"] == pytest.approx((90 + 60 + 30) / 3)  # 3/5 >= 0.5
+    # A share met exactly counts (3 of 5 at 0.6); a share just above it does not.
+    assert scores_of(aggregate_tiers(three_of_five, FIVE, missing="reweight", min_coverage=0.6), "v")["A"] == pytest.approx(60.0)
+    assert scores_of(aggregate_tiers(three_of_five, FIVE, missing="reweight", min_coverage=0.61), "v")["A"] is None
+
+
 def test_units_are_independent_and_keys_are_kept() -> None:
     both = pl.concat([
         leaves("u", {"a1": 80, "a2": 40, "b1": 60, "b21": 100, "b22": 50}),

@@ -70,14 +70,34 @@ def test_same_framework_contributions_by_hand() -> None:
 def test_changed_framework_splits_data_and_method_change_by_hand() -> None:
     rows = attribute_changes(CURRENT, PREVIOUS, AFTER, BEFORE)
     total = rows.filter(pl.col("level") == 0).row(0, named=True)
-    # Published before: 61. Before under the new weights: 0.5*55 + 0.5*70 = 62.5. Now: 0.5*60 + 0.5*73 = 66.5.
+    # Published before: 61; now: 0.5*60 + 0.5*73 = 66.5. Cross terms: before under the new weights
+    # 0.5*55 + 0.5*70 = 62.5; now under the old weights 0.6*60 + 0.4*73 = 65.2.
+    # Method first: method 1.5, data 4.0. Data first: data 4.2, method 1.3. Shapley: 1.4 and 4.1.
     assert total["prev_score_published"] == pytest.approx(61.0)
-    assert total["method_change"] == pytest.approx(1.5)
-    assert total["data_change"] == pytest.approx(4.0)
+    assert total["method_change"] == pytest.approx(1.4)
+    assert total["data_change"] == pytest.approx(4.1)
     assert total["total_change"] == pytest.approx(5.5)
     contribution = by_node(rows, "contribution")
-    assert contribution["A"] == pytest.approx(2.5) and contribution["B"] == pytest.approx(1.5)
-    assert contribution["a1"] + contribution["a2"] + contribution["b1"] + contribution["b2"] == pytest.approx(4.0)
+    # A: (0.5*5 + 0.6*5) / 2 = 2.75; B: (0.5*3 + 0.4*3) / 2 = 1.35.
+    assert contribution["A"] == pytest.approx(2.75) and contribution["B"] == pytest.approx(1.35)
+    assert contribution["a1"] + contribution["a2"] + contribution["b1"] + contribution["b2"] == pytest.approx(4.1)
+
+
+def test_the_split_does_not_depend_on_the_order_of_the_steps() -> None:
+    # Weights 0.8/0.2 -> 0.2/0.8; A 80 -> 60 (-20), B 20 -> 60 (+40). Composite 68 -> 60: -8.
+    # Method first: 0.2*80 + 0.8*20 = 32, so method -36 and data 28. Data first: 0.8*60 + 0.2*60 = 60,
+    # so data -8 and method 0. Shapley: data (28 - 8) / 2 = 10, method (-36 + 0) / 2 = -18.
+    heavy_a = framework({"A": (None, 0.8, False), "a": ("A", 1.0, True), "B": (None, 0.2, False), "b": ("B", 1.0, True)})
+    heavy_b = framework({"A": (None, 0.2, False), "a": ("A", 1.0, True), "B": (None, 0.8, False), "b": ("B", 1.0, True)})
+    rows = attribute_changes(leaves({"a": 60, "b": 60}), leaves({"a": 80, "b": 20}), heavy_b, heavy_a)
+    total = rows.filter(pl.col("level") == 0).row(0, named=True)
+    assert (total["total_change"], total["data_change"], total["method_change"]) == pytest.approx((-8.0, 10.0, -18.0))
+    contribution = by_node(rows, "contribution")
+    # A: (0.2 * -20 + 0.8 * -20) / 2 = -10; B: (0.8 * 40 + 0.2 * 40) / 2 = 20; together the data change.
+    assert contribution["A"] == pytest.approx(-10.0) and contribution["B"] == pytest.approx(20.0)
+    # Symmetric: going back (60 under heavy_b to 68 under heavy_a) splits into the opposite amounts.
+    back = attribute_changes(leaves({"a": 80, "b": 20}), leaves({"a": 60, "b": 60}), heavy_a, heavy_b).filter(pl.col("level") == 0).row(0, named=True)
+    assert (back["data_change"], back["method_change"]) == pytest.approx((-10.0, 18.0))
 
 
 def test_an_indicator_the_earlier_edition_lacks_leaves_the_change_unsplit() -> None:
@@ -90,6 +110,17 @@ def test_an_indicator_the_earlier_edition_lacks_leaves_the_change_unsplit() -> N
     assert total["total_change"] == pytest.approx(0.6 * 65 + 0.4 * 73 - 61)
     assert total["data_change"] is None and total["method_change"] is None
     assert rows["contribution"].null_count() == rows.height
+
+
+def test_an_indicator_the_later_edition_dropped_leaves_the_change_unsplit_too() -> None:
+    # The later framework drops a2 and the later edition has no a2: the data-first order (today's data
+    # under the earlier framework) cannot be computed, so neither can the Shapley split.
+    later = framework({"A": (None, 0.6, False), "a1": ("A", 1.0, True),
+                       "B": (None, 0.4, False), "b1": ("B", 0.25, True), "b2": ("B", 0.75, True)})
+    rows = attribute_changes(leaves({"a1": 60, "b1": 40, "b2": 84}), PREVIOUS, later, BEFORE)
+    total = rows.filter(pl.col("level") == 0).row(0, named=True)
+    assert total["status"] == NOT_COMPARABLE and total["data_change"] is None
+    assert total["total_change"] == pytest.approx(0.6 * 60 + 0.4 * 73 - 61)
 
 
 def test_units_in_one_edition_only_are_not_attributed() -> None:

@@ -1,5 +1,7 @@
 """Statistical audit on a small case computed by hand (and with numpy's own formulas)."""
 
+import math
+
 import numpy as np
 import polars as pl
 import pytest
@@ -56,11 +58,49 @@ def test_flags(audit: dict[str, dict]) -> None:
     assert audit["x"]["redundant_with"] == "y,z" and audit["y"]["redundant_with"] == "x,z"
     assert audit["z"]["redundant_with"] == "x,y"
     assert "negative_corr_parent" in audit["z"]["flags"].split(",")
-    assert ("negative_corr_composite" in audit["z"]["flags"]) == (np.corrcoef(Z, COMPOSITE)[0, 1] < 0)
+    # z against the composite: r = -0.98 over 5 units, z = atanh(r) sqrt(2) = -3.25, p = 0.0006: flagged.
+    r_z = np.corrcoef(Z, COMPOSITE)[0, 1]
+    assert audit["z"]["negative_corr_composite_p"] == pytest.approx(0.5 * math.erfc(math.atanh(-r_z)), abs=1e-6) and r_z < -0.9
+    assert "negative_corr_composite" in audit["z"]["flags"].split(",")
     assert "redundant" in audit["x"]["flags"].split(",")
     # q drives its parent (an only child: r = 1) but, swamped by P, runs slightly against the composite.
     assert audit["q"]["corr_with_parent"] == pytest.approx(1.0)
-    assert (audit["q"]["flags"] == "negative_corr_composite") == (np.corrcoef(Q, COMPOSITE)[0, 1] < 0)
+    # r = -0.104 over 5 units is no evidence: Fisher's z = atanh(r) sqrt(5 - 3), one-sided p = Phi(z) = 0.44.
+    r = np.corrcoef(Q, COMPOSITE)[0, 1]
+    assert r == pytest.approx(-0.104, abs=5e-4)
+    assert audit["q"]["negative_corr_composite_p"] == pytest.approx(0.5 * math.erfc(-math.atanh(r)), abs=1e-6)  # Phi(x) = erfc(-x / sqrt 2) / 2
+    assert audit["q"]["flags"] is None
+    assert audit["z"]["negative_corr_parent_p"] == 0.0  # r = -1: certain
+
+
+def test_spearman_beside_pearson(audit: dict[str, dict]) -> None:
+    def ranks(values: np.ndarray) -> np.ndarray:
+        return np.argsort(np.argsort(values)).astype(float)  # no ties here
+
+    assert audit["z"]["spearman_with_parent"] == pytest.approx(-1.0)
+    assert audit["q"]["spearman_with_composite"] == pytest.approx(np.corrcoef(ranks(Q), ranks(COMPOSITE))[0, 1])
+    assert audit["P"]["spearman_with_composite"] == pytest.approx(np.corrcoef(ranks(P), ranks(COMPOSITE))[0, 1])
+
+
+def test_spearman_ranks_ties_by_their_mean() -> None:
+    # x = 1, 2, 2, 3 against its parent 1, 2, 3, 4: ranks 1, 2.5, 2.5, 4 against 1, 2, 3, 4.
+    nodes = NODES.filter(pl.col("code").is_in(["Q", "q"]))
+    rows = pl.DataFrame([{"unit_code": f"u{i}", "node_code": code, "score": value}
+                         for code, values in {"q": [1.0, 2, 2, 3], "Q": [1.0, 2, 3, 4], "composite": [1.0, 2, 3, 4]}.items()
+                         for i, value in enumerate(values)])
+    found = {r["node_code"]: r for r in audit_nodes(rows, nodes).iter_rows(named=True)}
+    assert found["q"]["spearman_with_parent"] == pytest.approx(np.corrcoef([1, 2.5, 2.5, 4], [1, 2, 3, 4])[0, 1])
+
+
+def test_pca_of_each_group_by_hand(audit: dict[str, dict]) -> None:
+    # x, y and z = 60 - x are perfectly (anti-)correlated: the correlation matrix has eigenvalues 3, 0, 0,
+    # the first component explains everything and loads each child by 1/sqrt(3) (squared: 1/3).
+    assert audit["P"]["pca_first_share"] == pytest.approx(1.0)
+    assert [audit[c]["pca_weight"] for c in "xyz"] == pytest.approx([1 / 3] * 3)
+    # P and Q at the top: their correlation r gives eigenvalues 1 + |r| and 1 - |r|.
+    r = abs(np.corrcoef(P, Q)[0, 1])
+    assert audit["composite"]["pca_first_share"] == pytest.approx((1 + r) / 2)
+    assert audit["Q"]["pca_first_share"] is None and audit["q"]["pca_weight"] is None  # an only child
 
 
 def test_cronbach_alpha_by_hand(audit: dict[str, dict]) -> None:

@@ -52,7 +52,7 @@ def test_the_index_runs_alone_and_the_analysis_after_it(data_dir_factory: Callab
     index = dei(["materialize", "--job", "index", *options], tmp_path)
     assert index.returncode == 0, index.stderr
     assert {"indicator_scores", "city_index", "region_rollup", "reconciliation", "edition_consistency", "mart_parquet", "serving_snapshot"} <= steps_done(index.stdout)
-    assert not steps_done(index.stdout) & {"rank_uncertainty", "sensitivity", "audit", "unit_profile", "yoy_attribution", "edition_report"}
+    assert not steps_done(index.stdout) & {"rank_uncertainty", "sensitivity", "removal_impact", "audit", "unit_profile", "yoy_attribution", "edition_report"}
     assert "`dei materialize --job analysis`" in index.stdout
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.sql("SELECT count(*) FROM marts.city_index WHERE survey_year = 2020").fetchall() == [(148,)]
@@ -63,8 +63,8 @@ def test_the_index_runs_alone_and_the_analysis_after_it(data_dir_factory: Callab
 
     analysis = dei(["materialize", "--job", "analysis", *options], tmp_path)
     assert analysis.returncode == 0, analysis.stderr
-    assert steps_done(analysis.stdout) == {"rank_uncertainty", "sensitivity", "audit", "unit_profile", "yoy_attribution", "edition_report",
-                                           "edition_consistency", "mart_parquet", "serving_snapshot"}
+    assert steps_done(analysis.stdout) == {"rank_uncertainty", "sensitivity", "removal_impact", "audit", "unit_profile", "yoy_attribution",
+                                           "edition_report", "edition_consistency", "mart_parquet", "serving_snapshot"}
     with duckdb.connect(str(serving), read_only=True) as con:
         assert dict(con.sql("SELECT unit_type, count(*) FROM marts.rank_uncertainty GROUP BY 1").fetchall()) == {"city": 148, "county": 100}
         assert con.sql("SELECT job_name FROM marts.snapshot_info").fetchall() == [("publish_job",)]

@@ -106,7 +106,7 @@ def test_ties_in_z_are_broken_by_code() -> None:
 
 # ------------------------------------------------------------------------- the assets, end to end
 
-FAST_SETTINGS = {"draws: 10000": "draws: 400", "sensitivity_base_draws: 2000": "sensitivity_base_draws: 100"}
+FAST_SETTINGS = {"draws: 10000": "draws: 400", "sensitivity_base_draws: 1000": "sensitivity_base_draws: 100"}
 
 
 class AnalysisRun:

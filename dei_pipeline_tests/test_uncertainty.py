@@ -2,15 +2,16 @@
 own aggregation and ranking."""
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import polars as pl
 import pytest
 
 from dei_pipeline.aggregation import aggregate_tiers
-from dei_pipeline.analysis import uncertainty
+from dei_pipeline.analysis import sensitivity, uncertainty
 from dei_pipeline.analysis.sensitivity import (
-    AGGREGATION_FACTOR, SobolSums, factors, rank_sensitivity, saltelli_block, sobol_indices, weights_factor,
+    AGGREGATION_FACTOR, SobolIndices, factors, rank_sensitivity, saltelli_block, sensitivity_rows, sobol_indices, weights_factor,
 )
 from dei_pipeline.analysis.uncertainty import (
     AssumptionDraws, IndexTree, UncertaintySettings, draw_assumptions, nominal_composites, parse_uncertainty_settings,
@@ -20,7 +21,7 @@ from dei_pipeline.composite import rank_units
 from dei_pipeline.config import REPO_ROOT, MethodSettings, load_settings
 from dei_pipeline.frameworks import resolve_framework
 from dei_pipeline.tiers import load_tiers
-from dei_pipeline_tests.test_aggregation import NODES  # an unbalanced tree: leaves at depths 2 and 3
+from dei_pipeline_tests.test_aggregation import FIVE, NODES  # NODES: an unbalanced tree, leaves at depths 2 and 3
 
 DATA = REPO_ROOT / "data"
 METHOD = MethodSettings(display_decimals=1, score_min=0, score_max=100, tie_method="min", missing_rule="propagate",
@@ -35,7 +36,8 @@ TWO = pl.DataFrame({
 
 def settings(**changes: object) -> UncertaintySettings:
     base = {"draws": 20_000, "seed": 7, "weight_range": 0.25, "methods": ["arithmetic"], "method_choice": "per_level",
-            "geometric_floor": 0.01, "sensitivity_base_draws": 2_000}
+            "geometric_floor": 1.0, "sensitivity_base_draws": 2_000,
+            "sensitivity_bootstrap": 200, "sensitivity_level": 0.9, "sensitivity_resolution": 0.1}
     return parse_uncertainty_settings({**base, **changes})
 
 
@@ -101,29 +103,45 @@ def test_nominal_draw_reproduces_the_published_2020_composites() -> None:
     assert np.max(np.abs(simulate_composites(problem, nominal, np.float32)[0] - composites["score"].to_numpy())) < 1e-3
 
 
+def rescaled(x: float) -> float:
+    """A score of [0, 100] on the geometric mean's scale [1, 100] (floor 1)."""
+    return 1 + 0.99 * x
+
+
+def unscaled(r: float) -> float:
+    return (r - 1) / 0.99
+
+
 def test_geometric_and_mixed_methods_by_hand() -> None:
     scores = long_scores({"u": {"a1": 80, "a2": 40, "b1": 60, "b21": 100, "b22": 50}})
-    problem = ranking_problem(scores, NODES, ranked(["u"]), METHOD, 0.01)
+    problem = ranking_problem(scores, NODES, ranked(["u"]), METHOD, 1.0)
     tree = problem.tree
-    # Steps: 0 = level 3 into B2, 1 = level 2 into A and B, 2 = level 1 into the composite.
-    a_geo = 80**0.25 * 40**0.75
-    b2_geo = 100**0.2 * 50**0.8
-    all_geometric = a_geo**0.6 * (60**0.5 * b2_geo**0.5) ** 0.4
+    # Steps: 0 = level 3 into B2, 1 = level 2 into A and B, 2 = level 1 into the composite. Every
+    # geometric mean is taken on [1, 100] and mapped back to [0, 100].
+    a_geo = unscaled(rescaled(80) ** 0.25 * rescaled(40) ** 0.75)
+    b2_geo = unscaled(rescaled(100) ** 0.2 * rescaled(50) ** 0.8)
+    b_geo = unscaled(rescaled(60) ** 0.5 * rescaled(b2_geo) ** 0.5)
+    all_geometric = unscaled(rescaled(a_geo) ** 0.6 * rescaled(b_geo) ** 0.4)
     assert simulate_composites(problem, draws_with(tree, [True, True, True]))[0, 0] == pytest.approx(all_geometric, rel=1e-12)
     # Geometric at the bottom step only: B2 geometric, the rest arithmetic.
     mixed = 0.6 * 50 + 0.4 * (0.5 * 60 + 0.5 * b2_geo)
     assert simulate_composites(problem, draws_with(tree, [True, False, False]))[0, 0] == pytest.approx(mixed, rel=1e-12)
     # Arithmetic below, geometric at the top.
-    top_geometric = 50**0.6 * 60**0.4
+    top_geometric = unscaled(rescaled(50) ** 0.6 * rescaled(60) ** 0.4)
     assert simulate_composites(problem, draws_with(tree, [False, False, True]))[0, 0] == pytest.approx(top_geometric, rel=1e-12)
 
 
 def test_a_zero_enters_a_geometric_mean_at_the_floor() -> None:
     scores = long_scores({"u": {"a": 100.0, "b": 0.0}})
-    problem = ranking_problem(scores, TWO, ranked(["u"]), METHOD, 0.01)
-    # exp(0.5 ln 100 + 0.5 ln 0.01) = 1: the zero counts as 0.01, not as 0 (which would give 0).
-    assert simulate_composites(problem, draws_with(problem.tree, [True]))[0, 0] == pytest.approx(1.0, rel=1e-12)
+    problem = ranking_problem(scores, TWO, ranked(["u"]), METHOD, 1.0)
+    # On [1, 100]: sqrt(100 * 1) = 10, back on [0, 100]: 9 / 0.99 = 9.09. The zero pulls the mean far
+    # below the arithmetic 50 without dominating it (a floor of 0.01 gave 1.0).
+    assert simulate_composites(problem, draws_with(problem.tree, [True]))[0, 0] == pytest.approx(9 / 0.99, rel=1e-12)
     assert simulate_composites(problem, draws_with(problem.tree, [False]))[0, 0] == pytest.approx(50.0)
+    floored = ranking_problem(scores, TWO, ranked(["u"]), METHOD, 0.01)
+    assert simulate_composites(floored, draws_with(floored.tree, [True]))[0, 0] == pytest.approx((math.sqrt(100 * 0.01) - 0.01) / 0.9999, rel=1e-12)
+    with pytest.raises(ValueError, match="geometric_floor"):
+        ranking_problem(scores, TWO, ranked(["u"]), METHOD, 100.0)
 
 
 def test_reweight_rule_matches_the_pipeline_with_missing_scores() -> None:
@@ -252,14 +270,24 @@ def test_two_indicator_rank_interval_matches_the_hand_derivation(two_indicator_r
     assert y["score_p05"] == y["score_p95"] == 45.0
 
 
+def test_reweight_coverage_rule_matches_the_pipeline() -> None:
+    scores = long_scores({"u": {"a1": 90.0}, "v": {"a1": 90.0, "a2": 60.0, "a3": 30.0}, "w": {f"a{i}": 10.0 * i for i in range(1, 6)}})
+    method = MethodSettings(**{**METHOD.__dict__, "missing_rule": "reweight", "min_coverage": 0.5})
+    problem = ranking_problem(scores, FIVE, ranked(["u", "v", "w"]), method, 1.0)
+    expected = aggregate_tiers(scores, FIVE, missing="reweight", min_coverage=0.5).filter(pl.col("level") == 0).sort("unit_code")["score"]
+    assert expected.to_list()[0] is None  # u: 1 of 5 indicators
+    np.testing.assert_allclose(nominal_composites(problem), expected.fill_null(np.nan).to_numpy(), atol=1e-12)
+
+
 def test_geometric_draws_put_the_unit_with_a_zero_last() -> None:
     scores = long_scores({"x": {"a": 100.0, "b": 0.0}, "y": {"a": 45.0, "b": 45.0}})
     nominal = pl.DataFrame({"unit_code": ["x", "y"], "rank_group": ["all", "all"], "score": [50.0, 45.0], "rank": [1, 2], "tier": ["tier2", "tier3"]})
     rows, _ = rank_uncertainty(scores, TWO, nominal, METHOD, settings(methods=["geometric"], draws=2_000), np.random.default_rng(2), TIERS)
     x = rows.filter(pl.col("unit_code") == "x").row(0, named=True)
-    # 100^w * 0.01^(1-w) = 10^(4w - 2) lies in [10^-0.5, 10^0.5]: always 四线 and second.
+    # a's weight w = m_a / (m_a + m_b) lies in [0.375, 0.625]; on [1, 100], 100^w * 1^(1-w) lies in
+    # [10^0.75, 10^1.25] = [5.62, 17.78], back on [0, 100] in [4.67, 16.95]: always 四线 and second.
     assert (x["rank_p05"], x["rank_p95"], x["prob_tier4"]) == (2, 2, 1.0)
-    assert 0.3 <= x["score_p05"] and x["score_p95"] <= 3.2
+    assert 4.6 <= x["score_p05"] and x["score_p95"] <= 17.0
 
 
 def test_without_uncertainty_every_draw_is_the_published_index() -> None:
@@ -300,25 +328,74 @@ def test_whole_index_method_choice_uses_one_method_per_draw() -> None:
 # -------------------------------------------------------------------------------- sensitivity
 
 
-def test_sobol_estimators_on_a_linear_model_by_hand() -> None:
-    # Y = X1 + 2 X2, X ~ U(0, 1): Var = 1/12 + 4/12; S1 = ST1 = 0.2, S2 = ST2 = 0.8.
-    rng = np.random.default_rng(8)
-    n = 20_000
-    a, b = rng.uniform(size=(n, 2)), rng.uniform(size=(n, 2))
-
-    def model(x: np.ndarray) -> np.ndarray:
-        return (x[:, 0] + 2 * x[:, 1])[:, None]
-
+def saltelli_outputs(model: Callable[[np.ndarray], np.ndarray], a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """f(A), f(B) and f(A_B^i) for every column i, as (N, 1) and (k, N, 1) arrays."""
     mixed = []
-    for factor in range(2):
+    for factor in range(a.shape[1]):
         ab = a.copy()
         ab[:, factor] = b[:, factor]
-        mixed.append(model(ab))
-    indices = sobol_indices(SobolSums.of(model(a), model(b), np.stack(mixed)))
-    assert indices.variance[0] == pytest.approx(5 / 12, rel=0.03)
-    for factor, expected in enumerate((0.2, 0.8)):
-        assert abs(indices.first_order[factor, 0] - expected) < 4 * indices.first_order_se[factor, 0]
-        assert abs(indices.total_effect[factor, 0] - expected) < 4 * indices.total_effect_se[factor, 0]
+        mixed.append(model(ab)[:, None])
+    return model(a)[:, None], model(b)[:, None], np.stack(mixed)
+
+
+def ishigami(x: np.ndarray) -> np.ndarray:
+    return np.sin(x[:, 0]) + 7 * np.sin(x[:, 1]) ** 2 + 0.1 * x[:, 2] ** 4 * np.sin(x[:, 0])
+
+
+def test_sobol_estimators_on_the_ishigami_function() -> None:
+    # Analytic indices (a = 7, b = 0.1, X ~ U(-pi, pi)): V1 = (1 + b pi^4 / 5)^2 / 2, V2 = a^2 / 8,
+    # V13 = b^2 pi^8 (1/18 - 1/50), V = V1 + V2 + V13; S3 = 0 and X3 acts only with X1.
+    a_, b_ = 7.0, 0.1
+    v1, v2, v13 = (1 + b_ * math.pi**4 / 5) ** 2 / 2, a_**2 / 8, b_**2 * math.pi**8 * (1 / 18 - 1 / 50)
+    v = v1 + v2 + v13
+    first, total = np.array([v1, v2, 0.0]) / v, np.array([v1 + v13, v2, v13]) / v
+    assert first.round(4).tolist() == [0.3139, 0.4424, 0.0] and total.round(4).tolist() == [0.5576, 0.4424, 0.2437]
+    rng = np.random.default_rng(8)
+    a, b = rng.uniform(-math.pi, math.pi, size=(2, 20_000, 3))
+    indices = sobol_indices(*saltelli_outputs(ishigami, a, b), 300, rng)
+    assert indices.variance[0] == pytest.approx(v, rel=0.03)
+    np.testing.assert_array_less(np.abs(indices.first_order[:, 0] - first), 4 * indices.first_order_se[:, 0])
+    np.testing.assert_array_less(np.abs(indices.total_effect[:, 0] - total), 4 * indices.total_effect_se[:, 0])
+    assert (indices.first_order_low <= indices.first_order).all() and (indices.first_order <= indices.first_order_high).all()
+    assert indices.first_order_se.max() < 0.03 and indices.total_effect_se.max() < 0.03
+
+
+def product(x: np.ndarray) -> np.ndarray:
+    return x[:, 0] * x[:, 1]
+
+
+def test_sobol_estimators_on_a_product_of_two_factors_by_hand() -> None:
+    # Y = X1 X2, X ~ U(0, 1): Var Y = E[X^2]^2 - E[X]^4 = 1/9 - 1/16 = 7/144; E[Y | X1] = X1 / 2 has
+    # variance 1/48 = 3/144, so S1 = S2 = 3/7; the interaction holds the remaining 1/144: ST = 4/7.
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(size=(2, 20_000, 2))
+    indices = sobol_indices(*saltelli_outputs(product, a, b), 300, np.random.default_rng(4))
+    assert indices.variance[0] == pytest.approx(7 / 144, rel=0.03)
+    np.testing.assert_array_less(np.abs(indices.first_order[:, 0] - 3 / 7), 4 * indices.first_order_se[:, 0])
+    np.testing.assert_array_less(np.abs(indices.total_effect[:, 0] - 4 / 7), 4 * indices.total_effect_se[:, 0])
+    # Centred: adding a constant to the output (a rank of 1000 instead of 0) changes nothing, where the
+    # uncentred S estimator would gain a noise of 1000 x mean(f(A_B^i) - f(A)) / V.
+    shifted = sobol_indices(*saltelli_outputs(lambda x: product(x) + 1000.0, a, b), 300, np.random.default_rng(4))
+    # (Up to the float32 rounding of the per-draw terms, ~1e-6; the uncentred S would move by tens.)
+    np.testing.assert_allclose(shifted.first_order, indices.first_order, atol=1e-5)
+    np.testing.assert_allclose(shifted.total_effect, indices.total_effect, atol=1e-5)
+    np.testing.assert_allclose(shifted.first_order_high, indices.first_order_high, atol=1e-4)
+
+
+def test_sobol_bootstrap_intervals_cover_the_true_indices() -> None:
+    # 400 independent small designs (N = 256) of Y = X1 X2: the 90% intervals must hold the analytic
+    # S = 3/7 and ST = 4/7 in about 90% of them (binomial sd 1.5%), the variance's error included;
+    # the percentile bootstrap runs slightly short at so small an N (0.86-0.90 measured).
+    rng = np.random.default_rng(11)
+    hits = np.zeros((2, 2))
+    reps = 400
+    for _ in range(reps):
+        a, b = rng.uniform(size=(2, 256, 2))
+        found = sobol_indices(*saltelli_outputs(product, a, b), 200, rng)
+        hits += [(found.first_order_low[:, 0] <= 3 / 7) & (3 / 7 <= found.first_order_high[:, 0]),
+                 (found.total_effect_low[:, 0] <= 4 / 7) & (4 / 7 <= found.total_effect_high[:, 0])]
+    coverage = hits / reps
+    assert ((coverage > 0.83) & (coverage < 0.95)).all(), coverage
 
 
 def test_a_factor_that_cannot_move_the_ranks_has_zero_total_effect() -> None:
@@ -350,3 +427,89 @@ def test_factors_follow_the_settings() -> None:
     # A_B^weights: A's methods with B's weights.
     np.testing.assert_array_equal(block.weight_multipliers[6:9], draws_b.weight_multipliers)
     np.testing.assert_array_equal(block.geometric[6:9], draws_a.geometric)
+
+
+def test_an_index_is_resolved_only_when_narrow_and_plausible() -> None:
+    problem = ranking_problem(long_scores({"u": {"a": 1.0, "b": 2.0}, "v": {"a": 2.0, "b": 1.0}, "w": {"a": 3.0, "b": 3.0}}),
+                              TWO, ranked(["u", "v", "w"]), METHOD, 0.01)
+    # Outputs: u (narrow, plausible), v (S = 1.2: out of range), w (interval 0.25 wide), all units (no variance).
+
+    def row(*values: float) -> np.ndarray:  # one factor
+        return np.array([values])
+
+    indices = SobolIndices(
+        first_order=row(0.30, 1.20, 0.30, np.nan), total_effect=row(0.40, 1.00, 0.40, np.nan),
+        first_order_se=row(0.02, 0.02, 0.08, np.nan), total_effect_se=row(0.02, 0.02, 0.02, np.nan),
+        first_order_low=row(0.25, 1.15, 0.20, np.nan), first_order_high=row(0.35, 1.25, 0.45, np.nan),
+        total_effect_low=row(0.35, 0.95, 0.35, np.nan), total_effect_high=row(0.45, 1.05, 0.45, np.nan),
+        variance=np.array([4.0, 4.0, 4.0, 0.0]),
+    )
+    rows = sensitivity_rows(problem, [weights_factor(1)], indices, settings(sensitivity_resolution=0.2))
+    flags = {unit: (resolved, out) for unit, resolved, out in rows.select("unit_code", "resolved", "out_of_range").iter_rows()}
+    assert flags == {None: (None, None), "u": (True, False), "v": (False, True), "w": (False, False)}
+
+
+# -------------------------------------------------------------------------------- weight schemes
+
+# A over three indicators, nominal 0.5 / 0.25 / 0.25.
+THREE = pl.DataFrame({
+    "code": ["A", "a1", "a2", "a3"], "parent_code": [None, "A", "A", "A"], "level": [1, 2, 2, 2],
+    "weight": [1.0, 0.5, 0.25, 0.25], "is_leaf": [False, True, True, True],
+}, schema_overrides={"level": pl.Int32, "parent_code": pl.String})
+
+
+def test_equal_and_pca_weight_schemes_by_hand() -> None:
+    # a2 duplicates a1 and a3 is uncorrelated with them (centred x = -1.5 .. 1.5, z = 1, -1, -1, 1):
+    # the correlation matrix [[1, 1, 0], [1, 1, 0], [0, 0, 1]] has the first eigenvector (1, 1, 0) / sqrt 2,
+    # so the PCA weights are 1/2, 1/2 and 0.
+    x, z = [10.0, 20.0, 30.0, 40.0], [11.0, 9.0, 9.0, 11.0]
+    units = ["p", "q", "r", "s"]
+    scores = long_scores({u: {"a1": x[i], "a2": x[i], "a3": z[i]} for i, u in enumerate(units)})
+    problem = ranking_problem(scores, THREE, ranked(units), METHOD, 1.0, ("nominal", "equal", "pca"))
+    np.testing.assert_allclose(uncertainty.scheme_weights(problem.tree, problem.leaf_scores, "pca")[1:], [0.5, 0.5, 0.0], atol=1e-12)
+    np.testing.assert_allclose(uncertainty.scheme_weights(problem.tree, problem.leaf_scores, "equal")[1:], [1 / 3] * 3)
+    draws = AssumptionDraws(np.ones((3, 4)), np.zeros((3, 1), dtype=bool), np.array([0, 1, 2]))
+    composites = simulate_composites(problem, draws)
+    np.testing.assert_allclose(composites[0], [0.75 * v + 0.25 * w for v, w in zip(x, z)])  # nominal
+    np.testing.assert_allclose(composites[1], [(2 * v + w) / 3 for v, w in zip(x, z)])  # equal
+    np.testing.assert_allclose(composites[2], x, atol=1e-12)  # PCA: a1 and a2 only
+
+
+def test_weight_schemes_are_a_sensitivity_factor() -> None:
+    config = settings(weight_schemes=["nominal", "equal"])
+    problem = ranking_problem(long_scores({"u": {"a": 1.0, "b": 2.0}}), TWO, ranked(["u"]), METHOD, 1.0, config.weight_schemes)
+    assert [f.name for f in factors(problem, config)] == [weights_factor(1), "weight_scheme"]
+    a = uncertainty.settings_draws(problem.tree, config, 4, np.random.default_rng(0))
+    b = uncertainty.settings_draws(problem.tree, config, 4, np.random.default_rng(1))
+    assert a.scheme is not None and b.scheme is not None
+    block = saltelli_block(a, b, factors(problem, config))
+    assert block.scheme is not None
+    # A_B^weights keeps A's scheme; A_B^scheme takes B's scheme with A's multipliers.
+    np.testing.assert_array_equal(block.scheme[8:12], a.scheme)
+    np.testing.assert_array_equal(block.scheme[12:16], b.scheme)
+    np.testing.assert_array_equal(block.weight_multipliers[12:16], a.weight_multipliers)
+    # One scheme draws nothing more: the random stream, and so every earlier figure, is unchanged.
+    one = uncertainty.settings_draws(problem.tree, settings(), 4, np.random.default_rng(0))
+    assert one.scheme is None and np.array_equal(one.weight_multipliers, a.weight_multipliers)
+    with pytest.raises(ValueError, match="weight_schemes"):
+        settings(weight_schemes=["nominal", "budget"])
+
+
+def test_bootstrap_percentiles_are_numpys() -> None:
+    samples = np.random.default_rng(0).normal(size=(200, 3, 7))
+    samples[5, 1, 2] = np.nan
+    expected = np.quantile(samples, (0.05, 0.95), axis=0)
+    np.testing.assert_allclose(sensitivity._percentiles(samples, (0.05, 0.95)), expected, rtol=0, atol=1e-12)
+    assert np.isnan(sensitivity._percentiles(samples, (0.05, 0.95))[:, 1, 2]).all()
+
+
+def test_sobol_figures_do_not_depend_on_the_number_of_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(2)
+    a, b = rng.uniform(size=(2, 300, 2))
+    (p_a, p_b, p_ab), (x_a, x_b, x_ab) = saltelli_outputs(product, a, b), saltelli_outputs(lambda x: x[:, 0], a, b)
+    f_a, f_b, f_ab = np.c_[p_a, x_a], np.c_[p_b, x_b], np.concatenate([p_ab, x_ab], axis=2)  # two outputs
+    monkeypatch.setattr(sensitivity, "BOOTSTRAP_OUTPUTS", 1)  # one chunk per output, one per thread
+    one = sobol_indices(f_a, f_b, f_ab, 100, np.random.default_rng(3), workers=1)
+    two = sobol_indices(f_a, f_b, f_ab, 100, np.random.default_rng(3), workers=2)
+    for field in ("first_order", "total_effect", "first_order_low", "total_effect_high", "first_order_se"):
+        np.testing.assert_array_equal(getattr(one, field), getattr(two, field))

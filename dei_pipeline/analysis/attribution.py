@@ -6,18 +6,27 @@ children: ``contribution = effective_weight x score_change`` adds up exactly (up
 rounding, ~1e-13) to the change of the composite, level by level.
 
 Comparable editions. When the two editions use different frameworks (weights, or indicators added or
-dropped), part of the change is the method's, not the unit's. As the Global Innovation Index does, the
-earlier edition is recomputed under the later framework from its own indicator scores:
+dropped), part of the change is the method's, not the unit's. Write s(d, F) for the composite of the
+data of one edition under one framework. Going from s(d0, F0) to s(d1, F1) takes two steps, and the
+split depends on their order:
 
-    total change  = score(t, F_t) - score(t-1, F_t-1)
-                  = [score(t, F_t) - score(t-1, F_t)]  +  [score(t-1, F_t) - score(t-1, F_t-1)]
-                  =          data change               +            method change
+    method first:  method = s(d0, F1) - s(d0, F0),   data = s(d1, F1) - s(d0, F1)
+    data first:    data   = s(d1, F0) - s(d0, F0),   method = s(d1, F1) - s(d1, F0)
 
-and the data change is the one attributed to the nodes. When the earlier edition lacks an indicator
-the later framework needs (and the missing-value rule gives no recomputed composite), the change
-cannot be split: the unit's status says so and the contributions are null (likewise, under rule
-'reweight', for a unit with missing indicators: its weights are its own). With identical frameworks
-the method change is exactly 0.
+(weights 0.8/0.2 -> 0.2/0.8 with A -20 and B +40 from A = 80, B = 20 give data/method 28/-36 in one
+order and -8/0 in the other). The split published is the Shapley value of the two steps, the average
+of both orders: exact (data + method = total change), unique, and symmetric in the two steps. Each
+node's contribution is likewise the average of its weighted change under either framework,
+1/2 [e1 (x(d1, F1) - x(d0, F1)) + e0 (x(d1, F0) - x(d0, F0))] (e the node's effective weight in that
+framework, x its score), so the contributions of a level add up to the data change whenever both
+frameworks have the same nodes at that level (a node of the earlier framework only has no row).
+
+When either cross term is missing (an edition lacks an indicator the other framework needs, and the
+missing-value rule gives no composite), the change cannot be split: the unit's status says so and
+the contributions are null (likewise, under rule 'reweight', for a unit with missing indicators: its
+weights are its own). With identical frameworks both orders agree and the method change is exactly 0;
+editions before 2020 are computed under the 2020 framework (back-cast: the earliest published
+framework), so their method change is 0 by construction.
 """
 
 from __future__ import annotations
@@ -30,8 +39,8 @@ ATTRIBUTED_LEVELS: tuple[int, ...] = (0, 1, 2)  # the composite (the total), lev
 COMPARABLE, NOT_COMPARABLE, INCOMPLETE = "comparable", "framework_not_comparable", "incomplete_data"
 
 
-def _tree(leaf_scores: pl.DataFrame, nodes: pl.DataFrame, missing: MissingRule) -> pl.DataFrame:
-    return aggregate_tiers(leaf_scores.select("unit_code", "indicator_code", "score"), nodes, keys=("unit_code",), missing=missing)
+def _tree(leaf_scores: pl.DataFrame, nodes: pl.DataFrame, missing: MissingRule, min_coverage: float) -> pl.DataFrame:
+    return aggregate_tiers(leaf_scores.select("unit_code", "indicator_code", "score"), nodes, keys=("unit_code",), missing=missing, min_coverage=min_coverage)
 
 
 def _composite(tree: pl.DataFrame, name: str) -> pl.DataFrame:
@@ -44,6 +53,7 @@ def attribute_changes(
     current_nodes: pl.DataFrame,
     previous_nodes: pl.DataFrame,
     missing: MissingRule = "propagate",
+    min_coverage: float = 0.0,
 ) -> pl.DataFrame:
     """``marts.yoy_attribution`` rows of one pair of editions and one unit type (without survey_year,
     unit_type and prev_year): one row per unit scored in both editions and node of the later framework
@@ -52,10 +62,18 @@ def attribute_changes(
     ``*_leaves``: unit_code, indicator_code, score of each edition. ``*_nodes``: each edition's framework
     node table (code, parent_code, level, weight, effective_weight, is_leaf, name_zh).
     """
-    current = _tree(current_leaves, current_nodes, missing)
-    published_previous = _composite(_tree(previous_leaves, previous_nodes, missing), "prev_score_published")
-    # The earlier edition's indicators under the later framework (indicators it lacks count as missing).
-    recomputed = _tree(previous_leaves, current_nodes, missing)
+    current = _tree(current_leaves, current_nodes, missing, min_coverage)  # d1 under F1
+    published = _tree(previous_leaves, previous_nodes, missing, min_coverage)  # d0 under F0
+    recomputed = _tree(previous_leaves, current_nodes, missing, min_coverage)  # d0 under F1 (indicators it lacks: missing)
+    current_then = _tree(current_leaves, previous_nodes, missing, min_coverage)  # d1 under F0
+    # Each node's weighted change under the earlier framework (the data-first order), by node code.
+    earlier_weights = previous_nodes.select(pl.col("code").alias("node_code"), pl.col("effective_weight").alias("earlier_weight"))
+    earlier_change = (
+        current_then.select("unit_code", "node_code", pl.col("score").alias("now_then"))
+        .join(published.select("unit_code", "node_code", pl.col("score").alias("before_then")), on=["unit_code", "node_code"])
+        .join(pl.concat([earlier_weights, pl.DataFrame({"node_code": [COMPOSITE_CODE], "earlier_weight": [1.0]})]), on="node_code")
+        .select("unit_code", "node_code", (pl.col("earlier_weight") * (pl.col("now_then") - pl.col("before_then"))).alias("earlier_contribution"))
+    )
     comparable_previous = recomputed.select("unit_code", "node_code", pl.col("score").alias("prev_score"))
     leaf_codes = current_nodes.filter(pl.col("is_leaf"))["code"].to_list()
     complete_in_both = (
@@ -64,19 +82,25 @@ def attribute_changes(
         .group_by("unit_code")
         .agg((pl.len() == 2 * len(leaf_codes)).alias("complete"))
     )
+    method_first = pl.col("prev_score_comparable") - pl.col("prev_score_published")
+    data_first = pl.col("composite_score") - pl.col("current_score_earlier")
     units = (
         _composite(current, "composite_score")
-        .join(published_previous, on="unit_code", how="inner")
+        .join(_composite(published, "prev_score_published"), on="unit_code", how="inner")
         .join(_composite(recomputed, "prev_score_comparable"), on="unit_code", how="left")
+        .join(_composite(current_then, "current_score_earlier"), on="unit_code", how="left")
         .join(complete_in_both, on="unit_code", how="left")
         .drop_nulls(["composite_score", "prev_score_published"])
         .with_columns(
             (pl.col("composite_score") - pl.col("prev_score_published")).alias("total_change"),
-            (pl.col("composite_score") - pl.col("prev_score_comparable")).alias("data_change"),
-            (pl.col("prev_score_comparable") - pl.col("prev_score_published")).alias("method_change"),
+            # Shapley: the method step's effect averaged over its two positions; data is the rest.
+            ((method_first + data_first) / 2).alias("method_change"),
+        )
+        .with_columns(
+            (pl.col("total_change") - pl.col("method_change")).alias("data_change"),
             # Under rule 'reweight' a unit with missing indicators has weights of its own, and the
             # framework's effective weights would not add up to its change: no contributions then.
-            pl.when(pl.col("prev_score_comparable").is_null()).then(pl.lit(NOT_COMPARABLE))
+            pl.when(pl.col("prev_score_comparable").is_null() | pl.col("current_score_earlier").is_null()).then(pl.lit(NOT_COMPARABLE))
             .when(~pl.col("complete").fill_null(False)).then(pl.lit(INCOMPLETE))
             .otherwise(pl.lit(COMPARABLE)).alias("status"),
         )
@@ -99,8 +123,12 @@ def attribute_changes(
             pl.when(pl.col("status") != NOT_COMPARABLE).then(pl.col("prev_score")).alias("prev_score"),
             pl.when(comparable).then(pl.col("score") - pl.col("prev_score")).alias("score_change"),
         )
+        .join(earlier_change, on=["unit_code", "node_code"], how="left")
         .with_columns(
-            (pl.col("effective_weight") * pl.col("score_change")).alias("contribution"),
+            # A node the earlier framework lacks has no weighted change under it: 0 in that order.
+            pl.when(comparable)
+            .then((pl.col("effective_weight") * pl.col("score_change") + pl.col("earlier_contribution").fill_null(0.0)) / 2)
+            .alias("contribution"),
         )
         .with_columns(
             pl.when(pl.col("data_change") != 0).then(pl.col("contribution") / pl.col("data_change")).alias("share_of_change"),

@@ -2,14 +2,20 @@
 
 Per node of the framework, over the units of one edition and unit type:
 
-- its Pearson correlation with its parent and with the composite: an indicator that correlates
-  negatively with its aggregate works against it (flag ``negative_corr_parent`` /
-  ``negative_corr_composite``);
+- its Pearson and Spearman (rank) correlations with its parent and with the composite: an indicator
+  that correlates negatively with its aggregate works against it. The flags ``negative_corr_parent`` /
+  ``negative_corr_composite`` need evidence, not just a sign: the one-sided p-value of a negative
+  Pearson correlation (Fisher's z, normal approximation: p = Phi(atanh(r) sqrt(n - 3))) must be below
+  ``NEGATIVE_CORR_ALPHA``; a correlation of -0.1 over 20 units is noise;
 - its correlation with each sibling: |r| > 0.9 means two indicators measure nearly the same thing and
   the concept is counted twice (flag ``redundant``, with the siblings named);
 - Cronbach's alpha of each group (a parent's children, the composite's level-1 nodes): the internal
   consistency of the group; below 0.7, the conventional threshold, the children do not move together
   (flag ``low_alpha`` on the parent);
+- a principal component analysis of each group (children standardised, units with all of them): the
+  share of the group's variance its first component explains (on the parent; high = one dimension),
+  and each child's squared loading on it (``pca_weight``: the weights that would make the group's
+  aggregate carry the most variance, summing to 1 within the group);
 - its effective weight against its nominal one. The nominal weight is the framework's. The measured
   one is how much the node actually drives its aggregate: its squared correlation with the parent as
   a share of its siblings' (the linear form of the correlation ratio of Paruolo, Saisana and Saltelli
@@ -29,6 +35,7 @@ import polars as pl
 from dei_pipeline.aggregation import COMPOSITE_CODE
 
 REDUNDANT_CORRELATION = 0.9
+NEGATIVE_CORR_ALPHA = 0.05  # one-sided significance behind a negative-correlation flag
 LOW_ALPHA = 0.7
 WEIGHT_RATIO_RANGE: tuple[float, float] = (0.5, 2.0)
 MAX_MISSING_SHARE = 1 / 3
@@ -85,17 +92,47 @@ def _variance(values: np.ndarray, present: np.ndarray) -> np.ndarray:
         return (_centred(values, present) ** 2).sum(axis=0) / (present.sum(axis=0) - 1)
 
 
+def _correlation(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Column-wise correlation of centred columns (0 where masked out). Column sums over the units in a
+    fixed order (no BLAS): reruns give identical figures."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (dx * dy).sum(axis=0) / (np.sqrt((dx * dx).sum(axis=0)) * np.sqrt((dy * dy).sum(axis=0)))
+
+
+def _ranks(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Each column's average ranks (ties share the mean rank) among its present entries; 0 elsewhere."""
+    frame = pl.DataFrame(np.where(present, values, np.nan)).fill_nan(None)
+    return frame.select(pl.all().rank(method="average")).fill_null(0.0).to_numpy().astype(np.float64).reshape(values.shape)
+
+
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    """Phi(x) from erf by Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7), vectorised."""
+    z = np.abs(x) / np.sqrt(2.0)
+    t = 1.0 / (1.0 + 0.3275911 * z)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    erf = 1.0 - poly * np.exp(-z * z)
+    return 0.5 * (1.0 + np.sign(x) * erf)
+
+
 def _pearson(values: np.ndarray, present: np.ndarray, pairs: pl.DataFrame, name: str) -> pl.DataFrame:
-    """``pairs`` (columns ``col`` and ``other_col`` of the wide matrix) with ``name``, their Pearson
-    correlation over the units where both exist (null with fewer than three such units or no variance)."""
+    """``pairs`` (columns ``col`` and ``other_col`` of the wide matrix) with, over the units where both
+    exist (null with fewer than three such units or no variance): ``name`` (Pearson), ``spearman_<name>``
+    (the Pearson correlation of their ranks among those units) and ``<name>_p`` (the one-sided p-value
+    of a negative correlation, Fisher's z)."""
     x, y = pairs["col"].to_numpy(), pairs["other_col"].to_numpy()
     both = present[:, x] & present[:, y]
-    dx, dy = _centred(values[:, x], both), _centred(values[:, y], both)
-    # Column sums over the units in a fixed order (no BLAS): reruns give identical figures.
+    n = both.sum(axis=0)
+    r = _correlation(_centred(values[:, x], both), _centred(values[:, y], both))
+    rho = _correlation(_centred(_ranks(values[:, x], both), both), _centred(_ranks(values[:, y], both), both))
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = (dx * dy).sum(axis=0) / (np.sqrt((dx * dx).sum(axis=0)) * np.sqrt((dy * dy).sum(axis=0)))
-    r[both.sum(axis=0) < 3] = np.nan
-    return pairs.with_columns(pl.Series(name, r, pl.Float64).fill_nan(None))
+        p_negative = _normal_cdf(np.arctanh(np.clip(r, -1.0, 1.0)) * np.sqrt(np.maximum(n - 3, 0)))
+    r[n < 3], rho[n < 3] = np.nan, np.nan
+    p_negative[(n < 4) | np.isnan(r)] = np.nan  # Fisher's z needs n > 3
+    return pairs.with_columns(
+        pl.Series(name, r, pl.Float64).fill_nan(None),
+        pl.Series(f"spearman_{name}", rho, pl.Float64).fill_nan(None),
+        pl.Series(f"{name}_p", p_negative, pl.Float64).fill_nan(None),
+    )
 
 
 def audit_nodes(node_scores: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
@@ -131,10 +168,11 @@ def audit_nodes(node_scores: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
 
     audited = (
         tree.join(presence, on="node_code", how="left")
-        .join(corr_parent.select("node_code", "corr_with_parent"), on="node_code", how="left")
-        .join(corr_composite.select("node_code", "corr_with_composite"), on="node_code", how="left")
+        .join(corr_parent.select("node_code", "corr_with_parent", "spearman_corr_with_parent", "corr_with_parent_p"), on="node_code", how="left")
+        .join(corr_composite.select("node_code", "corr_with_composite", "spearman_corr_with_composite", "corr_with_composite_p"), on="node_code", how="left")
         .join(sibling_summary, on="node_code", how="left")
         .join(_cronbach_alpha(values, present, index), on="node_code", how="left")
+        .join(_group_pca(values, present, index), on="node_code", how="left")
         .sort("node_code")  # a fixed order for the window sums below
         .with_columns(
             pl.col("n_units").fill_null(0),
@@ -150,8 +188,8 @@ def audit_nodes(node_scores: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
     )
     low, high = WEIGHT_RATIO_RANGE
     flags = [
-        pl.when(pl.col("corr_with_parent") < 0).then(pl.lit("negative_corr_parent")),
-        pl.when(pl.col("corr_with_composite") < 0).then(pl.lit("negative_corr_composite")),
+        pl.when((pl.col("corr_with_parent") < 0) & (pl.col("corr_with_parent_p") < NEGATIVE_CORR_ALPHA)).then(pl.lit("negative_corr_parent")),
+        pl.when((pl.col("corr_with_composite") < 0) & (pl.col("corr_with_composite_p") < NEGATIVE_CORR_ALPHA)).then(pl.lit("negative_corr_composite")),
         pl.when(pl.col("redundant_with").is_not_null()).then(pl.lit("redundant")),
         pl.when((pl.col("weight_ratio") < low) | (pl.col("weight_ratio") > high)).then(pl.lit("weight_mismatch")),
         pl.when(pl.col("cronbach_alpha") < LOW_ALPHA).then(pl.lit("low_alpha")),
@@ -166,7 +204,9 @@ def audit_nodes(node_scores: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
         .select(
             "node_code", "level", "parent_code", "name_zh", "n_units", "missing_share", "nominal_weight", "nominal_effective_weight",
             "measured_weight", "measured_effective_weight", "weight_ratio", "corr_with_parent", "corr_with_composite",
-            "max_abs_sibling_corr", "redundant_with", "n_children", "cronbach_alpha", "flags",
+            pl.col("spearman_corr_with_parent").alias("spearman_with_parent"), pl.col("spearman_corr_with_composite").alias("spearman_with_composite"),
+            pl.col("corr_with_parent_p").alias("negative_corr_parent_p"), pl.col("corr_with_composite_p").alias("negative_corr_composite_p"),
+            "max_abs_sibling_corr", "redundant_with", "n_children", "cronbach_alpha", "pca_first_share", "pca_weight", "flags",
         )
         .sort("level", "node_code")
     )
@@ -200,6 +240,39 @@ def _cronbach_alpha(values: np.ndarray, present: np.ndarray, index: pl.DataFrame
         )
         .select(pl.col("parent_code").alias("node_code"), "n_children", "cronbach_alpha")
     )
+
+
+def first_component(data: np.ndarray) -> tuple[float, np.ndarray] | None:
+    """PCA of the columns of ``data`` (units x variables, standardised: the eigen-decomposition of their
+    correlation matrix): the share of variance of the first component and each variable's squared
+    loading on it (summing to 1). None with fewer than three units or a column without variance."""
+    if data.shape[0] < 3 or not (data.std(axis=0, ddof=1) > 0).all():
+        return None
+    eigenvalues, eigenvectors = np.linalg.eigh(np.corrcoef(data, rowvar=False))  # ascending
+    return float(eigenvalues[-1] / eigenvalues.sum()), eigenvectors[:, -1] ** 2
+
+
+def _group_pca(values: np.ndarray, present: np.ndarray, index: pl.DataFrame) -> pl.DataFrame:
+    """Per group of two or more children, over the units that have all of them, a PCA of the
+    standardised children (the eigen-decomposition of their correlation matrix): on the parent, the
+    share of variance of the first component; on each child, its squared loading on that component.
+    Groups without variance in a child, or with fewer than three complete units, have neither."""
+    children = index.drop_nulls("parent_code").sort("parent_code", "node_code")
+    parents, loadings = [], []
+    # A loop over the framework's groups (tens), each one small eigenproblem.
+    for (parent,), group in children.group_by("parent_code", maintain_order=True):
+        cols = group["col"].to_numpy()
+        complete = present[:, cols].all(axis=1)
+        if cols.size < 2 or complete.sum() < 3:
+            continue
+        found = first_component(values[np.ix_(complete, cols)])
+        if found is None:
+            continue
+        parents.append((parent, found[0]))
+        loadings.extend(zip(group["node_code"].to_list(), found[1].tolist(), strict=True))
+    shares = pl.DataFrame(parents, schema={"node_code": pl.String, "pca_first_share": pl.Float64}, orient="row")
+    weights = pl.DataFrame(loadings, schema={"node_code": pl.String, "pca_weight": pl.Float64}, orient="row")
+    return shares.join(weights, on="node_code", how="full", coalesce=True)
 
 
 def audit_units(leaf_scores: pl.DataFrame, leaf_codes: list[str], composites: pl.DataFrame) -> pl.DataFrame:

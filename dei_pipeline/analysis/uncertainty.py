@@ -16,10 +16,16 @@ thresholds of ``data/method/tiers.csv``. The settings are the ``uncertainty:`` b
 ``data/method/settings.yaml`` and the draws are seeded per edition and unit type, so a rerun, alone or in
 a backfill, gives the same figures.
 
-Geometric mean. ``exp(sum(w * log(x)))`` needs x > 0: every value entering a geometric mean is first
-raised to ``geometric_floor`` (0.01 by default, the smallest positive score the raw files can express
-at their two decimals). A zero therefore pulls its parent down hard, as a geometric mean should (it is
-non-compensatory), without annihilating it. Arithmetic means use the scores as they are.
+Geometric mean. ``exp(sum(w * log(x)))`` needs x > 0. As the JRC's practice has it (COINr, the JRC's
+composite-indicator package, normalises indicators to [1, 100] before a geometric mean), the scores
+entering a geometric mean are first rescaled linearly from [score_min, score_max] ([0, 100]) to
+[geometric_floor, score_max] ([1, 100] with the default floor of 1), and each geometric mean is mapped
+back to the score scale, so that arithmetic and geometric steps can follow one another and a composite
+stays comparable with the published one. Since the maps are linear, the ranks are those of the whole
+index computed on indicators normalised to [1, 100], as COINr would. A zero thus
+counts as 1 on a scale to 100: it pulls its parent down (the mean is non-compensatory) without
+dominating it as a floor of 0.01 did (a 0.01 and a 100 at equal weights gave 1.0; rescaled they give
+9.1). Arithmetic means use the scores as they are.
 
 Speed. Nothing is re-run per draw. Draws are grouped by their combination of methods (at most
 2 ** levels groups) and processed in chunks of draws. Consecutive steps with the same method compose
@@ -47,13 +53,18 @@ import numpy as np
 import polars as pl
 import yaml
 
-from dei_pipeline.aggregation import COMPOSITE_CODE
+from dei_pipeline.aggregation import COMPOSITE_CODE, covered
+from dei_pipeline.analysis.audit import first_component
 from dei_pipeline.config import MethodSettings
 from dei_pipeline.tiers import tier_expr
 
 ARITHMETIC, GEOMETRIC = "arithmetic", "geometric"
 AGGREGATION_METHODS: tuple[str, ...] = (ARITHMETIC, GEOMETRIC)
 PER_LEVEL, WHOLE_INDEX = "per_level", "whole_index"
+# Weight schemes a draw can start from before its multipliers: the framework's, equal weights within
+# every parent, or each group's PCA weights (squared loadings of its first principal component).
+NOMINAL, EQUAL, PCA = "nominal", "equal", "pca"
+WEIGHT_SCHEMES: tuple[str, ...] = (NOMINAL, EQUAL, PCA)
 METHOD_CHOICES: tuple[str, ...] = (PER_LEVEL, WHOLE_INDEX)
 SUPPORTED_TIE_METHODS: tuple[str, ...] = ("min", "max", "dense")
 RANK_QUANTILES: tuple[float, float, float] = (0.05, 0.5, 0.95)
@@ -87,6 +98,10 @@ class UncertaintySettings:
     method_choice: str  # 'per_level': a method drawn for every aggregation step; 'whole_index': one per draw
     geometric_floor: float
     sensitivity_base_draws: int
+    weight_schemes: tuple[str, ...]  # drawn equally likely, each perturbed by the multipliers
+    sensitivity_bootstrap: int  # bootstrap resamples of the base draws for the indices' bounds
+    sensitivity_level: float  # confidence level of those bounds
+    sensitivity_resolution: float  # widest interval of a resolved index
 
 
 def load_uncertainty_settings(data_dir: Path) -> UncertaintySettings:
@@ -95,7 +110,7 @@ def load_uncertainty_settings(data_dir: Path) -> UncertaintySettings:
     raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     block = raw.get("uncertainty")
     if not isinstance(block, Mapping):
-        raise ValueError(f"{path}: no 'uncertainty:' block (draws, seed, weight_range, methods, geometric_floor, sensitivity_base_draws)")
+        raise ValueError(f"{path}: no 'uncertainty:' block (draws, seed, weight_range, methods, geometric_floor, sensitivity_*)")
     return parse_uncertainty_settings(block, f"{path}, uncertainty")
 
 
@@ -113,6 +128,10 @@ def parse_uncertainty_settings(block: Mapping[str, Any], where: str = "uncertain
         method_choice=str(value("method_choice")),
         geometric_floor=float(value("geometric_floor")),
         sensitivity_base_draws=int(value("sensitivity_base_draws")),
+        weight_schemes=tuple(str(w) for w in block.get("weight_schemes", [NOMINAL])),
+        sensitivity_bootstrap=int(value("sensitivity_bootstrap")),
+        sensitivity_level=float(value("sensitivity_level")),
+        sensitivity_resolution=float(value("sensitivity_resolution")),
     )
     if settings.draws < 1:
         raise ValueError(f"{where}.draws: {settings.draws} is not a positive number of draws")
@@ -121,12 +140,21 @@ def parse_uncertainty_settings(block: Mapping[str, Any], where: str = "uncertain
     unknown = [m for m in settings.methods if m not in AGGREGATION_METHODS]
     if not settings.methods or unknown or len(set(settings.methods)) != len(settings.methods):
         raise ValueError(f"{where}.methods: {list(settings.methods)} must be distinct values among {list(AGGREGATION_METHODS)}")
+    unknown_schemes = [w for w in settings.weight_schemes if w not in WEIGHT_SCHEMES]
+    if not settings.weight_schemes or unknown_schemes or len(set(settings.weight_schemes)) != len(settings.weight_schemes):
+        raise ValueError(f"{where}.weight_schemes: {list(settings.weight_schemes)} must be distinct values among {list(WEIGHT_SCHEMES)}")
     if settings.method_choice not in METHOD_CHOICES:
         raise ValueError(f"{where}.method_choice: {settings.method_choice!r} is not one of {list(METHOD_CHOICES)}")
     if not settings.geometric_floor > 0:
         raise ValueError(f"{where}.geometric_floor: {settings.geometric_floor} must be > 0 (the log of the floor is taken)")
     if settings.sensitivity_base_draws < 2:
         raise ValueError(f"{where}.sensitivity_base_draws: {settings.sensitivity_base_draws} must be at least 2")
+    if settings.sensitivity_bootstrap < 2:
+        raise ValueError(f"{where}.sensitivity_bootstrap: {settings.sensitivity_bootstrap} must be at least 2 resamples")
+    if not 0 < settings.sensitivity_level < 1:
+        raise ValueError(f"{where}.sensitivity_level: {settings.sensitivity_level} is not in (0, 1)")
+    if not settings.sensitivity_resolution > 0:
+        raise ValueError(f"{where}.sensitivity_resolution: {settings.sensitivity_resolution} must be > 0")
     return settings
 
 
@@ -284,33 +312,44 @@ class AssumptionDraws:
 
     weight_multipliers: np.ndarray  # (draws, nodes): factor applied to each node's nominal weight
     geometric: np.ndarray  # (draws, steps) bool: the step aggregates by geometric mean
+    scheme: np.ndarray | None = None  # (draws,) index into the problem's weight schemes; None: the nominal
 
     @property
     def n_draws(self) -> int:
         return int(self.weight_multipliers.shape[0])
 
     def take(self, index: np.ndarray) -> AssumptionDraws:
-        return AssumptionDraws(self.weight_multipliers[index], self.geometric[index])
+        return AssumptionDraws(self.weight_multipliers[index], self.geometric[index], None if self.scheme is None else self.scheme[index])
 
 
 def draw_assumptions(
     tree: IndexTree, n_draws: int, weight_range: float, methods: Sequence[str], rng: np.random.Generator, method_choice: str = PER_LEVEL,
+    n_schemes: int = 1,
 ) -> AssumptionDraws:
-    """Independent draws: a uniform factor in [1 - weight_range, 1 + weight_range] per node, and a
-    method uniform among ``methods`` for every aggregation step ('per_level') or for the whole index."""
+    """Independent draws: a uniform factor in [1 - weight_range, 1 + weight_range] per node, a method
+    uniform among ``methods`` for every aggregation step ('per_level') or for the whole index, and with
+    several weight schemes, one of them uniformly (drawn last: one scheme leaves the stream as it was)."""
     multipliers = rng.uniform(1.0 - weight_range, 1.0 + weight_range, size=(n_draws, tree.n_nodes))
     choice = rng.integers(0, len(methods), size=(n_draws, tree.n_steps if method_choice == PER_LEVEL else 1))
     geometric = np.broadcast_to(np.array([method == GEOMETRIC for method in methods])[choice], (n_draws, tree.n_steps)).copy()
-    return AssumptionDraws(multipliers, geometric)
+    scheme = rng.integers(0, n_schemes, size=n_draws) if n_schemes > 1 else None
+    return AssumptionDraws(multipliers, geometric, scheme)
 
 
 def settings_draws(tree: IndexTree, settings: UncertaintySettings, n_draws: int, rng: np.random.Generator) -> AssumptionDraws:
-    return draw_assumptions(tree, n_draws, settings.weight_range, settings.methods, rng, settings.method_choice)
+    return draw_assumptions(tree, n_draws, settings.weight_range, settings.methods, rng, settings.method_choice, len(settings.weight_schemes))
 
 
 def nominal_assumptions(tree: IndexTree) -> AssumptionDraws:
     """The published index as a single draw: nominal weights, arithmetic means."""
     return AssumptionDraws(np.ones((1, tree.n_nodes)), np.zeros((1, tree.n_steps), dtype=bool))
+
+
+def draw_weights(problem: RankingProblem, draws: AssumptionDraws) -> np.ndarray:
+    """(draws, nodes) weights of the draws: each draw's scheme (as a ratio to the nominal weights, which
+    renormalising makes a change of base weights), times its multipliers, renormalised."""
+    multipliers = draws.weight_multipliers if draws.scheme is None else draws.weight_multipliers * problem.scheme_ratios[draws.scheme]
+    return perturbed_weights(problem.tree, multipliers)
 
 
 def perturbed_weights(tree: IndexTree, multipliers: np.ndarray) -> np.ndarray:
@@ -346,8 +385,12 @@ class RankingProblem:
     tie_method: str
     tick_min: int  # display grid: score = tick / 10**display_decimals, tick_min .. tick_min + n_ticks - 1
     n_ticks: int
-    geometric_floor: float
-    complete: bool  # no leaf score is missing (always so under the missing-value rule 'propagate')
+    geometric_floor: float  # a score of score_min enters a geometric mean as this value
+    score_min: float
+    score_max: float
+    complete: bool  # no leaf score is missing
+    min_coverage: float  # rule 'reweight': the smallest share of a node's children with a score
+    scheme_ratios: np.ndarray  # (schemes, nodes): each weight scheme over the nominal weights (row of ones: nominal) (always so under the missing-value rule 'propagate')
     _cache: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -355,11 +398,35 @@ class RankingProblem:
         return len(self.unit_codes)
 
     @property
-    def has_scores_below_floor(self) -> bool:
-        key = ("below_floor",)
+    def geometric_shift(self) -> float:
+        """c such that a geometric mean on the rescaled scale, mapped back, is exp(sum w log(x + c)) - c.
+
+        The rescaling r = a + b x takes [score_min, score_max] onto [geometric_floor, score_max]; since
+        the weights sum to 1, (GM_w(a + b x) - a) / b = GM_w(x + a / b) - a / b: the rescaling is a
+        shift by c = a / b (1.0101 for [0, 100] onto [1, 100]), one addition rather than two passes."""
+        b = (self.score_max - self.geometric_floor) / (self.score_max - self.score_min)
+        return (self.geometric_floor - b * self.score_min) / b
+
+    @property
+    def has_scores_below_min(self) -> bool:
+        key = ("below_min",)
         if key not in self._cache:
-            self._cache[key] = bool(np.nanmin(self.leaf_scores, initial=np.inf) < self.geometric_floor)
+            self._cache[key] = bool(np.nanmin(self.leaf_scores, initial=np.inf) < self.score_min)
         return self._cache[key]
+
+    def rescaled_logs(self, values: np.ndarray) -> np.ndarray:
+        """log(x + c) of scores entering a geometric mean (a new array). Scores below the scale's minimum
+        (none in a validated edition) are first raised to it, so that the log stays finite."""
+        out = np.add(values, self.geometric_shift)
+        if self.has_scores_below_min:
+            np.maximum(out, self.score_min + self.geometric_shift, out=out)
+        return np.log(out, out=out)
+
+    def from_rescaled_logs(self, logs: np.ndarray) -> np.ndarray:
+        """The score of a geometric mean computed in shifted logs: exp(logs) - c (a new array)."""
+        out = np.exp(logs)
+        out -= self.geometric_shift
+        return out
 
     def display_ticks(self, scores: np.ndarray) -> np.ndarray:
         """Scores shown at display precision, as integers on the 10^-d grid. ``rint`` rounds half to even,
@@ -382,7 +449,7 @@ class RankingProblem:
             filled = np.where(present, scores, 0.0)
             self._cache[key] = LeafBlock(
                 values=np.ascontiguousarray(filled, dtype=dtype),
-                logs=np.ascontiguousarray(np.where(present, np.log(np.maximum(filled, self.geometric_floor)), 0.0), dtype=dtype),
+                logs=np.ascontiguousarray(np.where(present, self.rescaled_logs(filled), 0.0), dtype=dtype),
                 present=None if self.complete else np.ascontiguousarray(present, dtype=dtype),
             )
         return self._cache[key]
@@ -394,8 +461,9 @@ def ranking_problem(
     ranked_units: pl.DataFrame,
     method: MethodSettings,
     geometric_floor: float,
+    weight_schemes: Sequence[str] = (NOMINAL,),
 ) -> RankingProblem:
-    """The problem of one edition and unit type.
+    """The problem of one edition and unit type (``weight_schemes``: see :func:`scheme_weights`).
 
     ``leaf_scores``: unit_code, indicator_code (or node_code), score. ``nodes``: the framework's node
     table. ``ranked_units``: unit_code and rank_group of the units the published index ranks (a unit
@@ -403,6 +471,8 @@ def ranking_problem(
     """
     if method.tie_method not in SUPPORTED_TIE_METHODS:
         raise ValueError(f"ranking.tie_method {method.tie_method!r}: the simulation supports {list(SUPPORTED_TIE_METHODS)}")
+    if not 0 < geometric_floor < method.score_max:
+        raise ValueError(f"uncertainty.geometric_floor {geometric_floor} must lie in (0, scores.max = {method.score_max})")
     tree = IndexTree.from_nodes(nodes)
     code_column = "indicator_code" if "indicator_code" in leaf_scores.columns else "node_code"
     units = ranked_units.select("unit_code", pl.col("rank_group").cast(pl.String)).unique("unit_code").sort("unit_code")
@@ -430,8 +500,45 @@ def ranking_problem(
         tick_min=tick_min,
         n_ticks=math.ceil(method.score_max * scale) - tick_min + 1,
         geometric_floor=geometric_floor,
+        score_min=method.score_min,
+        score_max=method.score_max,
+        min_coverage=method.min_coverage,
+        scheme_ratios=np.stack([scheme_weights(tree, scores, scheme) / tree.nominal_weights for scheme in weight_schemes]),
         complete=complete,
     )
+
+
+def node_scores(tree: IndexTree, leaf_scores: np.ndarray) -> np.ndarray:
+    """(units, nodes) scores of every node under the nominal weights and arithmetic means (NaN where a
+    child is missing), bottom-up: the inputs of the PCA weights."""
+    scores = np.full((leaf_scores.shape[0], tree.n_nodes), np.nan)
+    scores[:, [tree.node_codes.index(code) for code in tree.leaf_codes]] = leaf_scores
+    for level in range(tree.depth - 1, 0, -1):  # a loop over the tree's inner nodes, deepest first
+        for parent in tree.inner_nodes_at(level):
+            children = np.flatnonzero(tree.node_parents == parent)
+            scores[:, parent] = scores[:, children] @ tree.nominal_weights[children]
+    return scores
+
+
+def scheme_weights(tree: IndexTree, leaf_scores: np.ndarray, scheme: str) -> np.ndarray:
+    """(nodes,) weights within each parent under a scheme: 'nominal' (the framework's), 'equal' (1 / the
+    number of siblings) or 'pca' (per group of siblings, the squared loadings of the first principal
+    component of their scores over the units that have them all, as marts.audit.pca_weight; a group
+    without a PCA, e.g. an only child or a child without variance, keeps its nominal weights)."""
+    if scheme == NOMINAL:
+        return tree.nominal_weights.copy()
+    n_siblings = tree.sibling_membership.sum(axis=0)[tree.sibling_group]
+    if scheme == EQUAL:
+        return 1.0 / n_siblings
+    weights = tree.nominal_weights.copy()
+    scores = node_scores(tree, leaf_scores)
+    for group in range(tree.sibling_membership.shape[1]):  # a loop over the tree's groups of siblings
+        members = np.flatnonzero(tree.sibling_group == group)
+        data = scores[:, members]
+        found = first_component(data[~np.isnan(data).any(axis=1)]) if members.size > 1 else None
+        if found is not None:
+            weights[members] = found[1]
+    return weights
 
 
 # ------------------------------------------------------------------------------------ aggregation
@@ -454,14 +561,19 @@ def _composite_block(problem: RankingProblem, weights: np.ndarray, geometric_ste
         children = None
         if segment.inner_groups:
             assert below is not None
-            children = _to_logs(below, below_in_logs, problem.geometric_floor, problem.has_scores_below_floor) if geometric else _to_values(below, below_in_logs)
+            # Consecutive geometric steps stay in rescaled logs: undoing the rescaling after one step
+            # and redoing it before the next cancel out.
+            if geometric:
+                children = below if below_in_logs else problem.rescaled_logs(below)
+            else:
+                children = problem.from_rescaled_logs(below) if below_in_logs else below
         if problem.complete:
             below = _segment_outputs(problem, first, last, segment, path_weights, children, geometric, dtype)
         else:
             below = _segment_outputs_with_missing(problem, first, last, segment, path_weights, children, geometric, dtype)
         below_in_logs = geometric
     assert below is not None
-    return np.exp(below[0]) if below_in_logs else below[0]
+    return problem.from_rescaled_logs(below[0]) if below_in_logs else below[0]
 
 
 def _segment_outputs(
@@ -492,15 +604,19 @@ def _segment_outputs_with_missing(
     children: np.ndarray | None, geometric: bool, dtype: type[np.floating],
 ) -> np.ndarray:
     """As _segment_outputs for a one-step segment, where a parent is the weighted mean of the children
-    that have a score (rule 'reweight'), and has none when no child has one."""
+    that have a score (rule 'reweight'), and has none when no child has one or fewer than
+    ``min_coverage`` of its children have one (as :func:`dei_pipeline.aggregation.covered`)."""
     shape = (len(segment.output_codes), path_weights.shape[0], problem.n_units)
-    total, present_weight = np.zeros(shape, dtype=dtype), np.zeros(shape, dtype=dtype)
+    total, present_weight, present = np.zeros(shape, dtype=dtype), np.zeros(shape, dtype=dtype), np.zeros(shape, dtype=dtype)
+    n_children = np.zeros(len(segment.output_codes))
     for index, group in enumerate(segment.leaf_groups):
         block = problem.leaf_block(first, last, index, dtype)
         group_weights = path_weights[:, group.inputs]
         total[group.output] += np.einsum("ck,ku->cu", group_weights, block.logs if geometric else block.values)
         assert block.present is not None
         present_weight[group.output] += np.einsum("ck,ku->cu", group_weights, block.present)
+        present[group.output] += block.present.sum(axis=0)
+        n_children[group.output] += len(group.inputs)
     for group in segment.inner_groups:
         assert children is not None
         for input_row, source_row in zip(group.inputs, group.sources):
@@ -508,22 +624,11 @@ def _segment_outputs_with_missing(
             known = ~np.isnan(children[source_row])
             total[group.output] += np.where(known, children[source_row], 0.0) * weight
             present_weight[group.output] += known * weight
+            present[group.output] += known
+        n_children[group.output] += len(group.inputs)
+    enough = (present_weight > 0) & covered(present, n_children[:, None, None], problem.min_coverage)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(present_weight > 0, total / present_weight, np.nan).astype(dtype)
-
-
-def _to_logs(values: np.ndarray, in_logs: bool, floor: float, clamp: bool) -> np.ndarray:
-    """Logs of the previous segment's outputs for a geometric segment, raised to the floor's log."""
-    if in_logs:
-        return values  # a geometric mean of floored values is at least the floor: no second floor needed
-    with np.errstate(divide="ignore"):  # log(0) = -inf, then raised to the floor's log
-        logs = np.log(values)
-    # An arithmetic mean of leaves that are all at or above the floor is too: then skip the pass.
-    return np.maximum(logs, math.log(floor), out=logs) if clamp else logs
-
-
-def _to_values(values: np.ndarray, in_logs: bool) -> np.ndarray:
-    return np.exp(values) if in_logs else values
+        return np.where(enough, total / present_weight, np.nan).astype(dtype)
 
 
 def _method_chunks(geometric: np.ndarray, chunk_draws: int) -> Iterator[tuple[tuple[bool, ...], np.ndarray]]:
@@ -556,7 +661,7 @@ def _chunks_of(problem: RankingProblem, draws: AssumptionDraws) -> list[tuple[tu
 def simulate_composites(problem: RankingProblem, draws: AssumptionDraws, dtype: type[np.floating] = np.float64) -> np.ndarray:
     """(draws, units) composite scores at full precision."""
     composites = np.empty((draws.n_draws, problem.n_units))
-    weights = perturbed_weights(problem.tree, draws.weight_multipliers)
+    weights = draw_weights(problem, draws)
     for index, chunk in _composite_chunks(problem, weights, _chunks_of(problem, draws), dtype):
         composites[index] = chunk
     return composites
@@ -631,7 +736,7 @@ def simulate_ranks(problem: RankingProblem, draws: AssumptionDraws) -> Simulated
     """Every draw's display score and rank, kept in memory (for a moderate number of draws)."""
     ticks = np.empty((draws.n_draws, problem.n_units), dtype=np.int32)
     ranks = np.empty((draws.n_draws, problem.n_units), dtype=np.int32)
-    weights = perturbed_weights(problem.tree, draws.weight_multipliers)
+    weights = draw_weights(problem, draws)
     for index, slots, chunk_ranks in _rank_chunks(problem, weights, _chunks_of(problem, draws)):
         ticks[index], ranks[index] = slots + problem.tick_min, chunk_ranks
     return SimulatedRanks(ticks, ranks)
@@ -747,7 +852,7 @@ def rank_distribution(
     tier_of_slot = None
     if tiers is not None:
         tier_codes, tier_of_slot = tier_lookup(tiers, problem)
-    weights = perturbed_weights(problem.tree, draws.weight_multipliers)
+    weights = draw_weights(problem, draws)
     chunks = _chunks_of(problem, draws)
     _prepare(problem, chunks)
     workers = max(1, min(workers or os.cpu_count() or 1, len(chunks)))
@@ -807,7 +912,7 @@ def _prepare(problem: RankingProblem, chunks: Sequence[tuple[tuple[bool, ...], n
         for first, last in method_segments(methods, merge=problem.complete):
             for index, _ in enumerate(problem.segment(first, last).leaf_groups):
                 problem.leaf_block(first, last, index, SIMULATION_DTYPE)
-    _ = problem.has_scores_below_floor
+    _ = problem.has_scores_below_min
 
 
 def probability_column(tier_code: str) -> str:
@@ -830,7 +935,7 @@ def rank_uncertainty(
     cities, tier. ``tiers``: the tier table for cities, None for units without tiers (counties).
     """
     ranked = nominal.filter(pl.col("rank").is_not_null())
-    problem = ranking_problem(leaf_scores, nodes, ranked, method, settings.geometric_floor)
+    problem = ranking_problem(leaf_scores, nodes, ranked, method, settings.geometric_floor, settings.weight_schemes)
     published = pl.DataFrame({"unit_code": list(problem.unit_codes)}).join(ranked, on="unit_code", how="left", maintain_order="left")
     nominal_ranks = published["rank"].to_numpy().astype(np.int32)
     draws = settings_draws(problem.tree, settings, settings.draws, rng)

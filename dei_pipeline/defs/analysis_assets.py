@@ -14,10 +14,11 @@ import polars as pl
 
 from dei_pipeline.aggregation import COMPOSITE_CODE
 from dei_pipeline import comparisons
-from dei_pipeline.analysis import attribution, audit as audit_module, profile, sensitivity as sensitivity_module, uncertainty
+from dei_pipeline.analysis import attribution, audit as audit_module, leave_one_out, profile, sensitivity as sensitivity_module, uncertainty
 from dei_pipeline.analysis.attribution import attribute_changes
 from dei_pipeline.analysis.audit import audit_nodes, audit_units
 from dei_pipeline.analysis.profile import unit_profiles
+from dei_pipeline.analysis.leave_one_out import removal_impact as removal_rows
 from dei_pipeline.analysis.sensitivity import OVERALL_TARGET, rank_sensitivity, sensitivity_rows
 from dei_pipeline.comparisons import previous_editions
 from dei_pipeline.defs.assets import (
@@ -85,6 +86,7 @@ def _settings_metadata(settings: uncertainty.UncertaintySettings) -> dict[str, A
     return {
         "draws": settings.draws, "seed": settings.seed, "weight_range": settings.weight_range,
         "methods": ", ".join(settings.methods), "method_choice": settings.method_choice, "geometric_floor": settings.geometric_floor,
+        "weight_schemes": ", ".join(settings.weight_schemes),
     }
 
 
@@ -155,7 +157,8 @@ def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Which assumption moves the ranks most: first-order and total-effect Sobol indices of each unit's
     rank and of the mean absolute rank shift, over the weights of each level and the aggregation
-    method (Saltelli design, N = uncertainty.sensitivity_base_draws)."""
+    method (Saltelli design, N = uncertainty.sensitivity_base_draws; centred estimators with bootstrap
+    intervals and a flag saying whether each index is resolved at that N)."""
     editions = partition_editions(context)
     method, settings = warehouse.settings(), uncertainty.load_uncertainty_settings(warehouse.data_path)
     frames, seconds = [], {}
@@ -167,7 +170,9 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         if nominal.height == 0:
             continue
         started = time.perf_counter()
-        problem = uncertainty.ranking_problem(leaves, warehouse.framework(unit_type, year).nodes, nominal, method, settings.geometric_floor)
+        problem = uncertainty.ranking_problem(
+            leaves, warehouse.framework(unit_type, year).nodes, nominal, method, settings.geometric_floor, settings.weight_schemes,
+        )
         nominal_ranks = pl.DataFrame({"unit_code": list(problem.unit_codes)}).join(nominal, on="unit_code", how="left", maintain_order="left")["rank"].to_numpy()
         names, indices = rank_sensitivity(problem, nominal_ranks, settings, uncertainty.edition_rng(settings.seed, year, unit_type, "sensitivity"))
         seconds[f"{year}/{unit_type}"] = round(time.perf_counter() - started, 3)
@@ -176,15 +181,50 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     with warehouse.connection() as con:
         replace_editions(con, "marts.sensitivity", rows, editions)
     overall = rows.filter(pl.col("target") == OVERALL_TARGET).sort("survey_year", "unit_type", "influence_rank").select(
-        "survey_year", "unit_type", "factor", "first_order", "total_effect", "total_effect_se",
+        "survey_year", "unit_type", "factor", "first_order", "first_order_ci_low", "first_order_ci_high",
+        "total_effect", "total_effect_ci_low", "total_effect_ci_high", "resolved",
     )
+    unit_rows = rows.filter((pl.col("target") != OVERALL_TARGET) & pl.col("resolved").is_not_null())
     return written(
         "marts.sensitivity", rows, editions,
         **_settings_metadata(settings),
         base_draws=settings.sensitivity_base_draws,
+        bootstrap_resamples=settings.sensitivity_bootstrap,
         seconds_per_edition=dg.MetadataValue.json(seconds),
         mean_abs_rank_shift_indices=_markdown(overall),
+        unit_indices_resolved_share=float(unit_rows["resolved"].mean() or 0.0),  # type: ignore[arg-type]
+        indices_out_of_range=int(rows["out_of_range"].sum()),
     )
+
+
+# ---------------------------------------------------------------------------------- leave one out
+
+
+@mart_asset("marts.removal_impact", GROUP, uses=[leave_one_out, uncertainty], kinds={"numpy", "duckdb"}, deps=[indicator_scores, framework, city_index, county_index, SETTINGS])
+def removal_impact(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Leave one out: per framework node with a sibling, how much the ranking changes when the node is
+    left out and its siblings' weights renormalised (mean and largest absolute rank change, share of
+    units that move)."""
+    editions = partition_editions(context)
+    method, settings = warehouse.settings(), uncertainty.load_uncertainty_settings(warehouse.data_path)
+    frames = []
+    with warehouse.connection() as con:
+        ranked = _ranked_units(con, editions)
+        scores = read_table(con, "core.indicator_scores", editions)
+    for year, unit_type, leaves in _editions_and_types(scores):
+        nominal = ranked[unit_type].filter((pl.col("survey_year") == year) & pl.col("rank").is_not_null())
+        if nominal.height == 0:
+            continue
+        nodes = warehouse.framework(unit_type, year).nodes
+        problem = uncertainty.ranking_problem(leaves, nodes, nominal, method, settings.geometric_floor)
+        frames.append(_with_keys(removal_rows(problem), year, unit_type))
+    rows = _conform("marts.removal_impact", frames)
+    with warehouse.connection() as con:
+        replace_editions(con, "marts.removal_impact", rows, editions)
+    strongest = rows.sort(["survey_year", "mean_abs_rank_change"], descending=True).head(10).select(
+        "survey_year", "unit_type", "node_code", "level", "mean_abs_rank_change", "max_abs_rank_change", "share_units_moved",
+    )
+    return written("marts.removal_impact", rows, editions, largest_mean_rank_changes=_markdown(strongest))
 
 
 # ---------------------------------------------------------------------------------- attribution
@@ -197,10 +237,11 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
 def yoy_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Each unit's score change against the previous edition that has data, split into the
     contributions of the level-1 and level-2 nodes (effective weight x change); when the frameworks
-    differ, the earlier edition is recomputed under the later one and the change split into data and
-    method change."""
+    differ, each edition is recomputed under the other's framework and the change split into data and
+    method change, averaged over both orders (Shapley). Editions before 2020 use the 2020 framework
+    (back-cast): their method change is 0 by construction."""
     editions = partition_editions(context)
-    missing = warehouse.settings().missing_rule
+    method = warehouse.settings()
     frames = []
     with warehouse.connection() as con:
         history = read_table(con, "core.indicator_scores").select("survey_year", "unit_type", "unit_code", "indicator_code", "score")
@@ -212,7 +253,8 @@ def yoy_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                     unit_history.filter(pl.col("survey_year") == prev_year),
                     warehouse.framework(str(unit_type), year).nodes,
                     warehouse.framework(str(unit_type), prev_year).nodes,
-                    missing,  # type: ignore[arg-type]
+                    method.missing_rule,  # type: ignore[arg-type]
+                    method.min_coverage,
                 )
                 frames.append(_with_keys(changes, year, str(unit_type)).with_columns(pl.lit(prev_year, pl.Int32).alias("prev_year")))
         rows = _conform("marts.yoy_attribution", frames)
@@ -294,4 +336,4 @@ def unit_profile(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     return written("marts.unit_profile", row_count, editions, profiled_units=profiled_units)
 
 
-ANALYSIS_ASSETS = [rank_uncertainty, sensitivity, yoy_attribution, audit, unit_profile]
+ANALYSIS_ASSETS = [rank_uncertainty, sensitivity, removal_impact, yoy_attribution, audit, unit_profile]

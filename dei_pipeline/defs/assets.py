@@ -279,7 +279,8 @@ def subindex_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                 fw.nodes.select(pl.col("code").alias("node_code"), "name_zh"),
                 pl.DataFrame({"node_code": [COMPOSITE_CODE], "name_zh": [COMPOSITE_NAME_ZH]}),
             ])
-            tree = aggregate_tiers(leaf_scores, fw.nodes, keys=("survey_year", "unit_type", "unit_code"), missing=settings.missing_rule)  # type: ignore[arg-type]
+            tree = aggregate_tiers(leaf_scores, fw.nodes, keys=("survey_year", "unit_type", "unit_code"), missing=settings.missing_rule,  # type: ignore[arg-type]
+                                   min_coverage=settings.min_coverage)
             frames.append(tree.join(names, on="node_code", how="left"))
         rows = pl.concat(frames)
         replace_editions(con, "marts.subindex_scores", rows, editions)

@@ -279,16 +279,16 @@ def movers(rows: EditionRows) -> Chart | None:
     if table.height == 0 or rows.previous_year is None:
         return None
     frame = table.select(
-        "name_zh", "rank_change",
+        "name_zh", pl.col("cohort_rank_change").alias("rank_change"),
         pl.format("第{}→{}名  {}分", "prev_rank", "rank", pl.col("score_change").map_elements(lambda v: f"{v:+.1f}", return_dtype=pl.String)).alias("note"),
-        pl.when(pl.col("rank_change") >= 0).then(pl.lit(RISE)).otherwise(pl.lit(FALL)).alias("ink"),
-        pl.col("rank_change").map_elements(lambda v: f"{v:+d}", return_dtype=pl.String).alias("label"),
+        pl.when(pl.col("cohort_rank_change") >= 0).then(pl.lit(RISE)).otherwise(pl.lit(FALL)).alias("ink"),
+        pl.col("cohort_rank_change").map_elements(lambda v: f"{v:+d}", return_dtype=pl.String).alias("label"),
     )
     extent = 1.15 * max(abs(v) for v in frame["rank_change"])  # room for the value beside the longest bar
     width = 520
     base = alt.Chart(frame).encode(
         y=alt.Y("name_zh:N", sort=frame["name_zh"].to_list(), title=None, scale=alt.Scale(paddingInner=0.25)))
-    x = alt.X("rank_change:Q", scale=alt.Scale(domain=[-extent, extent], nice=True), title="名次变化（位） Rank change (places)",
+    x = alt.X("rank_change:Q", scale=alt.Scale(domain=[-extent, extent], nice=True), title="回归城市中的名次变化（位） Rank change among the cities ranked in both editions (places)",
               axis=alt.Axis(labelExpr="datum.value > 0 ? '+' + datum.label : datum.label"))
     ink = alt.Color("ink:N", scale=None)
     chart = alt.layer(
@@ -301,7 +301,8 @@ def movers(rows: EditionRows) -> Chart | None:
         alt.Chart(pl.DataFrame({"zero": [0]})).mark_rule(color=TEXT, strokeWidth=1.2).encode(x="zero:Q"),
     ).properties(width=width, height=alt.Step(24))
     return render("movers", f"{rows.previous_year}→{rows.survey_year} 排名变化最大的城市  Biggest movers",
-                  "两次评估均参评的城市，名次上升为正  Cities ranked in both editions; positive = moved up", chart,
+                  "名次在两次评估均参评的城市中计算，上升为正；注为公布名次  Ranks among the cities ranked in both editions; "
+                  "positive = moved up; the notes give the published ranks", chart,
                   _source("marts.city_yoy"))
 
 

@@ -28,13 +28,14 @@ def tier_labels(rows: EditionRows) -> dict[str, str]:
 
 def ranking(rows: EditionRows) -> pl.DataFrame:
     """Every ranked city in rank order: rank, name, province, score, tier and the rank change since
-    the previous edition (null for cities new to this edition)."""
-    changes = rows.city_changes.select("unit_code", "status", "rank_change")
+    the previous edition among the cities ranked in both (null for cities new to this edition): the
+    published ranks of two editions rank different pools of cities."""
+    changes = rows.city_changes.select("unit_code", "status", "cohort_rank_change")
     return (
         rows.cities.join(changes, on="unit_code", how="left")
         .with_columns(pl.col("tier").replace_strict(tier_labels(rows), default=pl.col("tier")).alias("tier_zh"))
         .sort("rank", "name_zh")
-        .select("rank", "unit_code", "name_zh", "name_en", "province", "score", "tier", "tier_zh", "status", "rank_change")
+        .select("rank", "unit_code", "name_zh", "name_en", "province", "score", "tier", "tier_zh", "status", "cohort_rank_change")
     )
 
 
@@ -118,16 +119,17 @@ def region_summary(rows: EditionRows) -> pl.DataFrame:
 
 
 def movers(rows: EditionRows, per_side: int = MOVERS_PER_SIDE) -> pl.DataFrame:
-    """The cities that moved most in rank since the previous edition: up to ``per_side`` risers
-    (largest ``rank_change`` first) followed by up to ``per_side`` fallers (largest fall last).
-    Only cities ranked in both editions; empty for an edition without a predecessor."""
+    """The cities that moved most in rank since the previous edition, ranked among the cities ranked in
+    both editions (``cohort_rank_change``): up to ``per_side`` risers (largest rise first) followed by up
+    to ``per_side`` fallers (largest fall last). Empty for an edition without a predecessor."""
     returning = (
-        rows.city_changes.filter((pl.col("status") == "returning") & pl.col("rank_change").is_not_null())
+        rows.city_changes.filter((pl.col("status") == "returning") & pl.col("cohort_rank_change").is_not_null())
         .join(rows.cities.select("unit_code", "name_zh"), on="unit_code")
-        .select("unit_code", "name_zh", "prev_rank", "rank", "rank_change", "prev_score", "score", "score_change", "prev_tier", "tier")
+        .select("unit_code", "name_zh", "prev_rank", "rank", "rank_change", "cohort_rank_change", "prev_score", "score", "score_change",
+                "prev_tier", "tier")
     )
-    risers = returning.filter(pl.col("rank_change") > 0).sort(["rank_change", "rank"], descending=[True, False]).head(per_side)
-    fallers = returning.filter(pl.col("rank_change") < 0).sort(["rank_change", "rank"], descending=[False, True]).head(per_side)
+    risers = returning.filter(pl.col("cohort_rank_change") > 0).sort(["cohort_rank_change", "rank"], descending=[True, False]).head(per_side)
+    fallers = returning.filter(pl.col("cohort_rank_change") < 0).sort(["cohort_rank_change", "rank"], descending=[False, True]).head(per_side)
     return pl.concat([risers, fallers.reverse()])
 
 

@@ -133,7 +133,7 @@ def _chip(rows: EditionRows) -> Callable[[dict[str, Any]], Cell]:
 
 
 def _rank_change(row: dict[str, Any]) -> Cell:
-    change, status = row["rank_change"], row["status"]
+    change, status = row["cohort_rank_change"], row["status"]
     if status == "new":
         return Cell("新 new", "new")
     if change is None:
@@ -157,7 +157,7 @@ def _ranking_section(rows: EditionRows, charts: dict[str, Chart], png_folder: st
     if not ranked:
         section.items.append(Paragraph("本年度无城市数据 No ranked cities in this edition."))
         return section
-    compare = f"，与{rows.previous_year}年相比的名次变化" if rows.previous_year else ""
+    compare = f"，与{rows.previous_year}年相比的名次变化（在两年均参评的城市中计算）" if rows.previous_year else ""
     columns = [
         Column("排名", _field("rank", _int), numeric=True),
         Column("城市", _field("name_zh")),
@@ -169,7 +169,9 @@ def _ranking_section(rows: EditionRows, charts: dict[str, Chart], png_folder: st
         columns.append(Column(f"较{rows.previous_year}", _rank_change, numeric=True))
     section.items += [
         Paragraph(f"{len(ranked)}个城市按综合评分排名{compare}；同分同名次。"
-                  f" All {len(ranked)} cities by composite score (ties share the best rank), with their tier (城市画像)."),
+                  f" All {len(ranked)} cities by composite score (ties share the best rank), with their tier (城市画像)"
+                  + (f" and their rank change since {rows.previous_year} among the cities ranked in both editions"
+                     " (the two editions' published ranks rank different sets of cities)." if rows.previous_year else ".")),
         blocks(columns, ranked, RANKING_BLOCKS),
         *_figure(charts.get("top_cities"), png_folder),
     ]
