@@ -6,6 +6,7 @@ import dagster as dg
 
 from dei_pipeline.defs.analysis_assets import ANALYSIS_ASSETS
 from dei_pipeline.defs.assets import ALL_ASSETS
+from dei_pipeline.defs.dimension_assets import DIMENSION_ASSETS
 from dei_pipeline.defs.automation import analysis_after_index_sensor, analysis_job, index_job, raw_files_sensor, yearly_index_schedule
 from dei_pipeline.defs.report_assets import REPORT_ASSETS
 from dei_pipeline.defs.resources import WarehouseResource
@@ -22,7 +23,7 @@ def build_definitions(
     warehouse lock in turn (locking.py). ``index_job``, ``analysis_job`` and the CLI run their steps in one
     process, which saves a process start-up per step.
     """
-    marts = [*ALL_ASSETS, *ANALYSIS_ASSETS]
+    marts = [*ALL_ASSETS, *DIMENSION_ASSETS, *ANALYSIS_ASSETS]
     return dg.Definitions(
         assets=[*marts, mart_parquet_asset(marts), serving_snapshot_asset(marts), *REPORT_ASSETS],
         jobs=[index_job, analysis_job],

@@ -8,7 +8,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from dei_pipeline.warehouse import TABLES, open_warehouse, replace_editions, run, schema_statements
+from dei_pipeline.warehouse import TABLES, documented_comment, open_warehouse, replace_editions, run, schema_statements
 
 
 def test_an_older_warehouse_gets_missing_columns_and_current_comments(tmp_path: Path) -> None:
@@ -27,7 +27,7 @@ def test_an_older_warehouse_gets_missing_columns_and_current_comments(tmp_path: 
 
     table = TABLES["marts.city_index"]
     with duckdb.connect(str(path), read_only=True) as con:
-        assert con.sql("SELECT comment FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = 'city_index'").fetchall() == [(table.comment,)]
+        assert con.sql("SELECT comment FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = 'city_index'").fetchall() == [(documented_comment(table),)]
         columns = dict(con.sql(
             "SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = 'marts' AND table_name = 'city_index'"
         ).fetchall())

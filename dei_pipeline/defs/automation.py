@@ -12,6 +12,7 @@ import duckdb
 
 from dei_pipeline.defs.analysis_assets import ANALYSIS_ASSETS
 from dei_pipeline.defs.assets import ALL_ASSETS
+from dei_pipeline.defs.dimension_assets import DIMENSION_ASSETS
 from dei_pipeline.defs.partitions import register_editions, survey_year_partitions
 from dei_pipeline.defs.report_assets import REPORT_ASSETS
 from dei_pipeline.defs.resources import WarehouseResource
@@ -33,7 +34,7 @@ PARTITION_RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_pa
 # after a method change in well under a minute at national scale (docs/performance.md).
 index_job = dg.define_asset_job(
     "index_job",
-    selection=dg.AssetSelection.assets(*ALL_ASSETS) | EXPORTS,
+    selection=dg.AssetSelection.assets(*ALL_ASSETS, *DIMENSION_ASSETS) | EXPORTS,
     description="The index for the selected editions: raw files to the index marts, their Parquet export and the "
                 "BI serving snapshot. analysis_job follows each successful run for the same editions.",
     config=IN_PROCESS,
