@@ -2,7 +2,8 @@
 
 Environment variables override the defaults so that one installation can serve several data sets:
 ``DEI_DATA_DIR`` (default: the repository's ``data/``), ``DEI_WAREHOUSE`` (default
-``<data>/warehouse/dei.duckdb``) and ``DEI_SERVING`` (default ``<data>/warehouse/dei_serving.duckdb``).
+``<data>/warehouse/dei.duckdb``), ``DEI_SERVING`` (default ``<data>/warehouse/dei_serving.duckdb``) and
+``DEI_SERVING_STORAGE_VERSION`` (the DuckDB storage format of the serving snapshot, default ``v1.0.0``).
 """
 
 from __future__ import annotations

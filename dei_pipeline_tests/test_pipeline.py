@@ -123,10 +123,12 @@ def test_yoy_2020_against_2019(backfilled: Pipeline) -> None:
     assert (tiers["new_tier1"], tiers["tier2"]) == (22, 52)
 
 
-def test_parquet_export_is_partitioned_by_edition(backfilled: Pipeline) -> None:
-    root = backfilled.warehouse.parent / "parquet"
-    exported = pl.read_parquet(root / "city_index" / "**" / "*.parquet", hive_partitioning=True)
+def test_parquet_export_has_one_file_per_edition(backfilled: Pipeline) -> None:
+    folder = backfilled.warehouse.parent / "parquet" / "city_index"
+    assert sorted(path.name for path in folder.iterdir()) == [f"city_index_{year}.parquet" for year in (2017, 2018, 2019, 2020)]
+    exported = pl.read_parquet(folder / "*.parquet")
     assert dict(exported.group_by("survey_year").len().iter_rows()) == {2017: 40, 2018: 100, 2019: 113, 2020: 148}
+    assert [path.name for path in (folder.parent / "dim_tier").iterdir()] == ["dim_tier.parquet"]  # a dimension without editions
 
 
 def test_materializations_carry_versions_and_schema(backfilled: Pipeline) -> None:
