@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import streamlit as st
+from pandas.io.formats.style import Styler
 
 DEFAULT_SERVING = Path(__file__).resolve().parents[1] / "data" / "warehouse" / "dei_serving.duckdb"
 
@@ -29,7 +30,7 @@ def query(path: str, published: float, sql: str, params: tuple = ()) -> pd.DataF
         return con.execute(sql, list(params)).df()
 
 
-def styled(frame: pd.DataFrame, *scores: str) -> pd.io.formats.style.Styler:
+def styled(frame: pd.DataFrame, *scores: str) -> Styler:
     """A table as printed: scores to one decimal (the white paper's), no row numbers."""
     return frame.style.format({column: "{:.1f}" for column in scores}).hide(axis="index")
 

@@ -5,6 +5,8 @@ and their meaning are declared in ``warehouse.TABLES`` (``marts.dim_*``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
 from dei_pipeline.aggregation import COMPOSITE_CODE
@@ -61,7 +63,8 @@ def unit_dimension(registry: Registry, scored: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _bound_text(tier: dict) -> str:
+def _bound_text(tier: dict[str, Any]) -> str:
+    """The tier's bounds as text: 'score > 85', '65 <= score <= 85'."""
     lower = f"score {'>=' if tier['lower_inclusive'] else '>'} {tier['lower_bound']:g}"
     if tier["upper_bound"] is None:
         return lower

@@ -4,7 +4,6 @@ dimensions.py and replaces its table: the edition-independent dimensions whole, 
 step's editions."""
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import dagster as dg
 import duckdb
@@ -40,11 +39,11 @@ def dimension_asset(table_name: str, deps: Sequence[dg.AssetsDefinition], build:
     return _dimension
 
 
-def _units(warehouse: WarehouseResource, con: Any, editions: list[int]) -> pl.DataFrame:
+def _units(warehouse: WarehouseResource, con: duckdb.DuckDBPyConnection, editions: list[int]) -> pl.DataFrame:
     return unit_dimension(warehouse.registry(), _scored_units(con))
 
 
-def _region_members(warehouse: WarehouseResource, con: Any, editions: list[int]) -> pl.DataFrame:
+def _region_members(warehouse: WarehouseResource, con: duckdb.DuckDBPyConnection, editions: list[int]) -> pl.DataFrame:
     return region_member_dimension(warehouse.registry(), read_table(con, "marts.city_index", editions).select("survey_year", "unit_code"), editions)
 
 
