@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed-stamp
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 3000
+DASHBOARD_PORT ?= 8501
 
-.PHONY: install fonts browser run test ui screenshots sample-data lock clean bench
+.PHONY: install fonts browser run test ui dashboards screenshots sample-data lock clean bench
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +51,11 @@ test: install browser
 ui: install fonts
 	$(BIN)/python -c 'from dei_pipeline.config import prepare_dagster_home; prepare_dagster_home()'
 	DEI_DAGSTER_WEBSERVER=$(UI_HOST):$(UI_PORT) $(BIN)/dagster dev -h $(UI_HOST) -p $(UI_PORT) -w workspace.yaml
+
+# The dashboards of bi/ (Streamlit) over the serving snapshot, read-only, on loopback; `make run` first.
+dashboards: install
+	STREAMLIT_BROWSER_GATHER_USAGE_STATS=false $(BIN)/streamlit run bi/dashboard.py --server.headless true \
+		--server.address $(UI_HOST) --server.port $(DASHBOARD_PORT) --client.toolbarMode viewer
 
 # Refresh the README pictures (docs/images/): the Dagster UI on loopback over a private copy of the
 # sample, and the 2020 report, both shot with headless Chromium driven by Playwright.

@@ -2,7 +2,8 @@
 
 Environment variables override the defaults so that one installation can serve several data sets:
 ``DEI_DATA_DIR`` (default: the repository's ``data/``), ``DEI_WAREHOUSE`` (default
-``<data>/warehouse/dei.duckdb``) and ``DEI_SERVING`` (default ``<data>/warehouse/dei_serving.duckdb``).
+``<data>/warehouse/dei.duckdb``), ``DEI_SERVING`` (default ``<data>/warehouse/dei_serving.duckdb``) and
+``DEI_SERVING_STORAGE_VERSION`` (the DuckDB storage format of the serving snapshot, default ``v1.0.0``).
 """
 
 from __future__ import annotations
@@ -62,6 +63,17 @@ def default_serving_path(warehouse: Path) -> Path:
     if "DEI_SERVING" in os.environ:
         return Path(os.environ["DEI_SERVING"]).resolve()
     return warehouse.with_name("dei_serving.duckdb")
+
+
+# The DuckDB storage format of the serving snapshot. DuckDB 2 writes its own format by default, which
+# no DuckDB 1.x library opens, and many BI drivers (JDBC, Metabase, DBeaver) embed one. v1.0.0 is the
+# oldest format that keeps what the snapshot uses (table and column comments, lists): DuckDB 1.0 and
+# every later version open it. DEI_SERVING_STORAGE_VERSION overrides it (e.g. 'v1.2.0', or 'latest').
+DEFAULT_SERVING_STORAGE_VERSION = "v1.0.0"
+
+
+def serving_storage_version() -> str:
+    return os.environ.get("DEI_SERVING_STORAGE_VERSION") or DEFAULT_SERVING_STORAGE_VERSION
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dei_pipeline.defs.analysis_assets import ANALYSIS_ASSETS
 from dei_pipeline.defs.assets import ALL_ASSETS, MART_ASSETS, reconciliation, reconciliation_asset
 from dei_pipeline.defs.automation import analysis_job, automation_sensor, build_raw_files_sensor, build_yearly_schedule, index_job, publish_job
 from dei_pipeline.defs.exports import edition_consistency_asset, mart_parquet_asset, serving_snapshot_asset
+from dei_pipeline.defs.dimension_assets import DIMENSION_ASSETS
 from dei_pipeline.defs.partitions import Editions, bind_editions
 from dei_pipeline.defs.report_assets import REPORT_ASSETS
 from dei_pipeline.defs.resources import WarehouseResource
@@ -30,9 +31,9 @@ def build_definitions(
     editions = Editions.of(list_editions(warehouse.data_path))
     partitioned = [
         reconciliation_asset(editions) if asset is reconciliation else asset
-        for asset in [*ALL_ASSETS, *ANALYSIS_ASSETS, *REPORT_ASSETS]
+        for asset in [*ALL_ASSETS, *DIMENSION_ASSETS, *ANALYSIS_ASSETS, *REPORT_ASSETS]
     ]
-    marts = [*MART_ASSETS, *ANALYSIS_ASSETS]  # what the exports publish
+    marts = [*MART_ASSETS, *DIMENSION_ASSETS, *ANALYSIS_ASSETS]  # what the exports publish
     consistency = edition_consistency_asset(marts)
     return dg.Definitions(
         assets=[

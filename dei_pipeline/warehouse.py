@@ -2,13 +2,16 @@
 
 Layout: ``staging`` holds raw cells as ingested, ``core`` the validated indicator table, the
 quarantine of rejected cells and the sources of each edition, ``marts`` the stable BI contract.
-Every table has a ``survey_year`` column, and every write replaces whole editions in one
-transaction, so a rerun of one edition touches no other edition.
+Every table but the edition-independent dimensions has a ``survey_year`` column, and every write
+replaces whole editions in one transaction, so a rerun of one edition touches no other edition
+(a dimension without editions is replaced whole).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -18,6 +21,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from dei_pipeline.config import serving_storage_version
 from dei_pipeline.locking import warehouse_lock
 
 
@@ -85,6 +89,69 @@ TABLES: dict[str, Table] = {
             _c("framework_version", "VARCHAR", "Framework file name and content hash"),
             _c("registry_version", "VARCHAR", "Content hash of data/registry/"),
             _c("n_units", "INTEGER", "Units in the file"),
+        )),
+        # Dimensions (dimensions.py): the labels of the codes the facts carry, from data/registry,
+        # data/method/tiers.csv and data/frameworks, so that a dashboard joins instead of hard-coding them.
+        Table("marts.dim_unit", "Units (dimension): every city and county unit of the registry with its names, province, prefecture, kind, the editions it was scored in and a later change of its code", (
+            UNIT_TYPE,
+            _c("unit_code", "VARCHAR", "6-digit GB/T 2260 code as the editions use it; city codes end in 00, county codes never do, so the code alone identifies the unit"),
+            _c("name_zh", "VARCHAR", "Chinese name as the white paper prints it (上海, 深圳市南山区, 江阴市)"),
+            _c("full_name_zh", "VARCHAR", "Official Chinese name (上海市; for county units the printed name)"),
+            _c("name_en", "VARCHAR", "English name; not unique (Suzhou is 苏州 and 宿州): label with it, join on unit_code"),
+            _c("province_code", "VARCHAR", "2-digit province code"),
+            _c("province_zh", "VARCHAR", "Province, short form (广东, 内蒙古)"),
+            _c("prefecture_code", "VARCHAR", "Prefecture-level city the unit belongs to (a city: itself); null for county-level cities administered by their province (仙桃, 琼海)"),
+            _c("prefecture_zh", "VARCHAR", "Short name of that prefecture-level city"),
+            _c("kind", "VARCHAR", "As on the facts: 'city' (地级及以上城市), 'district' (市辖区) or 'county' (县市); county units are ranked within their kind"),
+            _c("kind_zh", "VARCHAR", "地级及以上城市, 市辖区 or 县市"),
+            _c("kind_en", "VARCHAR", "'prefecture-level city', 'urban district' or 'county or county-level city' (the kind 'county' also holds county-level cities and banners)"),
+            _c("editions_scored", "VARCHAR", "Editions in which the unit has a composite score (marts.city_index / county_index), comma-separated, e.g. '2019,2020'; empty when never scored"),
+            _c("n_editions_scored", "INTEGER", "Number of those editions"),
+            _c("first_edition", "INTEGER", "First edition scored (null when never scored)"),
+            _c("last_edition", "INTEGER", "Latest edition scored (null when never scored)"),
+            _c("current_code", "VARCHAR", "The unit's code today when it changed after the editions (data/registry/code_changes.csv); null when unchanged"),
+            _c("current_name_zh", "VARCHAR", "The unit's name today when its code changed"),
+            _c("code_change_year", "INTEGER", "Year of the code change"),
+            _c("code_change_note", "VARCHAR", "What changed (merger, county-level city turned district), with the source"),
+        )),
+        Table("marts.dim_tier", "City tiers (dimension, 城市画像): the white paper's five tiers with names and score bounds; a city's tier is assigned on its score rounded to one decimal", (
+            _c("tier_code", "VARCHAR", "Tier code as on the facts: tier1, new_tier1, tier2, tier3, tier4"),
+            _c("tier_order", "INTEGER", "1 = highest tier; sort tiers by it"),
+            _c("name_zh", "VARCHAR", "一线, 新一线, 二线, 三线, 四线"),
+            _c("name_en", "VARCHAR", "English name (First tier, New first tier, ...)"),
+            _c("lower_bound", "DOUBLE", "Lowest score of the tier (see lower_inclusive)"),
+            _c("lower_inclusive", "BOOLEAN", "true: a score equal to lower_bound is in the tier (>=); false: it is not (>)"),
+            _c("upper_bound", "DOUBLE", "The next higher tier's lower bound; null for the highest tier"),
+            _c("upper_inclusive", "BOOLEAN", "true: a score equal to upper_bound is still in this tier (the higher tier's bound is exclusive); null for the highest tier"),
+            _c("score_range", "VARCHAR", "The bounds as text, e.g. '65 <= score <= 85' or 'score > 85'"),
+            _c("description_zh", "VARCHAR", "The white paper's description of the tier"),
+        )),
+        Table("marts.dim_region", "Key regions (dimension, 重点区域): code, names and the number of members the white paper lists", (
+            _c("region_code", "VARCHAR", "Region code as on the facts: jingjinji, yangtze_delta, greater_bay, chengyu"),
+            _c("name_zh", "VARCHAR", "京津冀, 长三角, 粤港澳大湾区, 成渝"),
+            _c("name_en", "VARCHAR", "English name"),
+            _c("n_members", "INTEGER", "Members listed by the white paper (incl. Hong Kong and Macao for 粤港澳大湾区)"),
+        )),
+        Table("marts.dim_region_member", "Members of each key region per edition (dimension): filter facts by region with it; Hong Kong and Macao are members without a code, never scored", (
+            YEAR,
+            _c("region_code", "VARCHAR", "Region code (marts.dim_region)"),
+            _c("member_order", "INTEGER", "Position in the white paper's list of the region's members"),
+            _c("member_name_zh", "VARCHAR", "Member as listed (北京, 香港)"),
+            _c("unit_code", "VARCHAR", "The member city's code (marts.dim_unit); null for Hong Kong and Macao"),
+            _c("is_scored", "BOOLEAN", "The member has a composite score in this edition (is in marts.city_index)"),
+        )),
+        Table("marts.dim_indicator", "Indicators (dimension, 指标体系) of each edition and unit type as one tree: the composite (level 0) at the root, then levels 1-3 of the edition's framework", (
+            YEAR, UNIT_TYPE,
+            _c("node_code", "VARCHAR", "Indicator code as on the facts; 'composite' for the composite index"),
+            _c("parent_code", "VARCHAR", "Parent node: 'composite' for level 1, null for the composite"),
+            _c("level", "INTEGER", "0 = composite, 1-3 = indicator level (level 3 are the scored leaves)"),
+            _c("name_zh", "VARCHAR", "Chinese name (综合指数 for the composite)"),
+            _c("name_en", "VARCHAR", "English name"),
+            _c("weight", "DOUBLE", "Weight within its parent (1 for the composite)"),
+            _c("effective_weight", "DOUBLE", "Weight in the composite: product of the weights from level 1 down (1 for the composite)"),
+            _c("is_leaf", "BOOLEAN", "A level-3 indicator, scored from the raw data"),
+            _c("sort_order", "INTEGER", "Position in the framework file (0 for the composite): tree order for display"),
+            _c("framework_file", "VARCHAR", "Framework file the edition uses"),
         )),
         Table("marts.framework", "Indicator system (指标体系) used by each edition: nodes, weights and effective weights", (
             YEAR, UNIT_TYPE,
@@ -347,6 +414,91 @@ TABLES: dict[str, Table] = {
 MART_TABLES: tuple[str, ...] = tuple(name for name in TABLES if name.startswith("marts."))
 
 
+@dataclass(frozen=True)
+class Grain:
+    """What one row of a mart is (``rows``: "one row per ...") and the columns that identify it."""
+
+    rows: str
+    key: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """Columns of a mart that hold the key of a dimension (null values reference nothing)."""
+
+    table: str
+    columns: tuple[str, ...]
+    dimension: str
+    dimension_columns: tuple[str, ...]
+
+
+_EDITION_UNIT = ("survey_year", "unit_type", "unit_code")
+_EDITION_NODE = ("survey_year", "unit_type", "node_code")
+
+# Every mart's grain and natural key; they end its table comment, and the tests check that the key
+# holds in the sample (a mart added without one fails them).
+GRAIN: dict[str, Grain] = {
+    "marts.dim_unit": Grain("unit (city or county unit of the registry)", ("unit_code",)),
+    "marts.dim_tier": Grain("tier", ("tier_code",)),
+    "marts.dim_region": Grain("key region", ("region_code",)),
+    "marts.dim_region_member": Grain("edition, region and listed member", ("survey_year", "region_code", "member_name_zh")),
+    "marts.dim_indicator": Grain("edition, unit type and indicator node (the composite included)", _EDITION_NODE),
+    "marts.framework": Grain("edition, unit type and indicator node (levels 1-3)", _EDITION_NODE),
+    "marts.subindex_scores": Grain("edition, unit and indicator node (the composite included)", (*_EDITION_UNIT, "node_code")),
+    "marts.city_index": Grain("edition and scored city", ("survey_year", "unit_code")),
+    "marts.county_index": Grain("edition and scored county unit", ("survey_year", "unit_code")),
+    "marts.region_rollup": Grain("edition and key region", ("survey_year", "region")),
+    "marts.region_tier_mix": Grain("edition, key region and tier", ("survey_year", "region", "tier")),
+    "marts.city_yoy": Grain("edition and city scored in it or in the previous edition", ("survey_year", "unit_code")),
+    "marts.county_yoy": Grain("edition and county unit scored in it or in the previous edition", ("survey_year", "unit_code")),
+    "marts.subindex_yoy": Grain("edition, unit and node (level-1 indicators and the composite)", (*_EDITION_UNIT, "node_code")),
+    "marts.yoy_summary": Grain("edition and unit type", ("survey_year", "unit_type")),
+    "marts.tier_summary": Grain("edition and tier", ("survey_year", "tier")),
+    "marts.reconciliation": Grain("edition and compared figure", ("survey_year", "category", "item")),
+    "marts.rank_uncertainty": Grain("edition and unit", _EDITION_UNIT),
+    "marts.sensitivity": Grain("edition, unit type, target (a unit's rank, or the overall rank shift) and factor",
+                               ("survey_year", "unit_type", "target", "unit_code", "factor")),
+    "marts.yoy_attribution": Grain("edition, unit and node (the composite and levels 1-2)", (*_EDITION_UNIT, "node_code")),
+    "marts.audit": Grain("edition, unit type and node (the composite included)", _EDITION_NODE),
+    "marts.audit_units": Grain("edition and unit", _EDITION_UNIT),
+    "marts.unit_profile": Grain("edition, unit and indicator node (levels 1-3)", (*_EDITION_UNIT, "node_code")),
+}
+
+
+def _references(table: str, dimension: str, *pairs: str) -> ForeignKey:
+    """``pairs`` as "column" (same name in the dimension) or "column=dimension_column"."""
+    columns = tuple(pair.split("=")[0] for pair in pairs)
+    return ForeignKey(table, columns, dimension, tuple(pair.split("=")[-1] for pair in pairs))
+
+
+_UNIT_TABLES = ("marts.subindex_scores", "marts.city_index", "marts.county_index", "marts.city_yoy", "marts.county_yoy",
+                "marts.subindex_yoy", "marts.rank_uncertainty", "marts.sensitivity", "marts.yoy_attribution",
+                "marts.audit_units", "marts.unit_profile", "marts.dim_region_member")
+_NODE_TABLES = ("marts.framework", "marts.subindex_scores", "marts.subindex_yoy", "marts.yoy_attribution", "marts.audit", "marts.unit_profile")
+
+# The joins from the facts to the dimensions; the tests check that every value has its dimension row.
+FOREIGN_KEYS: tuple[ForeignKey, ...] = (
+    *(_references(table, "marts.dim_unit", "unit_code") for table in _UNIT_TABLES),
+    *(_references(table, "marts.dim_indicator", *_EDITION_NODE) for table in _NODE_TABLES),
+    _references("marts.framework", "marts.dim_indicator", "survey_year", "unit_type", "parent_code=node_code"),
+    *(_references(table, "marts.dim_tier", f"{column}=tier_code") for table, column in (
+        ("marts.city_index", "tier"), ("marts.city_yoy", "tier"), ("marts.city_yoy", "prev_tier"),
+        ("marts.region_tier_mix", "tier"), ("marts.tier_summary", "tier"), ("marts.rank_uncertainty", "nominal_tier"))),
+    *(_references(table, "marts.dim_region", "region=region_code") for table in ("marts.region_rollup", "marts.region_tier_mix")),
+    _references("marts.dim_region_member", "marts.dim_region", "region_code"),
+)
+
+
+def documented_comment(table: Table) -> str:
+    """The table comment as stored: what it holds, its grain and natural key, and its joins to the dimensions."""
+    grain = GRAIN.get(table.name)
+    if grain is None:
+        return table.comment
+    joins = sorted({f"{', '.join(fk.columns)} -> {fk.dimension}" for fk in FOREIGN_KEYS if fk.table == table.name and fk.dimension != table.name})
+    text = f"{table.comment}. Grain: one row per {grain.rows}; natural key ({', '.join(grain.key)})."
+    return f"{text} Joins: {'; '.join(joins)}." if joins else text
+
+
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -408,8 +560,9 @@ def schema_statements(table_comments: dict[str, str], column_comments: dict[tupl
             f"ALTER TABLE {table.name} ADD COLUMN {column.name} {column.sql_type}"
             for column in table.columns if table.name in table_comments and (table.name, column.name) not in column_comments
         ]
-        if table_comments.get(table.name) != table.comment:
-            statements.append(f"COMMENT ON TABLE {table.name} IS {_quote(table.comment)}")
+        comment = documented_comment(table)
+        if table_comments.get(table.name) != comment:
+            statements.append(f"COMMENT ON TABLE {table.name} IS {_quote(comment)}")
         statements += [
             f"COMMENT ON COLUMN {table.name}.{column.name} IS {_quote(column.comment)}"
             for column in table.columns if column_comments.get((table.name, column.name)) != column.comment
@@ -418,9 +571,10 @@ def schema_statements(table_comments: dict[str, str], column_comments: dict[tupl
 
 
 def replace_editions(
-    con: duckdb.DuckDBPyConnection, table_name: str, rows: pl.DataFrame | Iterable[pl.DataFrame], editions: Sequence[int]
+    con: duckdb.DuckDBPyConnection, table_name: str, rows: pl.DataFrame | Iterable[pl.DataFrame], editions: Sequence[int] | None
 ) -> int:
-    """Replace exactly the given editions' rows of a table, in one transaction. ``rows`` may come in
+    """Replace exactly the given editions' rows of a table, in one transaction; ``editions=None``
+    replaces every row (a table without editions, such as a dimension). ``rows`` may come in
     parts (an iterable of frames, e.g. one per edition, made while writing), so that a large mart never
     sits in memory whole. Returns rows written."""
     table = TABLES[table_name]
@@ -428,7 +582,10 @@ def replace_editions(
     written = 0
     run(con, "BEGIN TRANSACTION")
     try:
-        run(con, f"DELETE FROM {table_name} WHERE survey_year IN (SELECT UNNEST($1::INTEGER[]))", [list(editions)])
+        if editions is None:
+            run(con, f"DELETE FROM {table_name}")
+        else:
+            run(con, f"DELETE FROM {table_name} WHERE survey_year IN (SELECT UNNEST($1::INTEGER[]))", [list(editions)])
         _fault_injection_pause(table_name)
         for part in parts:
             missing = [c for c in table.column_names if c not in part.columns]
@@ -501,42 +658,77 @@ def table_documentation(con: duckdb.DuckDBPyConnection, schema: str = "marts") -
     ).pl()
 
 
-def export_parquet(con: duckdb.DuckDBPyConnection, out_dir: Path, editions: Sequence[int], tables: Sequence[str] = MART_TABLES) -> dict[str, int]:
-    """Write each mart's rows of each edition as Hive-partitioned Parquet, straight from DuckDB
-    (``COPY ... TO``: no round trip through Python objects):
-    ``<out_dir>/<mart>/survey_year=<YYYY>/part-0.parquet`` (survey_year lives in the path, as Spark,
-    Trino, pandas and polars expect). An edition's folder is replaced by a rename, never half-written.
-    Returns rows written per mart."""
-    import shutil
+def parquet_metadata(table: Table) -> dict[str, str]:
+    """The table's documentation as Parquet key-value metadata, which pyarrow shows as the schema
+    metadata (``pq.read_schema(f).metadata``) and DuckDB as ``parquet_kv_metadata``: the table comment
+    (with grain and key) and every column comment, as JSON."""
+    return {"table": table.name, "comment": documented_comment(table),
+            "column_comments": json.dumps({column.name: column.comment for column in table.columns}, ensure_ascii=False)}
 
+
+def parquet_file(out_dir: Path, table_name: str, year: int | None) -> Path:
+    """``<out_dir>/<mart>/<mart>_<YYYY>.parquet``, or ``<mart>/<mart>.parquet`` for a mart without editions."""
+    mart = table_name.split(".", 1)[1]
+    return out_dir / mart / (f"{mart}.parquet" if year is None else f"{mart}_{int(year)}.parquet")
+
+
+def export_parquet(con: duckdb.DuckDBPyConnection, out_dir: Path, editions: Sequence[int], tables: Sequence[str] = MART_TABLES) -> dict[str, int]:
+    """Write each mart as Parquet, one file per edition (``<out_dir>/<mart>/<mart>_<YYYY>.parquet``;
+    a mart without editions, such as a dimension, is one file ``<mart>/<mart>.parquet``, rewritten
+    whole). ``survey_year`` is a column inside each file, not a ``survey_year=<YYYY>`` folder: readers
+    type a Hive partition column each their own way (pandas a category, pyarrow int32, polars and DuckDB
+    int64), a column in the file is INTEGER (int32) in all of them. Every file carries the table's and
+    columns' comments (parquet_metadata). Written by DuckDB (``COPY ... TO``, no round trip through
+    Python objects) beside its target and renamed into place, never half-written. Returns rows
+    written per mart."""
     counts: dict[str, int] = {}
     for table_name in tables:
-        mart = table_name.split(".", 1)[1]
-        columns = ", ".join(column for column in TABLES[table_name].column_names if column != "survey_year")
-        counts[mart] = 0
-        for year in editions:
-            target = out_dir / mart / f"survey_year={int(year)}"
+        table = TABLES[table_name]
+        mart_dir = parquet_file(out_dir, table_name, None).parent
+        mart_dir.mkdir(parents=True, exist_ok=True)
+        # Folders of the earlier Hive layout would be read twice by a reader given the directory.
+        for legacy in mart_dir.glob("survey_year=*"):
+            shutil.rmtree(legacy)
+        selections = [(parquet_file(out_dir, table_name, year), f" WHERE survey_year = {int(year)}") for year in editions] \
+            if "survey_year" in table.column_names else [(parquet_file(out_dir, table_name, None), "")]
+        metadata = ", ".join(f'"{key}": {_quote(value)}' for key, value in parquet_metadata(table).items())
+        counts[table_name.split(".", 1)[1]] = 0
+        for target, where in selections:
             staging = target.with_name(f".{target.name}.tmp")
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
-            copied = run(con, f"COPY (SELECT {columns} FROM {table_name} WHERE survey_year = {int(year)}) "
-                              f"TO {_quote(str(staging / 'part-0.parquet'))} (FORMAT parquet)")
-            counts[mart] += int(copied[0][0])
-            shutil.rmtree(target, ignore_errors=True)
-            staging.rename(target)
+            copied = run(con, f"COPY (SELECT {', '.join(table.column_names)} FROM {table_name}{where}) "
+                              f"TO {_quote(str(staging))} (FORMAT parquet, KV_METADATA {{{metadata}}})")
+            os.replace(staging, target)
+            counts[table_name.split(".", 1)[1]] += int(copied[0][0])
     return counts
 
 
+# The one table only the serving snapshot has (publish_serving_snapshot writes it).
+SNAPSHOT_INFO = Table("marts.snapshot_info", "When this snapshot was published, by which Dagster run, with which editions. Grain: one row, this snapshot; natural key: none (a single row).", (
+    _c("published_at", "TIMESTAMP", "When the snapshot was published (UTC)"),
+    _c("run_id", "VARCHAR", "Dagster run that published it"),
+    _c("editions", "INTEGER[]", "Editions in the snapshot (those of marts.city_index), in order"),
+    _c("data_note", "VARCHAR", "Provenance warning of the raw data (e.g. that the sample is synthetic); null for real data"),
+    _c("job_name", "VARCHAR", "Dagster job of that run: publish_job (dei materialize, or launched in the UI) or __ASSET_JOB (the automation "
+                              "after a change). Either way every edition in the snapshot agrees with the others: a snapshot is only "
+                              "published when the consistency checks pass"),
+    _c("storage_version", "VARCHAR", "DuckDB storage version the file is written in (STORAGE_VERSION of ATTACH): DuckDB clients of this version or newer open it"),
+))
+
+
 def publish_serving_snapshot(
-    con: duckdb.DuckDBPyConnection, serving: Path, run_id: str, data_note: str | None = None, job_name: str | None = None
+    con: duckdb.DuckDBPyConnection, serving: Path, run_id: str, data_note: str | None = None, job_name: str | None = None,
+    storage_version: str | None = None,
 ) -> dict[str, int]:
     """Copy every table of the ``marts`` schema, with its documentation, into a new DuckDB file and
     put it in place of the serving snapshot with one atomic rename.
 
+    The file is written in ``storage_version`` (default: config.serving_storage_version(), an older
+    format than DuckDB 2's own), so that the DuckDB 1.x libraries many BI drivers embed can open it.
     BI tools open the snapshot read-only. A client that holds the old file open keeps reading the
     old file (the rename does not touch it), never blocks the run and never sees a half-written
     state; after reconnecting it sees the new data. Returns rows copied per mart.
     """
+    storage_version = storage_version or serving_storage_version()
     serving.parent.mkdir(parents=True, exist_ok=True)
     staging = serving.with_name(f".{serving.name}.{os.getpid()}.tmp")
     for leftover in (staging, staging.with_name(staging.name + ".wal")):
@@ -544,7 +736,7 @@ def publish_serving_snapshot(
     marts = run(con, "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'marts' ORDER BY 1")
     columns = run(con, "SELECT table_name, column_name, comment FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'marts' AND comment IS NOT NULL")
     counts: dict[str, int] = {}
-    run(con, f"ATTACH {_quote(str(staging))} AS serving_snapshot")
+    run(con, f"ATTACH {_quote(str(staging))} AS serving_snapshot (STORAGE_VERSION {_quote(storage_version)})")
     try:
         run(con, "CREATE SCHEMA serving_snapshot.marts")
         for table_name, comment in marts:
@@ -554,17 +746,14 @@ def publish_serving_snapshot(
             counts[table_name] = run(con, f"SELECT count(*) FROM serving_snapshot.marts.{table_name}")[0][0]
         for table_name, column_name, comment in columns:
             run(con, f"COMMENT ON COLUMN serving_snapshot.marts.{table_name}.{column_name} IS {_quote(comment)}")
-        run(con, "CREATE TABLE serving_snapshot.marts.snapshot_info AS SELECT now()::TIMESTAMP AS published_at, $1::VARCHAR AS run_id, "
+        info = SNAPSHOT_INFO.name.replace("marts.", "serving_snapshot.marts.")
+        run(con, f"CREATE TABLE {info} AS SELECT now()::TIMESTAMP AS published_at, $1::VARCHAR AS run_id, "
                  "(SELECT list(DISTINCT survey_year ORDER BY survey_year) FROM marts.city_index) AS editions, $2::VARCHAR AS data_note, "
-                 "$3::VARCHAR AS job_name",
-            [run_id, data_note, job_name])
-        run(con, "COMMENT ON TABLE serving_snapshot.marts.snapshot_info IS 'When this snapshot was published, by which Dagster run, with which editions'")
-        run(con, "COMMENT ON COLUMN serving_snapshot.marts.snapshot_info.data_note IS "
-                 "'Provenance warning of the raw data (e.g. that the sample is synthetic); null for real data'")
-        run(con, "COMMENT ON COLUMN serving_snapshot.marts.snapshot_info.job_name IS "
-                 "'Dagster job of that run: publish_job (dei materialize, or launched in the UI) or __ASSET_JOB (the automation "
-                 "after a change). Either way every edition in the snapshot agrees with the others: a snapshot is only "
-                 "published when the consistency checks pass'")
+                 "$3::VARCHAR AS job_name, $4::VARCHAR AS storage_version",
+            [run_id, data_note, job_name, storage_version])
+        run(con, f"COMMENT ON TABLE {info} IS {_quote(SNAPSHOT_INFO.comment)}")
+        for column in SNAPSHOT_INFO.columns:
+            run(con, f"COMMENT ON COLUMN {info}.{column.name} IS {_quote(column.comment)}")
     finally:
         run(con, "DETACH serving_snapshot")
     os.replace(staging, serving)

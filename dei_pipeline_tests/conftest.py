@@ -52,3 +52,12 @@ def forget_dagster_defs_state_storage() -> Iterator[None]:
     _forget_dagster_defs_state_storage()
     yield
     _forget_dagster_defs_state_storage()
+
+
+@pytest.fixture(scope="session")
+def bi_sample(tmp_path_factory: pytest.TempPathFactory):  # -> test_report.SamplePipeline
+    """One complete run of the sample (index_job, then analysis_job) for every test that reads what BI
+    reads: the serving snapshot and the Parquet export. Never written to by the tests."""
+    from dei_pipeline_tests.test_report import materialize_sample
+
+    return materialize_sample(tmp_path_factory.mktemp("bi"))

@@ -17,15 +17,15 @@ from dei_pipeline.definitions import defs
 from dei_pipeline.published import load_published
 from dei_pipeline.docgen import architecture
 from dei_pipeline.docgen.bi_guide import EXAMPLE_QUERIES, ExampleQuery, generated_sections, update_bi_guide
-from dei_pipeline_tests.test_report import SamplePipeline, materialize_sample
+from dei_pipeline_tests.test_report import SamplePipeline
 
 GUIDE = REPO_ROOT / "docs" / "bi.md"
 ARCHITECTURE = REPO_ROOT / "docs" / "architecture.md"
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> SamplePipeline:
-    return materialize_sample(tmp_path_factory.mktemp("bi"))
+def sample(bi_sample: SamplePipeline) -> SamplePipeline:
+    return bi_sample
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,57 @@ def check_industry_averages(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnec
     assert (compared["top10_average"] - compared["top10_average_published"]).abs().max() < 0.05  # type: ignore[operator]
 
 
+def check_top_n_with_tier_names(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+    ranked = _marts(serving, "city_index", 2020).filter(pl.col("rank") <= 10)
+    assert answer.height == ranked.height >= 10
+    assert answer["rank"].to_list() == sorted(answer["rank"].to_list())
+    assert answer.select("city", "tier").head(7).rows() == [
+        ("上海", "一线"), ("深圳", "一线"), ("北京", "一线"), ("成都", "一线"), ("杭州", "一线"), ("广州", "一线"), ("无锡", "新一线")]
+    assert answer["score_range"][0] == "score > 85"
+
+
+def check_region_members(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+    assert set(answer["region"]) == {"京津冀", "长三角", "粤港澳大湾区", "成渝"}
+    regions = _marts(serving, "region_rollup", 2020)
+    counted = answer.group_by("region").agg(pl.len().alias("n_members"), pl.col("score").is_not_null().sum().alias("n_scored"))
+    expected = regions.join(_marts(serving, "dim_region").rename({"region_code": "region"}), on="region").select(
+        pl.col("name_zh").alias("region"), "n_members", "n_scored")
+    assert counted.sort("region").rows() == expected.cast({"n_members": pl.UInt32, "n_scored": pl.UInt32}).sort("region").rows()
+    bay = answer.filter(pl.col("region") == "粤港澳大湾区")
+    assert bay.filter(pl.col("score").is_null())["member"].to_list() == ["香港", "澳门"]
+
+
+def check_tier_migration(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+    returning = _marts(serving, "city_yoy", 2020).filter(pl.col("status") == "returning")
+    assert answer["cities"].sum() == returning.height
+    names = dict(serving.execute("SELECT tier_code, name_zh FROM marts.dim_tier").fetchall())
+    moved = returning.group_by("prev_tier", "tier").len()
+    assert sorted((names[p], names[t], n) for p, t, n in moved.iter_rows()) == sorted(answer.rows())
+    assert ("新一线", "一线", 1) in answer.rows()  # 广州
+
+
+def check_unit_subindex_profile(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+    framework = _marts(serving, "framework", 2020).filter((pl.col("unit_type") == "city") & (pl.col("level") <= 2))
+    assert answer.height == framework.height + 1
+    composite = answer.row(0, named=True)
+    assert (composite["indicator"], composite["name_en"], composite["weight_in_composite"], composite["score"], composite["rank_among_cities"]) == (
+        "综合指数", "Composite index", 1.0, 89.1, 5)  # 杭州's published score and rank
+    assert answer.filter(pl.col("level") == 1)["weight_in_composite"].sum() == pytest.approx(1.0)
+
+
+def check_county_top_n_by_kind(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+    assert answer.group_by("kind_zh").len().sort("kind_zh").rows() == [("县市", 6), ("市辖区", 5)]  # the tie at rank 5
+    tied = answer.filter((pl.col("kind_zh") == "县市") & (pl.col("rank") == 5))
+    assert tied["score"].n_unique() == 1 and tied.height == 2
+    assert answer.filter(pl.col("rank") == 1)["unit"].sort().to_list() == ["江阴市", "深圳市南山区"]
+
+
 CHECKS: dict[str, Callable[[pl.DataFrame, duckdb.DuckDBPyConnection, SamplePipeline], None]] = {
+    "top_n_with_tier_names": check_top_n_with_tier_names,
+    "region_members": check_region_members,
+    "tier_migration": check_tier_migration,
+    "unit_subindex_profile": check_unit_subindex_profile,
+    "county_top_n_by_kind": check_county_top_n_by_kind,
     "top_movers": check_top_movers,
     "region_tier_mix": check_region_tier_mix,
     "city_profile": check_city_profile,
@@ -138,8 +188,8 @@ CHECKS: dict[str, Callable[[pl.DataFrame, duckdb.DuckDBPyConnection, SamplePipel
 }
 
 
-def test_there_are_five_examples_each_with_a_check() -> None:
-    assert len(EXAMPLE_QUERIES) == 5
+def test_every_example_has_a_check() -> None:
+    assert len(EXAMPLE_QUERIES) == 10
     assert {query.slug for query in EXAMPLE_QUERIES} == set(CHECKS)
 
 

@@ -8,7 +8,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from dei_pipeline.warehouse import TABLES, open_warehouse, replace_editions, run, schema_statements
+from dei_pipeline.warehouse import TABLES, documented_comment, export_parquet, open_warehouse, publish_serving_snapshot, replace_editions, run, schema_statements
 
 
 def test_an_older_warehouse_gets_missing_columns_and_current_comments(tmp_path: Path) -> None:
@@ -27,7 +27,7 @@ def test_an_older_warehouse_gets_missing_columns_and_current_comments(tmp_path: 
 
     table = TABLES["marts.city_index"]
     with duckdb.connect(str(path), read_only=True) as con:
-        assert con.sql("SELECT comment FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = 'city_index'").fetchall() == [(table.comment,)]
+        assert con.sql("SELECT comment FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = 'city_index'").fetchall() == [(documented_comment(table),)]
         columns = dict(con.sql(
             "SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = 'marts' AND table_name = 'city_index'"
         ).fetchall())
@@ -68,3 +68,32 @@ def test_rows_written_in_parts_land_together_or_not_at_all(tmp_path: Path) -> No
             replace_editions(con, "marts.region_rollup", failing_parts(), [2020])
         # The failure rolled back the delete and the first part: the last good rows are there.
         assert run(con, "SELECT survey_year, region FROM marts.region_rollup ORDER BY 1, 2") == [(2019, "a"), (2020, "b"), (2020, "c")]
+
+
+def test_parquet_export_replaces_the_hive_layout_and_types_an_empty_edition(tmp_path: Path) -> None:
+    out = tmp_path / "parquet"
+    legacy = out / "city_index" / "survey_year=2020"
+    legacy.mkdir(parents=True)
+    (legacy / "part-0.parquet").write_bytes(b"left by an older version")
+    with open_warehouse(tmp_path / "dei.duckdb") as con:
+        counts = export_parquet(con, out, [2020], tables=("marts.city_index", "marts.dim_tier"))
+    assert counts == {"city_index": 0, "dim_tier": 0}
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["city_index/city_index_2020.parquet", "dim_tier/dim_tier.parquet"]
+    with duckdb.connect() as con:  # an edition without rows still has the mart's columns and types
+        described = con.sql(f"DESCRIBE SELECT * FROM '{out / 'city_index' / 'city_index_2020.parquet'}'").fetchall()
+    assert [(name, sql_type) for name, sql_type, *_ in described] == [(c.name, c.sql_type) for c in TABLES["marts.city_index"].columns]
+
+
+@pytest.mark.parametrize("setting, tag", [(None, "v1.0.0+"), ("v1.2.0", "v1.2.0+")])
+def test_the_serving_snapshot_is_written_in_the_configured_storage_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str | None, tag: str
+) -> None:
+    monkeypatch.delenv("DEI_SERVING_STORAGE_VERSION", raising=False)
+    if setting:
+        monkeypatch.setenv("DEI_SERVING_STORAGE_VERSION", setting)
+    serving = tmp_path / "dei_serving.duckdb"
+    with open_warehouse(tmp_path / "dei.duckdb") as con:
+        publish_serving_snapshot(con, serving, "run-1")
+    with duckdb.connect(str(serving), read_only=True) as con:
+        assert con.sql("SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = current_database()").fetchall() == [(tag,)]
+        assert con.sql("SELECT storage_version FROM marts.snapshot_info").fetchall() == [(tag.rstrip("+"),)]

@@ -23,6 +23,7 @@ import duckdb
 
 from dei_pipeline.defs.analysis_assets import ANALYSIS_ASSETS
 from dei_pipeline.defs.assets import ALL_ASSETS
+from dei_pipeline.defs.dimension_assets import DIMENSION_ASSETS
 from dei_pipeline.defs.partitions import Editions, contiguous_blocks, range_tags
 from dei_pipeline.defs.report_assets import REPORT_ASSETS
 from dei_pipeline.defs.resources import WarehouseResource
@@ -30,13 +31,15 @@ from dei_pipeline.defs.sources import current_versions, last_observed_versions, 
 from dei_pipeline.fingerprints import edition_fingerprints, fingerprint
 from dei_pipeline.warehouse import connect, run
 
-PUBLICATION = dg.AssetSelection.assets("edition_consistency", "mart_parquet", "serving_snapshot")
+# The dimensions not split by edition are rewritten whole, from every edition, right before the publication.
+WHOLE_DIMENSIONS = [asset for asset in DIMENSION_ASSETS if asset.partitions_def is None]
+PUBLICATION = dg.AssetSelection.assets(*WHOLE_DIMENSIONS, "edition_consistency", "mart_parquet", "serving_snapshot")
 
 # The white paper's method: raw files to the index marts. The yearly schedule, the raw-files sensor and
 # `dei materialize` run it; it recomputes twenty years of history at national scale in about half a minute.
 index_job = dg.define_asset_job(
     "index_job",
-    selection=dg.AssetSelection.assets(*ALL_ASSETS),
+    selection=dg.AssetSelection.assets(*ALL_ASSETS, *(asset for asset in DIMENSION_ASSETS if asset.partitions_def is not None)),
     description="The index for the selected editions: raw files to the index marts. What it makes stale in later "
                 "editions, the analysis, the report and the publication follow by declarative automation.",
 )

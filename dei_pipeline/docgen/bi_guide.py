@@ -26,6 +26,77 @@ class ExampleQuery:
 
 EXAMPLE_QUERIES: tuple[ExampleQuery, ...] = (
     ExampleQuery(
+        "top_n_with_tier_names",
+        "Which are the ten best cities of an edition, with their tier's Chinese name? (2020; `rank <= 10` keeps "
+        "every city tied at rank 10, so it can return more than ten rows)",
+        ("marts.city_index", "marts.dim_unit", "marts.dim_tier"),
+        """\
+SELECT c.rank, c.name_zh AS city, u.name_en, c.province, round(c.score, 1) AS score,
+       t.name_zh AS tier, t.score_range
+FROM marts.city_index AS c
+JOIN marts.dim_unit AS u USING (unit_code)
+JOIN marts.dim_tier AS t ON t.tier_code = c.tier
+WHERE c.survey_year = 2020 AND c.rank <= 10
+ORDER BY c.rank, c.name_zh""",
+    ),
+    ExampleQuery(
+        "region_members",
+        "Which cities make up each key region, by its Chinese name, and how did each score? (2020; 香港 and 澳门 "
+        "are members without a score)",
+        ("marts.dim_region", "marts.dim_region_member", "marts.city_index", "marts.dim_tier"),
+        """\
+SELECT r.name_zh AS region, m.member_order, m.member_name_zh AS member,
+       c.rank, round(c.score, 1) AS score, t.name_zh AS tier
+FROM marts.dim_region AS r
+JOIN marts.dim_region_member AS m USING (region_code)
+LEFT JOIN marts.city_index AS c ON c.survey_year = m.survey_year AND c.unit_code = m.unit_code
+LEFT JOIN marts.dim_tier AS t ON t.tier_code = c.tier
+WHERE m.survey_year = 2020
+ORDER BY r.region_code, m.member_order""",
+    ),
+    ExampleQuery(
+        "tier_migration",
+        "How many cities moved from each tier to each other tier between two editions? (2019 to 2020, the "
+        "cities ranked in both)",
+        ("marts.city_yoy", "marts.dim_tier"),
+        """\
+SELECT prev.name_zh AS tier_2019, now.name_zh AS tier_2020, count(*) AS cities
+FROM marts.city_yoy AS y
+JOIN marts.dim_tier AS prev ON prev.tier_code = y.prev_tier
+JOIN marts.dim_tier AS now ON now.tier_code = y.tier
+WHERE y.survey_year = 2020 AND y.prev_year = 2019 AND y.status = 'returning'
+GROUP BY prev.tier_order, prev.name_zh, now.tier_order, now.name_zh
+ORDER BY prev.tier_order, now.tier_order""",
+    ),
+    ExampleQuery(
+        "unit_subindex_profile",
+        "What is one unit's profile over the indicator tree, with the indicators' names and weights, and its "
+        "rank among the cities on each? (杭州, 2020, the composite and levels 1-2)",
+        ("marts.subindex_scores", "marts.dim_indicator", "marts.dim_unit"),
+        """\
+SELECT i.level, i.name_zh AS indicator, i.name_en, round(i.effective_weight, 3) AS weight_in_composite,
+       round(s.score, 1) AS score,
+       rank() OVER (PARTITION BY s.node_code ORDER BY round(s.score, 1) DESC) AS rank_among_cities
+FROM marts.subindex_scores AS s
+JOIN marts.dim_indicator AS i USING (survey_year, unit_type, node_code)
+WHERE s.survey_year = 2020 AND s.unit_type = 'city' AND i.level <= 2
+QUALIFY s.unit_code = (SELECT unit_code FROM marts.dim_unit WHERE name_zh = '杭州')
+ORDER BY i.sort_order""",
+    ),
+    ExampleQuery(
+        "county_top_n_by_kind",
+        "Which are the five best county units of each kind, 市辖区 and 县市? (2020; county units are ranked "
+        "within their kind, and two 县市 tie at rank 5, so this returns eleven rows)",
+        ("marts.county_index", "marts.dim_unit"),
+        """\
+SELECT u.kind_zh, u.kind_en, c.rank, c.name_zh AS unit, u.prefecture_zh, c.province,
+       round(c.score, 1) AS score
+FROM marts.county_index AS c
+JOIN marts.dim_unit AS u USING (unit_code)
+WHERE c.survey_year = 2020 AND c.rank <= 5
+ORDER BY u.kind, c.rank, c.name_zh""",
+    ),
+    ExampleQuery(
         "top_movers",
         "Which cities climbed or fell most in the ranking since the previous edition? (2020 against 2019)",
         ("marts.city_yoy", "marts.city_index"),
