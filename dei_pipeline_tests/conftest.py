@@ -56,7 +56,7 @@ def forget_dagster_defs_state_storage() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def bi_sample(tmp_path_factory: pytest.TempPathFactory):  # -> test_report.SamplePipeline
-    """One complete run of the sample (index_job, then analysis_job) for every test that reads what BI
+    """One complete run of the sample (index_job, analysis_job, publish_job) for every test that reads what BI
     reads: the serving snapshot and the Parquet export. Never written to by the tests."""
     from dei_pipeline_tests.test_report import materialize_sample
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dei_pipeline.config import REPO_ROOT
-from dei_pipeline.report.chromium import Browser
+from dei_pipeline.browser import chromium
 from dei_pipeline_tests.test_report import SamplePipeline, require_browser
 
 HOST = "127.0.0.1"  # loopback only
@@ -65,11 +65,13 @@ def dashboard(bi_sample: SamplePipeline) -> Iterator[str]:
 
 def test_the_dashboard_shows_the_ranking_with_tier_names_and_the_four_regions(dashboard: str, bi_sample: SamplePipeline, tmp_path: Path) -> None:
     before = hashlib.sha256(bi_sample.serving.read_bytes()).hexdigest()
-    with Browser() as browser:
-        browser.open(dashboard, width=1400, height=1200)
-        browser.wait_for_text("香港 (not scored)", timeout=90)  # the members of the regions, the last section, have rendered
-        text = browser.text()
-        browser.screenshot(tmp_path / "dashboard.png")
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.goto(dashboard)
+        # The members of the regions, the last section, have rendered.
+        page.get_by_text("香港 (not scored)").first.wait_for(timeout=90_000)
+        text = page.inner_text("body")
+        page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
     assert "City ranking 2020" in text and "Key regions 2020" in text  # the latest edition by default
     assert "SYNTHETIC SAMPLE" in text  # the snapshot's provenance warning
     lines = [line.strip() for line in text.splitlines() if line.strip()]

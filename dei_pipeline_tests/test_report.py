@@ -69,8 +69,8 @@ class SamplePipeline:
 
 
 def materialize_sample(root: Path) -> SamplePipeline:
-    """Run index_job, then analysis_job, over every sample edition, each in one single-run backfill, as
-    `make run` does."""
+    """Run index_job, then analysis_job, over every sample edition, each in one single-run backfill,
+    then the publication, as `make run` does."""
     data_dir = copy_data_dir(root / "data")
     shutil.copy(DATA / "raw" / "manifest.yaml", data_dir / "raw")  # it says the sample is synthetic
     resource = WarehouseResource(data_dir=str(data_dir), warehouse_path=str(root / "warehouse" / "dei.duckdb"))
@@ -84,6 +84,7 @@ def materialize_sample(root: Path) -> SamplePipeline:
             result = defs.resolve_job_def(job_name).execute_in_process(instance=instance, tags={
                 "dagster/asset_partition_range_start": editions[0], "dagster/asset_partition_range_end": editions[-1]})
             assert result.success, job_name
+        assert defs.resolve_job_def("publish_job").execute_in_process(instance=instance).success
     return SamplePipeline(resource, instance)
 
 
