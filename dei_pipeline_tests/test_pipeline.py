@@ -142,6 +142,16 @@ def test_materializations_carry_versions_schema_and_their_editions_rows(backfill
         assert [c.name for c in metadata["dagster/column_schema"].value.columns][:3] == ["survey_year", "unit_type", "unit_code"]
 
 
+def test_every_tables_declared_key_identifies_its_rows(backfilled: Pipeline) -> None:
+    checked = []
+    for name, table in TABLES.items():
+        rows = backfilled.table(name)
+        if table.key and rows.height:  # the analysis marts are not part of this run
+            assert not rows.select(table.key).is_duplicated().any(), name
+            checked.append(name)
+    assert {"core.indicator_scores", "marts.subindex_scores", "marts.city_index", "marts.reconciliation"} <= set(checked)
+
+
 def test_rerun_is_idempotent_and_touches_only_its_edition(pipeline: Pipeline) -> None:
     for year in ("2019", "2020"):
         pipeline.materialize(year)

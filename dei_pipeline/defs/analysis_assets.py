@@ -29,19 +29,6 @@ from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.warehouse import TABLES, read_table, replace_editions
 
 GROUP = "analysis"
-POLARS_TYPES: dict[str, pl.DataType] = {
-    "INTEGER": pl.Int32(), "BIGINT": pl.Int64(), "DOUBLE": pl.Float64(), "VARCHAR": pl.String(), "BOOLEAN": pl.Boolean(),
-}
-
-
-def _conform(table_name: str, frames: list[pl.DataFrame]) -> pl.DataFrame:
-    """The frames as one table with exactly the mart's columns and types (absent columns null), so an
-    edition without rows (e.g. the first one has nothing to compare with) is written as none."""
-    schema = {column.name: POLARS_TYPES[column.sql_type] for column in TABLES[table_name].columns}
-    rows = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-    return rows.select(
-        (pl.col(name) if name in rows.columns else pl.lit(None)).cast(dtype).alias(name) for name, dtype in schema.items()
-    ) if rows.height else pl.DataFrame(schema=schema)
 
 
 def _with_keys(frame: pl.DataFrame, year: int, unit_type: str) -> pl.DataFrame:
@@ -129,7 +116,7 @@ def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         seconds[f"{year}/{unit_type}"] = round(time.perf_counter() - started, 3)
         nominal_check[f"{year}/{unit_type}"] = check["nominal_max_abs_difference"]
         frames.append(_with_keys(rows.join(nominal.select("unit_code", "name_zh"), on="unit_code", how="left"), year, unit_type))
-    rows = _conform("marts.rank_uncertainty", frames)
+    rows = TABLES["marts.rank_uncertainty"].conform(frames)
     with warehouse.connection() as con:
         replace_editions(con, "marts.rank_uncertainty", rows, editions)
     widest = (
@@ -177,7 +164,7 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         names, indices = rank_sensitivity(problem, nominal_ranks, settings, uncertainty.edition_rng(settings.seed, year, unit_type, "sensitivity"))
         seconds[f"{year}/{unit_type}"] = round(time.perf_counter() - started, 3)
         frames.append(_with_keys(sensitivity_rows(problem, names, indices, settings), year, unit_type))
-    rows = _conform("marts.sensitivity", frames)
+    rows = TABLES["marts.sensitivity"].conform(frames)
     with warehouse.connection() as con:
         replace_editions(con, "marts.sensitivity", rows, editions)
     overall = rows.filter(pl.col("target") == OVERALL_TARGET).sort("survey_year", "unit_type", "influence_rank").select(
@@ -218,7 +205,7 @@ def removal_impact(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         nodes = warehouse.framework(unit_type, year).nodes
         problem = uncertainty.ranking_problem(leaves, nodes, nominal, method, settings.geometric_floor)
         frames.append(_with_keys(removal_rows(problem), year, unit_type))
-    rows = _conform("marts.removal_impact", frames)
+    rows = TABLES["marts.removal_impact"].conform(frames)
     with warehouse.connection() as con:
         replace_editions(con, "marts.removal_impact", rows, editions)
     strongest = rows.sort(["survey_year", "mean_abs_rank_change"], descending=True).head(10).select(
@@ -257,7 +244,7 @@ def yoy_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                     method.min_coverage,
                 )
                 frames.append(_with_keys(changes, year, str(unit_type)).with_columns(pl.lit(prev_year, pl.Int32).alias("prev_year")))
-        rows = _conform("marts.yoy_attribution", frames)
+        rows = TABLES["marts.yoy_attribution"].conform(frames)
         replace_editions(con, "marts.yoy_attribution", rows, editions)
     totals = rows.filter(pl.col("level") == 0)
     return written(
@@ -286,8 +273,8 @@ def audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg
             composites = scores.filter(pl.col("level") == 0).select("unit_code", "score")
             node_frames.append(_with_keys(audit_nodes(scores, fw.nodes), year, unit_type))
             unit_frames.append(_with_keys(audit_units(leaves, fw.leaf_codes, composites), year, unit_type))
-        rows = _conform("marts.audit", node_frames)
-        unit_rows = _conform("marts.audit_units", unit_frames)
+        rows = TABLES["marts.audit"].conform(node_frames)
+        unit_rows = TABLES["marts.audit_units"].conform(unit_frames)
         replace_editions(con, "marts.audit", rows, editions)
         replace_editions(con, "marts.audit_units", unit_rows, editions)
     flagged = rows.drop_nulls("flags").with_columns(pl.col("flags").str.split(",")).explode("flags")
@@ -325,7 +312,7 @@ def unit_profile(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             fw = warehouse.framework(unit_type, year)
             profile = unit_profiles(scores.filter(pl.col("node_code") != COMPOSITE_CODE), peers, fw.leaf_codes, decimals)
             profiled_units += profile["unit_code"].n_unique()
-            yield _conform("marts.unit_profile", [_with_keys(
+            yield TABLES["marts.unit_profile"].conform([_with_keys(
                 profile.join(published.select("unit_code", pl.col("name_zh").alias("unit_name_zh")), on="unit_code", how="left")
                 .join(fw.nodes.select(pl.col("code").alias("node_code"), pl.col("name_zh").alias("node_name_zh")), on="node_code", how="left"),
                 year, unit_type,

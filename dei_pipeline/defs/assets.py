@@ -63,8 +63,11 @@ def code_version(function: Callable[..., Any], uses: Sequence[ModuleType] = ()) 
 
 
 def column_schema(table_name: str) -> dg.TableSchema:
+    """The table's documented columns, and its key, as the Dagster UI shows them."""
+    table = TABLES[table_name]
+    key = dg.TableConstraints(other=[f"unique key: {', '.join(table.key)}"]) if table.key else None
     return dg.TableSchema(
-        columns=[dg.TableColumn(c.name, c.sql_type, description=c.comment) for c in TABLES[table_name].columns]
+        columns=[dg.TableColumn(c.name, c.sql_type, description=c.comment) for c in table.columns], constraints=key
     )
 
 
@@ -206,7 +209,7 @@ def indicator_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             _fail_with_quarantine(con, failures, "Validation")
         _check_reference_data(pl.concat(validated), registry, settings, editions)
         # A clean pass clears the editions' quarantine.
-        replace_editions(con, "core.quarantine", pl.DataFrame(schema={**QUARANTINE_SCHEMA, "recorded_at": pl.Datetime("us")}), editions)
+        replace_editions(con, "core.quarantine", TABLES["core.quarantine"].empty(), editions)
         rows = pl.concat(validated)
         source_rows = pl.concat(sources)
         replace_editions(con, "core.indicator_scores", rows, editions)
@@ -458,7 +461,7 @@ def _reconciliation_rows(editions: list[int], warehouse: WarehouseResource) -> p
                 tier_summary=read_table(con, "marts.tier_summary", [year]),
             )
             frames.append(reconcile(published, computed, tiers, settings.score_tolerance))
-        rows = pl.concat(frames) if frames else pl.DataFrame(schema={c.name: pl.Null for c in TABLES["marts.reconciliation"].columns})
+        rows = pl.concat(frames) if frames else TABLES["marts.reconciliation"].empty()
         replace_editions(con, "marts.reconciliation", rows, editions)
     return rows
 
