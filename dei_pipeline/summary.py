@@ -7,18 +7,12 @@ from pathlib import Path
 import polars as pl
 
 from dei_pipeline.config import data_provenance_note
-from dei_pipeline.terminal import text_table
+from dei_pipeline.terminal import frame_table
 from dei_pipeline.warehouse import open_warehouse, read_table
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1f}" if isinstance(value, float) else str(value)
-
-
 def _table(frame: pl.DataFrame) -> str:
-    return text_table(frame.columns, ([_cell(value) for value in row] for row in frame.iter_rows()), markdown=True)
+    return frame_table(frame, markdown=True)
 
 
 def edition_summary(warehouse: Path, survey_year: int, data_dir: Path | None = None) -> str:

@@ -8,6 +8,7 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 
+import polars as pl
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -30,3 +31,14 @@ def text_table(header: Sequence[str], rows: Iterable[Sequence[str]], markdown: b
     out = io.StringIO()
     Console(file=out, width=1_000, color_system=None, highlight=False, markup=False, emoji=False).print(table)
     return "\n".join(line.rstrip() for line in out.getvalue().splitlines()).strip("\n")
+
+
+def frame_table(frame: pl.DataFrame, markdown: bool = False, decimals: int = 1) -> str:
+    """A frame as :func:`text_table`, its floats to ``decimals`` places and nulls as "-"."""
+
+    def cell(value: object) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.{decimals}f}" if isinstance(value, float) else str(value)
+
+    return text_table(frame.columns, ([cell(value) for value in row] for row in frame.iter_rows()), markdown)

@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
+import polars.selectors as cs
 
 from dei_pipeline.aggregation import COMPOSITE_CODE
 from dei_pipeline import comparisons
@@ -22,7 +23,7 @@ from dei_pipeline.analysis.leave_one_out import removal_impact as removal_rows
 from dei_pipeline.analysis.sensitivity import OVERALL_TARGET, rank_sensitivity, sensitivity_rows
 from dei_pipeline.comparisons import previous_editions
 from dei_pipeline.defs.assets import (
-    FRAMEWORKS, SETTINGS, city_index, county_index, framework, indicator_scores, mart_asset, subindex_scores, written,
+    FRAMEWORKS, SETTINGS, city_index, county_index, framework, indicator_scores, mart_asset, subindex_scores, table_metadata, written,
 )
 from dei_pipeline.defs.partitions import partition_editions, previous_edition
 from dei_pipeline.defs.resources import WarehouseResource
@@ -61,12 +62,9 @@ def _editions_and_types(scores: pl.DataFrame) -> Iterator[tuple[int, str, pl.Dat
         yield int(year), str(unit_type), parts[(year, unit_type)]  # type: ignore[call-overload]
 
 
-def _markdown(frame: pl.DataFrame) -> dg.MetadataValue:
-    if frame.height == 0:
-        return dg.MetadataValue.md("none")
-    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * frame.width + "\n"
-    body = "\n".join("| " + " | ".join("" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v)) for v in row) + " |" for row in frame.iter_rows())
-    return dg.MetadataValue.md(header + body)
+def _table(frame: pl.DataFrame) -> dg.TableMetadataValue:
+    """A few rows for the UI, their figures to three significant digits."""
+    return table_metadata(frame.with_columns(cs.float().round_sig_figs(3)))
 
 
 def _settings_metadata(settings: uncertainty.UncertaintySettings) -> dict[str, Any]:
@@ -133,7 +131,7 @@ def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         # The simulation's composite under the published assumptions against the published one.
         nominal_max_abs_difference=dg.MetadataValue.json(nominal_check),
         cities_likely_to_change_tier=int(rows.filter(pl.col("prob_same_tier") < 0.9).height),
-        widest_city_intervals=_markdown(widest),
+        widest_city_intervals=_table(widest),
     )
 
 
@@ -178,7 +176,7 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         base_draws=settings.sensitivity_base_draws,
         bootstrap_resamples=settings.sensitivity_bootstrap,
         seconds_per_edition=dg.MetadataValue.json(seconds),
-        mean_abs_rank_shift_indices=_markdown(overall),
+        mean_abs_rank_shift_indices=_table(overall),
         unit_indices_resolved_share=float(unit_rows["resolved"].mean() or 0.0),  # type: ignore[arg-type]
         indices_out_of_range=int(rows["out_of_range"].sum()),
     )
@@ -211,7 +209,7 @@ def removal_impact(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     strongest = rows.sort(["survey_year", "mean_abs_rank_change"], descending=True).head(10).select(
         "survey_year", "unit_type", "node_code", "level", "mean_abs_rank_change", "max_abs_rank_change", "share_units_moved",
     )
-    return written("marts.removal_impact", rows, editions, largest_mean_rank_changes=_markdown(strongest))
+    return written("marts.removal_impact", rows, editions, largest_mean_rank_changes=_table(strongest))
 
 
 # ---------------------------------------------------------------------------------- attribution
@@ -283,7 +281,7 @@ def audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg
         flag_counts=dg.MetadataValue.json(
             {f"{y}/{t}/{f}": n for y, t, f, n in flagged.group_by("survey_year", "unit_type", "flags").len().sort("survey_year", "unit_type", "flags").iter_rows()}
         ),
-        lowest_alpha=_markdown(rows.drop_nulls("cronbach_alpha").sort("cronbach_alpha").head(5).select("survey_year", "unit_type", "node_code", "cronbach_alpha")),
+        lowest_alpha=_table(rows.drop_nulls("cronbach_alpha").sort("cronbach_alpha").head(5).select("survey_year", "unit_type", "node_code", "cronbach_alpha")),
         audit_units_rows=unit_rows.height,
         units_with_too_many_missing=int(unit_rows["too_many_missing"].sum()),
     )

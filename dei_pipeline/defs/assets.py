@@ -71,6 +71,16 @@ def column_schema(table_name: str) -> dg.TableSchema:
     )
 
 
+def table_metadata(rows: pl.DataFrame) -> dg.TableMetadataValue:
+    """Rows as a table in the Dagster UI, with typed columns (ints, floats, booleans, text)."""
+
+    def kind(dtype: pl.DataType) -> str:
+        return "int" if dtype.is_integer() else "float" if dtype.is_float() else "bool" if dtype == pl.Boolean else "string"
+
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, kind(dtype)) for name, dtype in rows.schema.items()])
+    return dg.MetadataValue.table([dg.TableRecord(row) for row in rows.iter_rows(named=True)], schema=schema)
+
+
 def table_asset_metadata(table_name: str) -> dict[str, Any]:
     """Static metadata: the table the asset writes and its documented columns (shown before any run)."""
     return {"dagster/table_name": table_name, "dagster/column_schema": column_schema(table_name)}
@@ -312,10 +322,8 @@ def city_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     top = rows.sort("survey_year", "rank", descending=[True, False]).head(10)
     return written(
         "marts.city_index", rows, editions,
-        top_ten=dg.MetadataValue.md(
-            "| edition | rank | city | score | tier |\n|---|---|---|---|---|\n"
-            + "\n".join(f"| {r['survey_year']} | {r['rank']} | {r['name_zh']} | {r['score']:.1f} | {r['tier']} |" for r in top.iter_rows(named=True))
-        ),
+        top_ten=table_metadata(top.select(
+            pl.col("survey_year").alias("edition"), "rank", pl.col("name_zh").alias("city"), pl.col("score").round(1), "tier")),
         tier_counts=dg.MetadataValue.json({
             str(year): dict(group.group_by("tier").len().sort("tier").iter_rows()) for (year,), group in rows.group_by("survey_year")
         }),
@@ -523,21 +531,11 @@ def _check_evaluation(check_name: str, rows: pl.DataFrame, year: int) -> dg.Asse
             "disagreeing": failing.height,
             "known_contradictions": known.height,
             "max_abs_difference": float(rows["difference"].abs().max() or 0.0),  # type: ignore[arg-type]
-            "disagreements": dg.MetadataValue.md(_markdown(worst if failing.height else known)),
+            "disagreements": table_metadata((worst if failing.height else known).select(
+                pl.col("survey_year").alias("edition"), "item", "published", pl.col("computed").round(3), "status")),
         },
         **target,
     )
-
-
-def _markdown(rows: pl.DataFrame) -> str:
-    if rows.height == 0:
-        return "none"
-    lines = ["| edition | item | published | computed | status |", "|---|---|---|---|---|"]
-    lines += [
-        f"| {r['survey_year']} | {r['item']} | {r['published']} | {'' if r['computed'] is None else round(r['computed'], 3)} | {r['status']} |"
-        for r in rows.iter_rows(named=True)
-    ]
-    return "\n".join(lines)
 
 
 # The marts BI reads, and with the ingestion assets, the index's own assets. The exports (Parquet,
