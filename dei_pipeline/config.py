@@ -1,5 +1,10 @@
 """Where things live: the data directory, the warehouse files and the method settings.
 
+``data/method/settings.yaml`` is read into one validated model (:class:`MethodSettings`, with the
+``uncertainty:`` block as :class:`UncertaintySettings`); a bad value is refused naming the file, the
+key, the value and the rule. Reference files are parsed once and again only when their content
+changes (:func:`cached_on_content`).
+
 Environment variables override the defaults so that one installation can serve several data sets:
 ``DEI_DATA_DIR`` (default: the repository's ``data/``), ``DEI_WAREHOUSE`` (default
 ``<data>/warehouse/dei.duckdb``) and ``DEI_SERVING`` (default ``<data>/warehouse/dei_serving.duckdb``).
@@ -20,7 +25,6 @@ from pydantic import AfterValidator, AliasPath, BaseModel, ConfigDict, Field, Va
 
 T = TypeVar("T")
 ModelT = TypeVar("ModelT", bound=BaseModel)
-_CACHE_LOCK = threading.Lock()
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 UNIT_TYPES: tuple[str, ...] = ("city", "county")
@@ -181,6 +185,7 @@ def _parse_settings(path: Path) -> MethodSettings:
 # one rewritten within the file system's timestamp granularity. A few data directories at a time.
 _CACHE: OrderedDict[tuple[str, tuple[str, ...]], tuple[str, Any]] = OrderedDict()
 _CACHE_ENTRIES = 64
+_CACHE_LOCK = threading.Lock()
 
 
 def cached_on_content(kind: str, paths: Sequence[Path], load: Callable[[], T]) -> T:
