@@ -12,7 +12,6 @@ Nothing is asserted; the figures are printed and written as JSON.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -40,7 +39,7 @@ def sensitivity_all(data: DataSet, settings: UncertaintySettings) -> pl.DataFram
 
 
 def case(data: DataSet, base_draws: int) -> dict[str, Any]:
-    settings = dataclasses.replace(data.settings, sensitivity_base_draws=base_draws)
+    settings = data.settings.model_copy(update={"sensitivity_base_draws": base_draws})
     reset_peak_rss()
     started, cpu_started = time.perf_counter(), time.process_time()
     rows = sensitivity_all(data, settings)

@@ -20,7 +20,6 @@ national --out DIR`` writes one). Nothing is asserted; the figures are printed a
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import statistics
 import time
@@ -89,7 +88,7 @@ def load_data_set(data_dir: Path, editions: list[int] | None = None, unit_types:
         settings = load_uncertainty_settings(data_dir)
     except (ValueError, OSError):
         settings = load_uncertainty_settings(REPO_ROOT / "data")  # a data set made before the block existed
-    settings = dataclasses.replace(settings, draws=DRAWS)
+    settings = settings.model_copy(update={"draws": DRAWS})
     kinds = load_registry(data_dir).counties.select("unit_code", pl.col("kind").alias("rank_group"))
     problems = []
     for edition in editions or list_editions(data_dir):
@@ -170,7 +169,7 @@ def case_summary(name: str, data: DataSet, figures: Figures, baseline: dict[str,
         "units": sum(p.n_units for p in data.problems),
         "draws_per_problem": data.settings.draws,
         "unit_draws": data.unit_draws,
-        "settings": {k: v for k, v in dataclasses.asdict(data.settings).items() if k != "sensitivity_base_draws"},
+        "settings": data.settings.model_dump(exclude={"sensitivity_base_draws"}),
         "threads": os.cpu_count(),
         **figures.summary(),
         "ns_per_unit_draw": round(median / data.unit_draws * 1e9, 2),

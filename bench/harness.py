@@ -19,13 +19,14 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dei_pipeline.terminal import text_table
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -197,14 +198,8 @@ def _json_default(value: Any) -> Any:
 
 
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[_cell(value) for value in row] for row in rows]
-    widths = [max(len(str(h)), *(len(row[i]) for row in cells)) if cells else len(str(h)) for i, h in enumerate(header)]
-    print(f"\n{title}", flush=False)
-    print("  " + "  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)))
-    print("  " + "  ".join("-" * w for w in widths))
-    for row in cells:
-        print("  " + "  ".join(value.rjust(w) if _numeric(value) else value.ljust(w) for value, w in zip(row, widths, strict=True)))
-    sys.stdout.flush()
+    table = text_table([str(h) for h in header], [[_cell(value) for value in row] for row in rows])
+    print(f"\n{title}\n" + "\n".join("  " + line for line in table.splitlines()), flush=True)
 
 
 def _cell(value: Any) -> str:
@@ -215,10 +210,6 @@ def _cell(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
-
-
-def _numeric(text: str) -> bool:
-    return text.replace(",", "").replace(".", "").replace("x", "").replace("-", "").isdigit()
 
 
 # --------------------------------------------------------------------------------------- machine

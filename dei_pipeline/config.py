@@ -1,5 +1,10 @@
 """Where things live: the data directory, the warehouse files and the method settings.
 
+``data/method/settings.yaml`` is read into one validated model (:class:`MethodSettings`, with the
+``uncertainty:`` block as :class:`UncertaintySettings`); a bad value is refused naming the file, the
+key, the value and the rule. Reference files are parsed once and again only when their content
+changes (:func:`cached_on_content`).
+
 Environment variables override the defaults so that one installation can serve several data sets:
 ``DEI_DATA_DIR`` (default: the repository's ``data/``), ``DEI_WAREHOUSE`` (default
 ``<data>/warehouse/dei.duckdb``), ``DEI_SERVING`` (default ``<data>/warehouse/dei_serving.duckdb``) and
@@ -8,13 +13,19 @@ Environment variables override the defaults so that one installation can serve s
 
 from __future__ import annotations
 
+import hashlib
 import os
-from dataclasses import dataclass
-from functools import cache
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
+from pydantic import AfterValidator, AliasPath, BaseModel, ConfigDict, Field, ValidationError
+
+T = TypeVar("T")
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 UNIT_TYPES: tuple[str, ...] = ("city", "county")
@@ -76,47 +87,136 @@ def serving_storage_version() -> str:
     return os.environ.get("DEI_SERVING_STORAGE_VERSION") or DEFAULT_SERVING_STORAGE_VERSION
 
 
-@dataclass(frozen=True)
-class MethodSettings:
-    """The method choices of ``data/method/settings.yaml``."""
+AggregationMethod = Literal["arithmetic", "geometric"]
+MethodChoice = Literal["per_level", "whole_index"]
+WeightScheme = Literal["nominal", "equal", "pca"]
 
-    display_decimals: int
-    score_min: float
-    score_max: float
-    tie_method: str
-    missing_rule: str
-    gdp_year_offset: int
-    gdp_vintage: str
-    score_tolerance: float
+
+class SettingsError(ValueError):
+    """``settings.yaml`` breaks a rule; the message names the file, each bad key, its value and the rule."""
+
+
+def _distinct(values: tuple[str, ...]) -> tuple[str, ...]:
+    if not values or len(set(values)) != len(values):
+        raise ValueError("must be distinct values, at least one")
+    return values
+
+
+class UncertaintySettings(BaseModel):
+    """The ``uncertainty:`` block of ``data/method/settings.yaml`` (docs/analysis.md)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    draws: int = Field(ge=1, description="a positive number of draws")
+    seed: int
+    weight_range: float = Field(ge=0, lt=1, description="in [0, 1): a weight must stay positive")
+    methods: Annotated[tuple[AggregationMethod, ...], AfterValidator(_distinct)]
+    # 'per_level': a method drawn for every aggregation step; 'whole_index': one per draw.
+    method_choice: MethodChoice
+    geometric_floor: float = Field(gt=0, description="> 0: the log of the floor is taken")
+    sensitivity_base_draws: int = Field(ge=2)
+    # Drawn equally likely, each perturbed by the multipliers; the framework's weights only by default.
+    weight_schemes: Annotated[tuple[WeightScheme, ...], AfterValidator(_distinct)] = ("nominal",)
+    sensitivity_bootstrap: int = Field(ge=2, description="bootstrap resamples of the base draws for the indices' bounds")
+    sensitivity_level: float = Field(gt=0, lt=1, description="confidence level of those bounds")
+    sensitivity_resolution: float = Field(gt=0, description="widest interval of a resolved index")
+
+
+def _at(*path: str) -> Any:
+    return Field(validation_alias=AliasPath(*path))
+
+
+class MethodSettings(BaseModel):
+    """The method choices of ``data/method/settings.yaml``, read from its nested blocks (``scores.min``
+    is ``score_min``) or built by field name (tests, benchmarks)."""
+
+    model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True)
+
+    display_decimals: int = _at("scores", "display_decimals")
+    score_min: float = _at("scores", "min")
+    score_max: float = _at("scores", "max")
+    tie_method: str = _at("ranking", "tie_method")
+    missing_rule: str = _at("aggregation", "missing")
+    gdp_year_offset: int = _at("gdp", "year_offset")
+    gdp_vintage: str = _at("gdp", "vintage")
+    score_tolerance: float = _at("reconciliation", "score_tolerance")
     # Share of an edition's units of one type that a run may remove without confirmation (removal.py).
-    removal_max_share: float = 0.1
+    removal_max_share: float = Field(
+        0.1, ge=0, le=1, validation_alias=AliasPath("removal", "max_share"), description="a share between 0 and 1")
     # Rule 'reweight': the smallest share of a node's children with a score for the node to have one.
-    min_coverage: float = 0.0
+    min_coverage: float = Field(
+        0.0, ge=0, le=1, validation_alias=AliasPath("aggregation", "min_coverage"), description="a share between 0 and 1")
+    # Monte Carlo settings of the analysis marts; a data set may go without them (then no such mart).
+    uncertainty: UncertaintySettings | None = None
+
+
+def _description(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | None:
+    """The description of the field that ``loc`` (a key path in the file) falls under, if it has one."""
+    if model is MethodSettings and len(loc) > 1 and loc[0] == "uncertainty":
+        model, loc = UncertaintySettings, loc[1:]
+    for name, field in model.model_fields.items():
+        path = tuple(field.validation_alias.path) if isinstance(field.validation_alias, AliasPath) else (name,)
+        if tuple(loc[:len(path)]) == path:
+            return field.description
+    return None
+
+
+def validated(model: type[ModelT], content: Mapping[str, Any], where: str) -> ModelT:
+    """``content`` as ``model``, or :class:`SettingsError` listing every bad key of ``where``."""
+    try:
+        return model.model_validate(content)
+    except ValidationError as error:
+        problems = []
+        for problem in error.errors():
+            key = ".".join(str(part) for part in problem["loc"])
+            value = "missing" if problem["type"] == "missing" else f"is {problem['input']!r}"
+            described = _description(model, problem["loc"])
+            problems.append(f"  {key} {value}: {problem['msg']}" + (f" ({described})" if described else ""))
+        raise SettingsError(f"{where}: invalid settings\n" + "\n".join(problems)) from None
+
+
+def settings_path(data_dir: Path) -> Path:
+    return data_dir / "method" / "settings.yaml"
 
 
 def load_settings(data_dir: Path) -> MethodSettings:
-    return _load_settings_cached(str(data_dir / "method" / "settings.yaml"))
+    """The validated ``<data_dir>/method/settings.yaml``, parsed again only when its content changes."""
+    path = settings_path(data_dir)
+    return cached_on_content("settings", [path], lambda: _parse_settings(path))
 
 
-@cache
-def _load_settings_cached(path: str) -> MethodSettings:
-    raw: dict[str, Any] = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    return MethodSettings(
-        display_decimals=int(raw["scores"]["display_decimals"]),
-        score_min=float(raw["scores"]["min"]),
-        score_max=float(raw["scores"]["max"]),
-        tie_method=str(raw["ranking"]["tie_method"]),
-        missing_rule=str(raw["aggregation"]["missing"]),
-        gdp_year_offset=int(raw["gdp"]["year_offset"]),
-        gdp_vintage=str(raw["gdp"]["vintage"]),
-        score_tolerance=float(raw["reconciliation"]["score_tolerance"]),
-        removal_max_share=_share(raw.get("removal", {}).get("max_share", MethodSettings.removal_max_share), f"{path}: removal.max_share"),
-        min_coverage=_share(raw["aggregation"].get("min_coverage", 0.0), f"{path}: aggregation.min_coverage"),
-    )
+def _parse_settings(path: Path) -> MethodSettings:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(raw, Mapping):
+        raise SettingsError(f"{path}: not a YAML mapping of settings blocks (scores, ranking, aggregation, ...)")
+    return validated(MethodSettings, raw, str(path))
 
 
-def _share(value: Any, what: str) -> float:
-    share = float(value)
-    if not 0 <= share <= 1:
-        raise ValueError(f"{what} is {value!r}; it is a share between 0 and 1")
-    return share
+# Parsed and validated reference data, keyed by what was read and its content hash: a run reads each
+# file once, and a long-running process (the Dagster code server) still sees a file that changed, even
+# one rewritten within the file system's timestamp granularity. A few data directories at a time.
+_CACHE: OrderedDict[tuple[str, tuple[str, ...]], tuple[str, Any]] = OrderedDict()
+_CACHE_ENTRIES = 64
+_CACHE_LOCK = threading.Lock()
+
+
+def cached_on_content(kind: str, paths: Sequence[Path], load: Callable[[], T]) -> T:
+    """``load()``, or what it returned before for the same ``paths`` with the same bytes. A missing file
+    counts as content of its own; errors are not kept (the next call raises them again)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(str(path).encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"\0missing\0")
+    key, stamp = (kind, tuple(str(path) for path in paths)), digest.hexdigest()
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None and hit[0] == stamp:
+            _CACHE.move_to_end(key)
+            return hit[1]
+    value = load()
+    with _CACHE_LOCK:
+        _CACHE[key] = (stamp, value)
+        _CACHE.move_to_end(key)
+        while len(_CACHE) > _CACHE_ENTRIES:
+            _CACHE.popitem(last=False)
+    return value

@@ -11,11 +11,14 @@ from collections.abc import Sequence
 import polars as pl
 
 from dei_pipeline.comparisons import previous_editions
+from dei_pipeline.warehouse import UNIT_CODE, YEAR
 
 # Scores are recomputed from the same inputs by the same code: anything beyond float noise is a change.
 TOLERANCE = 1e-9
+# A disagreement names the mart and its key (edition and unit, typed as the tables have them); the
+# figures compared are shown as text, whatever their type.
 DISAGREEMENT_SCHEMA: dict[str, pl.DataType] = {
-    "mart": pl.String(), "survey_year": pl.Int32(), "unit_code": pl.String(), "item": pl.String(),
+    "mart": pl.String(), "survey_year": YEAR.dtype, "unit_code": UNIT_CODE.dtype, "item": pl.String(),
     "expected": pl.String(), "found": pl.String(),
 }
 
@@ -30,7 +33,7 @@ def _differs(found: str, expected: str) -> pl.Expr:
 
 def _disagreements(rows: pl.DataFrame, mart: str, item: str, found: str, expected: str) -> pl.DataFrame:
     return rows.filter(_differs(found, expected)).select(
-        pl.lit(mart).alias("mart"), pl.col("survey_year").cast(pl.Int32), pl.col("unit_code").cast(pl.String),
+        pl.lit(mart).alias("mart"), pl.col("survey_year").cast(YEAR.dtype), pl.col("unit_code").cast(UNIT_CODE.dtype),
         pl.lit(item).alias("item"), pl.col(expected).cast(pl.String).alias("expected"), pl.col(found).cast(pl.String).alias("found"),
     )
 

@@ -8,6 +8,7 @@ cycle precisely.
 
 from __future__ import annotations
 
+import graphlib
 import hashlib
 import re
 from dataclasses import dataclass
@@ -97,7 +98,7 @@ def _validated_nodes(path: Path, raw: pl.DataFrame) -> pl.DataFrame:
         if parent and parent not in codes:
             raise FrameworkError(f"{path} line {node['line']}, node '{code}': parent '{parent}' is not defined (orphan node)")
 
-    levels = {code: _level_of(path, code, codes) for code in codes}
+    levels = _levels(path, codes)
     children: dict[str, list[str]] = {}
     for code, node in codes.items():
         children.setdefault(node["parent_code"], []).append(code)
@@ -126,16 +127,23 @@ def _validated_nodes(path: Path, raw: pl.DataFrame) -> pl.DataFrame:
     return nodes
 
 
-def _level_of(path: Path, code: str, codes: dict[str, dict]) -> int:
-    seen: list[str] = [code]
-    parent = codes[code]["parent_code"]
-    while parent:
-        if parent in seen:
-            cycle = " -> ".join([*seen, parent])
-            raise FrameworkError(f"{path} line {codes[code]['line']}, node '{code}': cycle in parent links ({cycle})")
-        seen.append(parent)
-        parent = codes[parent]["parent_code"]
-    return len(seen)
+def _levels(path: Path, codes: dict[str, dict]) -> dict[str, int]:
+    """Each node's level (1 = top), parents placed before their children; a cycle of parent links is refused."""
+    sorter = graphlib.TopologicalSorter({code: [node["parent_code"]] if node["parent_code"] else [] for code, node in codes.items()})
+    try:
+        order = list(sorter.static_order())
+    except graphlib.CycleError as error:
+        # graphlib lists the cycle child-after-parent; told from the node defined first, along its parent links.
+        cycle = list(reversed(error.args[1][1:]))
+        first = min(cycle, key=lambda code: codes[code]["line"])
+        start = cycle.index(first)
+        links = " -> ".join([*cycle[start:], *cycle[:start], first])
+        raise FrameworkError(f"{path} line {codes[first]['line']}, node '{first}': cycle in parent links ({links})") from None
+    levels: dict[str, int] = {}
+    for code in order:
+        parent = codes[code]["parent_code"]
+        levels[code] = levels[parent] + 1 if parent else 1
+    return levels
 
 
 def _effective_weight(code: str, codes: dict[str, dict]) -> float:

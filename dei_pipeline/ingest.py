@@ -39,6 +39,8 @@ from typing import NamedTuple
 
 import polars as pl
 
+from dei_pipeline.warehouse import TABLES
+
 EDITION_PATTERN = re.compile(r"^\d{4}$")
 UNIT_TYPE_BY_STEM: dict[str, str] = {"cities": "city", "counties": "county"}
 READERS_BY_SUFFIX: tuple[str, ...] = (".csv", ".parquet", ".xlsx")
@@ -48,25 +50,13 @@ BOM_ENCODINGS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
 )
 
-RAW_SCHEMA: dict[str, pl.DataType] = {
-    "survey_year": pl.Int32(),
-    "unit_type": pl.String(),
-    "source_file": pl.String(),
-    "content_hash": pl.String(),
-    "line_number": pl.Int64(),
-    "unit_code": pl.String(),
-    "unit_name": pl.String(),
-    "indicator_code": pl.String(),
-    "raw_value": pl.String(),
-}
+RAW_SCHEMA: dict[str, pl.DataType] = TABLES["staging.raw_scores"].polars_schema()
 # Line ends as a text editor counts them (and as the CSV reader below splits lines).
 LINE_END = re.compile(r"\r\n|\r|\n")
 MAX_SHOWN_CHARS = 60
 
-QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
-    "survey_year": pl.Int32(), "source_file": pl.String(), "line_number": pl.Int64(),
-    "column_name": pl.String(), "value": pl.String(), "rule": pl.String(),
-}
+# The quarantine rows a failure carries; the time is added when they are recorded.
+QUARANTINE_SCHEMA: dict[str, pl.DataType] = TABLES["core.quarantine"].polars_schema(exclude=["recorded_at"])
 
 
 class IngestError(ValueError):

@@ -7,13 +7,12 @@ from pathlib import Path
 import polars as pl
 
 from dei_pipeline.config import data_provenance_note
+from dei_pipeline.terminal import frame_table
 from dei_pipeline.warehouse import open_warehouse, read_table
 
 
 def _table(frame: pl.DataFrame) -> str:
-    with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, tbl_formatting="MARKDOWN",
-                   fmt_str_lengths=40, tbl_rows=40, tbl_width_chars=160, float_precision=1):
-        return str(frame)
+    return frame_table(frame, markdown=True)
 
 
 def edition_summary(warehouse: Path, survey_year: int, data_dir: Path | None = None) -> str:
@@ -42,7 +41,8 @@ def edition_summary(warehouse: Path, survey_year: int, data_dir: Path | None = N
         )
     if recon.height:
         counts = recon.group_by("category", "status").len().pivot("status", index="category", values="len").fill_null(0)
-        parts.append("Reconciliation with the published figures:\n" + _table(counts.sort("category")))
+        statuses = sorted(column for column in counts.columns if column != "category")  # the pivot's order is arbitrary
+        parts.append("Reconciliation with the published figures:\n" + _table(counts.select("category", *statuses).sort("category")))
         bad = recon.filter(pl.col("status").is_in(["mismatch", "missing"]))
         if bad.height:
             parts.append("Disagreements:\n" + _table(bad.select("category", "item", "published", pl.col("computed").round(2), "status").head(20)))

@@ -12,10 +12,14 @@ TIER_SCHEMA = {
 }
 
 
+def tiers_path(data_dir: Path) -> Path:
+    return data_dir / "method" / "tiers.csv"
+
+
 def load_tiers(data_dir: Path) -> pl.DataFrame:
     """The tier table, highest tier first. Each tier holds scores above its lower bound (inclusive or
     not, as the file says) and below the next higher tier's bound."""
-    path = data_dir / "method" / "tiers.csv"
+    path = tiers_path(data_dir)
     tiers = pl.read_csv(path, schema_overrides=TIER_SCHEMA).sort("lower_bound", descending=True)
     if tiers["lower_bound"].n_unique() != tiers.height:
         raise ValueError(f"{path}: two tiers share a lower bound")

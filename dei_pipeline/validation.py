@@ -16,16 +16,9 @@ import pandera.polars as pa
 import polars as pl
 
 from dei_pipeline.ingest import QUARANTINE_SCHEMA, cut, shown
+from dei_pipeline.warehouse import TABLES
 
-VALID_SCHEMA: dict[str, pl.DataType] = {
-    "survey_year": pl.Int32(),
-    "unit_type": pl.String(),
-    "unit_code": pl.String(),
-    "indicator_code": pl.String(),
-    "score": pl.Float64(),
-    "source_file": pl.String(),
-    "line_number": pl.Int64(),
-}
+VALID_SCHEMA: dict[str, pl.DataType] = TABLES["core.indicator_scores"].polars_schema()
 MAX_ERRORS_IN_MESSAGE = 20
 
 
@@ -48,24 +41,24 @@ class Reference:
 def cells_schema(reference: Reference, score_min: float, score_max: float) -> pa.DataFrameSchema:
     """The pandera schema of the long cell table (one row per unit and indicator)."""
     all_leaves = sorted({code for codes in reference.leaf_codes.values() for code in codes})
+    # Dtypes as the table has them; known_unit and name_matches are flags of the check, not table columns.
     return pa.DataFrameSchema(
         {
-            "unit_type": pa.Column(str, pa.Check.isin(sorted(reference.leaf_codes)), nullable=False),
-            "unit_code": pa.Column(str, pa.Check.str_matches(r"^\d{6}$", error="unit_code is a 6-digit GB/T 2260 code"), nullable=False),
-            "indicator_code": pa.Column(str, pa.Check.isin(all_leaves, error="column is an indicator of the edition's framework"), nullable=False),
+            "unit_type": pa.Column(VALID_SCHEMA["unit_type"], pa.Check.isin(sorted(reference.leaf_codes)), nullable=False),
+            "unit_code": pa.Column(VALID_SCHEMA["unit_code"], pa.Check.str_matches(r"^\d{6}$", error="unit_code is a 6-digit GB/T 2260 code"), nullable=False),
+            "indicator_code": pa.Column(VALID_SCHEMA["indicator_code"], pa.Check.isin(all_leaves, error="column is an indicator of the edition's framework"), nullable=False),
             "score": pa.Column(
-                float,
+                VALID_SCHEMA["score"],
                 pa.Check.in_range(score_min, score_max, error=f"score is a number in [{score_min:g}, {score_max:g}]"),
                 nullable=False,
             ),
             "known_unit": pa.Column(bool, pa.Check.eq(True, error="unit_code is a unit of the registry"), nullable=False),
             "name_matches": pa.Column(bool, pa.Check.eq(True, error="unit_name matches the registry name of unit_code"), nullable=False),
         },
-        unique=["unit_type", "unit_code", "indicator_code"],
+        # The table's key within the edition being validated.
+        unique=[name for name in TABLES["core.indicator_scores"].key if name != "survey_year"],
         report_duplicates="all",
     )
-
-
 
 
 def _prepared(cells: pl.DataFrame, reference: Reference) -> pl.DataFrame:

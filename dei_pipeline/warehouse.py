@@ -25,11 +25,27 @@ from dei_pipeline.config import serving_storage_version
 from dei_pipeline.locking import warehouse_lock
 
 
+# The polars dtype of each SQL type the tables use: frames bound for a table, or read from one, carry
+# these, so ingestion, validation and the marts never keep a schema of their own.
+POLARS_DTYPES: dict[str, pl.DataType] = {
+    "INTEGER": pl.Int32(), "BIGINT": pl.Int64(), "DOUBLE": pl.Float64(), "VARCHAR": pl.String(),
+    "BOOLEAN": pl.Boolean(), "TIMESTAMP": pl.Datetime("us"), "INTEGER[]": pl.List(pl.Int32()),
+}
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
     sql_type: str
     comment: str
+
+    def __post_init__(self) -> None:
+        if self.sql_type not in POLARS_DTYPES:
+            raise ValueError(f"column {self.name}: SQL type {self.sql_type} has no polars dtype in POLARS_DTYPES")
+
+    @property
+    def dtype(self) -> pl.DataType:
+        return POLARS_DTYPES[self.sql_type]
 
 
 @dataclass(frozen=True)
@@ -37,10 +53,39 @@ class Table:
     name: str  # schema.table
     comment: str
     columns: tuple[Column, ...]
+    # The columns that identify a row (unique together, nulls compared as values); () when rows have no
+    # natural identity (e.g. the quarantine, which may hold the same cell twice).
+    key: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.key if name not in self.column_names]
+        if unknown:
+            raise ValueError(f"{self.name}: key column(s) {', '.join(unknown)} are not columns of the table")
 
     @property
     def column_names(self) -> list[str]:
         return [column.name for column in self.columns]
+
+    def polars_schema(self, exclude: Iterable[str] = ()) -> dict[str, pl.DataType]:
+        """The table's columns and their polars dtypes, in table order (less the ``exclude``d ones)."""
+        left_out = set(exclude)
+        return {column.name: column.dtype for column in self.columns if column.name not in left_out}
+
+    def empty(self) -> pl.DataFrame:
+        """No rows, with the table's columns and dtypes."""
+        return pl.DataFrame(schema=self.polars_schema())
+
+    def conform(self, frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
+        """The frames as one frame with exactly the table's columns and dtypes, in its order (a column
+        that no frame has is null), so that frames made per edition or per unit type, with or without
+        some optional column, are written alike; no rows (or no frames) gives :meth:`empty`."""
+        rows = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+        if not rows.height:
+            return self.empty()
+        return rows.select(
+            (pl.col(name) if name in rows.columns else pl.lit(None)).cast(dtype).alias(name)
+            for name, dtype in self.polars_schema().items()
+        )
 
 
 def _c(name: str, sql_type: str, comment: str) -> Column:
@@ -64,14 +109,14 @@ TABLES: dict[str, Table] = {
             _c("unit_name", "VARCHAR", "Unit name as written in the raw file"),
             _c("indicator_code", "VARCHAR", "Column name in the raw file (a level-3 indicator code)"),
             _c("raw_value", "VARCHAR", "Cell text as read"),
-        )),
+        ), key=("survey_year", "source_file", "line_number", "indicator_code")),
         Table("core.indicator_scores", "Validated level-3 indicator scores (long form), one row per unit and indicator", (
             YEAR, UNIT_TYPE, UNIT_CODE,
             _c("indicator_code", "VARCHAR", "Level-3 indicator code of the edition's framework"),
             SCORE,
             _c("source_file", "VARCHAR", "Raw file the score came from"),
             _c("line_number", "BIGINT", "Line of the unit's row in the raw file"),
-        )),
+        ), key=("survey_year", "unit_type", "unit_code", "indicator_code")),
         Table("core.quarantine", "Raw cells rejected by validation in the latest failed attempt of each edition", (
             YEAR,
             _c("source_file", "VARCHAR", "Raw file path relative to the data directory"),
@@ -89,7 +134,7 @@ TABLES: dict[str, Table] = {
             _c("framework_version", "VARCHAR", "Framework file name and content hash"),
             _c("registry_version", "VARCHAR", "Content hash of data/registry/"),
             _c("n_units", "INTEGER", "Units in the file"),
-        )),
+        ), key=("survey_year", "unit_type")),
         # Dimensions (dimensions.py): the labels of the codes the facts carry, from data/registry,
         # data/method/tiers.csv and data/frameworks, so that a dashboard joins instead of hard-coding them.
         Table("marts.dim_unit", "Units (dimension): every city and county unit of the registry with its names, province, prefecture, kind, the editions it was scored in and a later change of its code", (
@@ -113,7 +158,7 @@ TABLES: dict[str, Table] = {
             _c("current_name_zh", "VARCHAR", "The unit's name today when its code changed"),
             _c("code_change_year", "INTEGER", "Year of the code change"),
             _c("code_change_note", "VARCHAR", "What changed (merger, county-level city turned district), with the source"),
-        )),
+        ), key=("unit_code",)),
         Table("marts.dim_tier", "City tiers (dimension, 城市画像): the white paper's five tiers with names and score bounds; a city's tier is assigned on its score rounded to one decimal", (
             _c("tier_code", "VARCHAR", "Tier code as on the facts: tier1, new_tier1, tier2, tier3, tier4"),
             _c("tier_order", "INTEGER", "1 = highest tier; sort tiers by it"),
@@ -125,13 +170,13 @@ TABLES: dict[str, Table] = {
             _c("upper_inclusive", "BOOLEAN", "true: a score equal to upper_bound is still in this tier (the higher tier's bound is exclusive); null for the highest tier"),
             _c("score_range", "VARCHAR", "The bounds as text, e.g. '65 <= score <= 85' or 'score > 85'"),
             _c("description_zh", "VARCHAR", "The white paper's description of the tier"),
-        )),
+        ), key=("tier_code",)),
         Table("marts.dim_region", "Key regions (dimension, 重点区域): code, names and the number of members the white paper lists", (
             _c("region_code", "VARCHAR", "Region code as on the facts: jingjinji, yangtze_delta, greater_bay, chengyu"),
             _c("name_zh", "VARCHAR", "京津冀, 长三角, 粤港澳大湾区, 成渝"),
             _c("name_en", "VARCHAR", "English name"),
             _c("n_members", "INTEGER", "Members listed by the white paper (incl. Hong Kong and Macao for 粤港澳大湾区)"),
-        )),
+        ), key=("region_code",)),
         Table("marts.dim_region_member", "Members of each key region per edition (dimension): filter facts by region with it; Hong Kong and Macao are members without a code, never scored", (
             YEAR,
             _c("region_code", "VARCHAR", "Region code (marts.dim_region)"),
@@ -139,7 +184,7 @@ TABLES: dict[str, Table] = {
             _c("member_name_zh", "VARCHAR", "Member as listed (北京, 香港)"),
             _c("unit_code", "VARCHAR", "The member city's code (marts.dim_unit); null for Hong Kong and Macao"),
             _c("is_scored", "BOOLEAN", "The member has a composite score in this edition (is in marts.city_index)"),
-        )),
+        ), key=("survey_year", "region_code", "member_name_zh")),
         Table("marts.dim_indicator", "Indicators (dimension, 指标体系) of each edition and unit type as one tree: the composite (level 0) at the root, then levels 1-3 of the edition's framework", (
             YEAR, UNIT_TYPE,
             _c("node_code", "VARCHAR", "Indicator code as on the facts; 'composite' for the composite index"),
@@ -152,7 +197,7 @@ TABLES: dict[str, Table] = {
             _c("is_leaf", "BOOLEAN", "A level-3 indicator, scored from the raw data"),
             _c("sort_order", "INTEGER", "Position in the framework file (0 for the composite): tree order for display"),
             _c("framework_file", "VARCHAR", "Framework file the edition uses"),
-        )),
+        ), key=("survey_year", "unit_type", "node_code")),
         Table("marts.framework", "Indicator system (指标体系) used by each edition: nodes, weights and effective weights", (
             YEAR, UNIT_TYPE,
             _c("node_code", "VARCHAR", "Stable ASCII code of the indicator"),
@@ -163,14 +208,14 @@ TABLES: dict[str, Table] = {
             _c("weight", "DOUBLE", "Weight within its parent (sums to 1 per parent)"),
             _c("effective_weight", "DOUBLE", "Weight in the composite: product of the weights from level 1 down"),
             _c("framework_file", "VARCHAR", "Framework file the edition uses"),
-        )),
+        ), key=("survey_year", "unit_type", "node_code")),
         Table("marts.subindex_scores", "Scores of every indicator node per unit: level 3 as validated, levels 2, 1 and the composite (level 0) aggregated", (
             YEAR, UNIT_TYPE, UNIT_CODE,
             _c("level", "INTEGER", "0 = composite, 1-3 = indicator level"),
             _c("node_code", "VARCHAR", "Indicator code ('composite' for level 0)"),
             _c("name_zh", "VARCHAR", "Chinese name of the indicator"),
             SCORE,
-        )),
+        ), key=("survey_year", "unit_type", "unit_code", "node_code")),
         Table("marts.city_index", "City Digital Economy Index per edition: composite score, rank and tier (城市画像)", (
             YEAR, UNIT_CODE,
             _c("name_zh", "VARCHAR", "City name as printed in the edition"),
@@ -179,7 +224,7 @@ TABLES: dict[str, Table] = {
             SCORE,
             _c("rank", "INTEGER", "Rank by score shown to one decimal; ties share the best rank"),
             _c("tier", "VARCHAR", "tier1 一线 (>85), new_tier1 新一线 (65-85), tier2 二线 (50-65), tier3 三线 (40-50), tier4 四线 (<40), on the one-decimal score"),
-        )),
+        ), key=("survey_year", "unit_code")),
         Table("marts.county_index", "County-level index (县域): districts and county-level cities ranked within their kind", (
             YEAR, UNIT_CODE,
             _c("name_zh", "VARCHAR", "Unit name as printed in the edition (e.g. 深圳市南山区, 江阴市)"),
@@ -187,7 +232,7 @@ TABLES: dict[str, Table] = {
             _c("kind", "VARCHAR", "'district' (市辖区) or 'county' (县市: county-level city, county or banner)"),
             SCORE,
             _c("rank", "INTEGER", "Rank within the kind; ties share the best rank"),
-        )),
+        ), key=("survey_year", "unit_code")),
         Table("marts.region_rollup", "Key regions (京津冀, 长三角, 粤港澳大湾区, 成渝): GDP-weighted and plain mean of the member cities' scores", (
             YEAR,
             _c("region", "VARCHAR", "Region code: jingjinji, yangtze_delta, greater_bay, chengyu"),
@@ -198,14 +243,14 @@ TABLES: dict[str, Table] = {
             _c("gdp_weighted_score", "DOUBLE", "Mean of member scores weighted by GDP share (综合加权得分)"),
             _c("mean_score", "DOUBLE", "Unweighted mean of member scores"),
             _c("gdp_total_100m_yuan", "DOUBLE", "Total GDP of the scored members, 100 million yuan"),
-        )),
+        ), key=("survey_year", "region")),
         Table("marts.region_tier_mix", "Number of each region's scored cities in each tier", (
             YEAR,
             _c("region", "VARCHAR", "Region code"),
             _c("tier", "VARCHAR", "Tier code"),
             _c("tier_order", "INTEGER", "1 = highest tier"),
             _c("n_cities", "INTEGER", "Scored member cities in the tier"),
-        )),
+        ), key=("survey_year", "region", "tier")),
         Table("marts.city_yoy", "Each city against the previous edition that has data: score, rank and tier change", (
             YEAR, UNIT_CODE,
             _c("prev_year", "INTEGER", "Edition compared with (null for the first edition)"),
@@ -221,7 +266,7 @@ TABLES: dict[str, Table] = {
             _c("cohort_rank_change", "INTEGER", "prev_cohort_rank - cohort_rank: the move against the same units, free of units arriving or leaving (rank_change compares pools of different sizes)"),
             _c("tier", "VARCHAR", "Tier now"),
             _c("prev_tier", "VARCHAR", "Tier in the previous edition"),
-        )),
+        ), key=("survey_year", "unit_code")),
         Table("marts.county_yoy", "Each county unit against the previous edition that has data", (
             YEAR, UNIT_CODE,
             _c("kind", "VARCHAR", "'district' or 'county'"),
@@ -236,7 +281,7 @@ TABLES: dict[str, Table] = {
             _c("cohort_rank", "INTEGER", "Rank now within the returning cohort (the units ranked in both editions; published order and ties kept), within the kind"),
             _c("prev_cohort_rank", "INTEGER", "Rank in the previous edition within the same cohort"),
             _c("cohort_rank_change", "INTEGER", "prev_cohort_rank - cohort_rank: the move against the same units, free of units arriving or leaving (rank_change compares pools of different sizes)"),
-        )),
+        ), key=("survey_year", "unit_code")),
         Table("marts.subindex_yoy", "Level-1 sub-index and composite changes per unit against the previous edition", (
             YEAR, UNIT_TYPE, UNIT_CODE,
             _c("node_code", "VARCHAR", "Level-1 indicator code, or 'composite'"),
@@ -246,7 +291,7 @@ TABLES: dict[str, Table] = {
             SCORE,
             _c("prev_score", "DOUBLE", "Score in the previous edition"),
             _c("score_change", "DOUBLE", "score - prev_score"),
-        )),
+        ), key=("survey_year", "unit_type", "unit_code", "node_code")),
         Table("marts.yoy_summary", "Per edition and unit type: new, returning and dropped units and the returning cohort's averages", (
             YEAR, UNIT_TYPE,
             _c("prev_year", "INTEGER", "Edition compared with"),
@@ -260,7 +305,7 @@ TABLES: dict[str, Table] = {
             _c("returning_mean", "DOUBLE", "Mean score now of the returning units scored in both editions (n_cohort)"),
             _c("returning_prev_mean", "DOUBLE", "Mean score before of the same units"),
             _c("returning_mean_change", "DOUBLE", "returning_mean - returning_prev_mean"),
-        )),
+        ), key=("survey_year", "unit_type")),
         Table("marts.tier_summary", "Cities per tier in each edition and the previous one, with the change in percent", (
             YEAR,
             _c("tier", "VARCHAR", "Tier code"),
@@ -269,7 +314,7 @@ TABLES: dict[str, Table] = {
             _c("prev_year", "INTEGER", "Edition compared with"),
             _c("prev_n_cities", "INTEGER", "Cities in the tier in the previous edition"),
             _c("change_pct", "DOUBLE", "(n_cities / prev_n_cities - 1) * 100; null when prev_n_cities is 0"),
-        )),
+        ), key=("survey_year", "tier")),
         Table("marts.reconciliation", "Computed figures against the figures published in the white paper; a disagreement is reported, never patched", (
             YEAR,
             _c("category", "VARCHAR", "Kind of figure: city_score, county_score, city_rank, county_rank, tier_count, level1_average, industry_average, industry_top10_average, region_score, statement, tier_list"),
@@ -280,7 +325,7 @@ TABLES: dict[str, Table] = {
             _c("tolerance", "DOUBLE", "Largest difference counted as a match (the published precision)"),
             _c("status", "VARCHAR", "match, mismatch, missing (not computed), known_contradiction (the white paper disagrees with itself) or tie_rule (equal printed scores ranked apart by the white paper, sharing a rank here)"),
             _c("note", "VARCHAR", "Explanation, e.g. the contradiction recorded in data/published"),
-        )),
+        ), key=("survey_year", "category", "item")),
         # Analysis marts (rank uncertainty, sensitivity, attribution, audit, unit profile) follow here.
         Table("marts.rank_uncertainty", "Rank uncertainty: each unit's rank, score and tier over a Monte Carlo of the weights (each perturbed within ±25% and renormalised) and of the aggregation method (arithmetic or geometric mean per level); see docs/analysis.md", (
             YEAR, UNIT_TYPE, UNIT_CODE,
@@ -304,7 +349,7 @@ TABLES: dict[str, Table] = {
             _c("prob_tier4", "DOUBLE", "Share of draws in which the city is 四线 (tier4); null for county units"),
             _c("prob_same_tier", "DOUBLE", "Share of draws in which the city stays in its published tier; null for county units"),
             _c("n_draws", "INTEGER", "Monte Carlo draws (data/method/settings.yaml, uncertainty.draws)"),
-        )),
+        ), key=("survey_year", "unit_type", "unit_code")),
         Table("marts.sensitivity", "Sensitivity of the ranks to each assumption: first-order and total-effect Sobol indices over the weights of each level and the aggregation method; see docs/analysis.md", (
             YEAR, UNIT_TYPE,
             _c("target", "VARCHAR", "What is explained: 'rank' (one unit's rank) or 'mean_abs_rank_shift' (the mean absolute rank change of all units against the published ranking)"),
@@ -325,7 +370,7 @@ TABLES: dict[str, Table] = {
             _c("n_base_draws", "INTEGER", "Base draws N of the Saltelli design (uncertainty.sensitivity_base_draws)"),
             _c("n_evaluations", "INTEGER", "Index evaluations: N x (factors + 2)"),
             _c("n_bootstrap", "INTEGER", "Bootstrap resamples behind the intervals (uncertainty.sensitivity_bootstrap)"),
-        )),
+        ), key=("survey_year", "unit_type", "target", "unit_code", "factor")),
         Table("marts.removal_impact", "Leave one out: per framework node with a sibling, how the ranking changes when the node is left out and its siblings' weights renormalised (COINr's remove_elements); see docs/analysis.md", (
             YEAR, UNIT_TYPE,
             _c("node_code", "VARCHAR", "The node left out (an indicator or a sub-index)"),
@@ -336,7 +381,7 @@ TABLES: dict[str, Table] = {
             _c("most_moved_unit", "VARCHAR", "The unit that moves most (the first by code on a tie); null when none moves"),
             _c("most_moved_rank_change", "INTEGER", "Its rank change: positive = it moves up without the node"),
             _c("n_units", "INTEGER", "Units ranked"),
-        )),
+        ), key=("survey_year", "unit_type", "node_code")),
         Table("marts.yoy_attribution", "Attribution of each unit's score change against the previous edition to the level-1 and level-2 nodes (effective weight x change), with the change split into data and method change (Shapley: the average of both orders of the two steps); editions before 2020 use the 2020 framework (back-cast), so their method_change is 0 by construction; see docs/analysis.md", (
             YEAR, UNIT_TYPE, UNIT_CODE,
             _c("prev_year", "INTEGER", "Edition compared with (the latest earlier edition that has data)"),
@@ -355,7 +400,7 @@ TABLES: dict[str, Table] = {
             _c("data_change", "DOUBLE", "Part of total_change due to the data (Shapley: the average of the data step taken under the current and under the previous framework)"),
             _c("method_change", "DOUBLE", "Part of total_change due to the framework (Shapley, total_change - data_change); 0 when unchanged, and 0 by construction for editions before 2020 (back-cast under the 2020 framework)"),
             _c("prev_score_published", "DOUBLE", "The previous edition's composite as published (its own framework)"),
-        )),
+        ), key=("survey_year", "unit_type", "unit_code", "node_code")),
         Table("marts.audit", "Statistical audit of each framework node per edition: correlations with its parent and the composite, redundancy, Cronbach's alpha, measured against nominal weight; see docs/analysis.md", (
             YEAR, UNIT_TYPE,
             _c("node_code", "VARCHAR", "Node code ('composite' for level 0)"),
@@ -382,7 +427,7 @@ TABLES: dict[str, Table] = {
             _c("pca_first_share", "DOUBLE", "PCA of the node's children (standardised, units with all of them): share of their variance the first component explains; null for an indicator or an only child"),
             _c("pca_weight", "DOUBLE", "The node's squared loading on its group's first principal component (sums to 1 within the group): the PCA weight"),
             _c("flags", "VARCHAR", "Comma-separated: negative_corr_parent, negative_corr_composite (negative and significant, one-sided p < 0.05), redundant (|r| > 0.9 with a sibling), weight_mismatch (weight_ratio < 0.5 or > 2), low_alpha (< 0.7); null when none"),
-        )),
+        ), key=("survey_year", "unit_type", "node_code")),
         Table("marts.audit_units", "Statistical audit of each unit per edition: indicators missing, and a flag for units missing too many", (
             YEAR, UNIT_TYPE, UNIT_CODE,
             _c("n_indicators", "INTEGER", "Indicators (level 3) of the edition's framework"),
@@ -390,7 +435,7 @@ TABLES: dict[str, Table] = {
             _c("missing_share", "DOUBLE", "n_missing / n_indicators"),
             _c("has_composite", "BOOLEAN", "The unit has a composite under the missing-value rule"),
             _c("too_many_missing", "BOOLEAN", "More than a third of the indicators are missing (composite indices require about two thirds coverage)"),
-        )),
+        ), key=("survey_year", "unit_type", "unit_code")),
         Table("marts.unit_profile", "Each unit's strengths and weaknesses: every indicator node against its peers (the cities of its tier, the county units of its kind); see docs/analysis.md and `dei profile`", (
             YEAR, UNIT_TYPE, UNIT_CODE,
             _c("unit_name_zh", "VARCHAR", "Unit name as printed in the edition"),
@@ -407,19 +452,11 @@ TABLES: dict[str, Table] = {
             _c("peer_rank", "INTEGER", "Rank among the peers on the node (one decimal, ties share the best rank)"),
             _c("role", "VARCHAR", "'strength' (one of the 5 indicators with the highest peer_z), 'weakness' (5 lowest) or null"),
             _c("role_rank", "INTEGER", "1 = the strongest strength / the weakest weakness"),
-        )),
+        ), key=("survey_year", "unit_type", "unit_code", "node_code")),
     )
 }
 
 MART_TABLES: tuple[str, ...] = tuple(name for name in TABLES if name.startswith("marts."))
-
-
-@dataclass(frozen=True)
-class Grain:
-    """What one row of a mart is (``rows``: "one row per ...") and the columns that identify it."""
-
-    rows: str
-    key: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -432,36 +469,35 @@ class ForeignKey:
     dimension_columns: tuple[str, ...]
 
 
-_EDITION_UNIT = ("survey_year", "unit_type", "unit_code")
 _EDITION_NODE = ("survey_year", "unit_type", "node_code")
 
-# Every mart's grain and natural key; they end its table comment, and the tests check that the key
-# holds in the sample (a mart added without one fails them).
-GRAIN: dict[str, Grain] = {
-    "marts.dim_unit": Grain("unit (city or county unit of the registry)", ("unit_code",)),
-    "marts.dim_tier": Grain("tier", ("tier_code",)),
-    "marts.dim_region": Grain("key region", ("region_code",)),
-    "marts.dim_region_member": Grain("edition, region and listed member", ("survey_year", "region_code", "member_name_zh")),
-    "marts.dim_indicator": Grain("edition, unit type and indicator node (the composite included)", _EDITION_NODE),
-    "marts.framework": Grain("edition, unit type and indicator node (levels 1-3)", _EDITION_NODE),
-    "marts.subindex_scores": Grain("edition, unit and indicator node (the composite included)", (*_EDITION_UNIT, "node_code")),
-    "marts.city_index": Grain("edition and scored city", ("survey_year", "unit_code")),
-    "marts.county_index": Grain("edition and scored county unit", ("survey_year", "unit_code")),
-    "marts.region_rollup": Grain("edition and key region", ("survey_year", "region")),
-    "marts.region_tier_mix": Grain("edition, key region and tier", ("survey_year", "region", "tier")),
-    "marts.city_yoy": Grain("edition and city scored in it or in the previous edition", ("survey_year", "unit_code")),
-    "marts.county_yoy": Grain("edition and county unit scored in it or in the previous edition", ("survey_year", "unit_code")),
-    "marts.subindex_yoy": Grain("edition, unit and node (level-1 indicators and the composite)", (*_EDITION_UNIT, "node_code")),
-    "marts.yoy_summary": Grain("edition and unit type", ("survey_year", "unit_type")),
-    "marts.tier_summary": Grain("edition and tier", ("survey_year", "tier")),
-    "marts.reconciliation": Grain("edition and compared figure", ("survey_year", "category", "item")),
-    "marts.rank_uncertainty": Grain("edition and unit", _EDITION_UNIT),
-    "marts.sensitivity": Grain("edition, unit type, target (a unit's rank, or the overall rank shift) and factor",
-                               ("survey_year", "unit_type", "target", "unit_code", "factor")),
-    "marts.yoy_attribution": Grain("edition, unit and node (the composite and levels 1-2)", (*_EDITION_UNIT, "node_code")),
-    "marts.audit": Grain("edition, unit type and node (the composite included)", _EDITION_NODE),
-    "marts.audit_units": Grain("edition and unit", _EDITION_UNIT),
-    "marts.unit_profile": Grain("edition, unit and indicator node (levels 1-3)", (*_EDITION_UNIT, "node_code")),
+# Every mart's grain (what one row is); with the table's key it ends the table comment, and the tests
+# check that the key holds in the sample (a mart added without a grain or a key fails them).
+GRAIN: dict[str, str] = {
+    "marts.dim_unit": "unit (city or county unit of the registry)",
+    "marts.dim_tier": "tier",
+    "marts.dim_region": "key region",
+    "marts.dim_region_member": "edition, region and listed member",
+    "marts.dim_indicator": "edition, unit type and indicator node (the composite included)",
+    "marts.framework": "edition, unit type and indicator node (levels 1-3)",
+    "marts.subindex_scores": "edition, unit and indicator node (the composite included)",
+    "marts.city_index": "edition and scored city",
+    "marts.county_index": "edition and scored county unit",
+    "marts.region_rollup": "edition and key region",
+    "marts.region_tier_mix": "edition, key region and tier",
+    "marts.city_yoy": "edition and city scored in it or in the previous edition",
+    "marts.county_yoy": "edition and county unit scored in it or in the previous edition",
+    "marts.subindex_yoy": "edition, unit and node (level-1 indicators and the composite)",
+    "marts.yoy_summary": "edition and unit type",
+    "marts.tier_summary": "edition and tier",
+    "marts.reconciliation": "edition and compared figure",
+    "marts.rank_uncertainty": "edition and unit",
+    "marts.sensitivity": "edition, unit type, target (a unit's rank, or the overall rank shift) and factor",
+    "marts.yoy_attribution": "edition, unit and node (the composite and levels 1-2)",
+    "marts.audit": "edition, unit type and node (the composite included)",
+    "marts.audit_units": "edition and unit",
+    "marts.unit_profile": "edition, unit and indicator node (levels 1-3)",
+    "marts.removal_impact": "edition, unit type and indicator node left out",
 }
 
 
@@ -495,7 +531,7 @@ def documented_comment(table: Table) -> str:
     if grain is None:
         return table.comment
     joins = sorted({f"{', '.join(fk.columns)} -> {fk.dimension}" for fk in FOREIGN_KEYS if fk.table == table.name and fk.dimension != table.name})
-    text = f"{table.comment}. Grain: one row per {grain.rows}; natural key ({', '.join(grain.key)})."
+    text = f"{table.comment}. Grain: one row per {grain}; natural key ({', '.join(table.key)})."
     return f"{text} Joins: {'; '.join(joins)}." if joins else text
 
 

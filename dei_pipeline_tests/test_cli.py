@@ -26,7 +26,7 @@ def test_materialize_prints_progress_and_a_summary(data_dir_factory: Callable[..
     assert "index_job for edition(s) 2019-2020" in out and "analysis_job for" not in out
     assert "done   reconciliation" in out
     assert "== Edition 2020: 148 cities, mean score 57.3 ==" in out
-    assert "| 1    | 上海    | Shanghai  | 90.5  | tier1     |" in out
+    assert "|    1 | 上海    | Shanghai  |  90.5 | tier1     |" in out
     assert "35 new, 113 returning, 0 dropped cities; returning cities' mean 57.6 -> 61.8" in out
     assert "Reconciliation with the published figures" in out
     # The sample says it is synthetic, in the summary and in the snapshot BI tools read.

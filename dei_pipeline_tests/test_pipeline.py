@@ -145,6 +145,23 @@ def test_materializations_carry_versions_schema_and_their_editions_rows(backfill
         assert metadata["registry_version"].value == load_registry(backfilled.data_dir).version
         assert "2020/city" in metadata["framework_versions"].value and "city_2020.csv@" in metadata["framework_versions"].value["2020/city"]
         assert [c.name for c in metadata["dagster/column_schema"].value.columns][:3] == ["survey_year", "unit_type", "unit_code"]
+        assert metadata["dagster/column_schema"].value.constraints.other == ["unique key: survey_year, unit_type, unit_code, indicator_code"]
+    [record] = backfilled.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("city_index"), asset_partitions=["2020"]), limit=1).records
+    assert record.asset_materialization is not None
+    top_ten = record.asset_materialization.metadata["top_ten"].value
+    assert [c.name for c in top_ten.schema.columns] == ["edition", "rank", "city", "score", "tier"]
+    assert top_ten.records[0].data == {"edition": 2020, "rank": 1, "city": "上海", "score": 90.5, "tier": "tier1"}
+
+
+def test_every_tables_declared_key_identifies_its_rows(backfilled: Pipeline) -> None:
+    checked = []
+    for name, table in TABLES.items():
+        rows = backfilled.table(name)
+        if table.key and rows.height:  # the analysis marts are not part of this run
+            assert not rows.select(table.key).is_duplicated().any(), name
+            checked.append(name)
+    assert {"core.indicator_scores", "marts.subindex_scores", "marts.city_index", "marts.reconciliation"} <= set(checked)
 
 
 def test_rerun_is_idempotent_and_touches_only_its_edition(pipeline: Pipeline) -> None:

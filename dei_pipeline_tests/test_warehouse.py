@@ -97,3 +97,36 @@ def test_the_serving_snapshot_is_written_in_the_configured_storage_version(
     with duckdb.connect(str(serving), read_only=True) as con:
         assert con.sql("SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = current_database()").fetchall() == [(tag,)]
         assert con.sql("SELECT storage_version FROM marts.snapshot_info").fetchall() == [(tag.rstrip("+"),)]
+
+
+def test_each_tables_polars_schema_is_what_duckdb_returns_for_it(tmp_path: Path) -> None:
+    # The polars dtypes are derived from the SQL types: a frame read from a table carries them exactly.
+    with open_warehouse(tmp_path / "dei.duckdb") as con:
+        for name, table in TABLES.items():
+            assert dict(con.sql(f"SELECT * FROM {name}").pl().schema) == table.polars_schema(), name
+            assert dict(table.empty().schema) == table.polars_schema()
+
+
+def test_conform_gives_the_tables_columns_in_order_with_absent_ones_null() -> None:
+    table = TABLES["marts.audit_units"]
+    parts = [
+        pl.DataFrame({"unit_code": ["110000"], "survey_year": [2020], "n_missing": [2], "extra": ["dropped"]}),
+        pl.DataFrame({"unit_code": ["310000"], "survey_year": [2021], "unit_type": ["city"]}),
+    ]
+    rows = table.conform(parts)
+    assert rows.schema == pl.Schema(table.polars_schema())
+    assert rows.select("survey_year", "unit_type", "unit_code", "n_missing").rows() == [
+        (2020, None, "110000", 2), (2021, "city", "310000", None),
+    ]
+    assert table.conform([]).schema == table.empty().schema
+    assert table.conform([pl.DataFrame({"unit_code": []}, schema={"unit_code": pl.String})]).height == 0
+
+
+def test_a_key_or_a_type_that_the_table_does_not_have_is_refused_when_declared() -> None:
+    from dei_pipeline.warehouse import Column, Table
+
+    with pytest.raises(ValueError, match="key column"):
+        Table("marts.t", "t", (Column("survey_year", "INTEGER", "year"),), key=("survey_year", "unit_code"))
+    with pytest.raises(ValueError, match="no polars dtype"):
+        Column("at", "TIMESTAMPTZ", "when")
+    assert all(table.key[0] == "survey_year" for table in TABLES.values() if table.key)

@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from dei_pipeline.composite import rank_expr
+from dei_pipeline.terminal import text_table
 from dei_pipeline.warehouse import open_warehouse, read_table
 
 PROFILE_EXTREMES = 5  # strengths and weaknesses listed per unit
@@ -91,20 +92,6 @@ def _find_unit(profiles: pl.DataFrame, unit: str) -> pl.DataFrame:
     return exact if exact.height else units.filter(pl.col("unit_name_zh").str.contains(unit, literal=True))
 
 
-def _display_width(text: str) -> int:
-    """Terminal columns: East Asian characters take two, so tables align on their width, not length."""
-    return sum(2 if ord(char) > 0x2E7F else 1 for char in text)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(_display_width(h), *(_display_width(r[i]) for r in rows)) for i, h in enumerate(header)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(cell + " " * (w - _display_width(cell)) for cell, w in zip(cells, widths)).rstrip()
-
-    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
-
-
 def _number(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -131,10 +118,10 @@ def format_profile(profile: pl.DataFrame, index_row: dict | None, uncertainty_ro
         ]
 
     header = ["indicator", "score", "peer mean", "gap", "z", "peer rank"]
-    lines.append("\nLevel-1 sub-indices:\n" + _table(header, rows(profile.filter(pl.col("level") == 1).sort("node_code"))))
+    lines.append("\nLevel-1 sub-indices:\n" + text_table(header, rows(profile.filter(pl.col("level") == 1).sort("node_code"))))
     for role, title in ((STRENGTH, "Strengths (indicators furthest above the peers)"), (WEAKNESS, "Weaknesses (furthest below)")):
         chosen = profile.filter(pl.col("role") == role).sort("role_rank")
-        lines.append(f"\n{title}:\n" + (_table(header, rows(chosen)) if chosen.height else "  none (no peer to compare with)"))
+        lines.append(f"\n{title}:\n" + (text_table(header, rows(chosen)) if chosen.height else "  none (no peer to compare with)"))
     return "\n".join(lines)
 
 

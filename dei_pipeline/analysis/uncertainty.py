@@ -47,25 +47,27 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import polars as pl
-import yaml
 
 from dei_pipeline.aggregation import COMPOSITE_CODE, covered
 from dei_pipeline.analysis.audit import first_component
-from dei_pipeline.config import MethodSettings
+from dei_pipeline.config import (
+    AggregationMethod, MethodChoice, MethodSettings, SettingsError, UncertaintySettings, WeightScheme, load_settings, settings_path,
+    validated,
+)
 from dei_pipeline.tiers import tier_expr
 
 ARITHMETIC, GEOMETRIC = "arithmetic", "geometric"
-AGGREGATION_METHODS: tuple[str, ...] = (ARITHMETIC, GEOMETRIC)
+AGGREGATION_METHODS: tuple[str, ...] = get_args(AggregationMethod)
 PER_LEVEL, WHOLE_INDEX = "per_level", "whole_index"
 # Weight schemes a draw can start from before its multipliers: the framework's, equal weights within
 # every parent, or each group's PCA weights (squared loadings of its first principal component).
 NOMINAL, EQUAL, PCA = "nominal", "equal", "pca"
-WEIGHT_SCHEMES: tuple[str, ...] = (NOMINAL, EQUAL, PCA)
-METHOD_CHOICES: tuple[str, ...] = (PER_LEVEL, WHOLE_INDEX)
+WEIGHT_SCHEMES: tuple[str, ...] = get_args(WeightScheme)
+METHOD_CHOICES: tuple[str, ...] = get_args(MethodChoice)
 SUPPORTED_TIE_METHODS: tuple[str, ...] = ("min", "max", "dense")
 RANK_QUANTILES: tuple[float, float, float] = (0.05, 0.5, 0.95)
 # Units x draws per chunk: small enough that a chunk's (parents, draws, units) arrays stay in the CPU
@@ -87,75 +89,17 @@ ALL_UNITS_GROUP = "all"
 # ------------------------------------------------------------------------------------- settings
 
 
-@dataclass(frozen=True)
-class UncertaintySettings:
-    """The ``uncertainty:`` block of ``data/method/settings.yaml``."""
-
-    draws: int
-    seed: int
-    weight_range: float
-    methods: tuple[str, ...]
-    method_choice: str  # 'per_level': a method drawn for every aggregation step; 'whole_index': one per draw
-    geometric_floor: float
-    sensitivity_base_draws: int
-    weight_schemes: tuple[str, ...]  # drawn equally likely, each perturbed by the multipliers
-    sensitivity_bootstrap: int  # bootstrap resamples of the base draws for the indices' bounds
-    sensitivity_level: float  # confidence level of those bounds
-    sensitivity_resolution: float  # widest interval of a resolved index
-
-
 def load_uncertainty_settings(data_dir: Path) -> UncertaintySettings:
-    """Read and check the ``uncertainty:`` block of ``<data_dir>/method/settings.yaml``."""
-    path = data_dir / "method" / "settings.yaml"
-    raw: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    block = raw.get("uncertainty")
-    if not isinstance(block, Mapping):
-        raise ValueError(f"{path}: no 'uncertainty:' block (draws, seed, weight_range, methods, geometric_floor, sensitivity_*)")
-    return parse_uncertainty_settings(block, f"{path}, uncertainty")
+    """The ``uncertainty:`` block of ``<data_dir>/method/settings.yaml``, validated with the rest of the file."""
+    settings = load_settings(data_dir).uncertainty
+    if settings is None:
+        raise SettingsError(f"{settings_path(data_dir)}: no 'uncertainty:' block (draws, seed, weight_range, methods, geometric_floor, sensitivity_*)")
+    return settings
 
 
 def parse_uncertainty_settings(block: Mapping[str, Any], where: str = "uncertainty") -> UncertaintySettings:
-    def value(key: str) -> Any:
-        if key not in block:
-            raise ValueError(f"{where}: missing key '{key}'")
-        return block[key]
-
-    settings = UncertaintySettings(
-        draws=int(value("draws")),
-        seed=int(value("seed")),
-        weight_range=float(value("weight_range")),
-        methods=tuple(str(m) for m in value("methods")),
-        method_choice=str(value("method_choice")),
-        geometric_floor=float(value("geometric_floor")),
-        sensitivity_base_draws=int(value("sensitivity_base_draws")),
-        weight_schemes=tuple(str(w) for w in block.get("weight_schemes", [NOMINAL])),
-        sensitivity_bootstrap=int(value("sensitivity_bootstrap")),
-        sensitivity_level=float(value("sensitivity_level")),
-        sensitivity_resolution=float(value("sensitivity_resolution")),
-    )
-    if settings.draws < 1:
-        raise ValueError(f"{where}.draws: {settings.draws} is not a positive number of draws")
-    if not 0 <= settings.weight_range < 1:
-        raise ValueError(f"{where}.weight_range: {settings.weight_range} is not in [0, 1) (a weight must stay positive)")
-    unknown = [m for m in settings.methods if m not in AGGREGATION_METHODS]
-    if not settings.methods or unknown or len(set(settings.methods)) != len(settings.methods):
-        raise ValueError(f"{where}.methods: {list(settings.methods)} must be distinct values among {list(AGGREGATION_METHODS)}")
-    unknown_schemes = [w for w in settings.weight_schemes if w not in WEIGHT_SCHEMES]
-    if not settings.weight_schemes or unknown_schemes or len(set(settings.weight_schemes)) != len(settings.weight_schemes):
-        raise ValueError(f"{where}.weight_schemes: {list(settings.weight_schemes)} must be distinct values among {list(WEIGHT_SCHEMES)}")
-    if settings.method_choice not in METHOD_CHOICES:
-        raise ValueError(f"{where}.method_choice: {settings.method_choice!r} is not one of {list(METHOD_CHOICES)}")
-    if not settings.geometric_floor > 0:
-        raise ValueError(f"{where}.geometric_floor: {settings.geometric_floor} must be > 0 (the log of the floor is taken)")
-    if settings.sensitivity_base_draws < 2:
-        raise ValueError(f"{where}.sensitivity_base_draws: {settings.sensitivity_base_draws} must be at least 2")
-    if settings.sensitivity_bootstrap < 2:
-        raise ValueError(f"{where}.sensitivity_bootstrap: {settings.sensitivity_bootstrap} must be at least 2 resamples")
-    if not 0 < settings.sensitivity_level < 1:
-        raise ValueError(f"{where}.sensitivity_level: {settings.sensitivity_level} is not in (0, 1)")
-    if not settings.sensitivity_resolution > 0:
-        raise ValueError(f"{where}.sensitivity_resolution: {settings.sensitivity_resolution} must be > 0")
-    return settings
+    """An ``uncertainty:`` block given as a mapping (tests, benchmarks), validated as the file's is."""
+    return validated(UncertaintySettings, block, where)
 
 
 def edition_rng(seed: int, survey_year: int, unit_type: str, purpose: str) -> np.random.Generator:

@@ -11,6 +11,7 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
+import polars.selectors as cs
 
 from dei_pipeline.aggregation import COMPOSITE_CODE
 from dei_pipeline import comparisons
@@ -22,26 +23,13 @@ from dei_pipeline.analysis.leave_one_out import removal_impact as removal_rows
 from dei_pipeline.analysis.sensitivity import OVERALL_TARGET, rank_sensitivity, sensitivity_rows
 from dei_pipeline.comparisons import previous_editions
 from dei_pipeline.defs.assets import (
-    FRAMEWORKS, SETTINGS, city_index, county_index, framework, indicator_scores, mart_asset, subindex_scores, written,
+    FRAMEWORKS, SETTINGS, city_index, county_index, framework, indicator_scores, mart_asset, subindex_scores, table_metadata, written,
 )
 from dei_pipeline.defs.partitions import partition_editions, previous_edition
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.warehouse import TABLES, read_table, replace_editions
 
 GROUP = "analysis"
-POLARS_TYPES: dict[str, pl.DataType] = {
-    "INTEGER": pl.Int32(), "BIGINT": pl.Int64(), "DOUBLE": pl.Float64(), "VARCHAR": pl.String(), "BOOLEAN": pl.Boolean(),
-}
-
-
-def _conform(table_name: str, frames: list[pl.DataFrame]) -> pl.DataFrame:
-    """The frames as one table with exactly the mart's columns and types (absent columns null), so an
-    edition without rows (e.g. the first one has nothing to compare with) is written as none."""
-    schema = {column.name: POLARS_TYPES[column.sql_type] for column in TABLES[table_name].columns}
-    rows = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-    return rows.select(
-        (pl.col(name) if name in rows.columns else pl.lit(None)).cast(dtype).alias(name) for name, dtype in schema.items()
-    ) if rows.height else pl.DataFrame(schema=schema)
 
 
 def _with_keys(frame: pl.DataFrame, year: int, unit_type: str) -> pl.DataFrame:
@@ -74,12 +62,9 @@ def _editions_and_types(scores: pl.DataFrame) -> Iterator[tuple[int, str, pl.Dat
         yield int(year), str(unit_type), parts[(year, unit_type)]  # type: ignore[call-overload]
 
 
-def _markdown(frame: pl.DataFrame) -> dg.MetadataValue:
-    if frame.height == 0:
-        return dg.MetadataValue.md("none")
-    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * frame.width + "\n"
-    body = "\n".join("| " + " | ".join("" if v is None else (f"{v:.3g}" if isinstance(v, float) else str(v)) for v in row) + " |" for row in frame.iter_rows())
-    return dg.MetadataValue.md(header + body)
+def _table(frame: pl.DataFrame) -> dg.TableMetadataValue:
+    """A few rows for the UI, their figures to three significant digits."""
+    return table_metadata(frame.with_columns(cs.float().round_sig_figs(3)))
 
 
 def _settings_metadata(settings: uncertainty.UncertaintySettings) -> dict[str, Any]:
@@ -129,7 +114,7 @@ def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         seconds[f"{year}/{unit_type}"] = round(time.perf_counter() - started, 3)
         nominal_check[f"{year}/{unit_type}"] = check["nominal_max_abs_difference"]
         frames.append(_with_keys(rows.join(nominal.select("unit_code", "name_zh"), on="unit_code", how="left"), year, unit_type))
-    rows = _conform("marts.rank_uncertainty", frames)
+    rows = TABLES["marts.rank_uncertainty"].conform(frames)
     with warehouse.connection() as con:
         replace_editions(con, "marts.rank_uncertainty", rows, editions)
     widest = (
@@ -146,7 +131,7 @@ def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         # The simulation's composite under the published assumptions against the published one.
         nominal_max_abs_difference=dg.MetadataValue.json(nominal_check),
         cities_likely_to_change_tier=int(rows.filter(pl.col("prob_same_tier") < 0.9).height),
-        widest_city_intervals=_markdown(widest),
+        widest_city_intervals=_table(widest),
     )
 
 
@@ -177,7 +162,7 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         names, indices = rank_sensitivity(problem, nominal_ranks, settings, uncertainty.edition_rng(settings.seed, year, unit_type, "sensitivity"))
         seconds[f"{year}/{unit_type}"] = round(time.perf_counter() - started, 3)
         frames.append(_with_keys(sensitivity_rows(problem, names, indices, settings), year, unit_type))
-    rows = _conform("marts.sensitivity", frames)
+    rows = TABLES["marts.sensitivity"].conform(frames)
     with warehouse.connection() as con:
         replace_editions(con, "marts.sensitivity", rows, editions)
     overall = rows.filter(pl.col("target") == OVERALL_TARGET).sort("survey_year", "unit_type", "influence_rank").select(
@@ -191,7 +176,7 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         base_draws=settings.sensitivity_base_draws,
         bootstrap_resamples=settings.sensitivity_bootstrap,
         seconds_per_edition=dg.MetadataValue.json(seconds),
-        mean_abs_rank_shift_indices=_markdown(overall),
+        mean_abs_rank_shift_indices=_table(overall),
         unit_indices_resolved_share=float(unit_rows["resolved"].mean() or 0.0),  # type: ignore[arg-type]
         indices_out_of_range=int(rows["out_of_range"].sum()),
     )
@@ -218,13 +203,13 @@ def removal_impact(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         nodes = warehouse.framework(unit_type, year).nodes
         problem = uncertainty.ranking_problem(leaves, nodes, nominal, method, settings.geometric_floor)
         frames.append(_with_keys(removal_rows(problem), year, unit_type))
-    rows = _conform("marts.removal_impact", frames)
+    rows = TABLES["marts.removal_impact"].conform(frames)
     with warehouse.connection() as con:
         replace_editions(con, "marts.removal_impact", rows, editions)
     strongest = rows.sort(["survey_year", "mean_abs_rank_change"], descending=True).head(10).select(
         "survey_year", "unit_type", "node_code", "level", "mean_abs_rank_change", "max_abs_rank_change", "share_units_moved",
     )
-    return written("marts.removal_impact", rows, editions, largest_mean_rank_changes=_markdown(strongest))
+    return written("marts.removal_impact", rows, editions, largest_mean_rank_changes=_table(strongest))
 
 
 # ---------------------------------------------------------------------------------- attribution
@@ -257,7 +242,7 @@ def yoy_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                     method.min_coverage,
                 )
                 frames.append(_with_keys(changes, year, str(unit_type)).with_columns(pl.lit(prev_year, pl.Int32).alias("prev_year")))
-        rows = _conform("marts.yoy_attribution", frames)
+        rows = TABLES["marts.yoy_attribution"].conform(frames)
         replace_editions(con, "marts.yoy_attribution", rows, editions)
     totals = rows.filter(pl.col("level") == 0)
     return written(
@@ -286,8 +271,8 @@ def audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg
             composites = scores.filter(pl.col("level") == 0).select("unit_code", "score")
             node_frames.append(_with_keys(audit_nodes(scores, fw.nodes), year, unit_type))
             unit_frames.append(_with_keys(audit_units(leaves, fw.leaf_codes, composites), year, unit_type))
-        rows = _conform("marts.audit", node_frames)
-        unit_rows = _conform("marts.audit_units", unit_frames)
+        rows = TABLES["marts.audit"].conform(node_frames)
+        unit_rows = TABLES["marts.audit_units"].conform(unit_frames)
         replace_editions(con, "marts.audit", rows, editions)
         replace_editions(con, "marts.audit_units", unit_rows, editions)
     flagged = rows.drop_nulls("flags").with_columns(pl.col("flags").str.split(",")).explode("flags")
@@ -296,7 +281,7 @@ def audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg
         flag_counts=dg.MetadataValue.json(
             {f"{y}/{t}/{f}": n for y, t, f, n in flagged.group_by("survey_year", "unit_type", "flags").len().sort("survey_year", "unit_type", "flags").iter_rows()}
         ),
-        lowest_alpha=_markdown(rows.drop_nulls("cronbach_alpha").sort("cronbach_alpha").head(5).select("survey_year", "unit_type", "node_code", "cronbach_alpha")),
+        lowest_alpha=_table(rows.drop_nulls("cronbach_alpha").sort("cronbach_alpha").head(5).select("survey_year", "unit_type", "node_code", "cronbach_alpha")),
         audit_units_rows=unit_rows.height,
         units_with_too_many_missing=int(unit_rows["too_many_missing"].sum()),
     )
@@ -325,7 +310,7 @@ def unit_profile(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             fw = warehouse.framework(unit_type, year)
             profile = unit_profiles(scores.filter(pl.col("node_code") != COMPOSITE_CODE), peers, fw.leaf_codes, decimals)
             profiled_units += profile["unit_code"].n_unique()
-            yield _conform("marts.unit_profile", [_with_keys(
+            yield TABLES["marts.unit_profile"].conform([_with_keys(
                 profile.join(published.select("unit_code", pl.col("name_zh").alias("unit_name_zh")), on="unit_code", how="left")
                 .join(fw.nodes.select(pl.col("code").alias("node_code"), pl.col("name_zh").alias("node_name_zh")), on="node_code", how="left"),
                 year, unit_type,

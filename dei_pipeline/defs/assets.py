@@ -63,9 +63,22 @@ def code_version(function: Callable[..., Any], uses: Sequence[ModuleType] = ()) 
 
 
 def column_schema(table_name: str) -> dg.TableSchema:
+    """The table's documented columns, and its key, as the Dagster UI shows them."""
+    table = TABLES[table_name]
+    key = dg.TableConstraints(other=[f"unique key: {', '.join(table.key)}"]) if table.key else None
     return dg.TableSchema(
-        columns=[dg.TableColumn(c.name, c.sql_type, description=c.comment) for c in TABLES[table_name].columns]
+        columns=[dg.TableColumn(c.name, c.sql_type, description=c.comment) for c in table.columns], constraints=key
     )
+
+
+def table_metadata(rows: pl.DataFrame) -> dg.TableMetadataValue:
+    """Rows as a table in the Dagster UI, with typed columns (ints, floats, booleans, text)."""
+
+    def kind(dtype: pl.DataType) -> str:
+        return "int" if dtype.is_integer() else "float" if dtype.is_float() else "bool" if dtype == pl.Boolean else "string"
+
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, kind(dtype)) for name, dtype in rows.schema.items()])
+    return dg.MetadataValue.table([dg.TableRecord(row) for row in rows.iter_rows(named=True)], schema=schema)
 
 
 def table_asset_metadata(table_name: str) -> dict[str, Any]:
@@ -206,7 +219,7 @@ def indicator_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             _fail_with_quarantine(con, failures, "Validation")
         _check_reference_data(pl.concat(validated), registry, settings, editions)
         # A clean pass clears the editions' quarantine.
-        replace_editions(con, "core.quarantine", pl.DataFrame(schema={**QUARANTINE_SCHEMA, "recorded_at": pl.Datetime("us")}), editions)
+        replace_editions(con, "core.quarantine", TABLES["core.quarantine"].empty(), editions)
         rows = pl.concat(validated)
         source_rows = pl.concat(sources)
         replace_editions(con, "core.indicator_scores", rows, editions)
@@ -309,10 +322,8 @@ def city_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     top = rows.sort("survey_year", "rank", descending=[True, False]).head(10)
     return written(
         "marts.city_index", rows, editions,
-        top_ten=dg.MetadataValue.md(
-            "| edition | rank | city | score | tier |\n|---|---|---|---|---|\n"
-            + "\n".join(f"| {r['survey_year']} | {r['rank']} | {r['name_zh']} | {r['score']:.1f} | {r['tier']} |" for r in top.iter_rows(named=True))
-        ),
+        top_ten=table_metadata(top.select(
+            pl.col("survey_year").alias("edition"), "rank", pl.col("name_zh").alias("city"), pl.col("score").round(1), "tier")),
         tier_counts=dg.MetadataValue.json({
             str(year): dict(group.group_by("tier").len().sort("tier").iter_rows()) for (year,), group in rows.group_by("survey_year")
         }),
@@ -458,7 +469,7 @@ def _reconciliation_rows(editions: list[int], warehouse: WarehouseResource) -> p
                 tier_summary=read_table(con, "marts.tier_summary", [year]),
             )
             frames.append(reconcile(published, computed, tiers, settings.score_tolerance))
-        rows = pl.concat(frames) if frames else pl.DataFrame(schema={c.name: pl.Null for c in TABLES["marts.reconciliation"].columns})
+        rows = pl.concat(frames) if frames else TABLES["marts.reconciliation"].empty()
         replace_editions(con, "marts.reconciliation", rows, editions)
     return rows
 
@@ -520,21 +531,11 @@ def _check_evaluation(check_name: str, rows: pl.DataFrame, year: int) -> dg.Asse
             "disagreeing": failing.height,
             "known_contradictions": known.height,
             "max_abs_difference": float(rows["difference"].abs().max() or 0.0),  # type: ignore[arg-type]
-            "disagreements": dg.MetadataValue.md(_markdown(worst if failing.height else known)),
+            "disagreements": table_metadata((worst if failing.height else known).select(
+                pl.col("survey_year").alias("edition"), "item", "published", pl.col("computed").round(3), "status")),
         },
         **target,
     )
-
-
-def _markdown(rows: pl.DataFrame) -> str:
-    if rows.height == 0:
-        return "none"
-    lines = ["| edition | item | published | computed | status |", "|---|---|---|---|---|"]
-    lines += [
-        f"| {r['survey_year']} | {r['item']} | {r['published']} | {'' if r['computed'] is None else round(r['computed'], 3)} | {r['status']} |"
-        for r in rows.iter_rows(named=True)
-    ]
-    return "\n".join(lines)
 
 
 # The marts BI reads, and with the ingestion assets, the index's own assets. The exports (Parquet,

@@ -11,7 +11,7 @@ import polars as pl
 
 from dei_pipeline.config import data_provenance_note, default_serving_path
 from dei_pipeline.consistency import analysis_against_index, comparisons_against_index, tier_counts_against_index
-from dei_pipeline.defs.assets import PARTITIONED
+from dei_pipeline.defs.assets import PARTITIONED, table_metadata
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.warehouse import editions_in, export_parquet, publish_serving_snapshot, read_table
 
@@ -49,13 +49,9 @@ def edition_disagreements(con: object) -> dict[str, pl.DataFrame]:
     }
 
 
-def _table(rows: pl.DataFrame) -> str:
-    shown = rows.head(SHOWN_DISAGREEMENTS)
-    lines = ["| mart | edition | unit | item | expected | found |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['mart']} | {r['survey_year']} | {r['unit_code'] or ''} | {r['item']} | {r['expected']} | {r['found']} |"
-              for r in shown.iter_rows(named=True)]
-    more = f"\n\n… and {rows.height - shown.height} more" if rows.height > shown.height else ""
-    return "\n".join(lines) + more
+def _table(rows: pl.DataFrame) -> dg.TableMetadataValue:
+    """The first disagreements (their number is the check's ``disagreements``)."""
+    return table_metadata(rows.head(SHOWN_DISAGREEMENTS).rename({"survey_year": "edition", "unit_code": "unit"}))
 
 
 def describe_disagreements(check_name: str, rows: pl.DataFrame) -> str:
@@ -92,7 +88,7 @@ def edition_consistency_asset(upstream: Sequence[dg.AssetsDefinition]) -> dg.Ass
             yield dg.AssetCheckResult(
                 check_name=check_name, passed=rows.height == 0, severity=dg.AssetCheckSeverity.ERROR,
                 description=describe_disagreements(check_name, rows) if rows.height else None,
-                metadata={"disagreements": rows.height, "first_disagreements": dg.MetadataValue.md(_table(rows) if rows.height else "none")},
+                metadata={"disagreements": rows.height, "first_disagreements": _table(rows)},
             )
 
     return edition_consistency

@@ -13,7 +13,8 @@ from dei_pipeline.defs.assets import (
 from dei_pipeline import report
 from dei_pipeline.defs.partitions import edition_history, partition_editions
 from dei_pipeline.defs.resources import WarehouseResource
-from dei_pipeline.report.figures import top_rows_markdown
+from dei_pipeline.report.figures import top_rows
+from dei_pipeline.terminal import frame_table
 from dei_pipeline.report.publish import write_edition_report
 from dei_pipeline.report.rows import read_edition_rows
 
@@ -39,8 +40,8 @@ def edition_report(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     png_note = f"{sum(len(r.png_paths) for r in reports)} PNG(s) rendered offline with vl-convert"
     newest_first = sorted(zip(edition_rows, reports, strict=True), key=lambda pair: pair[0].survey_year, reverse=True)
     return dg.MaterializeResult(metadata={
-        # The newest edition only: a table this short is shown inline in the UI, not behind a button.
-        "top_of_ranking": dg.MetadataValue.md(top_rows_markdown(newest_first[0][0])),
+        # The newest edition only, as Markdown: a table this short is shown inline in the UI, not behind a button.
+        "top_of_ranking": dg.MetadataValue.md(frame_table(top_rows(newest_first[0][0]), markdown=True)),
         **{f"report_{report.survey_year}": dg.MetadataValue.path(str(report.html_path)) for _, report in newest_first},
         "charts": dg.MetadataValue.json({str(r.survey_year): r.chart_names for r in reports}),
         "chart_pngs": png_note,

@@ -10,10 +10,10 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from dei_pipeline.config import MethodSettings, default_data_dir, default_warehouse_path, load_settings
-from dei_pipeline.frameworks import Framework, resolve_framework
-from dei_pipeline.registry import Registry, load_registry
-from dei_pipeline.tiers import load_tiers
+from dei_pipeline.config import MethodSettings, cached_on_content, default_data_dir, default_warehouse_path, load_settings
+from dei_pipeline.frameworks import Framework, load_framework, resolve_framework_path
+from dei_pipeline.registry import REGISTRY_FILES, REGISTRY_SUBDIR, Registry, load_registry
+from dei_pipeline.tiers import load_tiers, tiers_path
 from dei_pipeline.warehouse import open_warehouse
 
 
@@ -44,11 +44,16 @@ class WarehouseResource(dg.ConfigurableResource):
     def settings(self) -> MethodSettings:
         return load_settings(self.data_path)
 
+    # The reference data is parsed and validated once per process (every asset and edition asks for
+    # it), and again only when a file's content changes.
+
     def registry(self) -> Registry:
-        return load_registry(self.data_path)
+        files = [self.data_path / REGISTRY_SUBDIR / name for name in REGISTRY_FILES]
+        return cached_on_content("registry", files, lambda: load_registry(self.data_path))
 
     def tiers(self) -> pl.DataFrame:
-        return load_tiers(self.data_path)
+        return cached_on_content("tiers", [tiers_path(self.data_path)], lambda: load_tiers(self.data_path))
 
     def framework(self, unit_type: str, survey_year: int) -> Framework:
-        return resolve_framework(self.data_path, unit_type, survey_year)
+        path = resolve_framework_path(self.data_path, unit_type, survey_year)
+        return cached_on_content("framework", [path], lambda: load_framework(path))

@@ -3,6 +3,7 @@ themselves (GitHub renders Mermaid in Markdown), so the picture cannot drift fro
 
 from __future__ import annotations
 
+import graphlib
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -26,16 +27,17 @@ def asset_nodes(defs: dg.Definitions) -> list[AssetNode]:
     nodes = {n.key.to_user_string(): AssetNode(n.key.to_user_string(), n.group_name or "default",
                                                tuple(sorted(k.to_user_string() for k in n.parent_keys)))
              for n in graph.asset_nodes}
+    # In waves: each wave is what its predecessors made ready, sorted by name.
+    sorter = graphlib.TopologicalSorter({name: [p for p in node.parents if p in nodes] for name, node in nodes.items()})
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as error:
+        raise ValueError(f"the asset graph has a cycle: {' -> '.join(error.args[1])}") from None
     ordered: list[AssetNode] = []
-    placed: set[str] = set()
-    while len(ordered) < len(nodes):
-        ready = sorted(name for name, node in nodes.items()
-                       if name not in placed and all(p in placed or p not in nodes for p in node.parents))
-        if not ready:
-            raise ValueError(f"the asset graph has a cycle among {sorted(set(nodes) - placed)}")
-        for name in ready:
-            ordered.append(nodes[name])
-            placed.add(name)
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready())
+        ordered += [nodes[name] for name in ready]
+        sorter.done(*ready)
     return ordered
 
 

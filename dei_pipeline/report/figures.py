@@ -180,10 +180,7 @@ def reconciliation_overview(rows: EditionRows) -> tuple[pl.DataFrame, pl.DataFra
     return counts, noteworthy
 
 
-def top_rows_markdown(rows: EditionRows, n: int = 10) -> str:
-    """The ranking's top rows as a Markdown table (short enough for the Dagster UI to show it inline)."""
-    top = ranking(rows).head(n)
-    lines = ["| edition | rank | city | province | score | tier |", "|---|---:|---|---|---:|---|"]
-    lines += [f"| {rows.survey_year} | {r['rank']} | {r['name_zh']} | {r['province']} | {r['score']:.1f} | {r['tier_zh']} |"
-              for r in top.iter_rows(named=True)]
-    return "\n".join(lines)
+def top_rows(rows: EditionRows, n: int = 10) -> pl.DataFrame:
+    """The ranking's top rows: edition, rank, city, province, score and tier (Chinese)."""
+    return ranking(rows).head(n).select(
+        pl.lit(rows.survey_year).alias("edition"), "rank", pl.col("name_zh").alias("city"), "province", "score", pl.col("tier_zh").alias("tier"))
