@@ -293,6 +293,15 @@ query CheckExecutions($assetKey: AssetKeyInput!, $checkName: String!, $partition
 }
 """
 
+BACKFILLS_QUERY = """
+query Backfills {
+  partitionBackfillsOrError(status: REQUESTED) {
+    __typename
+    ... on PartitionBackfills { results { id status } }
+  }
+}
+"""
+
 RUNS_QUERY = """
 query Runs {
   runsOrError {
@@ -395,8 +404,8 @@ def _failure_report(server: DagsterDev, run_id: str) -> str:
 
 
 def _settle(server: DagsterDev, done: Callable[[], bool], since: int, what: str, allowed_failures: int = 0) -> list[dict[str, Any]]:
-    """Wait until ``done()`` holds and no run is in progress twice in a row; return the runs started
-    since the ``since``-th. Runs that fail (beyond ``allowed_failures``) fail the test with their reasons."""
+    """Wait until ``done()`` holds and no run or backfill is in progress twice in a row; return the runs
+    started since the ``since``-th. Runs that fail (beyond ``allowed_failures``) fail the test with their reasons."""
     calm = {"looks": 0}
 
     def settled() -> list[dict[str, Any]] | None:
@@ -404,7 +413,8 @@ def _settle(server: DagsterDev, done: Callable[[], bool], since: int, what: str,
         failed = [run for run in runs[since:] if run["status"] == "FAILURE"]
         if len(failed) > allowed_failures:
             pytest.fail(f"{what}: run {failed[-1]['runId']} ({failed[-1]['jobName']}) failed:\n{_failure_report(server, failed[-1]['runId'])}")
-        busy = any(run["status"] not in TERMINAL_RUN_STATUSES for run in runs)
+        backfills = _expect(server.graphql(BACKFILLS_QUERY)["partitionBackfillsOrError"], "PartitionBackfills", "backfills")["results"]
+        busy = bool(backfills) or any(run["status"] not in TERMINAL_RUN_STATUSES for run in runs)
         calm["looks"] = calm["looks"] + 1 if not busy and done() else 0
         return runs[since:] if calm["looks"] >= 2 else None
 
