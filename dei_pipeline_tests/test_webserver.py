@@ -60,6 +60,9 @@ UNPARTITIONED = {"edition_consistency", "mart_parquet", "serving_snapshot"}
 SERVER_TIMEOUT = 120.0
 SETTLE_TIMEOUT = 420.0  # a sensor tick (30 s), the index run, the automation's backfill, the publication
 TERMINAL_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
+# Settled: nothing in progress at this many looks 5 s apart, longer than one automation tick (15 s),
+# so that a tick still to come cannot start work after the test moved on.
+CALM_LOOKS = 5
 
 pytestmark = [
     pytest.mark.skipif(not DAGSTER.exists(), reason=f"dagster CLI not found next to {sys.executable}"),
@@ -404,7 +407,7 @@ def _failure_report(server: DagsterDev, run_id: str) -> str:
 
 
 def _settle(server: DagsterDev, done: Callable[[], bool], since: int, what: str, allowed_failures: int = 0) -> list[dict[str, Any]]:
-    """Wait until ``done()`` holds and no run or backfill is in progress twice in a row; return the runs
+    """Wait until ``done()`` holds and no run or backfill is in progress for CALM_LOOKS looks; return the runs
     started since the ``since``-th. Runs that fail (beyond ``allowed_failures``) fail the test with their reasons."""
     calm = {"looks": 0}
 
@@ -416,7 +419,7 @@ def _settle(server: DagsterDev, done: Callable[[], bool], since: int, what: str,
         backfills = _expect(server.graphql(BACKFILLS_QUERY)["partitionBackfillsOrError"], "PartitionBackfills", "backfills")["results"]
         busy = bool(backfills) or any(run["status"] not in TERMINAL_RUN_STATUSES for run in runs)
         calm["looks"] = calm["looks"] + 1 if not busy and done() else 0
-        return runs[since:] if calm["looks"] >= 2 else None
+        return runs[since:] if calm["looks"] >= CALM_LOOKS else None
 
     return _poll(settled, SETTLE_TIMEOUT, 5, lambda: f"{what}: not settled within {SETTLE_TIMEOUT:.0f} s; runs: "
                  f"{[(r['jobName'], r['status'], r['tags'].get('dagster/partition')) for r in _runs(server)[since:]]}\n{server.log_tail()}")
