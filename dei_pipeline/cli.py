@@ -9,10 +9,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dei_pipeline.config import default_data_dir, default_warehouse_path, prepare_dagster_home
 from dei_pipeline.locking import WarehouseBusyError, warehouse_lock
+
+if TYPE_CHECKING:  # Dagster is imported when a command needs it: `dei --help` stays quick
+    import dagster as dg
 
 
 def parse_years(text: str, available: Sequence[int]) -> list[int]:
@@ -50,10 +53,9 @@ class _StepProgress(logging.Handler):
             print(f"  {outcome} {event.step_key:<18} {seconds:6.2f}s", flush=True)
 
 
-def _progress_logger() -> "dg.LoggerDefinition":
+def _progress_logger() -> dg.LoggerDefinition:
     import dagster as dg
 
-    @dg.logger(description="One line per step, for the command line")
     def step_progress(init_context: dg.InitLoggerContext) -> logging.Logger:
         logger = logging.getLogger("dei.progress")
         logger.setLevel(logging.DEBUG)
@@ -61,7 +63,7 @@ def _progress_logger() -> "dg.LoggerDefinition":
         logger.propagate = False
         return logger
 
-    return step_progress
+    return dg.LoggerDefinition(step_progress, description="One line per step, for the command line")
 
 
 # What `dei materialize --job` runs: the Dagster jobs, in order; the publication follows.

@@ -138,7 +138,8 @@ def raw_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     that cannot be read fails the step (naming file, line and rule, also kept in core.quarantine) and
     nothing of the step's editions is replaced."""
     editions = partition_editions(context)
-    ingested, failures = [], {}
+    ingested = []
+    failures: dict[int, IngestError | MassRemovalError] = {}
     for year in editions:
         try:
             ingested.append(ingest_edition(warehouse.data_path, year))
@@ -514,28 +515,27 @@ def reconciliation_asset(editions: Editions) -> dg.AssetsDefinition:
     return reconciliation
 
 
+def _evaluation(check_name: str, year: int, passed: bool, metadata: dict[str, Any]) -> dg.AssetCheckEvaluation:
+    return dg.AssetCheckEvaluation(asset_key=dg.AssetKey("reconciliation"), check_name=check_name, partition=str(year),
+                                   severity=dg.AssetCheckSeverity.WARN, passed=passed, metadata=metadata)
+
+
 def _check_evaluation(check_name: str, rows: pl.DataFrame, year: int) -> dg.AssetCheckEvaluation:
     """One edition's result of a reconciliation check."""
-    target = {"asset_key": dg.AssetKey("reconciliation"), "check_name": check_name, "partition": str(year),
-                 "severity": dg.AssetCheckSeverity.WARN}
     if rows.height == 0:
-        return dg.AssetCheckEvaluation(passed=True, metadata={"note": "no published figures for this edition"}, **target)
+        return _evaluation(check_name, year, True, {"note": "no published figures for this edition"})
     failing = rows.filter(pl.col("status").is_in(["mismatch", "missing"]))
     known = rows.filter(pl.col("status") == "known_contradiction")
     worst = failing.sort(pl.col("difference").abs(), descending=True, nulls_last=False).head(10)
-    return dg.AssetCheckEvaluation(
-        passed=failing.height == 0,
-        metadata={
-            "compared": rows.height,
-            "matching": rows.filter(pl.col("status") == "match").height,
-            "disagreeing": failing.height,
-            "known_contradictions": known.height,
-            "max_abs_difference": float(rows["difference"].abs().max() or 0.0),  # type: ignore[arg-type]
-            "disagreements": table_metadata((worst if failing.height else known).select(
-                pl.col("survey_year").alias("edition"), "item", "published", pl.col("computed").round(3), "status")),
-        },
-        **target,
-    )
+    return _evaluation(check_name, year, failing.height == 0, {
+        "compared": rows.height,
+        "matching": rows.filter(pl.col("status") == "match").height,
+        "disagreeing": failing.height,
+        "known_contradictions": known.height,
+        "max_abs_difference": float(rows["difference"].abs().max() or 0.0),  # type: ignore[arg-type]
+        "disagreements": table_metadata((worst if failing.height else known).select(
+            pl.col("survey_year").alias("edition"), "item", "published", pl.col("computed").round(3), "status")),
+    })
 
 
 # The marts BI reads, and with the ingestion assets, the index's own assets. The exports (Parquet,
