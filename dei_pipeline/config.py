@@ -16,7 +16,6 @@ from typing import Any
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-UNIT_TYPES: tuple[str, ...] = ("city", "county")
 
 
 def default_data_dir() -> Path:
