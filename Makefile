@@ -8,7 +8,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 3000
 
-.PHONY: install fonts browser run test ui screenshots sample-data lock clean bench
+.PHONY: install fonts browser run test test-fast ui screenshots sample-data lock clean bench
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ run: install fonts
 
 test: install browser
 	$(BIN)/python -m pytest
+
+# The unit tests alone, in under a minute: no sample warehouse, no Dagster run, no other process
+# (markers in pyproject.toml; `make test` runs every layer).
+test-fast: install fonts
+	$(BIN)/python -m pytest -m "not sample and not pipeline and not e2e"
 
 # DEI_DAGSTER_WEBSERVER tells the raw-files sensor where the webserver is, so that it reloads the
 # definitions by itself when a new edition folder appears.

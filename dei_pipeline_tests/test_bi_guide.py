@@ -17,19 +17,14 @@ from dei_pipeline.definitions import defs
 from dei_pipeline.published import load_published
 from dei_pipeline.docgen import architecture
 from dei_pipeline.docgen.bi_guide import EXAMPLE_QUERIES, ExampleQuery, generated_sections, update_bi_guide
-from dei_pipeline_tests.test_report import SamplePipeline, materialize_sample
+from dei_pipeline_tests.conftest import Project
 
 GUIDE = REPO_ROOT / "docs" / "bi.md"
 ARCHITECTURE = REPO_ROOT / "docs" / "architecture.md"
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> SamplePipeline:
-    return materialize_sample(tmp_path_factory.mktemp("bi"))
-
-
-@pytest.fixture(scope="module")
-def serving(sample: SamplePipeline) -> Iterator[duckdb.DuckDBPyConnection]:
+def serving(sample: Project) -> Iterator[duckdb.DuckDBPyConnection]:
     """The snapshot as a BI tool opens it: read-only."""
     assert sample.serving.is_file(), "the run did not publish the serving snapshot"
     con = duckdb.connect(str(sample.serving), read_only=True)
@@ -51,7 +46,7 @@ def test_every_mart_of_the_snapshot_is_documented(serving: duckdb.DuckDBPyConnec
         assert f"### `marts.{mart}`" in guide, mart
 
 
-def test_generator_script_checks_the_committed_guide(sample: SamplePipeline) -> None:
+def test_generator_script_checks_the_committed_guide(sample: Project) -> None:
     check = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "bi_guide.py"), "--check", "--serving", str(sample.serving)],
                            capture_output=True, text=True, cwd=REPO_ROOT)
     assert check.returncode == 0, check.stderr
@@ -70,7 +65,7 @@ def test_a_guide_without_the_generated_blocks_is_refused() -> None:
         update_bi_guide("# a guide someone rewrote by hand\n", {"marts": "..."})
 
 
-def test_the_snapshot_opened_read_only_refuses_writes(sample: SamplePipeline) -> None:
+def test_the_snapshot_opened_read_only_refuses_writes(sample: Project) -> None:
     con = duckdb.connect(":memory:")
     try:
         con.execute(f"ATTACH '{sample.serving}' AS dei (READ_ONLY)")  # the guide's fallback for any tool
@@ -89,7 +84,7 @@ def _marts(serving: duckdb.DuckDBPyConnection, table: str, year: int | None = No
     return serving.sql(f"SELECT * FROM marts.{table}{where}").pl()
 
 
-def check_top_movers(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+def check_top_movers(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: Project) -> None:
     returning = _marts(serving, "city_yoy", 2020).filter(pl.col("status") == "returning")
     assert answer.height == 10
     assert answer["rank_change"].abs().max() == returning["rank_change"].abs().max()
@@ -97,7 +92,7 @@ def check_top_movers(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, s
     assert "乌鲁木齐" in answer["city"].to_list() and "抚顺" in answer["city"].to_list()
 
 
-def check_region_tier_mix(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+def check_region_tier_mix(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: Project) -> None:
     assert answer["survey_year"].to_list() == [2017, 2018, 2019, 2020]
     tiers = ["一线", "新一线", "二线", "三线", "四线"]
     assert answer.select(pl.sum_horizontal(tiers)).to_series().to_list() == answer["scored_cities"].to_list()
@@ -105,21 +100,21 @@ def check_region_tier_mix(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnecti
     assert latest["scored_cities"] == 41 and latest["gdp_weighted_score"] == 70.6  # the white paper's 长三角 70.6
 
 
-def check_city_profile(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+def check_city_profile(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: Project) -> None:
     assert answer.height == 5  # composite + four level-1 domains
     composite = answer.row(0, named=True)
     assert (composite["city"], composite["indicator"], composite["score"], composite["rank_among_cities"]) == ("杭州", "综合指数", 89.1, 5)
     assert composite["all_city_mean"] == 57.3
 
 
-def check_tier_changes(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+def check_tier_changes(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: Project) -> None:
     changed = _marts(serving, "city_yoy", 2020).filter((pl.col("status") == "returning") & (pl.col("tier") != pl.col("prev_tier")))
     assert answer.height == changed.height > 0
     assert set(answer["direction"]) <= {"up", "down"}
     assert answer.filter(pl.col("city") == "广州").select("prev_tier", "tier", "direction").row(0) == ("new_tier1", "tier1", "up")
 
 
-def check_industry_averages(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+def check_industry_averages(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: Project) -> None:
     published = load_published(sample.resource.data_path, 2020)
     assert published is not None
     expected = published.industry_averages.select(pl.col("name_zh").alias("industry"), "average", "top10_average")
@@ -129,7 +124,7 @@ def check_industry_averages(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnec
     assert (compared["top10_average"] - compared["top10_average_published"]).abs().max() < 0.05  # type: ignore[operator]
 
 
-CHECKS: dict[str, Callable[[pl.DataFrame, duckdb.DuckDBPyConnection, SamplePipeline], None]] = {
+CHECKS: dict[str, Callable[[pl.DataFrame, duckdb.DuckDBPyConnection, Project], None]] = {
     "top_movers": check_top_movers,
     "region_tier_mix": check_region_tier_mix,
     "city_profile": check_city_profile,
@@ -144,7 +139,7 @@ def test_there_are_five_examples_each_with_a_check() -> None:
 
 
 @pytest.mark.parametrize("query", EXAMPLE_QUERIES, ids=lambda query: query.slug)
-def test_example_query_answers_its_question(query: ExampleQuery, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+def test_example_query_answers_its_question(query: ExampleQuery, serving: duckdb.DuckDBPyConnection, sample: Project) -> None:
     answer = serving.sql(query.sql).pl()
     assert answer.height > 0, query.slug
     CHECKS[query.slug](answer, serving, sample)
