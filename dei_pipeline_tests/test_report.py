@@ -234,14 +234,15 @@ def test_industry_averages_reproduce_the_published_ones(sample: Project) -> None
 
 
 def test_movers_are_risers_then_fallers_among_returning_cities(sample: Project) -> None:
+    # Movers are ranked by their rank change among the cities ranked in both editions.
     rows = sample.edition_rows(2020)
     moved = figures.movers(rows)
-    changes = moved["rank_change"].to_list()
+    changes = moved["cohort_rank_change"].to_list()
     risers = [c for c in changes if c > 0]
     fallers = [c for c in changes if c < 0]
     assert changes == risers + fallers and risers == sorted(risers, reverse=True) and fallers == sorted(fallers, reverse=True)
     returning = rows.city_changes.filter(pl.col("status") == "returning")
-    assert risers[0] == returning["rank_change"].max() and fallers[-1] == returning["rank_change"].min()
+    assert risers[0] == returning["cohort_rank_change"].max() and fallers[-1] == returning["cohort_rank_change"].min()
     assert len(risers) == len(fallers) == figures.MOVERS_PER_SIDE
 
 
