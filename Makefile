@@ -9,7 +9,7 @@ UI_HOST ?= 127.0.0.1
 UI_PORT ?= 3000
 DASHBOARD_PORT ?= 8501
 
-.PHONY: install fonts browser run test ui dashboards screenshots sample-data lock clean bench
+.PHONY: install fonts browser run test test-fast ui dashboards screenshots sample-data lock clean bench
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ run: install fonts
 
 test: install browser
 	$(BIN)/python -m pytest
+
+# The unit tests alone, in under a minute: no sample warehouse, no Dagster run, no other process
+# (markers in pyproject.toml; `make test` runs every layer).
+test-fast: install fonts
+	$(BIN)/python -m pytest -m "not sample and not pipeline and not e2e"
 
 # DEI_DAGSTER_WEBSERVER tells the raw-files sensor where the webserver is, so that it reloads the
 # definitions by itself when a new edition folder appears.

@@ -28,7 +28,6 @@ T = TypeVar("T")
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-UNIT_TYPES: tuple[str, ...] = ("city", "county")
 
 
 def default_data_dir() -> Path:

@@ -145,13 +145,6 @@ def has_published(data_dir: Path, edition: int) -> bool:
     return published_dir(data_dir, edition).is_dir()
 
 
-def published_editions(data_dir: Path) -> list[int]:
-    root = Path(data_dir) / PUBLISHED_SUBDIR
-    if not root.is_dir():
-        return []
-    return sorted(int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit() and len(p.name) == 4)
-
-
 # ---------------------------------------------------------------- CSV
 
 

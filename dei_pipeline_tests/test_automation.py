@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from dei_pipeline.defs.automation import build_raw_files_sensor
 from dei_pipeline.defs.partitions import Editions
@@ -46,6 +47,7 @@ def touch_counties(data_dir: Path, year: int, text: str = "\n") -> None:
     counties.write_text(counties.read_text(encoding="utf-8") + text, encoding="utf-8")
 
 
+@pytest.mark.pipeline
 def test_sensor_runs_what_the_warehouse_lacks_in_one_run_and_notices_a_revert(data_dir_factory: Callable[..., Path]) -> None:
     data_dir = data_dir_factory((2019, 2020))
     instance = dg.DagsterInstance.ephemeral()
@@ -70,6 +72,7 @@ def test_sensor_runs_what_the_warehouse_lacks_in_one_run_and_notices_a_revert(da
     assert requested(reverted) == [("2019", {})]
 
 
+@pytest.mark.pipeline
 def test_sensor_leaves_alone_what_a_manual_run_already_ingested(data_dir_factory: Callable[..., Path]) -> None:
     data_dir = data_dir_factory((2019, 2020))
     instance = dg.DagsterInstance.ephemeral()
@@ -80,6 +83,7 @@ def test_sensor_leaves_alone_what_a_manual_run_already_ingested(data_dir_factory
     assert requested(evaluate(None, instance, data_dir)) == []
 
 
+@pytest.mark.pipeline
 def test_sensor_waits_for_a_busy_warehouse_instead_of_running_every_edition(data_dir_factory: Callable[..., Path]) -> None:
     import duckdb
 

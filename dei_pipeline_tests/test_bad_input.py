@@ -4,11 +4,8 @@ snapshot keep the last good data of every edition. Then the guard against mass r
 a run tag and by the command line's flag."""
 
 import hashlib
-import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,9 +24,11 @@ from dei_pipeline_tests.bad_inputs import (
     CASES, CITIES, Case, damage_first_byte_of, damaged_offset, dangling_link, delete_cities, empty_edition_folder, header_and_first_rows,
     line_of,
 )
-from dei_pipeline_tests.conftest import copy_data_dir
+from dei_pipeline_tests.conftest import copy_data_dir, dei
 
 GOOD_EDITIONS = ("2019", "2020")
+
+pytestmark = [pytest.mark.pipeline]
 
 
 def run_job(root: Path, partition_keys: tuple[str, ...], partition_key: str | None = None,
@@ -185,11 +184,7 @@ def test_the_share_that_may_go_unconfirmed_is_a_setting(good_root: Path, tmp_pat
     assert city_counts(root / "warehouse" / "dei.duckdb") == {2019: 113, 2020: 10}
 
 
-def dei(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
-    return subprocess.run([sys.executable, "-m", "dei_pipeline.cli", *args], capture_output=True, text=True, env=env, timeout=300)
-
-
+@pytest.mark.e2e
 def test_the_command_line_refuses_an_unreadable_file_and_a_mass_removal_until_confirmed(good_root: Path, tmp_path: Path) -> None:
     root = tmp_path / "case"
     shutil.copytree(good_root, root)

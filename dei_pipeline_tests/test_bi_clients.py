@@ -24,14 +24,14 @@ from packaging.specifiers import SpecifierSet
 
 from dei_pipeline.config import REPO_ROOT
 from dei_pipeline.warehouse import FOREIGN_KEYS, GRAIN, MART_TABLES, SNAPSHOT_INFO, TABLES, ForeignKey, documented_comment, publish_serving_snapshot
-from dei_pipeline_tests.test_report import SamplePipeline
+from dei_pipeline_tests.conftest import Project
 
 DUCKDB_CLI = Path(sys.executable).with_name("duckdb")  # the duckdb-cli package of the dev extra
 
 
 @pytest.fixture(scope="module")
-def serving(bi_sample: SamplePipeline) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = duckdb.connect(str(bi_sample.serving), read_only=True)
+def serving(sample: Project) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = duckdb.connect(str(sample.serving), read_only=True)
     yield con
     con.close()
 
@@ -59,8 +59,8 @@ def cli_rows(database: Path, sql: str) -> list[dict]:
     return json.loads(result.stdout or "[]")
 
 
-def test_the_duckdb_1_cli_reads_the_snapshot_its_tables_and_comments(bi_sample: SamplePipeline, serving: duckdb.DuckDBPyConnection) -> None:
-    snapshot = bi_sample.serving
+def test_the_duckdb_1_cli_reads_the_snapshot_its_tables_and_comments(sample: Project, serving: duckdb.DuckDBPyConnection) -> None:
+    snapshot = sample.serving
     assert cli_rows(snapshot, "SELECT count(*) AS n FROM marts.city_index WHERE survey_year = 2020") == [{"n": 148}]
     assert [row["name_zh"] for row in cli_rows(snapshot, "SELECT name_zh FROM marts.dim_tier ORDER BY tier_order")] == ["一线", "新一线", "二线", "三线", "四线"]
     assert cli_rows(snapshot, "SELECT comment FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = 'city_index'") == [
@@ -73,10 +73,10 @@ def test_the_duckdb_1_cli_reads_the_snapshot_its_tables_and_comments(bi_sample: 
     assert [tuple(row.values()) for row in cli_rows(snapshot, documentation)] == serving.execute(documentation).fetchall()
 
 
-def test_a_snapshot_in_duckdb_2_storage_is_what_the_1x_cli_refuses(tmp_path: Path, bi_sample: SamplePipeline) -> None:
+def test_a_snapshot_in_duckdb_2_storage_is_what_the_1x_cli_refuses(tmp_path: Path, sample: Project) -> None:
     """The control: the storage version is what makes the snapshot readable."""
     newest, warehouse = tmp_path / "newest.duckdb", tmp_path / "dei.duckdb"
-    shutil.copy(bi_sample.warehouse, warehouse)  # publishing attaches a file: the shared sample stays read-only
+    shutil.copy(sample.warehouse, warehouse)  # publishing attaches a file: the shared sample stays read-only
     with duckdb.connect(str(warehouse)) as con:
         publish_serving_snapshot(con, newest, "test-run", storage_version="latest")
     result = duckdb_cli(newest, "SELECT count(*) FROM marts.city_index")
@@ -98,11 +98,11 @@ def test_the_installed_sqlalchemy_is_in_the_pinned_range_the_guide_names() -> No
     assert f"`{pinned}`" in (REPO_ROOT / "docs" / "bi.md").read_text(encoding="utf-8")
 
 
-def test_the_sqlalchemy_inspector_lists_schemas_tables_columns_and_comments(tmp_path: Path, bi_sample: SamplePipeline,
+def test_the_sqlalchemy_inspector_lists_schemas_tables_columns_and_comments(tmp_path: Path, sample: Project,
                                                                            serving: duckdb.DuckDBPyConnection) -> None:
     # A copy, as a BI server would mount it: DuckDB refuses a second in-process connection to one file
     # with other settings than the fixture's, which duckdb-engine's are.
-    snapshot = shutil.copy(bi_sample.serving, tmp_path / "dei_serving.duckdb")
+    snapshot = shutil.copy(sample.serving, tmp_path / "dei_serving.duckdb")
     engine = sqlalchemy.create_engine(f"duckdb:///{snapshot}", connect_args={"read_only": True})
     try:
         inspector = sqlalchemy.inspect(engine)
@@ -189,15 +189,15 @@ SQL_TO_POLARS = {"INTEGER": pl.Int32(), "BIGINT": pl.Int64(), "DOUBLE": pl.Float
                  "TIMESTAMP": pl.Datetime("us")}
 
 
-def parquet_dir(sample: SamplePipeline, table_name: str) -> Path:
+def parquet_dir(sample: Project, table_name: str) -> Path:
     return sample.warehouse.parent / "parquet" / table_name.split(".", 1)[1]
 
 
 @pytest.mark.parametrize("table_name", MART_TABLES)
-def test_parquet_has_the_same_types_in_pandas_polars_pyarrow_and_duckdb(table_name: str, bi_sample: SamplePipeline,
+def test_parquet_has_the_same_types_in_pandas_polars_pyarrow_and_duckdb(table_name: str, sample: Project,
                                                                         serving: duckdb.DuckDBPyConnection) -> None:
     table = TABLES[table_name]
-    folder = parquet_dir(bi_sample, table_name)
+    folder = parquet_dir(sample, table_name)
     assert not list(folder.glob("survey_year=*")), "no Hive folders: survey_year is a column in the files"
     by_pyarrow = pq.read_table(folder)
     by_polars = pl.read_parquet(folder / "*.parquet")
@@ -218,14 +218,14 @@ def test_parquet_has_the_same_types_in_pandas_polars_pyarrow_and_duckdb(table_na
         assert str(by_pandas["survey_year"].dtype) == "int32"  # not a category, as a Hive folder would give
 
 
-def test_parquet_files_carry_the_table_and_column_comments(bi_sample: SamplePipeline) -> None:
+def test_parquet_files_carry_the_table_and_column_comments(sample: Project) -> None:
     for table_name in MART_TABLES:
         table = TABLES[table_name]
-        for file in sorted(parquet_dir(bi_sample, table_name).glob("*.parquet")):
+        for file in sorted(parquet_dir(sample, table_name).glob("*.parquet")):
             schema = pq.read_schema(file)
             assert schema.metadata[b"comment"].decode() == documented_comment(table), file
             assert json.loads(schema.metadata[b"column_comments"]) == {c.name: c.comment for c in table.columns}
     # DuckDB reads the same key-value metadata.
-    file = next(parquet_dir(bi_sample, "marts.city_index").glob("*_2020.parquet"))
+    file = next(parquet_dir(sample, "marts.city_index").glob("*_2020.parquet"))
     kv = dict(duckdb.connect().execute(f"SELECT decode(key), decode(value) FROM parquet_kv_metadata('{file}')").fetchall())
     assert kv["comment"] == documented_comment(TABLES["marts.city_index"])

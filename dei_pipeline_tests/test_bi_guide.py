@@ -17,19 +17,14 @@ from dei_pipeline.definitions import defs
 from dei_pipeline.published import load_published
 from dei_pipeline.docgen import architecture
 from dei_pipeline.docgen.bi_guide import EXAMPLE_QUERIES, ExampleQuery, generated_sections, update_bi_guide
-from dei_pipeline_tests.test_report import SamplePipeline
+from dei_pipeline_tests.conftest import Project
 
 GUIDE = REPO_ROOT / "docs" / "bi.md"
 ARCHITECTURE = REPO_ROOT / "docs" / "architecture.md"
 
 
 @pytest.fixture(scope="module")
-def sample(bi_sample: SamplePipeline) -> SamplePipeline:
-    return bi_sample
-
-
-@pytest.fixture(scope="module")
-def serving(sample: SamplePipeline) -> Iterator[duckdb.DuckDBPyConnection]:
+def serving(sample: Project) -> Iterator[duckdb.DuckDBPyConnection]:
     """The snapshot as a BI tool opens it: read-only."""
     assert sample.serving.is_file(), "the run did not publish the serving snapshot"
     con = duckdb.connect(str(sample.serving), read_only=True)
@@ -51,7 +46,7 @@ def test_every_mart_of_the_snapshot_is_documented(serving: duckdb.DuckDBPyConnec
         assert f"### `marts.{mart}`" in guide, mart
 
 
-def test_generator_script_checks_the_committed_guide(sample: SamplePipeline) -> None:
+def test_generator_script_checks_the_committed_guide(sample: Project) -> None:
     check = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "bi_guide.py"), "--check", "--serving", str(sample.serving)],
                            capture_output=True, text=True, cwd=REPO_ROOT)
     assert check.returncode == 0, check.stderr
@@ -70,7 +65,7 @@ def test_a_guide_without_the_generated_blocks_is_refused() -> None:
         update_bi_guide("# a guide someone rewrote by hand\n", {"marts": "..."})
 
 
-def test_the_snapshot_opened_read_only_refuses_writes(sample: SamplePipeline) -> None:
+def test_the_snapshot_opened_read_only_refuses_writes(sample: Project) -> None:
     con = duckdb.connect(":memory:")
     try:
         con.execute(f"ATTACH '{sample.serving}' AS dei (READ_ONLY)")  # the guide's fallback for any tool
@@ -89,7 +84,7 @@ def _marts(serving: duckdb.DuckDBPyConnection, table: str, year: int | None = No
     return serving.sql(f"SELECT * FROM marts.{table}{where}").pl()
 
 
-def check_top_movers(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+def check_top_movers(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: Project) -> None:
     returning = _marts(serving, "city_yoy", 2020).filter(pl.col("status") == "returning")
     assert answer.height == 10
     assert answer["rank_change"].abs().max() == returning["rank_change"].abs().max()
@@ -97,7 +92,7 @@ def check_top_movers(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, s
     assert "乌鲁木齐" in answer["city"].to_list() and "抚顺" in answer["city"].to_list()
 
 
-def check_region_tier_mix(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+def check_region_tier_mix(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: Project) -> None:
     assert answer["survey_year"].to_list() == [2017, 2018, 2019, 2020]
     tiers = ["一线", "新一线", "二线", "三线", "四线"]
     assert answer.select(pl.sum_horizontal(tiers)).to_series().to_list() == answer["scored_cities"].to_list()
@@ -105,21 +100,21 @@ def check_region_tier_mix(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnecti
     assert latest["scored_cities"] == 41 and latest["gdp_weighted_score"] == 70.6  # the white paper's 长三角 70.6
 
 
-def check_city_profile(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+def check_city_profile(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: Project) -> None:
     assert answer.height == 5  # composite + four level-1 domains
     composite = answer.row(0, named=True)
     assert (composite["city"], composite["indicator"], composite["score"], composite["rank_among_cities"]) == ("杭州", "综合指数", 89.1, 5)
     assert composite["all_city_mean"] == 57.3
 
 
-def check_tier_changes(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+def check_tier_changes(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: Project) -> None:
     changed = _marts(serving, "city_yoy", 2020).filter((pl.col("status") == "returning") & (pl.col("tier") != pl.col("prev_tier")))
     assert answer.height == changed.height > 0
     assert set(answer["direction"]) <= {"up", "down"}
     assert answer.filter(pl.col("city") == "广州").select("prev_tier", "tier", "direction").row(0) == ("new_tier1", "tier1", "up")
 
 
-def check_industry_averages(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+def check_industry_averages(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: Project) -> None:
     published = load_published(sample.resource.data_path, 2020)
     assert published is not None
     expected = published.industry_averages.select(pl.col("name_zh").alias("industry"), "average", "top10_average")
@@ -129,7 +124,7 @@ def check_industry_averages(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnec
     assert (compared["top10_average"] - compared["top10_average_published"]).abs().max() < 0.05  # type: ignore[operator]
 
 
-def check_top_n_with_tier_names(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+def check_top_n_with_tier_names(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: Project) -> None:
     ranked = _marts(serving, "city_index", 2020).filter(pl.col("rank") <= 10)
     assert answer.height == ranked.height >= 10
     assert answer["rank"].to_list() == sorted(answer["rank"].to_list())
@@ -138,7 +133,7 @@ def check_top_n_with_tier_names(answer: pl.DataFrame, serving: duckdb.DuckDBPyCo
     assert answer["score_range"][0] == "score > 85"
 
 
-def check_region_members(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+def check_region_members(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: Project) -> None:
     assert set(answer["region"]) == {"京津冀", "长三角", "粤港澳大湾区", "成渝"}
     regions = _marts(serving, "region_rollup", 2020)
     counted = answer.group_by("region").agg(pl.len().alias("n_members"), pl.col("score").is_not_null().sum().alias("n_scored"))
@@ -149,7 +144,7 @@ def check_region_members(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnectio
     assert bay.filter(pl.col("score").is_null())["member"].to_list() == ["香港", "澳门"]
 
 
-def check_tier_migration(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+def check_tier_migration(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: Project) -> None:
     returning = _marts(serving, "city_yoy", 2020).filter(pl.col("status") == "returning")
     assert answer["cities"].sum() == returning.height
     names = dict(serving.execute("SELECT tier_code, name_zh FROM marts.dim_tier").fetchall())
@@ -158,7 +153,7 @@ def check_tier_migration(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnectio
     assert ("新一线", "一线", 1) in answer.rows()  # 广州
 
 
-def check_unit_subindex_profile(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+def check_unit_subindex_profile(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: Project) -> None:
     framework = _marts(serving, "framework", 2020).filter((pl.col("unit_type") == "city") & (pl.col("level") <= 2))
     assert answer.height == framework.height + 1
     composite = answer.row(0, named=True)
@@ -167,14 +162,14 @@ def check_unit_subindex_profile(answer: pl.DataFrame, serving: duckdb.DuckDBPyCo
     assert answer.filter(pl.col("level") == 1)["weight_in_composite"].sum() == pytest.approx(1.0)
 
 
-def check_county_top_n_by_kind(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+def check_county_top_n_by_kind(answer: pl.DataFrame, serving: duckdb.DuckDBPyConnection, sample: Project) -> None:
     assert answer.group_by("kind_zh").len().sort("kind_zh").rows() == [("县市", 6), ("市辖区", 5)]  # the tie at rank 5
     tied = answer.filter((pl.col("kind_zh") == "县市") & (pl.col("rank") == 5))
     assert tied["score"].n_unique() == 1 and tied.height == 2
     assert answer.filter(pl.col("rank") == 1)["unit"].sort().to_list() == ["江阴市", "深圳市南山区"]
 
 
-CHECKS: dict[str, Callable[[pl.DataFrame, duckdb.DuckDBPyConnection, SamplePipeline], None]] = {
+CHECKS: dict[str, Callable[[pl.DataFrame, duckdb.DuckDBPyConnection, Project], None]] = {
     "top_n_with_tier_names": check_top_n_with_tier_names,
     "region_members": check_region_members,
     "tier_migration": check_tier_migration,
@@ -194,7 +189,7 @@ def test_every_example_has_a_check() -> None:
 
 
 @pytest.mark.parametrize("query", EXAMPLE_QUERIES, ids=lambda query: query.slug)
-def test_example_query_answers_its_question(query: ExampleQuery, serving: duckdb.DuckDBPyConnection, sample: SamplePipeline) -> None:
+def test_example_query_answers_its_question(query: ExampleQuery, serving: duckdb.DuckDBPyConnection, sample: Project) -> None:
     answer = serving.sql(query.sql).pl()
     assert answer.height > 0, query.slug
     CHECKS[query.slug](answer, serving, sample)

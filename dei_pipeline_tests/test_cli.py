@@ -1,23 +1,18 @@
 """``dei materialize`` as a user runs it: progress, summary, exit codes and reasons."""
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import polars as pl
+import pytest
 
 from dei_pipeline.defs.partitions import contiguous_blocks
+from dei_pipeline_tests.conftest import dei
 
 
-def dei(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
-    return subprocess.run([sys.executable, "-m", "dei_pipeline.cli", *args], capture_output=True, text=True, env=env, timeout=300)
-
-
+@pytest.mark.e2e
 def test_materialize_prints_progress_and_a_summary(data_dir_factory: Callable[..., Path], tmp_path: Path) -> None:
     data_dir = data_dir_factory((2019, 2020))
     result = dei(["materialize", "--years", "all", "--job", "index", "--data-dir", str(data_dir), "--warehouse", str(tmp_path / "w.duckdb")], tmp_path)
@@ -40,6 +35,7 @@ def steps_done(stdout: str) -> set[str]:
     return set(re.findall(r"^\s+done\s+(\S+)", stdout, re.MULTILINE))
 
 
+@pytest.mark.e2e
 def test_the_index_runs_alone_and_the_analysis_after_it(data_dir_factory: Callable[..., Path], tmp_path: Path) -> None:
     data_dir = data_dir_factory((2020,))
     warehouse = tmp_path / "w.duckdb"
@@ -71,6 +67,7 @@ def test_the_index_runs_alone_and_the_analysis_after_it(data_dir_factory: Callab
         assert con.sql("SELECT job_name FROM marts.snapshot_info").fetchall() == [("publish_job",)]
 
 
+@pytest.mark.e2e
 def test_unknown_or_malformed_years_are_refused(data_dir_factory: Callable[..., Path], tmp_path: Path) -> None:
     data_dir = data_dir_factory((2020,))
     missing = dei(["materialize", "--years", "2016", "--data-dir", str(data_dir)], tmp_path)
@@ -79,6 +76,7 @@ def test_unknown_or_malformed_years_are_refused(data_dir_factory: Callable[..., 
     assert malformed.returncode != 0 and "is not a four-digit year" in malformed.stderr
 
 
+@pytest.mark.e2e
 def test_a_failing_run_exits_non_zero_with_the_reason(data_dir_factory: Callable[..., Path], tmp_path: Path) -> None:
     data_dir = data_dir_factory((2020,))
     path = data_dir / "raw/2020/counties.csv"

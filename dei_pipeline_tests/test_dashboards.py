@@ -17,11 +17,13 @@ import pytest
 
 from dei_pipeline.config import REPO_ROOT
 from dei_pipeline.browser import chromium
-from dei_pipeline_tests.test_report import SamplePipeline, require_browser
+from dei_pipeline_tests.conftest import Project
+from dei_pipeline_tests.test_report import require_browser
 
 HOST = "127.0.0.1"  # loopback only
 STREAMLIT = Path(sys.executable).with_name("streamlit")
 START_TIMEOUT = 90.0
+pytestmark = pytest.mark.e2e  # a Streamlit server and a browser
 
 
 def _free_loopback_port() -> int:
@@ -45,10 +47,10 @@ def _wait_until_healthy(url: str, server: subprocess.Popen[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def dashboard(bi_sample: SamplePipeline) -> Iterator[str]:
+def dashboard(sample: Project) -> Iterator[str]:
     require_browser()
     port = _free_loopback_port()
-    env = {**os.environ, "DEI_SERVING": str(bi_sample.serving), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    env = {**os.environ, "DEI_SERVING": str(sample.serving), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     server = subprocess.Popen(
         [str(STREAMLIT), "run", str(REPO_ROOT / "bi" / "dashboard.py"), "--server.headless", "true",
          "--server.address", HOST, "--server.port", str(port), "--client.toolbarMode", "viewer"],
@@ -63,8 +65,8 @@ def dashboard(bi_sample: SamplePipeline) -> Iterator[str]:
         server.wait(timeout=30)
 
 
-def test_the_dashboard_shows_the_ranking_with_tier_names_and_the_four_regions(dashboard: str, bi_sample: SamplePipeline, tmp_path: Path) -> None:
-    before = hashlib.sha256(bi_sample.serving.read_bytes()).hexdigest()
+def test_the_dashboard_shows_the_ranking_with_tier_names_and_the_four_regions(dashboard: str, sample: Project, tmp_path: Path) -> None:
+    before = hashlib.sha256(sample.serving.read_bytes()).hexdigest()
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
         page.goto(dashboard)
@@ -84,4 +86,4 @@ def test_the_dashboard_shows_the_ranking_with_tier_names_and_the_four_regions(da
     assert "香港 (not scored)" in text
     assert "Traceback" not in text and "Error" not in text
     # Read-only: the dashboards left the snapshot as it was.
-    assert hashlib.sha256(bi_sample.serving.read_bytes()).hexdigest() == before
+    assert hashlib.sha256(sample.serving.read_bytes()).hexdigest() == before

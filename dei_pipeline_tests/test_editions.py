@@ -3,9 +3,6 @@ later editions read of it, an edition added later for an earlier year takes its 
 nothing that disagrees is ever published. Each test asserts the warehouse and the serving snapshot,
 edition by edition."""
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,14 +12,12 @@ import pytest
 
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.definitions import build_definitions
+from dei_pipeline_tests.conftest import dei
 from dei_pipeline_tests.edition_checks import assert_editions_agree, lower_every_indicator, score, table
 
 HANGZHOU = "330100"
 
-
-def dei(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
-    return subprocess.run([sys.executable, "-m", "dei_pipeline.cli", *args], capture_output=True, text=True, env=env, timeout=600)
+pytestmark = [pytest.mark.e2e]
 
 
 def test_a_rerun_of_one_edition_refreshes_the_later_editions_comparisons(data_dir_factory: Callable[..., Path], tmp_path: Path) -> None:

@@ -17,6 +17,8 @@ import pytest
 from dei_pipeline.definitions import build_definitions
 from dei_pipeline.defs.automation import PUBLICATION
 
+pytestmark = [pytest.mark.e2e]
+
 
 def dei_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home"), **extra}

@@ -23,9 +23,12 @@ from dei_pipeline.ingest import ingest_edition, list_editions
 from dei_pipeline.national import NATIONAL_EDITIONS, write_national_data
 from dei_pipeline.registry import load_registry, units
 from dei_pipeline.validation import Reference, validate_cells
+from dei_pipeline_tests.conftest import with_light_monte_carlo
 
 SUBSET = (2019, 2020)
 TEST_DRAWS = 200
+
+pytestmark = [pytest.mark.e2e]
 
 
 @pytest.fixture(scope="module")
@@ -121,20 +124,9 @@ def test_loads_and_validates_with_the_project_loaders(subset: Path) -> None:
     assert city["score"].null_count() == 0 and 20 < city["score"].mean() < 80  # type: ignore[operator]
 
 
-def with_few_monte_carlo_draws(data_dir: Path) -> Path:
-    """The method settings with few Monte Carlo draws (where the analysis settings have any): the test
-    is about national size through every step, not about the precision of the uncertainty marts."""
-    path = data_dir / "method" / "settings.yaml"
-    settings = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for key, draws in (("draws", TEST_DRAWS), ("sensitivity_base_draws", TEST_DRAWS // 4)):
-        if key in settings.get("uncertainty", {}):
-            settings["uncertainty"][key] = min(int(settings["uncertainty"][key]), draws)
-    path.write_text(yaml.safe_dump(settings, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    return data_dir
-
-
 def test_two_editions_materialize_end_to_end_through_the_job(subset: Path, tmp_path: Path) -> None:
-    data_dir = with_few_monte_carlo_draws(Path(shutil.copytree(subset, tmp_path / "data")))
+    # the test is about national size through every step, not about the precision of the uncertainty marts
+    data_dir = with_light_monte_carlo(Path(shutil.copytree(subset, tmp_path / "data")), TEST_DRAWS, TEST_DRAWS // 4)
     warehouse = tmp_path / "warehouse" / "dei.duckdb"
     instance = dg.DagsterInstance.ephemeral()
     job = build_definitions(WarehouseResource(data_dir=str(data_dir), warehouse_path=str(warehouse))).resolve_job_def("index_job")

@@ -1,48 +1,27 @@
-"""The Dagster pipeline end to end on a private copy of the sample: materialize(), reruns, failures."""
+"""The Dagster pipeline end to end: the sample backfilled (the session's sample warehouse), and, on private
+copies of the sample, materialize(), reruns and failures."""
 
 from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import polars as pl
 import pytest
 
 from dei_pipeline.defs.assets import ALL_ASSETS, region_rollup
-from dei_pipeline.defs.resources import WarehouseResource
-from dei_pipeline.definitions import build_definitions
 from dei_pipeline.registry import load_registry
-from dei_pipeline.warehouse import MART_TABLES, TABLES
-from dei_pipeline_tests.conftest import copy_data_dir
+from dei_pipeline.warehouse import MART_TABLES
+from dei_pipeline_tests.conftest import Project
 
 
-class Pipeline:
-    """One data directory, one warehouse and one Dagster instance, as a user's project would have."""
-
-    def __init__(self, data_dir: Path, warehouse: Path) -> None:
-        self.data_dir, self.warehouse = data_dir, warehouse
-        self.resource = WarehouseResource(data_dir=str(data_dir), warehouse_path=str(warehouse))
-        self.instance = dg.DagsterInstance.ephemeral()
+class Pipeline(Project):
+    """A project whose tests run the index assets edition by edition and compare what they leave."""
 
     def materialize(self, partition_key: str, assets: list | None = None, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
         return dg.materialize(
             assets or ALL_ASSETS, partition_key=partition_key, instance=self.instance,
             resources={"warehouse": self.resource}, raise_on_error=raise_on_error,
         )
-
-    def backfill(self, first: str, last: str) -> dg.ExecuteInProcessResult:
-        """index_job over a range of editions in one run, then the publication."""
-        defs = build_definitions(self.resource)
-        result = defs.resolve_job_def("index_job").execute_in_process(instance=self.instance, tags={
-            "dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last})
-        assert result.success
-        return defs.resolve_job_def("publish_job").execute_in_process(instance=self.instance)
-
-    def table(self, name: str, year: int | None = None) -> pl.DataFrame:
-        with duckdb.connect(str(self.warehouse), read_only=True) as con:
-            where = "" if year is None else f" WHERE survey_year = {int(year)}"
-            columns = TABLES[name].column_names
-            return con.sql(f"SELECT * FROM {name}{where}").pl().sort(columns, nulls_last=True)
 
     def snapshot(self, year: int | None = None) -> dict[str, pl.DataFrame]:
         """Every mart's rows (of one edition: then the marts without editions, the dimensions of units,
@@ -53,29 +32,21 @@ class Pipeline:
 
 @pytest.fixture
 def pipeline(data_dir_factory: Callable[..., Path], tmp_path: Path) -> Pipeline:
-    return Pipeline(data_dir_factory(), tmp_path / "warehouse" / "dei.duckdb")
+    return Pipeline.at(data_dir_factory(), tmp_path / "warehouse" / "dei.duckdb")
 
 
-@pytest.fixture(scope="module")
-def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
-    root = tmp_path_factory.mktemp("backfilled")
-    pipe = Pipeline(copy_data_dir(root / "data"), root / "dei.duckdb")
-    result = pipe.backfill("2017", "2020")
-    assert result.success
-    return pipe
-
-
-def test_single_run_backfill_materializes_every_edition_in_one_run(backfilled: Pipeline) -> None:
-    runs = backfilled.instance.get_runs()
-    assert sorted(run.job_name for run in runs) == ["index_job", "publish_job"]  # every edition's index in one run
-    counts = dict(backfilled.table("marts.city_index").group_by("survey_year").len().sort("survey_year").iter_rows())
+def test_single_run_backfill_materializes_every_edition_in_one_run(sample: Project) -> None:
+    runs = sample.instance.get_runs()
+    # every edition's index in one run, its analysis in one, then the publication
+    assert sorted(run.job_name for run in runs) == ["analysis_job", "index_job", "publish_job"]
+    counts = dict(sample.table("marts.city_index").group_by("survey_year").len().sort("survey_year").iter_rows())
     assert counts == {2017: 40, 2018: 100, 2019: 113, 2020: 148}
-    county_counts = dict(backfilled.table("marts.county_index").group_by("survey_year").len().iter_rows())
+    county_counts = dict(sample.table("marts.county_index").group_by("survey_year").len().iter_rows())
     assert county_counts == {2019: 100, 2020: 100}
 
 
-def test_every_published_2020_figure_is_reproduced_from_the_sample(backfilled: Pipeline) -> None:
-    recon = backfilled.table("marts.reconciliation", 2020)
+def test_every_published_2020_figure_is_reproduced_from_the_sample(sample: Project) -> None:
+    recon = sample.table("marts.reconciliation", 2020)
     status = {(c, s): n for c, s, n in recon.group_by("category", "status").len().iter_rows()}
     assert status[("city_score", "match")] == 148
     assert status[("county_score", "match")] == 100
@@ -92,8 +63,8 @@ def test_every_published_2020_figure_is_reproduced_from_the_sample(backfilled: P
         assert statements[statement] == "match", statement
 
 
-def test_city_index_2020_matches_the_white_paper(backfilled: Pipeline) -> None:
-    index = backfilled.table("marts.city_index", 2020)
+def test_city_index_2020_matches_the_white_paper(sample: Project) -> None:
+    index = sample.table("marts.city_index", 2020)
     top = index.sort("rank").head(3)
     assert top["name_zh"].to_list() == ["上海", "深圳", "北京"]
     assert [round(s, 1) for s in top["score"]] == [90.5, 90.2, 89.4]
@@ -101,48 +72,48 @@ def test_city_index_2020_matches_the_white_paper(backfilled: Pipeline) -> None:
     assert dict(index.group_by("tier").len().iter_rows()) == {"tier1": 6, "new_tier1": 29, "tier2": 69, "tier3": 26, "tier4": 18}
 
 
-def test_region_rollup_is_the_gdp_weighted_mean_of_member_scores(backfilled: Pipeline) -> None:
-    registry = load_registry(backfilled.data_dir)
-    scores = backfilled.table("marts.city_index", 2020).select("unit_code", "score")
+def test_region_rollup_is_the_gdp_weighted_mean_of_member_scores(sample: Project) -> None:
+    registry = load_registry(sample.data_dir)
+    scores = sample.table("marts.city_index", 2020).select("unit_code", "score")
     gdp = registry.city_gdp.filter((pl.col("year") == 2019) & (pl.col("vintage") == "revised")).select("unit_code", "gdp_100m_yuan")
     by_hand = (
         registry.region_members.drop_nulls("unit_code").join(scores, on="unit_code").join(gdp, on="unit_code")
         .group_by("region_code").agg(((pl.col("score") * pl.col("gdp_100m_yuan")).sum() / pl.col("gdp_100m_yuan").sum()).alias("expected"))
     )
-    rollup = backfilled.table("marts.region_rollup", 2020).join(by_hand, left_on="region", right_on="region_code")
+    rollup = sample.table("marts.region_rollup", 2020).join(by_hand, left_on="region", right_on="region_code")
     assert rollup.height == 4
     assert (rollup["gdp_weighted_score"] - rollup["expected"]).abs().max() < 1e-9
     assert dict(rollup.select("region", "n_scored").iter_rows()) == {"jingjinji": 13, "yangtze_delta": 41, "greater_bay": 9, "chengyu": 16}
     assert set(rollup["gdp_year"].to_list()) == {2019}
 
 
-def test_yoy_2020_against_2019(backfilled: Pipeline) -> None:
-    summary = backfilled.table("marts.yoy_summary", 2020).filter(pl.col("unit_type") == "city").row(0, named=True)
+def test_yoy_2020_against_2019(sample: Project) -> None:
+    summary = sample.table("marts.yoy_summary", 2020).filter(pl.col("unit_type") == "city").row(0, named=True)
     assert (summary["prev_year"], summary["n_new"], summary["n_returning"]) == (2019, 35, 113)
     assert round(summary["returning_prev_mean"], 1) == 57.6 and round(summary["returning_mean"], 1) == 61.8
-    tiers = dict(backfilled.table("marts.tier_summary", 2020).select("tier", "prev_n_cities").iter_rows())
+    tiers = dict(sample.table("marts.tier_summary", 2020).select("tier", "prev_n_cities").iter_rows())
     assert (tiers["new_tier1"], tiers["tier2"]) == (22, 52)
 
 
-def test_parquet_export_has_one_file_per_edition(backfilled: Pipeline) -> None:
-    folder = backfilled.warehouse.parent / "parquet" / "city_index"
+def test_parquet_export_has_one_file_per_edition(sample: Project) -> None:
+    folder = sample.warehouse.parent / "parquet" / "city_index"
     assert sorted(path.name for path in folder.iterdir()) == [f"city_index_{year}.parquet" for year in (2017, 2018, 2019, 2020)]
     exported = pl.read_parquet(folder / "*.parquet")
     assert dict(exported.group_by("survey_year").len().iter_rows()) == {2017: 40, 2018: 100, 2019: 113, 2020: 148}
     assert [path.name for path in (folder.parent / "dim_tier").iterdir()] == ["dim_tier.parquet"]  # a dimension without editions
 
 
-def test_materializations_carry_versions_schema_and_their_editions_rows(backfilled: Pipeline) -> None:
+def test_materializations_carry_versions_schema_and_their_editions_rows(sample: Project) -> None:
     # One run wrote four editions; each edition's materialization counts its own rows (46 city and
     # 32 county indicators; the sample scores counties from 2019 on).
     expected_rows = {"2017": 40 * 46, "2018": 100 * 46, "2019": 113 * 46 + 100 * 32, "2020": 148 * 46 + 100 * 32}
     for edition, rows in expected_rows.items():
-        [record] = backfilled.instance.fetch_materializations(
+        [record] = sample.instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=dg.AssetKey("indicator_scores"), asset_partitions=[edition]), limit=1).records
         assert record.asset_materialization is not None
         metadata = record.asset_materialization.metadata
         assert metadata["dagster/row_count"].value == rows, edition
-        assert metadata["registry_version"].value == load_registry(backfilled.data_dir).version
+        assert metadata["registry_version"].value == load_registry(sample.data_dir).version
         assert "2020/city" in metadata["framework_versions"].value and "city_2020.csv@" in metadata["framework_versions"].value["2020/city"]
         assert [c.name for c in metadata["dagster/column_schema"].value.columns][:3] == ["survey_year", "unit_type", "unit_code"]
         assert metadata["dagster/column_schema"].value.constraints.other == ["unique key: survey_year, unit_type, unit_code, indicator_code"]
@@ -164,6 +135,7 @@ def test_every_tables_declared_key_identifies_its_rows(backfilled: Pipeline) -> 
     assert {"core.indicator_scores", "marts.subindex_scores", "marts.city_index", "marts.reconciliation"} <= set(checked)
 
 
+@pytest.mark.pipeline
 def test_rerun_is_idempotent_and_touches_only_its_edition(pipeline: Pipeline) -> None:
     for year in ("2019", "2020"):
         pipeline.materialize(year)
@@ -184,6 +156,7 @@ def test_rerun_is_idempotent_and_touches_only_its_edition(pipeline: Pipeline) ->
     assert not before["marts.city_index"].filter(pl.col("survey_year") == 2020).equals(pipeline.table("marts.city_index", 2020))
 
 
+@pytest.mark.pipeline
 def test_partial_rerun_of_the_rollups_after_a_gdp_fix(pipeline: Pipeline) -> None:
     pipeline.materialize("2020")
     before = pipeline.snapshot(2020)
@@ -202,6 +175,7 @@ def test_partial_rerun_of_the_rollups_after_a_gdp_fix(pipeline: Pipeline) -> Non
     assert jjj != before["marts.region_rollup"].filter(pl.col("region") == "jingjinji")["gdp_weighted_score"][0]
 
 
+@pytest.mark.pipeline
 def test_bad_input_fails_the_run_and_keeps_the_last_good_data(pipeline: Pipeline) -> None:
     pipeline.materialize("2020")
     before = pipeline.snapshot(2020)

@@ -1,10 +1,9 @@
-"""Unit profiles by hand, `dei profile`, and the analysis assets end to end with Dagster."""
+"""Unit profiles by hand, `dei profile`, and the analysis assets end to end with Dagster (the session's
+sample warehouse, and a private copy of it for reruns)."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import numpy as np
 import polars as pl
 import pytest
@@ -12,10 +11,7 @@ import pytest
 from dei_pipeline.analysis.profile import PROFILE_EXTREMES, STRENGTH, WEAKNESS, print_profile, unit_profiles
 from dei_pipeline.cli import main
 from dei_pipeline.defs.analysis_assets import ANALYSIS_ASSETS
-from dei_pipeline.defs.assets import ALL_ASSETS
-from dei_pipeline.defs.resources import WarehouseResource
-from dei_pipeline.warehouse import TABLES
-from dei_pipeline_tests.conftest import copy_data_dir
+from dei_pipeline_tests.conftest import LIGHT_DRAWS, Project
 
 # ----------------------------------------------------------------------------------- by hand
 
@@ -106,46 +102,9 @@ def test_ties_in_z_are_broken_by_code() -> None:
 
 # ------------------------------------------------------------------------- the assets, end to end
 
-FAST_SETTINGS = {"draws: 10000": "draws: 400", "sensitivity_base_draws: 1000": "sensitivity_base_draws: 100"}
-
-
-class AnalysisRun:
-    """A private copy of the sample, its warehouse and a Dagster instance, the analysis marts built
-    for 2019 and 2020 (fewer draws than the repository's settings, to keep the test short)."""
-
-    def __init__(self, root: Path) -> None:
-        self.data_dir = copy_data_dir(root / "data", (2019, 2020))
-        settings_file = self.data_dir / "method" / "settings.yaml"
-        text = settings_file.read_text(encoding="utf-8")
-        for old, new in FAST_SETTINGS.items():
-            assert old in text, f"settings.yaml no longer has {old!r}"
-            text = text.replace(old, new)
-        settings_file.write_text(text, encoding="utf-8")
-        self.warehouse = root / "warehouse" / "dei.duckdb"
-        self.resource = WarehouseResource(data_dir=str(self.data_dir), warehouse_path=str(self.warehouse))
-        self.instance = dg.DagsterInstance.ephemeral()
-
-    def materialize(self, assets: list, partition_key: str | None = None, tags: dict[str, str] | None = None) -> None:
-        result = dg.materialize(assets, partition_key=partition_key, instance=self.instance, resources={"warehouse": self.resource}, tags=tags)
-        assert result.success
-
-    def table(self, name: str, year: int) -> pl.DataFrame:
-        with duckdb.connect(str(self.warehouse), read_only=True) as con:
-            rows = con.sql(f"SELECT * FROM {name} WHERE survey_year = {int(year)}").pl()
-        return rows.sort(TABLES[name].column_names, nulls_last=True)
-
-
-@pytest.fixture(scope="module")
-def analysed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AnalysisRun]:
-    run = AnalysisRun(tmp_path_factory.mktemp("analysis"))
-    for year in ("2019", "2020"):
-        run.materialize([*ALL_ASSETS, *ANALYSIS_ASSETS], partition_key=year)
-    yield run
-
-
-def test_rank_uncertainty_mart(analysed: AnalysisRun) -> None:
-    rows = analysed.table("marts.rank_uncertainty", 2020)
-    index = analysed.table("marts.city_index", 2020)
+def test_rank_uncertainty_mart(sample: Project) -> None:
+    rows = sample.table("marts.rank_uncertainty", 2020)
+    index = sample.table("marts.city_index", 2020)
     cities = rows.filter(pl.col("unit_type") == "city").join(index.select("unit_code", "rank", "tier", "score"), on="unit_code")
     assert cities.height == 148 and rows.filter(pl.col("unit_type") == "county").height == 100
     assert (cities["nominal_rank"] == cities["rank"]).all() and (cities["nominal_tier"] == cities["tier"]).all()
@@ -153,44 +112,48 @@ def test_rank_uncertainty_mart(analysed: AnalysisRun) -> None:
     tier_sum = cities.select(pl.sum_horizontal(pl.col("^prob_(new_)?tier.*$").exclude("prob_same_tier")).alias("total"))["total"]
     assert (tier_sum - 1).abs().max() < 1e-12
     assert rows.filter(pl.col("unit_type") == "county")["prob_tier1"].null_count() == 100
-    assert set(rows["n_draws"].to_list()) == {400}
+    assert set(rows["n_draws"].to_list()) == {LIGHT_DRAWS}  # the settings' draws
 
 
-def test_other_analysis_marts(analysed: AnalysisRun) -> None:
-    sensitivity = analysed.table("marts.sensitivity", 2020)
+def test_other_analysis_marts(sample: Project) -> None:
+    sensitivity = sample.table("marts.sensitivity", 2020)
     assert set(sensitivity["factor"].to_list()) == {"weights_level_1", "weights_level_2", "weights_level_3", "aggregation_method"}
     assert sensitivity.filter(pl.col("target") == "mean_abs_rank_shift").height == 2 * 4  # per unit type and factor
-    attribution = analysed.table("marts.yoy_attribution", 2020)
+    attribution = sample.table("marts.yoy_attribution", 2020)
     assert attribution.filter(pl.col("unit_type") == "city")["unit_code"].n_unique() == 113
     assert attribution.filter(pl.col("unit_type") == "county")["unit_code"].n_unique() == 100
     assert set(attribution["prev_year"].to_list()) == {2019}
     sums = attribution.filter(pl.col("level") == 1).group_by("unit_type", "unit_code").agg(pl.col("contribution").sum(), pl.first("data_change"))
     assert (sums["contribution"] - sums["data_change"]).abs().max() < 1e-9
-    assert analysed.table("marts.yoy_attribution", 2019).height == 0  # nothing before 2019 in this copy
-    audit = analysed.table("marts.audit", 2020)
+    assert sample.table("marts.yoy_attribution", 2017).height == 0  # nothing before the sample's first edition
+    audit = sample.table("marts.audit", 2020)
     assert audit.filter(pl.col("unit_type") == "city").height == 62 + 1  # every node and the composite
-    assert analysed.table("marts.audit_units", 2020).height == 248
-    profile = analysed.table("marts.unit_profile", 2020)
+    assert sample.table("marts.audit_units", 2020).height == 248
+    profile = sample.table("marts.unit_profile", 2020)
     assert profile.filter((pl.col("unit_type") == "city") & (pl.col("role") == "strength")).height == 148 * PROFILE_EXTREMES
 
 
-def test_analysis_reruns_are_identical_alone_or_in_a_backfill(analysed: AnalysisRun) -> None:
+def test_analysis_reruns_are_identical_alone_or_in_a_backfill(sample: Project, tmp_path: Path) -> None:
+    rerun = Project(sample.private_copy(tmp_path), dg.DagsterInstance.ephemeral())
     analysis_marts = [*(f"marts.{asset.key.path[-1]}" for asset in ANALYSIS_ASSETS), "marts.audit_units"]
-    before = {name: analysed.table(name, 2020) for name in analysis_marts}
-    analysed.materialize(ANALYSIS_ASSETS, partition_key="2020")
-    analysed.materialize(ANALYSIS_ASSETS, tags={"dagster/asset_partition_range_start": "2019", "dagster/asset_partition_range_end": "2020"})
+    before = {name: rerun.table(name, 2020) for name in analysis_marts}
+    resources = {"warehouse": rerun.resource}
+    alone = dg.materialize(ANALYSIS_ASSETS, partition_key="2020", instance=rerun.instance, resources=resources)
+    in_a_backfill = dg.materialize(ANALYSIS_ASSETS, instance=rerun.instance, resources=resources, tags={
+        "dagster/asset_partition_range_start": "2019", "dagster/asset_partition_range_end": "2020"})
+    assert alone.success and in_a_backfill.success
     for name in analysis_marts:
-        assert before[name].equals(analysed.table(name, 2020)), name
+        assert before[name].equals(rerun.table(name, 2020)), name
 
 
-def test_dei_profile_prints_strengths_and_weaknesses(analysed: AnalysisRun, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["profile", "杭州", "--year", "2020", "--warehouse", str(analysed.warehouse)]) == 0
+def test_dei_profile_prints_strengths_and_weaknesses(sample: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["profile", "杭州", "--year", "2020", "--warehouse", str(sample.warehouse)]) == 0
     out = capsys.readouterr().out
     assert "杭州 (330100, city), edition 2020" in out and "Strengths" in out and "Weaknesses" in out
     assert "90% interval" in out
-    assert print_profile("330100", 2020, analysed.warehouse) == 0
-    assert print_profile("不存在的城市", 2020, analysed.warehouse) == 1
-    assert print_profile("杭州", 1999, analysed.warehouse) == 1
+    assert print_profile("330100", 2020, sample.warehouse) == 0
+    assert print_profile("不存在的城市", 2020, sample.warehouse) == 1
+    assert print_profile("杭州", 1999, sample.warehouse) == 1
     capsys.readouterr()
-    assert print_profile("州", 2020, analysed.warehouse) == 2  # 杭州, 广州, 苏州, ...
+    assert print_profile("州", 2020, sample.warehouse) == 2  # 杭州, 广州, 苏州, ...
     assert "give the full name or the code" in capsys.readouterr().out

@@ -32,6 +32,7 @@ import polars as pl
 import pytest
 
 from dei_pipeline.config import REPO_ROOT, prepare_dagster_home
+from dei_pipeline_tests.conftest import dei_in
 from dei_pipeline_tests.edition_checks import assert_editions_agree, lower_every_indicator, score, table
 
 LOCATION = "dei_pipeline"
@@ -65,6 +66,7 @@ TERMINAL_RUN_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 CALM_LOOKS = 5
 
 pytestmark = [
+    pytest.mark.e2e,
     pytest.mark.skipif(not DAGSTER.exists(), reason=f"dagster CLI not found next to {sys.executable}"),
 ]
 
@@ -317,10 +319,6 @@ query Runs {
 
 # -------------------------------------------------------------------------------------- fixture
 
-def dei(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dei_pipeline.cli", *args], capture_output=True, text=True, env=env, timeout=600)
-
-
 @pytest.fixture
 def dagster_dev(tmp_path: Path, data_dir_factory: Callable[..., Path]) -> Iterator[tuple[DagsterDev, Path, Path, dict[str, str]]]:
     """`dagster dev` on a free loopback port over a private data dir with the 2019 and 2020 raw files,
@@ -340,7 +338,7 @@ def dagster_dev(tmp_path: Path, data_dir_factory: Callable[..., Path]) -> Iterat
         "DAGSTER_DISABLE_TELEMETRY": "1",
         "PYTHONUNBUFFERED": "1",
     })
-    published = dei(["materialize"], env)
+    published = dei_in(env, ["materialize"])
     assert published.returncode == 0, published.stderr
     server = DagsterDev(port, env, tmp_path / "dagster_dev.log")
     try:

@@ -1,4 +1,4 @@
-"""Robustness analysis of the index (GitHub issue #6), beyond the white paper.
+"""Robustness analysis of the index, beyond the white paper.
 
 Pure functions, numpy and polars in and out, no Dagster (the assets are in
 ``dei_pipeline/defs/analysis_assets.py``); what the figures mean is in ``docs/analysis.md``.

@@ -1,4 +1,4 @@
-"""The analysis marts (GitHub issue #6): rank uncertainty, sensitivity, attribution of change, the
+"""The analysis marts: rank uncertainty, sensitivity, attribution of change, the
 statistical audit and unit profiles. Partitioned by edition like the other assets: each reads its
 inputs from the warehouse, calls a pure function of ``dei_pipeline.analysis`` per edition and unit type,
 and replaces exactly its editions' rows (the audit writes two marts, of nodes and of units, in one step:

@@ -10,18 +10,17 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from dei_pipeline.warehouse import read_table, run
+from dei_pipeline.warehouse import read_table
 
+# The analysis's Monte Carlo over weights and aggregation method, whose 5th and 95th percentile of each
+# city's simulated rank the report shows. The mart is another asset's, which the report depends on.
 RANK_UNCERTAINTY_TABLE = "marts.rank_uncertainty"
-# The analysis issue's Monte Carlo over weights and aggregation method: the 5th and 95th percentile of
-# each unit's simulated rank. The mart is another asset's; the report uses it where it exists.
-RANK_INTERVAL_COLUMNS: tuple[str, ...] = ("rank_p05", "rank_p95")
 
 
 @dataclass(frozen=True)
 class RankIntervals:
     """Rank intervals per city (``unit_code``, ``rank_low``, ``rank_high``) with a sentence saying
-    where they come from; ``rows`` is None when the mart is unavailable."""
+    where they come from; ``rows`` is None when the mart has none for the edition."""
 
     rows: pl.DataFrame | None
     note: str
@@ -48,21 +47,11 @@ class EditionRows:
     data_note: str | None  # e.g. that the raw data are a synthetic sample
 
 
-def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {f"{schema}.{name}" for schema, name in run(con, "SELECT schema_name, table_name FROM duckdb_tables()")}
-
-
 def read_rank_intervals(con: duckdb.DuckDBPyConnection, survey_year: int) -> RankIntervals:
-    """The city rank intervals of an edition from the analysis mart, where it exists and has them."""
-    if RANK_UNCERTAINTY_TABLE not in _existing_tables(con):
-        return RankIntervals(None, f"{RANK_UNCERTAINTY_TABLE} is not in the warehouse (the analysis marts have not been materialized).")
-    columns = {name for (name,) in run(con, "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'marts' AND table_name = 'rank_uncertainty'")}
-    missing = [c for c in ("unit_code", "unit_type", *RANK_INTERVAL_COLUMNS) if c not in columns]
-    if missing:
-        return RankIntervals(None, f"{RANK_UNCERTAINTY_TABLE} lacks column(s) {', '.join(missing)}.")
-    draws = ", max(n_draws) AS n_draws" if "n_draws" in columns else ", NULL AS n_draws"
+    """The city rank intervals of an edition from the analysis mart (the warehouse schema always has
+    it: every run that writes creates the declared tables and columns), where it has them."""
     rows = con.sql(
-        f"SELECT unit_code, rank_p05 AS rank_low, rank_p95 AS rank_high{draws} FROM {RANK_UNCERTAINTY_TABLE} "
+        f"SELECT unit_code, rank_p05 AS rank_low, rank_p95 AS rank_high, max(n_draws) AS n_draws FROM {RANK_UNCERTAINTY_TABLE} "
         "WHERE survey_year = $1 AND unit_type = 'city' GROUP BY ALL", params=[survey_year],
     ).pl()
     if rows.height == 0:
