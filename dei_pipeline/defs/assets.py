@@ -24,6 +24,7 @@ from dei_pipeline.composite import city_index as city_index_rows, county_index a
 from dei_pipeline.defs.partitions import DEFAULT_EDITIONS, Editions, partition_editions, previous_edition
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.defs.sources import REFERENCE_SOURCES, raw_files
+from dei_pipeline.fingerprints import fingerprint
 from dei_pipeline.ingest import QUARANTINE_SCHEMA, IngestError, edition_files, ingest_edition
 from dei_pipeline.published import load_published
 from dei_pipeline.reconciliation import CHECK_CATEGORIES, Computed, reconcile
@@ -104,7 +105,8 @@ def mart_asset(table_name: str, group: str, uses: Sequence[ModuleType] = (), **a
     return edition_asset(group, uses, metadata=table_asset_metadata(table_name), **asset_arguments)
 
 
-def written(table_name: str, rows: pl.DataFrame | int, editions: list[int], **extra: Any) -> dg.MaterializeResult:
+def written(table_name: str, rows: pl.DataFrame | int, editions: list[int], data_version: dg.DataVersion | None = None,
+            **extra: Any) -> dg.MaterializeResult:
     """Materialization metadata common to every asset: what was written for which editions. Each
     edition's materialization carries its own row count (a single-run backfill writes several)."""
     per_edition = _by_edition(rows) if isinstance(rows, pl.DataFrame) and "survey_year" in rows.columns else {}
@@ -119,7 +121,7 @@ def written(table_name: str, rows: pl.DataFrame | int, editions: list[int], **ex
         "rows_in_run": rows if isinstance(rows, int) else rows.height,
     }
     metadata.update(extra)
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=metadata, data_version=data_version)
 
 
 def _by_edition(rows: pl.DataFrame) -> dict[str, int]:
@@ -154,8 +156,13 @@ def raw_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
             _fail_with_quarantine(con, failures, "Ingestion")
         rows = pl.concat([edition.cells for edition in ingested])
         replace_editions(con, "staging.raw_scores", rows, editions)
+    # The data version is the content of the files ingested, so that what reads an edition is stale
+    # exactly when its files changed (Dagster 1.13 does not take input data versions from the
+    # observations of a partitioned source). A single-run backfill gives its editions one version.
+    versions = {str(e.survey_year): fingerprint((f.relative_path, f.content_hash) for f in e.files) for e in ingested}
+    version = next(iter(versions.values())) if len(versions) == 1 else fingerprint(versions.items())
     return written(
-        "staging.raw_scores", rows, editions,
+        "staging.raw_scores", rows, editions, data_version=dg.DataVersion(version),
         source_files=dg.MetadataValue.json({f.relative_path: f.content_hash for e in ingested for f in e.files}),
         encodings=dg.MetadataValue.json({path: enc for e in ingested for path, enc in e.encodings.items()}),
         cells_per_edition=dg.MetadataValue.json(_by_edition(rows)),
