@@ -48,6 +48,19 @@ def _ranked_units(con: Any, editions: list[int]) -> dict[str, pl.DataFrame]:
     return {"city": cities, "county": counties}
 
 
+def _ranked_editions(warehouse: WarehouseResource, editions: list[int]) -> Iterator[tuple[int, str, pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
+    """Each (edition, unit type) with ranked units: its leaf scores, its framework nodes and its
+    published index (every unit, ranked or not). Read first, then handed out with the warehouse closed,
+    so that other writers need not wait for a simulation."""
+    with warehouse.connection() as con:
+        ranked = _ranked_units(con, editions)
+        scores = read_table(con, "core.indicator_scores", editions)
+    for year, unit_type, leaves in _editions_and_types(scores):
+        nominal = ranked[unit_type].filter(pl.col("survey_year") == year)
+        if nominal.filter(pl.col("rank").is_not_null()).height:
+            yield year, unit_type, leaves, warehouse.framework(unit_type, year).nodes, nominal
+
+
 def _read_by_edition(con: Any, table_name: str, editions: list[int]) -> Iterator[tuple[int, str, pl.DataFrame]]:
     """Each (edition, unit type)'s rows of a table, read one edition at a time: a run over twenty
     national editions holds one edition's millions of rows in memory, not all of them."""
@@ -97,17 +110,10 @@ def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     if expected != documented:
         raise dg.Failure(f"data/method/tiers.csv has tiers {sorted(expected)} but marts.rank_uncertainty documents {sorted(documented)}: update warehouse.py")
     frames, seconds, nominal_check = [], {}, {}
-    # Read, then simulate with the warehouse closed (other writers need not wait), then write.
-    with warehouse.connection() as con:
-        ranked = _ranked_units(con, editions)
-        scores = read_table(con, "core.indicator_scores", editions)
-    for year, unit_type, leaves in _editions_and_types(scores):
-        nominal = ranked[unit_type].filter(pl.col("survey_year") == year)
-        if nominal.filter(pl.col("rank").is_not_null()).height == 0:
-            continue
+    for year, unit_type, leaves, nodes, nominal in _ranked_editions(warehouse, editions):
         started = time.perf_counter()
         rows, check = uncertainty.rank_uncertainty(
-            leaves, warehouse.framework(unit_type, year).nodes, nominal, method, settings,
+            leaves, nodes, nominal, method, settings,
             uncertainty.edition_rng(settings.seed, year, unit_type, "rank_uncertainty"),
             tiers if unit_type == "city" else None,
         )
@@ -147,17 +153,10 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     editions = partition_editions(context)
     method, settings = warehouse.settings(), uncertainty.load_uncertainty_settings(warehouse.data_path)
     frames, seconds = [], {}
-    with warehouse.connection() as con:
-        ranked = _ranked_units(con, editions)
-        scores = read_table(con, "core.indicator_scores", editions)
-    for year, unit_type, leaves in _editions_and_types(scores):
-        nominal = ranked[unit_type].filter((pl.col("survey_year") == year) & pl.col("rank").is_not_null())
-        if nominal.height == 0:
-            continue
+    for year, unit_type, leaves, nodes, all_units in _ranked_editions(warehouse, editions):
+        nominal = all_units.filter(pl.col("rank").is_not_null())
         started = time.perf_counter()
-        problem = uncertainty.ranking_problem(
-            leaves, warehouse.framework(unit_type, year).nodes, nominal, method, settings.geometric_floor, settings.weight_schemes,
-        )
+        problem = uncertainty.ranking_problem(leaves, nodes, nominal, method, settings.geometric_floor, settings.weight_schemes)
         nominal_ranks = pl.DataFrame({"unit_code": list(problem.unit_codes)}).join(nominal, on="unit_code", how="left", maintain_order="left")["rank"].to_numpy()
         names, indices = rank_sensitivity(problem, nominal_ranks, settings, uncertainty.edition_rng(settings.seed, year, unit_type, "sensitivity"))
         seconds[f"{year}/{unit_type}"] = round(time.perf_counter() - started, 3)
@@ -193,15 +192,8 @@ def removal_impact(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     editions = partition_editions(context)
     method, settings = warehouse.settings(), uncertainty.load_uncertainty_settings(warehouse.data_path)
     frames = []
-    with warehouse.connection() as con:
-        ranked = _ranked_units(con, editions)
-        scores = read_table(con, "core.indicator_scores", editions)
-    for year, unit_type, leaves in _editions_and_types(scores):
-        nominal = ranked[unit_type].filter((pl.col("survey_year") == year) & pl.col("rank").is_not_null())
-        if nominal.height == 0:
-            continue
-        nodes = warehouse.framework(unit_type, year).nodes
-        problem = uncertainty.ranking_problem(leaves, nodes, nominal, method, settings.geometric_floor)
+    for year, unit_type, leaves, nodes, all_units in _ranked_editions(warehouse, editions):
+        problem = uncertainty.ranking_problem(leaves, nodes, all_units.filter(pl.col("rank").is_not_null()), method, settings.geometric_floor)
         frames.append(_with_keys(removal_rows(problem), year, unit_type))
     rows = TABLES["marts.removal_impact"].conform(frames)
     with warehouse.connection() as con:
