@@ -515,6 +515,8 @@ def test_the_ui_stack_keeps_every_edition_consistent(dagster_dev: tuple[DagsterD
     # 5. Without the automation, the 2019 rerun leaves 2020 stale, and the publication is refused with
     #    what disagrees; BI keeps the last consistent snapshot. The automation then catches up.
     _set_sensor(server, "automation_sensor", running=False)
+    # A tick that began before the stop may still start runs: let them end before the change.
+    _settle(server, lambda: True, len(_runs(server)), "the automation stopping")
     since = len(_runs(server))
     lower_every_indicator(data_dir, 2019, HANGZHOU, 20.0)
     _settle(server, lambda: any(r["tags"].get("dagster/sensor_name") == "raw_files_sensor" for r in _runs(server)[since:]), since, "the index run")
