@@ -135,7 +135,7 @@ def build_raw_files_sensor(editions: Editions) -> dg.SensorDefinition:
         }
         changed = [key for key in editions.keys if key in current and current[key] != ingested.get(key) and requested.get(key) != current[key]]
         requested.update({key: current[key] for key in changed})
-        versions = current_versions(warehouse, editions.years)
+        versions = current_versions(warehouse, editions.years, raw=current)
         # The versions last observed: from the cursor, or on the first tick from the instance.
         last_observed = (
             {source: version for source in versions if (version := cursor["observed"].get(_source_label(source)))}

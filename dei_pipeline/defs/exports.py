@@ -27,11 +27,12 @@ CONSISTENCY_CHECKS: dict[str, str] = {
 SHOWN_DISAGREEMENTS = 20
 
 
-def _index(con: object) -> pl.DataFrame:
+def _index(city_index: pl.DataFrame, county_index: pl.DataFrame) -> pl.DataFrame:
+    """Both indexes as one frame keyed by unit type."""
     columns = ["survey_year", "unit_code", "score", "rank"]
     return pl.concat([
-        read_table(con, "marts.city_index").select(*columns, pl.lit("city").alias("unit_type")),  # type: ignore[arg-type]
-        read_table(con, "marts.county_index").select(*columns, pl.lit("county").alias("unit_type")),  # type: ignore[arg-type]
+        city_index.select(*columns, pl.lit("city").alias("unit_type")),
+        county_index.select(*columns, pl.lit("county").alias("unit_type")),
     ])
 
 
@@ -45,7 +46,7 @@ def edition_disagreements(con: object) -> dict[str, pl.DataFrame]:
             comparisons_against_index("marts.county_yoy", read_table(con, "marts.county_yoy"), county_index),  # type: ignore[arg-type]
         ]),
         "tier_counts_match_index": tier_counts_against_index(read_table(con, "marts.tier_summary"), city_index),  # type: ignore[arg-type]
-        "analysis_matches_index": analysis_against_index(read_table(con, "marts.rank_uncertainty"), _index(con)),  # type: ignore[arg-type]
+        "analysis_matches_index": analysis_against_index(read_table(con, "marts.rank_uncertainty"), _index(city_index, county_index)),  # type: ignore[arg-type]
     }
 
 

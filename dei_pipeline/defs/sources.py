@@ -51,10 +51,13 @@ raw_files = raw_files_source(DEFAULT_EDITIONS)
 REFERENCE_SOURCES: dict[str, dg.SourceAsset] = {name: _reference_source(name, paths) for name, paths in REFERENCE_INPUTS.items()}
 
 
-def current_versions(warehouse: WarehouseResource, editions: Iterable[int]) -> dict[tuple[dg.AssetKey, str | None], str]:
-    """The data version every source would be observed with now, by (asset key, edition or None)."""
+def current_versions(warehouse: WarehouseResource, editions: Iterable[int],
+                     raw: Mapping[str, str] | None = None) -> dict[tuple[dg.AssetKey, str | None], str]:
+    """The data version every source would be observed with now, by (asset key, edition or None);
+    ``raw``: the editions' raw-file fingerprints when the caller has them already."""
     versions: dict[tuple[dg.AssetKey, str | None], str] = {
-        (RAW_FILES, str(year)): edition_fingerprint(warehouse.data_path, year) for year in editions
+        (RAW_FILES, str(year)): raw[str(year)] if raw and str(year) in raw else edition_fingerprint(warehouse.data_path, year)
+        for year in editions
     }
     for name in REFERENCE_INPUTS:
         versions[(dg.AssetKey(name), None)] = reference_fingerprint(warehouse.data_path, name)
