@@ -32,13 +32,19 @@ TREE_TABLE = "framework_tree"
 def framework_tree(nodes_by_unit_type: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
     """One table of every unit type's framework: unit_type, code, parent_code ('composite' for the
     level-1 nodes), level, weight, is_leaf."""
-    return pl.concat([
-        nodes.select(
-            pl.lit(unit_type).alias("unit_type"), "code", pl.col("parent_code").fill_null(COMPOSITE_CODE),
-            pl.col("level").cast(pl.Int32), "weight", "is_leaf",
-        )
-        for unit_type, nodes in nodes_by_unit_type.items()
-    ])
+    return pl.concat(
+        [
+            nodes.select(
+                pl.lit(unit_type).alias("unit_type"),
+                "code",
+                pl.col("parent_code").fill_null(COMPOSITE_CODE),
+                pl.col("level").cast(pl.Int32),
+                "weight",
+                "is_leaf",
+            )
+            for unit_type, nodes in nodes_by_unit_type.items()
+        ]
+    )
 
 
 # ------------------------------------------------------------------------------------------ DuckDB
@@ -51,7 +57,7 @@ def duckdb_sql(keys: Sequence[str], depth: int) -> str:
     ctes = [
         f"units AS (SELECT DISTINCT {key_list} FROM {LEAF_TABLE})",
         f"""tier{depth} AS (
-    SELECT {', '.join(f'u.{key}' for key in keys)}, t.code, t.level, s.score
+    SELECT {", ".join(f"u.{key}" for key in keys)}, t.code, t.level, s.score
     FROM units u
     JOIN {TREE_TABLE} t ON t.unit_type = u.unit_type AND t.is_leaf
     LEFT JOIN {LEAF_TABLE} s ON {on_keys} AND s.indicator_code = t.code)""",
@@ -59,16 +65,19 @@ def duckdb_sql(keys: Sequence[str], depth: int) -> str:
     computed = [f"tier{depth}"]
     for level in range(depth, 0, -1):
         # Leaves may sit above the deepest level, so a tier's children come from every computed CTE.
-        children = " UNION ALL ".join(f"SELECT {key_list}, code, score FROM {name} WHERE level = {level}" for name in computed)
+        children = " UNION ALL ".join(
+            f"SELECT {key_list}, code, score FROM {name} WHERE level = {level}" for name in computed
+        )
         ctes.append(f"""tier{level - 1} AS (
-    SELECT {', '.join(f'c.{key}' for key in keys)}, t.parent_code AS code, {level - 1} AS level,
+    SELECT {", ".join(f"c.{key}" for key in keys)}, t.parent_code AS code, {level - 1} AS level,
            CASE WHEN bool_or(c.score IS NULL) THEN NULL ELSE sum(t.weight * c.score) END AS score
     FROM ({children}) c
     JOIN {TREE_TABLE} t ON t.unit_type = c.unit_type AND t.code = c.code
     GROUP BY ALL)""")
         computed.append(f"tier{level - 1}")
     selects = " UNION ALL ".join(
-        f"SELECT {key_list}, code AS node_code, level::INTEGER AS level, score FROM {name}" for name in computed
+        f"SELECT {key_list}, code AS node_code, level::INTEGER AS level, score FROM {name}"
+        for name in computed
     )
     return "WITH " + ",\n".join(ctes) + "\n" + selects
 
@@ -90,7 +99,9 @@ def duckdb_connection(leaf_scores: pl.DataFrame, tree: pl.DataFrame) -> duckdb.D
 # ------------------------------------------------------------------------------------------ pandas
 
 
-def pandas_aggregate(leaf_scores: pd.DataFrame, tree: pd.DataFrame, keys: Sequence[str], depth: int) -> pd.DataFrame:
+def pandas_aggregate(
+    leaf_scores: pd.DataFrame, tree: pd.DataFrame, keys: Sequence[str], depth: int
+) -> pd.DataFrame:
     """The aggregation in pandas: the leaf grid by merges, then per tier a merge with the tree and a
     ``groupby`` sum (a parent is missing when any child is)."""
     import pandas as pd
@@ -111,23 +122,32 @@ def pandas_aggregate(leaf_scores: pd.DataFrame, tree: pd.DataFrame, keys: Sequen
             score=("weighted", "sum"), missing=("missing", "any")
         )
         parents["score"] = parents["score"].mask(parents["missing"])
-        computed.append(parents.rename(columns={"parent_code": "code"}).assign(level=level - 1)[[*keys, "code", "level", "score"]])
+        computed.append(
+            parents.rename(columns={"parent_code": "code"}).assign(level=level - 1)[
+                [*keys, "code", "level", "score"]
+            ]
+        )
     return pd.concat(computed, ignore_index=True).rename(columns={"code": "node_code"})
 
 
 # ------------------------------------------------------------------------------------------- check
 
 
-def compare(reference: pl.DataFrame, other: pl.DataFrame, keys: Sequence[str]) -> dict[str, float | int | bool]:
+def compare(
+    reference: pl.DataFrame, other: pl.DataFrame, keys: Sequence[str]
+) -> dict[str, float | int | bool]:
     """Do two results hold the same rows (keys, node, level) and the same scores? The largest absolute
     difference of a score, and whether missing scores are missing in both."""
     on = [*keys, "node_code"]
-    joined = reference.join(other.with_columns(pl.col("level").cast(pl.Int32)), on=on, how="full", suffix="_other", coalesce=True)
+    joined = reference.join(
+        other.with_columns(pl.col("level").cast(pl.Int32)), on=on, how="full", suffix="_other", coalesce=True
+    )
     both = joined.filter(pl.col("level").is_not_null() & pl.col("level_other").is_not_null())
     return {
         "rows": reference.height,
         "rows_other": other.height,
-        "same_rows": both.height == reference.height == other.height and (both["level"] == both["level_other"]).all(),
+        "same_rows": both.height == reference.height == other.height
+        and (both["level"] == both["level_other"]).all(),
         "same_missing": bool((both["score"].is_null() == both["score_other"].is_null()).all()),
         "max_abs_difference": float((both["score"] - both["score_other"]).abs().max() or 0.0),  # type: ignore[arg-type]
     }

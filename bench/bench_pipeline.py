@@ -43,7 +43,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import REPO_ROOT, ProcessRun, part_arguments, print_table, repeats_setting, run_process, write_json
+from harness import (
+    REPO_ROOT,
+    ProcessRun,
+    part_arguments,
+    print_table,
+    repeats_setting,
+    run_process,
+    write_json,
+)
+
 from dei_pipeline.defs.assets import ALL_ASSETS
 from dei_pipeline.ingest import list_editions
 
@@ -54,7 +63,11 @@ SAMPLE_DIR = REPO_ROOT / "data"
 STEP_LINE = re.compile(r"^\s+(done|FAILED)\s+(\S+)\s+([\d.]+)s$", re.MULTILINE)
 RUN_LINE = re.compile(r"^dei: materialized (\d+) edition\(s\) \([^)]*\) in ([\d.]+)s", re.MULTILINE)
 SCALING_EDITIONS = (5, 10)
-TARGETS = {"national_all_editions_s": 60.0, "national_all_editions_peak_rss_mib": 2048.0, "sample_all_editions_s": 20.0}
+TARGETS = {
+    "national_all_editions_s": 60.0,
+    "national_all_editions_peak_rss_mib": 2048.0,
+    "sample_all_editions_s": 20.0,
+}
 # The index itself (ingestion to the marts); the other steps (exports, analysis marts, report) are shown
 # apart, so that what bounds a run is visible.
 CORE_STEPS = frozenset(key.to_user_string() for asset in ALL_ASSETS for key in asset.keys)
@@ -144,19 +157,37 @@ class Materializer:
         shutil.rmtree(warehouse.parent, ignore_errors=True)
 
     def run(self, data_dir: Path, warehouse: Path, years: str, *options: str) -> ProcessRun:
-        return self._run([sys.executable, "-m", "dei_pipeline.cli", "materialize", "--years", years, *options,
-                          "--data-dir", str(data_dir), "--warehouse", str(warehouse)], data_dir)
+        return self._run(
+            [
+                sys.executable,
+                "-m",
+                "dei_pipeline.cli",
+                "materialize",
+                "--years",
+                years,
+                *options,
+                "--data-dir",
+                str(data_dir),
+                "--warehouse",
+                str(warehouse),
+            ],
+            data_dir,
+        )
 
     def _run(self, command: list[str], data_dir: Path) -> ProcessRun:
         result = run_process(command, env=self.environment(data_dir), cwd=REPO_ROOT)
         if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+            raise RuntimeError(
+                f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
         return result
 
     def in_one_run(self, data_dir: Path, years: str) -> list[ProcessRun]:
         return self.index_then_analysis(data_dir, years, analysis=False)[0]
 
-    def index_then_analysis(self, data_dir: Path, years: str, analysis: bool = True) -> tuple[list[ProcessRun], list[ProcessRun]]:
+    def index_then_analysis(
+        self, data_dir: Path, years: str, analysis: bool = True
+    ) -> tuple[list[ProcessRun], list[ProcessRun]]:
         """index_job in one run on a fresh warehouse, then (``analysis``) analysis_job on what it left."""
         warehouse = self.fresh_warehouse()
         try:
@@ -169,7 +200,11 @@ class Materializer:
         """Everything on a fresh warehouse; then one edition again with what it propagates; then all again."""
         warehouse = self.fresh_warehouse()
         try:
-            return (self.run(data_dir, warehouse, "all"), self.run(data_dir, warehouse, str(rerun)), self.run(data_dir, warehouse, "all"))
+            return (
+                self.run(data_dir, warehouse, "all"),
+                self.run(data_dir, warehouse, str(rerun)),
+                self.run(data_dir, warehouse, "all"),
+            )
         finally:
             self.discard(warehouse)
 
@@ -190,8 +225,11 @@ def main() -> None:
     sweeps = min(rounds, max(1, int(os.environ.get(SWEEPS_ENV, DEFAULT_SWEEPS))))
     national = args.data_dir.resolve()
     editions = list_editions(national)
-    print(f"pipeline: {national} ({len(editions)} editions) and the sample {SAMPLE_DIR}, {rounds} round(s), "
-          f"{sweeps} of them with the one-run-per-edition sweep; medians", flush=True)
+    print(
+        f"pipeline: {national} ({len(editions)} editions) and the sample {SAMPLE_DIR}, {rounds} round(s), "
+        f"{sweeps} of them with the one-run-per-edition sweep; medians",
+        flush=True,
+    )
     cases: dict[str, RunFigures] = {}
 
     def record(name: str, runs: Sequence[ProcessRun]) -> None:
@@ -209,7 +247,9 @@ def main() -> None:
                 record(f"{data_set}_all_editions", index)
                 record(f"{data_set}_analysis", analysis)
                 data_set_editions = list_editions(data_dir)
-                publication, rerun, full_rerun = materializer.publication_and_reruns(data_dir, data_set_editions[len(data_set_editions) // 2])
+                publication, rerun, full_rerun = materializer.publication_and_reruns(
+                    data_dir, data_set_editions[len(data_set_editions) // 2]
+                )
                 record(f"{data_set}_publication", [publication])
                 record(f"{data_set}_rerun_one_edition_propagated", [rerun])
                 record(f"{data_set}_full_rerun", [full_rerun])
@@ -217,54 +257,119 @@ def main() -> None:
                 record("national_one_run_per_edition", materializer.one_run_per_edition(national, editions))
             for count in SCALING_EDITIONS:
                 if count < len(editions):
-                    record(f"national_last_{count}_editions", materializer.in_one_run(national, ",".join(map(str, editions[-count:]))))
+                    record(
+                        f"national_last_{count}_editions",
+                        materializer.in_one_run(national, ",".join(map(str, editions[-count:]))),
+                    )
 
     all_in_one, per_edition = cases["national_all_editions"], cases["national_one_run_per_edition"]
     print_table(
         "Whole pipeline (dei materialize; fresh process and warehouse each run)",
-        ["case", "processes", "median wall s", "CPU s", "run s", "index steps s", "other steps s", "Dagster overhead s", "start-up s", "peak RSS MiB"],
-        [[name, f.processes, f.median_wall, f.summary()["median_cpu_s"], f.summary()["median_run_s"], f.summary()["median_core_steps_s"],
-          f.summary()["median_other_steps_s"], f.summary()["median_dagster_overhead_s"], f.summary()["median_process_overhead_s"],
-          f.summary()["peak_rss_mib"]]
-         for name, f in cases.items()],
+        [
+            "case",
+            "processes",
+            "median wall s",
+            "CPU s",
+            "run s",
+            "index steps s",
+            "other steps s",
+            "Dagster overhead s",
+            "start-up s",
+            "peak RSS MiB",
+        ],
+        [
+            [
+                name,
+                f.processes,
+                f.median_wall,
+                f.summary()["median_cpu_s"],
+                f.summary()["median_run_s"],
+                f.summary()["median_core_steps_s"],
+                f.summary()["median_other_steps_s"],
+                f.summary()["median_dagster_overhead_s"],
+                f.summary()["median_process_overhead_s"],
+                f.summary()["peak_rss_mib"],
+            ]
+            for name, f in cases.items()
+        ],
     )
     one_vs_many = round(per_edition.median_wall / all_in_one.median_wall, 3)
     print(f"  one run per edition / all editions in one run = {one_vs_many:.2f} (wall time)")
-    publication = {data_set: cases[f"{data_set}_publication"].median_wall for data_set in ("national", "sample")}
-    print(f"  the whole publication (index, analysis, report, exports), national: {publication['national']:.1f} s; "
-          f"sample: {publication['sample']:.1f} s (wall time)")
-    rerun_vs_full = {data_set: round(cases[f"{data_set}_rerun_one_edition_propagated"].median_wall / cases[f"{data_set}_full_rerun"].median_wall, 3)
-                     for data_set in ("national", "sample")}
+    publication = {
+        data_set: cases[f"{data_set}_publication"].median_wall for data_set in ("national", "sample")
+    }
+    print(
+        f"  the whole publication (index, analysis, report, exports), national: {publication['national']:.1f} s; "
+        f"sample: {publication['sample']:.1f} s (wall time)"
+    )
+    rerun_vs_full = {
+        data_set: round(
+            cases[f"{data_set}_rerun_one_edition_propagated"].median_wall
+            / cases[f"{data_set}_full_rerun"].median_wall,
+            3,
+        )
+        for data_set in ("national", "sample")
+    }
     for data_set, ratio in rerun_vs_full.items():
-        print(f"  {data_set}: one edition rerun with what it propagates / every edition rerun = {ratio:.2f} "
-              f"({cases[f'{data_set}_rerun_one_edition_propagated'].median_wall:.1f} s vs {cases[f'{data_set}_full_rerun'].median_wall:.1f} s)")
-    for case in ("national_all_editions", "national_analysis", "national_rerun_one_edition_propagated", "sample_publication"):
+        print(
+            f"  {data_set}: one edition rerun with what it propagates / every edition rerun = {ratio:.2f} "
+            f"({cases[f'{data_set}_rerun_one_edition_propagated'].median_wall:.1f} s vs {cases[f'{data_set}_full_rerun'].median_wall:.1f} s)"
+        )
+    for case in (
+        "national_all_editions",
+        "national_analysis",
+        "national_rerun_one_edition_propagated",
+        "sample_publication",
+    ):
         figures = cases[case].summary()
-        print_table(f"Steps of {case} (median s)", ["step", "s", "share of steps", "part"],
-                    [[step, seconds, f"{seconds / max(figures['median_steps_total_s'], 1e-9):.0%}", "index" if step in CORE_STEPS else "other"]
-                     for step, seconds in figures["median_step_s"].items()])
+        print_table(
+            f"Steps of {case} (median s)",
+            ["step", "s", "share of steps", "part"],
+            [
+                [
+                    step,
+                    seconds,
+                    f"{seconds / max(figures['median_steps_total_s'], 1e-9):.0%}",
+                    "index" if step in CORE_STEPS else "other",
+                ]
+                for step, seconds in figures["median_step_s"].items()
+            ],
+        )
 
-    measured = {f"{case}_s": cases[case].median_wall for case in ("national_all_editions", "sample_all_editions")} | {
-        "national_all_editions_peak_rss_mib": max(all_in_one.peak_rss_mib)}
-    targets = {name: {"target": limit, "measured": round(measured[name], 3), "met": measured[name] < limit} for name, limit in TARGETS.items()}
+    measured = {
+        f"{case}_s": cases[case].median_wall for case in ("national_all_editions", "sample_all_editions")
+    } | {"national_all_editions_peak_rss_mib": max(all_in_one.peak_rss_mib)}
+    targets = {
+        name: {"target": limit, "measured": round(measured[name], 3), "met": measured[name] < limit}
+        for name, limit in TARGETS.items()
+    }
     scaling = [
-        {"case": name, "editions": len(editions) if name == "national_all_editions" else int(name.split("_")[2]),
-         "median_wall_s": f.summary()["median_wall_s"], "median_run_s": f.summary()["median_run_s"], "peak_rss_mib": f.summary()["peak_rss_mib"]}
-        for name, f in cases.items() if name == "national_all_editions" or name.startswith("national_last_")
+        {
+            "case": name,
+            "editions": len(editions) if name == "national_all_editions" else int(name.split("_")[2]),
+            "median_wall_s": f.summary()["median_wall_s"],
+            "median_run_s": f.summary()["median_run_s"],
+            "peak_rss_mib": f.summary()["peak_rss_mib"],
+        }
+        for name, f in cases.items()
+        if name == "national_all_editions" or name.startswith("national_last_")
     ]
-    write_json(args.json, {
-        "national_dir": str(national),
-        "editions": editions,
-        "sample_dir": str(SAMPLE_DIR),
-        "rounds": rounds,
-        "sweeps": sweeps,
-        "cases": {name: f.summary() for name, f in cases.items()},
-        "one_run_per_edition_vs_all_in_one": one_vs_many,
-        "publication_wall_s": publication,
-        "rerun_one_edition_vs_full_rerun": rerun_vs_full,
-        "editions_scaling": sorted(scaling, key=lambda row: row["editions"]),
-        "targets": targets,
-    })
+    write_json(
+        args.json,
+        {
+            "national_dir": str(national),
+            "editions": editions,
+            "sample_dir": str(SAMPLE_DIR),
+            "rounds": rounds,
+            "sweeps": sweeps,
+            "cases": {name: f.summary() for name, f in cases.items()},
+            "one_run_per_edition_vs_all_in_one": one_vs_many,
+            "publication_wall_s": publication,
+            "rerun_one_edition_vs_full_rerun": rerun_vs_full,
+            "editions_scaling": sorted(scaling, key=lambda row: row["editions"]),
+            "targets": targets,
+        },
+    )
 
 
 if __name__ == "__main__":

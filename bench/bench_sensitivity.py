@@ -17,9 +17,17 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-
 from bench_uncertainty import DataSet, load_data_set
-from harness import git_revision, machine, part_arguments, peak_rss_mib, print_table, reset_peak_rss, write_json
+from harness import (
+    git_revision,
+    machine,
+    part_arguments,
+    peak_rss_mib,
+    print_table,
+    reset_peak_rss,
+    write_json,
+)
+
 from dei_pipeline.analysis.sensitivity import OVERALL_TARGET, rank_sensitivity, sensitivity_rows
 from dei_pipeline.analysis.uncertainty import UncertaintySettings, edition_rng, ranking_problem
 
@@ -31,9 +39,25 @@ def sensitivity_all(data: DataSet, settings: UncertaintySettings) -> pl.DataFram
     frames = []
     for problem in data.problems:
         nominal = problem.nominal.filter(pl.col("rank").is_not_null())
-        ranking = ranking_problem(problem.leaves, problem.nodes, nominal, data.method, settings.geometric_floor, settings.weight_schemes)
-        ranks = pl.DataFrame({"unit_code": list(ranking.unit_codes)}).join(nominal, on="unit_code", how="left", maintain_order="left")["rank"].to_numpy()
-        names, indices = rank_sensitivity(ranking, ranks, settings, edition_rng(settings.seed, problem.edition, problem.unit_type, "sensitivity"))
+        ranking = ranking_problem(
+            problem.leaves,
+            problem.nodes,
+            nominal,
+            data.method,
+            settings.geometric_floor,
+            settings.weight_schemes,
+        )
+        ranks = (
+            pl.DataFrame({"unit_code": list(ranking.unit_codes)})
+            .join(nominal, on="unit_code", how="left", maintain_order="left")["rank"]
+            .to_numpy()
+        )
+        names, indices = rank_sensitivity(
+            ranking,
+            ranks,
+            settings,
+            edition_rng(settings.seed, problem.edition, problem.unit_type, "sensitivity"),
+        )
         frames.append(sensitivity_rows(ranking, names, indices, settings))
     return pl.concat(frames)
 
@@ -46,10 +70,17 @@ def case(data: DataSet, base_draws: int) -> dict[str, Any]:
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     units = rows.filter((pl.col("target") != OVERALL_TARGET) & pl.col("resolved").is_not_null())
     overall = rows.filter(pl.col("target") == OVERALL_TARGET)
-    widths = pl.max_horizontal(pl.col("first_order_ci_high") - pl.col("first_order_ci_low"), pl.col("total_effect_ci_high") - pl.col("total_effect_ci_low"))
+    widths = pl.max_horizontal(
+        pl.col("first_order_ci_high") - pl.col("first_order_ci_low"),
+        pl.col("total_effect_ci_high") - pl.col("total_effect_ci_low"),
+    )
     return {
-        "base_draws": base_draws, "bootstrap": settings.sensitivity_bootstrap, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
-        "peak_rss_mib": round(peak_rss_mib(), 1), "unit_indices": units.height,
+        "base_draws": base_draws,
+        "bootstrap": settings.sensitivity_bootstrap,
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
+        "unit_indices": units.height,
         "unit_resolved_share": round(float(np.mean(units["resolved"].to_numpy())), 4),
         "out_of_range": int(rows["out_of_range"].sum()),
         "overall_widest_interval": round(float(overall.select(widths.max()).item()), 4),
@@ -61,15 +92,47 @@ def main() -> None:
     measured_on = machine()
     data = load_data_set(args.data_dir.resolve())
     base = data.settings.sensitivity_base_draws
-    print(f"sensitivity: {len(data.problems)} edition-unit types, {sum(p.n_units for p in data.problems):,} units", flush=True)
+    print(
+        f"sensitivity: {len(data.problems)} edition-unit types, {sum(p.n_units for p in data.problems):,} units",
+        flush=True,
+    )
     results = [case(data, base), case(data, 2 * base)]
     print_table(
         "Sensitivity (Sobol design + bootstrap), all editions and unit types, one run each",
-        ["N", "bootstrap", "s", "CPU s", "peak RSS MiB", "unit indices resolved", "out of range", "widest all-unit interval"],
-        [[r["base_draws"], r["bootstrap"], r["seconds"], r["cpu_seconds"], r["peak_rss_mib"], r["unit_resolved_share"], r["out_of_range"],
-          r["overall_widest_interval"]] for r in results],
+        [
+            "N",
+            "bootstrap",
+            "s",
+            "CPU s",
+            "peak RSS MiB",
+            "unit indices resolved",
+            "out of range",
+            "widest all-unit interval",
+        ],
+        [
+            [
+                r["base_draws"],
+                r["bootstrap"],
+                r["seconds"],
+                r["cpu_seconds"],
+                r["peak_rss_mib"],
+                r["unit_resolved_share"],
+                r["out_of_range"],
+                r["overall_widest_interval"],
+            ]
+            for r in results
+        ],
     )
-    write_json(args.json, {"part": "sensitivity", "machine": measured_on, "git": git_revision(), "target_s": TARGET_S, "cases": results})
+    write_json(
+        args.json,
+        {
+            "part": "sensitivity",
+            "machine": measured_on,
+            "git": git_revision(),
+            "target_s": TARGET_S,
+            "cases": results,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -30,13 +30,28 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-
 from harness import (
-    REPO_ROOT, Figures, git_revision, in_rounds, machine, measure_once, part_arguments, print_table, repeats_setting, write_json,
+    REPO_ROOT,
+    Figures,
+    git_revision,
+    in_rounds,
+    machine,
+    measure_once,
+    part_arguments,
+    print_table,
+    repeats_setting,
+    write_json,
 )
+
 from dei_pipeline.aggregation import aggregate_tiers, composite_scores
 from dei_pipeline.analysis.uncertainty import (
-    IndexTree, UncertaintySettings, draw_assumptions, edition_rng, load_uncertainty_settings, perturbed_weights, rank_uncertainty,
+    IndexTree,
+    UncertaintySettings,
+    draw_assumptions,
+    edition_rng,
+    load_uncertainty_settings,
+    perturbed_weights,
+    rank_uncertainty,
 )
 from dei_pipeline.composite import rank_units
 from dei_pipeline.config import MethodSettings, load_settings
@@ -80,7 +95,9 @@ class DataSet:
         return sum(p.n_units for p in self.problems) * self.settings.draws
 
 
-def load_data_set(data_dir: Path, editions: list[int] | None = None, unit_types: tuple[str, ...] = ("city", "county")) -> DataSet:
+def load_data_set(
+    data_dir: Path, editions: list[int] | None = None, unit_types: tuple[str, ...] = ("city", "county")
+) -> DataSet:
     """The raw files of a data directory, scored with the pipeline's aggregation and ranking (the
     published index the simulation starts from)."""
     method, tiers = load_settings(data_dir), load_tiers(data_dir)
@@ -96,15 +113,26 @@ def load_data_set(data_dir: Path, editions: list[int] | None = None, unit_types:
         for (unit_type,), raw in cells.group_by("unit_type", maintain_order=True):
             if unit_type not in unit_types:
                 continue
-            leaves = raw.select("unit_code", "indicator_code", pl.col("raw_value").cast(pl.Float64).alias("score"))
+            leaves = raw.select(
+                "unit_code", "indicator_code", pl.col("raw_value").cast(pl.Float64).alias("score")
+            )
             nodes = resolve_framework(data_dir, str(unit_type), edition).nodes
             composites = composite_scores(aggregate_tiers(leaves, nodes, missing=method.missing_rule))  # type: ignore[arg-type]
             groups = (
-                composites.join(kinds, on="unit_code", how="left").with_columns(pl.col("rank_group").fill_null("all"))
-                if unit_type == "county" else composites.with_columns(pl.lit("all").alias("rank_group"))
+                composites.join(kinds, on="unit_code", how="left").with_columns(
+                    pl.col("rank_group").fill_null("all")
+                )
+                if unit_type == "county"
+                else composites.with_columns(pl.lit("all").alias("rank_group"))
             )
-            nominal = rank_units(groups, ["rank_group"], method.display_decimals, method.tie_method).with_columns(
-                (tier_expr(pl.col("score"), tiers, method.display_decimals) if unit_type == "city" else pl.lit(None, pl.String)).alias("tier")
+            nominal = rank_units(
+                groups, ["rank_group"], method.display_decimals, method.tie_method
+            ).with_columns(
+                (
+                    tier_expr(pl.col("score"), tiers, method.display_decimals)
+                    if unit_type == "city"
+                    else pl.lit(None, pl.String)
+                ).alias("tier")
             )
             problems.append(Problem(edition, str(unit_type), leaves, nodes, nominal))
     return DataSet(data_dir, method, settings, tiers, problems)
@@ -115,8 +143,15 @@ def simulate_all(data: DataSet) -> float:
     worst = 0.0
     for problem in data.problems:
         rng = edition_rng(data.settings.seed, problem.edition, problem.unit_type, "rank_uncertainty")
-        _, check = rank_uncertainty(problem.leaves, problem.nodes, problem.nominal, data.method, data.settings, rng,
-                                    data.tiers if problem.unit_type == "city" else None)
+        _, check = rank_uncertainty(
+            problem.leaves,
+            problem.nodes,
+            problem.nominal,
+            data.method,
+            data.settings,
+            rng,
+            data.tiers if problem.unit_type == "city" else None,
+        )
         worst = max(worst, check["nominal_max_abs_difference"])
     return worst
 
@@ -126,16 +161,27 @@ def per_draw_rerun(data: DataSet, problem: Problem, draws: int) -> Figures:
     figures = Figures()
     framework_nodes = problem.nodes
     tree = IndexTree.from_nodes(framework_nodes)
-    sampled = draw_assumptions(tree, draws, data.settings.weight_range, ["arithmetic"], np.random.default_rng(0))
+    sampled = draw_assumptions(
+        tree, draws, data.settings.weight_range, ["arithmetic"], np.random.default_rng(0)
+    )
     weights = perturbed_weights(tree, sampled.weight_multipliers)
     groups = problem.nominal.select("unit_code", "rank_group")
     for draw in range(draws):
         nodes = framework_nodes.with_columns(pl.Series("weight", weights[draw]))
 
         def run() -> pl.DataFrame:
-            composites = composite_scores(aggregate_tiers(problem.leaves, nodes, missing=data.method.missing_rule))  # type: ignore[arg-type]
-            ranked = rank_units(composites.join(groups, on="unit_code"), ["rank_group"], data.method.display_decimals, data.method.tie_method)
-            return ranked.with_columns(tier_expr(pl.col("score"), data.tiers, data.method.display_decimals).alias("tier"))
+            composites = composite_scores(
+                aggregate_tiers(problem.leaves, nodes, missing=data.method.missing_rule)
+            )  # type: ignore[arg-type]
+            ranked = rank_units(
+                composites.join(groups, on="unit_code"),
+                ["rank_group"],
+                data.method.display_decimals,
+                data.method.tie_method,
+            )
+            return ranked.with_columns(
+                tier_expr(pl.col("score"), data.tiers, data.method.display_decimals).alias("tier")
+            )
 
         measure_once(run, figures)
     return figures
@@ -153,13 +199,19 @@ def extrapolated_baseline(data: DataSet, repeats: int) -> dict[str, Any]:
         per_draw = statistics.median(figures.seconds)
         # Aggregation time grows with the units scored: scale each problem by its size.
         seconds = sum(per_draw * p.n_units / largest.n_units for p in of_type) * data.settings.draws
-        per_type[unit_type] = {"per_draw_median_s": round(per_draw, 5), "draws_timed": len(figures.seconds),
-                               "timed_on": f"{largest.edition}/{unit_type} ({largest.n_units} units)", "extrapolated_s": round(seconds, 1)}
+        per_type[unit_type] = {
+            "per_draw_median_s": round(per_draw, 5),
+            "draws_timed": len(figures.seconds),
+            "timed_on": f"{largest.edition}/{unit_type} ({largest.n_units} units)",
+            "extrapolated_s": round(seconds, 1),
+        }
         total += seconds
     return {"per_unit_type": per_type, "extrapolated_s": round(total, 1)}
 
 
-def case_summary(name: str, data: DataSet, figures: Figures, baseline: dict[str, Any], nominal_check: float) -> dict[str, Any]:
+def case_summary(
+    name: str, data: DataSet, figures: Figures, baseline: dict[str, Any], nominal_check: float
+) -> dict[str, Any]:
     median = figures.median
     return {
         "case": name,
@@ -190,31 +242,93 @@ def main() -> None:
     national_dir = args.data_dir.resolve()
     national = load_data_set(national_dir) if national_dir.is_dir() else None
     load_seconds = time.perf_counter() - started
-    print(f"uncertainty: {DRAWS:,} draws; sample {sample.problems[0].n_units} cities; "
-          + (f"national {national_dir}: {len(national.problems)} edition-unit types, {sum(p.n_units for p in national.problems):,} units"
-             if national else f"no national data set at {national_dir}")
-          + f"; inputs loaded in {load_seconds:.1f}s; {repeats} rounds", flush=True)
+    print(
+        f"uncertainty: {DRAWS:,} draws; sample {sample.problems[0].n_units} cities; "
+        + (
+            f"national {national_dir}: {len(national.problems)} edition-unit types, {sum(p.n_units for p in national.problems):,} units"
+            if national
+            else f"no national data set at {national_dir}"
+        )
+        + f"; inputs loaded in {load_seconds:.1f}s; {repeats} rounds",
+        flush=True,
+    )
 
     checks: dict[str, float] = {}
-    cases: dict[str, Callable[[], Any]] = {"sample": lambda: checks.__setitem__("sample", simulate_all(sample))}
-    results = [case_summary("sample", sample, in_rounds(cases, repeats)["sample"], extrapolated_baseline(sample, repeats), checks["sample"])]
+    cases: dict[str, Callable[[], Any]] = {
+        "sample": lambda: checks.__setitem__("sample", simulate_all(sample))
+    }
+    results = [
+        case_summary(
+            "sample",
+            sample,
+            in_rounds(cases, repeats)["sample"],
+            extrapolated_baseline(sample, repeats),
+            checks["sample"],
+        )
+    ]
     if national is not None:
         national_rounds = min(repeats, NATIONAL_ROUNDS)
-        figures = in_rounds({"national": lambda: checks.__setitem__("national", simulate_all(national))}, national_rounds, warmup=False)["national"]
-        results.append(case_summary("national", national, figures, extrapolated_baseline(national, repeats), checks["national"]))
+        figures = in_rounds(
+            {"national": lambda: checks.__setitem__("national", simulate_all(national))},
+            national_rounds,
+            warmup=False,
+        )["national"]
+        results.append(
+            case_summary(
+                "national", national, figures, extrapolated_baseline(national, repeats), checks["national"]
+            )
+        )
 
     print_table(
         f"Rank uncertainty, {DRAWS:,} draws per edition and unit type (medians)",
-        ["case", "units", "unit-draws", "median s", "min s", "max s", "CPU s", "ns/unit-draw", "target s", "per-draw re-run s (extrap.)", "speed-up", "peak RSS MiB"],
-        [[r["case"], r["units"], r["unit_draws"], r["median_s"], r["min_s"], r["max_s"], r.get("median_cpu_s"), r["ns_per_unit_draw"],
-          r["target_s"], r["baseline_per_draw_rerun"]["extrapolated_s"], f"{r['speedup_vs_per_draw_rerun']:,.0f}x", r["peak_rss_mib"]]
-         for r in results],
+        [
+            "case",
+            "units",
+            "unit-draws",
+            "median s",
+            "min s",
+            "max s",
+            "CPU s",
+            "ns/unit-draw",
+            "target s",
+            "per-draw re-run s (extrap.)",
+            "speed-up",
+            "peak RSS MiB",
+        ],
+        [
+            [
+                r["case"],
+                r["units"],
+                r["unit_draws"],
+                r["median_s"],
+                r["min_s"],
+                r["max_s"],
+                r.get("median_cpu_s"),
+                r["ns_per_unit_draw"],
+                r["target_s"],
+                r["baseline_per_draw_rerun"]["extrapolated_s"],
+                f"{r['speedup_vs_per_draw_rerun']:,.0f}x",
+                r["peak_rss_mib"],
+            ]
+            for r in results
+        ],
     )
     for r in results:
         verdict = "meets" if r["meets_target"] else "MISSES"
-        print(f"  {r['case']}: median {r['median_s']:.2f}s {verdict} the {r['target_s']:.0f}s target "
-              f"(load average at start {measured_on['load_average_1m_at_start']}); nominal check {r['nominal_max_abs_difference']:.1e}")
-    write_json(args.json, {"part": "uncertainty", "machine": measured_on, "git": git_revision(), "rounds": repeats, "cases": results})
+        print(
+            f"  {r['case']}: median {r['median_s']:.2f}s {verdict} the {r['target_s']:.0f}s target "
+            f"(load average at start {measured_on['load_average_1m_at_start']}); nominal check {r['nominal_max_abs_difference']:.1e}"
+        )
+    write_json(
+        args.json,
+        {
+            "part": "uncertainty",
+            "machine": measured_on,
+            "git": git_revision(),
+            "rounds": repeats,
+            "cases": results,
+        },
+    )
 
 
 if __name__ == "__main__":

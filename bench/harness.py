@@ -92,7 +92,9 @@ class Figures:
             "peak_rss_mib": None if peak is None else round(peak, 1),
         }
         if self.start_rss_mib:
-            out["peak_above_start_mib"] = round(max(p - s for p, s in zip(self.peak_rss_mib, self.start_rss_mib, strict=True)), 1)
+            out["peak_above_start_mib"] = round(
+                max(p - s for p, s in zip(self.peak_rss_mib, self.start_rss_mib, strict=True)), 1
+            )
         if self.cpu_seconds:
             out["median_cpu_s"] = round(statistics.median(self.cpu_seconds), 4)
         return out
@@ -113,7 +115,9 @@ def measure_once(function: Callable[[], Any], figures: Figures) -> Any:
     return result
 
 
-def in_rounds(cases: Mapping[str, Callable[[], Any]], repeats: int, warmup: bool = True) -> dict[str, Figures]:
+def in_rounds(
+    cases: Mapping[str, Callable[[], Any]], repeats: int, warmup: bool = True
+) -> dict[str, Figures]:
     """Run the cases in rounds (each case once per round, in turn); a first untimed round warms up
     caches and lazy imports."""
     if warmup:
@@ -143,13 +147,20 @@ class ProcessRun:
     stderr: str
 
 
-def run_process(command: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None) -> ProcessRun:
+def run_process(
+    command: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> ProcessRun:
     """Run a command to completion; its wall time, CPU time (user + system) and peak RSS."""
     # Output goes to files, not pipes, so that the child can be reaped with wait4 (which reports its
     # own resource usage) without a reader thread.
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as out, tempfile.TemporaryFile("w+", encoding="utf-8") as err:
+    with (
+        tempfile.TemporaryFile("w+", encoding="utf-8") as out,
+        tempfile.TemporaryFile("w+", encoding="utf-8") as err,
+    ):
         started = time.perf_counter()
-        process = subprocess.Popen(list(command), stdout=out, stderr=err, env=dict(env) if env is not None else None, cwd=cwd)
+        process = subprocess.Popen(
+            list(command), stdout=out, stderr=err, env=dict(env) if env is not None else None, cwd=cwd
+        )
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -183,7 +194,9 @@ def repeats_setting(default: int = DEFAULT_REPEATS) -> int:
 
 def write_json(path: Path, figures: Mapping[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(figures, indent=2, ensure_ascii=False, default=_json_default) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(figures, indent=2, ensure_ascii=False, default=_json_default) + "\n", encoding="utf-8"
+    )
 
 
 def _json_default(value: Any) -> Any:
@@ -233,7 +246,7 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {
-        "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
         "cpu_model": cpu_model,
         "memory_gib": memory_gib,
@@ -245,6 +258,11 @@ def machine() -> dict[str, Any]:
 
 def git_revision() -> dict[str, Any]:
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
 
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }

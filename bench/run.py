@@ -26,15 +26,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import BENCH_DIR, DEFAULT_NATIONAL_DIR, REPEATS_ENV, REPO_ROOT, git_revision, machine, print_table, write_json
+from harness import (
+    BENCH_DIR,
+    DEFAULT_NATIONAL_DIR,
+    REPEATS_ENV,
+    REPO_ROOT,
+    git_revision,
+    machine,
+    print_table,
+    write_json,
+)
 
 PART_PREFIX = "bench_"
 RUN_KEY = "benchmark_run"
 FINGERPRINT_FILE = ".fingerprint"
 # What the national data set is made from: if any of it changes, the data set is made again.
 GENERATOR_INPUTS: tuple[str, ...] = (
-    "dei_pipeline/national.py", "dei_pipeline/sample_data.py", "data/reference/admin_divisions", "data/registry",
-    "data/frameworks", "data/method",
+    "dei_pipeline/national.py",
+    "dei_pipeline/sample_data.py",
+    "data/reference/admin_divisions",
+    "data/registry",
+    "data/frameworks",
+    "data/method",
 )
 
 
@@ -63,23 +76,37 @@ def ensure_national_data(data_dir: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     marker.write_text(fingerprint + "\n", encoding="utf-8")
     print(f"run: wrote {len(paths)} files in {seconds:.1f}s", flush=True)
-    return {"dir": str(data_dir), "generated": True, "generation_s": round(seconds, 2), "fingerprint": fingerprint}
+    return {
+        "dir": str(data_dir),
+        "generated": True,
+        "generation_s": round(seconds, 2),
+        "fingerprint": fingerprint,
+    }
 
 
 def part_scripts(only: set[str] | None) -> dict[str, Path]:
-    scripts = {path.stem[len(PART_PREFIX):]: path for path in sorted(BENCH_DIR.glob(f"{PART_PREFIX}*.py"))}
+    scripts = {path.stem[len(PART_PREFIX) :]: path for path in sorted(BENCH_DIR.glob(f"{PART_PREFIX}*.py"))}
     return {name: path for name, path in scripts.items() if only is None or name in only}
 
 
-def run_part(name: str, script: Path, data_dir: Path, scratch: Path, env: dict[str, str]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+def run_part(
+    name: str, script: Path, data_dir: Path, scratch: Path, env: dict[str, str]
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """Run one part; its output goes straight to the terminal. Returns its JSON and how it went."""
     part_json = scratch / f"{name}.json"
     print(f"\n===== {name} ({script.relative_to(REPO_ROOT)}) =====", flush=True)
     started = time.perf_counter()
     completed = subprocess.run(
-        [sys.executable, str(script), "--data-dir", str(data_dir), "--json", str(part_json)], cwd=REPO_ROOT, env=env, check=False,
+        [sys.executable, str(script), "--data-dir", str(data_dir), "--json", str(part_json)],
+        cwd=REPO_ROOT,
+        env=env,
+        check=False,
     )
-    status = {"script": str(script.relative_to(REPO_ROOT)), "returncode": completed.returncode, "seconds": round(time.perf_counter() - started, 1)}
+    status = {
+        "script": str(script.relative_to(REPO_ROOT)),
+        "returncode": completed.returncode,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     if completed.returncode != 0 or not part_json.is_file():
         print(f"run: part {name} failed (exit code {completed.returncode})", flush=True)
         return None, status
@@ -91,9 +118,22 @@ def target_rows(results: dict[str, Any]) -> list[list[Any]]:
     rows: list[list[Any]] = []
     aggregation = results.get("stages", {}).get("aggregation")
     if aggregation:
-        rows.append(["polars aggregation / DuckDB SQL (20 national editions)", "<= 1.5", f"{aggregation['polars_vs_duckdb_sql']:.2f}",
-                     _yes(aggregation["targets_met"]["polars_vs_duckdb_sql"])])
-        rows.append(["pandas / polars aggregation", ">= 3", f"{aggregation['pandas_vs_polars']:.2f}", _yes(aggregation["targets_met"]["pandas_vs_polars"])])
+        rows.append(
+            [
+                "polars aggregation / DuckDB SQL (20 national editions)",
+                "<= 1.5",
+                f"{aggregation['polars_vs_duckdb_sql']:.2f}",
+                _yes(aggregation["targets_met"]["polars_vs_duckdb_sql"]),
+            ]
+        )
+        rows.append(
+            [
+                "pandas / polars aggregation",
+                ">= 3",
+                f"{aggregation['pandas_vs_polars']:.2f}",
+                _yes(aggregation["targets_met"]["pandas_vs_polars"]),
+            ]
+        )
     targets = results.get("pipeline", {}).get("targets", {})
     labels = {
         "national_all_editions_s": ("dei materialize --years all --job index, national (s)", "< 60"),
@@ -113,8 +153,16 @@ def _yes(met: bool) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, required=True, help="where to write all figures")
-    parser.add_argument("--data-dir", type=Path, help=f"national data directory (default: generated into {DEFAULT_NATIONAL_DIR})")
-    parser.add_argument("--repeats", type=int, help=f"rounds per figure for every part (sets {REPEATS_ENV}; default: each part's own)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help=f"national data directory (default: generated into {DEFAULT_NATIONAL_DIR})",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        help=f"rounds per figure for every part (sets {REPEATS_ENV}; default: each part's own)",
+    )
     parser.add_argument("--only", help="comma-separated part names (bench_<name>.py) to run")
     args = parser.parse_args()
 
@@ -131,8 +179,14 @@ def main() -> int:
         import yaml
 
         content = yaml.safe_load(manifest.read_text(encoding="utf-8"))
-        meta["national_data"].update({"synthetic": content.get("synthetic"), "seed": content.get("seed"), "registry": content.get("registry"),
-                                      "editions": [entry["edition"] for entry in content.get("editions", [])]})
+        meta["national_data"].update(
+            {
+                "synthetic": content.get("synthetic"),
+                "seed": content.get("seed"),
+                "registry": content.get("registry"),
+                "editions": [entry["edition"] for entry in content.get("editions", [])],
+            }
+        )
 
     env = dict(os.environ)
     if args.repeats is not None:
@@ -153,8 +207,10 @@ def main() -> int:
     if rows:
         print_table("Targets", ["what", "target", "measured", ""], rows)
     failed = [name for name, status in statuses.items() if status["returncode"] != 0 or name not in results]
-    print(f"\nrun: {len(statuses) - len(failed)} of {len(statuses)} part(s) ran in {meta['total_s']:.0f}s; figures in {args.json}"
-          + (f"; FAILED: {', '.join(failed)}" if failed else ""))
+    print(
+        f"\nrun: {len(statuses) - len(failed)} of {len(statuses)} part(s) ran in {meta['total_s']:.0f}s; figures in {args.json}"
+        + (f"; FAILED: {', '.join(failed)}" if failed else "")
+    )
     return 1 if failed else 0
 
 

@@ -52,7 +52,9 @@ def main() -> None:
     editions = [int(year) for year in info["editions"]]
     edition = st.sidebar.selectbox("Edition 年度", editions, index=len(editions) - 1)
     top_n = st.sidebar.slider("Cities shown", 10, 148, 30, step=10)
-    st.caption(f"Snapshot published {info['published_at']:%Y-%m-%d %H:%M} UTC · editions {', '.join(map(str, editions))}")
+    st.caption(
+        f"Snapshot published {info['published_at']:%Y-%m-%d %H:%M} UTC · editions {', '.join(map(str, editions))}"
+    )
 
     st.header(f"City ranking {edition}")
     ranking = rows(
@@ -64,7 +66,9 @@ def main() -> None:
         JOIN marts.dim_tier AS t ON t.tier_code = c.tier
         WHERE c.survey_year = $1 AND c.rank <= $2
         ORDER BY c.rank, c.name_zh
-        """, edition, top_n,
+        """,
+        edition,
+        top_n,
     )
     st.caption("Ties share the best rank, as in the white paper, so a top N can hold more than N cities.")
     st.table(styled(ranking, "得分 Score"))
@@ -74,7 +78,8 @@ def main() -> None:
         SELECT t.name_zh AS tier, t.tier_order, count(c.unit_code) AS cities
         FROM marts.dim_tier AS t LEFT JOIN marts.city_index AS c ON c.tier = t.tier_code AND c.survey_year = $1
         GROUP BY t.name_zh, t.tier_order ORDER BY t.tier_order
-        """, edition,
+        """,
+        edition,
     )
     st.subheader("Cities per tier")
     st.bar_chart(tiers, x="tier", y="cities", sort=False)
@@ -87,7 +92,8 @@ def main() -> None:
         FROM marts.region_rollup AS r JOIN marts.dim_region AS d ON d.region_code = r.region
         WHERE r.survey_year = $1
         ORDER BY r.gdp_weighted_score DESC
-        """, edition,
+        """,
+        edition,
     )
     st.table(styled(regions, "GDP-weighted score", "Mean score"))
     members = rows(
@@ -97,7 +103,8 @@ def main() -> None:
         FROM marts.dim_region_member AS m JOIN marts.dim_region AS r USING (region_code)
         WHERE m.survey_year = $1
         GROUP BY r.name_zh, r.region_code ORDER BY r.region_code
-        """, edition,
+        """,
+        edition,
     )
     for member in members.itertuples():
         st.markdown(f"**{member.region}**: {member.members}")

@@ -56,7 +56,14 @@ def aggregate_tiers(
     keys = list(keys)
     plan = tier_plan(nodes, missing, min_coverage)
     if leaf_scores.height == 0:
-        return pl.DataFrame(schema={**leaf_scores.select(keys).schema, "node_code": pl.String, "level": pl.Int32, "score": pl.Float64})
+        return pl.DataFrame(
+            schema={
+                **leaf_scores.select(keys).schema,
+                "node_code": pl.String,
+                "level": pl.Int32,
+                "score": pl.Float64,
+            }
+        )
     # Key columns with one value throughout (the edition and unit type of a per-edition call) are
     # put back at the end rather than grouped on.
     constant = [key for key in keys[:-1] if leaf_scores[key].eq_missing(leaf_scores[key][0]).all()]
@@ -65,8 +72,15 @@ def aggregate_tiers(
     for tier in plan.tiers:
         wide = wide.with_columns(tier)
     return _long_node_scores(wide.sort(varying), varying, plan).select(
-        *[pl.lit(leaf_scores[key][0], leaf_scores.schema[key]).alias(key) if key in constant else pl.col(key) for key in keys],
-        "node_code", "level", "score",
+        *[
+            pl.lit(leaf_scores[key][0], leaf_scores.schema[key]).alias(key)
+            if key in constant
+            else pl.col(key)
+            for key in keys
+        ],
+        "node_code",
+        "level",
+        "score",
     )
 
 
@@ -76,23 +90,38 @@ def batches_by_framework(
     """Leaf scores of several editions (``survey_year``, ``unit_type`` columns) in batches of the
     editions that share one framework, per unit type: aggregate each batch in one call, since the fixed
     cost of a call dwarfs the work of one edition. ``framework_of(unit_type, survey_year)``."""
-    for (unit_type,), of_type in leaf_scores.partition_by("unit_type", as_dict=True, maintain_order=True).items():
-        frameworks = {year: framework_of(str(unit_type), year) for year in of_type["survey_year"].unique(maintain_order=True).to_list()}
+    for (unit_type,), of_type in leaf_scores.partition_by(
+        "unit_type", as_dict=True, maintain_order=True
+    ).items():
+        frameworks = {
+            year: framework_of(str(unit_type), year)
+            for year in of_type["survey_year"].unique(maintain_order=True).to_list()
+        }
         years_of: dict[str, list[int]] = {}
         for year, fw in frameworks.items():
             years_of.setdefault(fw.version, []).append(year)
         for years in years_of.values():
-            batch = of_type if len(years) == len(frameworks) else of_type.filter(pl.col("survey_year").is_in(years))
+            batch = (
+                of_type
+                if len(years) == len(frameworks)
+                else of_type.filter(pl.col("survey_year").is_in(years))
+            )
             yield frameworks[years[0]], batch
 
 
-def _wide_leaf_scores(leaf_scores: pl.DataFrame, keys: Sequence[str], leaf_codes: Sequence[str]) -> pl.DataFrame:
+def _wide_leaf_scores(
+    leaf_scores: pl.DataFrame, keys: Sequence[str], leaf_codes: Sequence[str]
+) -> pl.DataFrame:
     """One row per unit (``keys``) and one column per leaf, null where the unit has no score. Several
     editions in one call (any key before the last that varies) are laid out one at a time and stacked,
     so that each keeps the layout of its own file."""
     keys = list(keys)
     parts = leaf_scores.partition_by(keys[:-1], maintain_order=True) if len(keys) > 1 else [leaf_scores]
-    return pl.concat([_wide_block(part, keys, leaf_codes) for part in parts]) if len(parts) > 1 else _wide_block(leaf_scores, keys, leaf_codes)
+    return (
+        pl.concat([_wide_block(part, keys, leaf_codes) for part in parts])
+        if len(parts) > 1
+        else _wide_block(leaf_scores, keys, leaf_codes)
+    )
 
 
 def _wide_block(leaf_scores: pl.DataFrame, keys: list[str], leaf_codes: Sequence[str]) -> pl.DataFrame:
@@ -106,7 +135,9 @@ def _wide_block(leaf_scores: pl.DataFrame, keys: list[str], leaf_codes: Sequence
     """
     indexed = leaf_scores.select(
         *keys,
-        pl.col("indicator_code").replace_strict({code: i for i, code in enumerate(leaf_codes)}, default=None, return_dtype=pl.UInt32).alias(LEAF_INDEX),
+        pl.col("indicator_code")
+        .replace_strict({code: i for i, code in enumerate(leaf_codes)}, default=None, return_dtype=pl.UInt32)
+        .alias(LEAF_INDEX),
         pl.col("score").cast(pl.Float64),
     )
     if indexed[LEAF_INDEX].null_count() == 0:
@@ -114,17 +145,31 @@ def _wide_block(leaf_scores: pl.DataFrame, keys: list[str], leaf_codes: Sequence
         if in_blocks is not None:
             return in_blocks
         by_unit = indexed.group_by(keys).agg(
-            pl.col("score").sort_by(LEAF_INDEX), pl.col(LEAF_INDEX).n_unique().alias(N_LEAVES), pl.len().alias(N_ROWS)
+            pl.col("score").sort_by(LEAF_INDEX),
+            pl.col(LEAF_INDEX).n_unique().alias(N_LEAVES),
+            pl.len().alias(N_ROWS),
         )
-        if by_unit.select(((pl.col(N_ROWS) == len(leaf_codes)) & (pl.col(N_LEAVES) == len(leaf_codes))).all()).item():
-            return by_unit.select(*keys, *[pl.col("score").list.get(i).alias(code) for i, code in enumerate(leaf_codes)])
+        if by_unit.select(
+            ((pl.col(N_ROWS) == len(leaf_codes)) & (pl.col(N_LEAVES) == len(leaf_codes))).all()
+        ).item():
+            return by_unit.select(
+                *keys, *[pl.col("score").list.get(i).alias(code) for i, code in enumerate(leaf_codes)]
+            )
     wide = leaf_scores.select(*keys, "indicator_code", pl.col("score").cast(pl.Float64)).pivot(
         on="indicator_code", index=keys, values="score", aggregate_function=None
     )
-    return wide.select(*keys, *[pl.col(code) if code in wide.columns else pl.lit(None, pl.Float64).alias(code) for code in leaf_codes])
+    return wide.select(
+        *keys,
+        *[
+            pl.col(code) if code in wide.columns else pl.lit(None, pl.Float64).alias(code)
+            for code in leaf_codes
+        ],
+    )
 
 
-def _wide_from_leaf_blocks(indexed: pl.DataFrame, keys: list[str], leaf_codes: Sequence[str]) -> pl.DataFrame | None:
+def _wide_from_leaf_blocks(
+    indexed: pl.DataFrame, keys: list[str], leaf_codes: Sequence[str]
+) -> pl.DataFrame | None:
     """The wide layout without grouping, if the rows are one block per leaf, every block listing the
     same units in the same order (each unit once); None if they are not."""
     n_leaves = len(leaf_codes)
@@ -145,7 +190,9 @@ def _wide_from_leaf_blocks(indexed: pl.DataFrame, keys: list[str], leaf_codes: S
     if not same_layout or not units.is_unique().all():
         return None
     scores = indexed["score"]
-    by_leaf = {leaf_codes[leaf]: scores.slice(block * n_units, n_units) for block, leaf in enumerate(block_leaves)}
+    by_leaf = {
+        leaf_codes[leaf]: scores.slice(block * n_units, n_units) for block, leaf in enumerate(block_leaves)
+    }
     return units.hstack([by_leaf[code].alias(code) for code in leaf_codes])
 
 
@@ -178,22 +225,37 @@ class TierPlan:
 
 def tier_plan(nodes: pl.DataFrame, missing: MissingRule = "propagate", min_coverage: float = 0.0) -> TierPlan:
     """The aggregation plan of a framework (built once per framework and rule, then reused)."""
-    rows = nodes.select("code", "parent_code", pl.col("level").cast(pl.Int32), pl.col("weight").cast(pl.Float64), "is_leaf").rows()
+    rows = nodes.select(
+        "code", "parent_code", pl.col("level").cast(pl.Int32), pl.col("weight").cast(pl.Float64), "is_leaf"
+    ).rows()
     return _tier_plan(tuple(rows), missing, min_coverage)
 
 
 @lru_cache(maxsize=64)
-def _tier_plan(rows: tuple[tuple[str, str | None, int, float, bool], ...], missing: MissingRule, min_coverage: float) -> TierPlan:
+def _tier_plan(
+    rows: tuple[tuple[str, str | None, int, float, bool], ...], missing: MissingRule, min_coverage: float
+) -> TierPlan:
     parent_score = _parent_score(missing, min_coverage)
-    children: dict[tuple[int, str], list[tuple[str, float]]] = {}  # (child level, parent) -> [(child, weight)]
+    children: dict[
+        tuple[int, str], list[tuple[str, float]]
+    ] = {}  # (child level, parent) -> [(child, weight)]
     for code, parent, level, weight, _ in sorted(rows, key=lambda row: row[0]):
         children.setdefault((level, parent or COMPOSITE_CODE), []).append((code, weight))
     depth = max(level for _, _, level, _, _ in rows)
     tiers = tuple(
-        tuple(parent_score(kids).alias(parent) for (level, parent), kids in children.items() if level == tier_level)
+        tuple(
+            parent_score(kids).alias(parent)
+            for (level, parent), kids in children.items()
+            if level == tier_level
+        )
         for tier_level in range(depth, 0, -1)
     )
-    level_of = dict(sorted([(COMPOSITE_CODE, 0), *((code, level) for code, _, level, _, _ in rows)], key=lambda item: (item[1], item[0])))
+    level_of = dict(
+        sorted(
+            [(COMPOSITE_CODE, 0), *((code, level) for code, _, level, _, _ in rows)],
+            key=lambda item: (item[1], item[0]),
+        )
+    )
     return TierPlan(tuple(code for code, _, _, _, is_leaf in rows if is_leaf), tiers, level_of)
 
 
@@ -203,18 +265,24 @@ def covered(present: Any, n_children: Any, min_coverage: float) -> Any:
     return present >= min_coverage * n_children - 1e-9
 
 
-def _parent_score(missing: MissingRule, min_coverage: float = 0.0) -> Callable[[list[tuple[str, float]]], pl.Expr]:
+def _parent_score(
+    missing: MissingRule, min_coverage: float = 0.0
+) -> Callable[[list[tuple[str, float]]], pl.Expr]:
     """The expression of a parent's score over its children's columns, given (code, weight) pairs."""
     if missing == "propagate":
         # ``+`` is null as soon as one term is: a parent with a missing child is missing.
         return lambda children: reduce(add, [pl.lit(weight) * pl.col(code) for code, weight in children])
     if missing == "reweight":
+
         def reweighted(children: list[tuple[str, float]]) -> pl.Expr:
             weighted_sum = pl.sum_horizontal([pl.lit(weight) * pl.col(code) for code, weight in children])
-            present_weight = pl.sum_horizontal([pl.when(pl.col(code).is_not_null()).then(pl.lit(weight)) for code, weight in children])
+            present_weight = pl.sum_horizontal(
+                [pl.when(pl.col(code).is_not_null()).then(pl.lit(weight)) for code, weight in children]
+            )
             present = pl.sum_horizontal([pl.col(code).is_not_null() for code, _ in children])
             enough = (present_weight > 0) & covered(present, len(children), min_coverage)
             return pl.when(enough).then(weighted_sum / present_weight).otherwise(None)
+
         return reweighted
     raise ValueError(f"unknown missing-value rule {missing!r}: expected 'propagate' or 'reweight'")
 

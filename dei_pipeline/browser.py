@@ -20,10 +20,21 @@ from playwright.sync_api import Browser, sync_playwright
 # A quiet, offline browser in a container: no sandbox (CI runs as root), and none of the background
 # traffic (component updates, sync, first-run pages) a desktop browser would start.
 CHROMIUM_ARGS: tuple[str, ...] = (
-    "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-    "--disable-gpu", "--hide-scrollbars", "--font-render-hinting=none",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-gpu",
+    "--hide-scrollbars",
+    "--font-render-hinting=none",
 )
-CANDIDATE_EXECUTABLES: tuple[str, ...] = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CANDIDATE_EXECUTABLES: tuple[str, ...] = (
+    "chromium",
+    "chromium-browser",
+    "google-chrome",
+    "google-chrome-stable",
+)
 
 
 def find_chromium() -> str | None:
@@ -41,7 +52,9 @@ def chromium() -> Iterator[Browser]:
     if executable is None:
         raise RuntimeError("no Chromium found on PATH (install it with `make browser`, or set DEI_CHROMIUM)")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=list(CHROMIUM_ARGS), headless=True)
+        browser = playwright.chromium.launch(
+            executable_path=executable, args=list(CHROMIUM_ARGS), headless=True
+        )
         try:
             yield browser
         finally:
@@ -68,4 +81,6 @@ def pixel_summary(png: Path) -> PixelSummary:
         width, height = image.size
         colours = image.convert("RGB").getcolors(maxcolors=width * height) or []
     most, (red, green, blue) = max(colours)
-    return PixelSummary(width, height, most / (width * height), len(colours), f"#{red:02x}{green:02x}{blue:02x}")
+    return PixelSummary(
+        width, height, most / (width * height), len(colours), f"#{red:02x}{green:02x}{blue:02x}"
+    )

@@ -26,9 +26,13 @@ def parse_years(text: str, available: Sequence[int]) -> list[int]:
     for part in text.split(","):
         part = part.strip()
         if not (len(part) == 4 and part.isdigit()):
-            raise SystemExit(f"dei: edition {part!r} is not a four-digit year (use e.g. --years 2020,2019 or --years all)")
+            raise SystemExit(
+                f"dei: edition {part!r} is not a four-digit year (use e.g. --years 2020,2019 or --years all)"
+            )
         if int(part) not in available:
-            raise SystemExit(f"dei: edition {part} has no folder with raw files under data/raw/ (found: {', '.join(map(str, available)) or 'none'})")
+            raise SystemExit(
+                f"dei: edition {part} has no folder with raw files under data/raw/ (found: {', '.join(map(str, available)) or 'none'})"
+            )
         years.append(int(part))
     return sorted(set(years))
 
@@ -72,16 +76,22 @@ JOBS_OF = {"index": ("index_job",), "analysis": ("analysis_job",), "all": ("inde
 LAUNCHED_BY_TAG = "dei/launched_by"
 
 
-def materialize(years: str, data_dir: Path, warehouse: Path, job: str = "all", propagate: bool = True,
-                confirm_removal: bool = False) -> int:
+def materialize(
+    years: str,
+    data_dir: Path,
+    warehouse: Path,
+    job: str = "all",
+    propagate: bool = True,
+    confirm_removal: bool = False,
+) -> int:
     prepare_dagster_home()  # shared with `make ui`: <repo>/.dagster_home unless DAGSTER_HOME is set
     import dagster as dg
 
+    from dei_pipeline.definitions import build_definitions
     from dei_pipeline.defs.partitions import Editions
     from dei_pipeline.defs.reruns import rerun_steps
     from dei_pipeline.defs.resources import WarehouseResource
     from dei_pipeline.defs.sources import observe_sources
-    from dei_pipeline.definitions import build_definitions
     from dei_pipeline.ingest import list_editions
 
     available = list_editions(data_dir)
@@ -92,13 +102,18 @@ def materialize(years: str, data_dir: Path, warehouse: Path, job: str = "all", p
     # Hold the warehouse for the whole run, Dagster bookkeeping included: a second
     # `dei materialize` on the same warehouse waits for this one to finish.
     try:
-        with warehouse_lock(warehouse, on_wait=lambda message: print(f"dei: {message} ...", file=sys.stderr, flush=True)):
+        with warehouse_lock(
+            warehouse, on_wait=lambda message: print(f"dei: {message} ...", file=sys.stderr, flush=True)
+        ):
             instance = dg.DagsterInstance.get()
             resource = WarehouseResource(data_dir=str(data_dir), warehouse_path=str(warehouse))
             defs = build_definitions(resource, loggers={"step_progress": _progress_logger()})
             if job == "analysis" and (missing := editions_without_index(warehouse, selected)):
-                print(f"dei: {warehouse} has no index for edition(s) {', '.join(map(str, missing))}: the analysis starts from it; "
-                      f"so run `dei materialize --job all` (or --job index first)", file=sys.stderr)
+                print(
+                    f"dei: {warehouse} has no index for edition(s) {', '.join(map(str, missing))}: the analysis starts from it; "
+                    f"so run `dei materialize --job all` (or --job index first)",
+                    file=sys.stderr,
+                )
                 return 2
             # Record the raw and reference files' current data versions, so that the UI's staleness
             # compares the next change with what this run read.
@@ -107,12 +122,23 @@ def materialize(years: str, data_dir: Path, warehouse: Path, job: str = "all", p
             _say_what_follows(selected, steps)
             started = time.perf_counter()
             for step in steps:
-                if not _run(defs.resolve_job_def(step.job_name), instance, step.editions, step.assets, warehouse, confirm_removal):
+                if not _run(
+                    defs.resolve_job_def(step.job_name),
+                    instance,
+                    step.editions,
+                    step.assets,
+                    warehouse,
+                    confirm_removal,
+                ):
                     return 1
             published = _run(defs.resolve_job_def("publish_job"), instance, (), None, warehouse)
-            print(f"dei: materialized {len(selected)} edition(s) ({' then '.join(JOBS_OF[job])}"
-                  f"{', published' if published else ', NOT published'}) in {time.perf_counter() - started:.1f}s\n")
-            _print_summary(selected[-1], job, data_dir, warehouse)  # the newest edition; `dei summary --year` shows the others
+            print(
+                f"dei: materialized {len(selected)} edition(s) ({' then '.join(JOBS_OF[job])}"
+                f"{', published' if published else ', NOT published'}) in {time.perf_counter() - started:.1f}s\n"
+            )
+            _print_summary(
+                selected[-1], job, data_dir, warehouse
+            )  # the newest edition; `dei summary --year` shows the others
             return 0 if published else 1
     except WarehouseBusyError as error:
         print(f"dei: {error}", file=sys.stderr)
@@ -128,7 +154,10 @@ def _say_what_follows(selected: Sequence[int], steps: Sequence[Any]) -> None:
                 refreshed.setdefault(key, set()).update(asset.to_user_string() for asset in step.assets)
     changed = ", ".join(map(str, selected))
     for key, assets in sorted(refreshed.items()):
-        print(f"dei: {changed} changed: also refreshing what edition {key} reads of it ({', '.join(sorted(assets))})", flush=True)
+        print(
+            f"dei: {changed} changed: also refreshing what edition {key} reads of it ({', '.join(sorted(assets))})",
+            flush=True,
+        )
 
 
 def editions_without_index(warehouse: Path, editions: Sequence[int]) -> list[int]:
@@ -147,8 +176,10 @@ def _print_summary(year: int, job: str, data_dir: Path, warehouse: Path) -> None
 
     print(edition_summary(warehouse, year, data_dir))
     if job == "index":
-        print("dei: the analysis marts and the report are as they were, so BI keeps the last consistent publication until "
-              "`dei materialize --job analysis` brings them up to date (in the UI, the automation does it by itself).")
+        print(
+            "dei: the analysis marts and the report are as they were, so BI keeps the last consistent publication until "
+            "`dei materialize --job analysis` brings them up to date (in the UI, the automation does it by itself)."
+        )
 
 
 def step_failures(result: Any) -> dict[str, str]:
@@ -164,24 +195,40 @@ def step_failures(result: Any) -> dict[str, str]:
         error = event.step_failure_data.error
         while error is not None and error.cause is not None:
             error = error.cause
-        reasons[event.step_key] = f"{error.cls_name}: {error.message.strip()}" if error is not None else "unknown error"
+        reasons[event.step_key] = (
+            f"{error.cls_name}: {error.message.strip()}" if error is not None else "unknown error"
+        )
     return reasons
 
 
-def _run(job: Any, instance: Any, block: Sequence[str], assets: Sequence[Any] | None, warehouse: Path,
-         confirm_removal: bool = False) -> bool:
+def _run(
+    job: Any,
+    instance: Any,
+    block: Sequence[str],
+    assets: Sequence[Any] | None,
+    warehouse: Path,
+    confirm_removal: bool = False,
+) -> bool:
     """One in-process run of ``job`` over a block of contiguous editions (none: an unpartitioned job), of
     all its assets or of ``assets``; False (reasons printed) when it fails."""
     from dei_pipeline.defs.partitions import range_tags
     from dei_pipeline.removal import CONFIRM_REMOVAL_TAG
 
-    label = "every edition" if not block else f"edition(s) {block[0] if len(block) == 1 else f'{block[0]}-{block[-1]}'}"
+    label = (
+        "every edition"
+        if not block
+        else f"edition(s) {block[0] if len(block) == 1 else f'{block[0]}-{block[-1]}'}"
+    )
     subset = "" if assets is None else f" ({', '.join(asset.to_user_string() for asset in assets)})"
     print(f"dei: {job.name} for {label}{subset} into {warehouse} ...", flush=True)
     result = job.execute_in_process(
         instance=instance,
         partition_key=block[0] if len(block) == 1 else None,
-        tags={LAUNCHED_BY_TAG: "cli", **range_tags(block), **({CONFIRM_REMOVAL_TAG: "true"} if confirm_removal else {})},
+        tags={
+            LAUNCHED_BY_TAG: "cli",
+            **range_tags(block),
+            **({CONFIRM_REMOVAL_TAG: "true"} if confirm_removal else {}),
+        },
         asset_selection=list(assets) if assets is not None else None,
         run_config={"loggers": {"step_progress": {}}},
         raise_on_error=False,
@@ -194,21 +241,35 @@ def _run(job: Any, instance: Any, block: Sequence[str], assets: Sequence[Any] | 
             print(f"dei: step {step_key} failed:\n{reason}", file=sys.stderr)
     for evaluation in failed_checks:
         print(f"dei: check {evaluation.check_name} failed: {evaluation.description}", file=sys.stderr)
-    print(f"dei: run {result.run_id} failed; the warehouse keeps the last good data of every edition, "
-          "and BI the last consistent publication.", file=sys.stderr)
+    print(
+        f"dei: run {result.run_id} failed; the warehouse keeps the last good data of every edition, "
+        "and BI the last consistent publication.",
+        file=sys.stderr,
+    )
     return False
 
 
 def failed_blocking_checks(result: Any) -> list[Any]:
     """The blocking asset checks that failed in a run (what held the publication back)."""
-    evaluations = [event.event_specific_data for event in result.all_events if event.event_type_value == "ASSET_CHECK_EVALUATION"]
+    evaluations = [
+        event.event_specific_data
+        for event in result.all_events
+        if event.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
     return [e for e in evaluations if e.blocking and not e.passed]
 
 
 def _materialize_command(args: argparse.Namespace) -> int:
     data_dir = (args.data_dir or default_data_dir()).resolve()
     warehouse = (args.warehouse or default_warehouse_path(data_dir)).resolve()
-    return materialize(args.years, data_dir, warehouse, args.job, propagate=not args.no_propagate, confirm_removal=args.confirm_removal)
+    return materialize(
+        args.years,
+        data_dir,
+        warehouse,
+        args.job,
+        propagate=not args.no_propagate,
+        confirm_removal=args.confirm_removal,
+    )
 
 
 def _sample_data_command(args: argparse.Namespace) -> int:
@@ -220,7 +281,9 @@ def _sample_data_command(args: argparse.Namespace) -> int:
         paths = write_national_data(args.out.resolve(), seed=args.seed)
     else:
         if args.out is not None:
-            raise SystemExit("dei: --out goes with --scale national; the sample is written to <data-dir>/raw/")
+            raise SystemExit(
+                "dei: --out goes with --scale national; the sample is written to <data-dir>/raw/"
+            )
         from dei_pipeline.sample_data import write_sample_data
 
         paths = write_sample_data((args.data_dir or default_data_dir()).resolve(), seed=args.seed)
@@ -232,7 +295,9 @@ def _summary_command(args: argparse.Namespace) -> int:
     from dei_pipeline.summary import edition_summary
 
     data_dir = (args.data_dir or default_data_dir()).resolve()
-    print(edition_summary((args.warehouse or default_warehouse_path(data_dir)).resolve(), args.year, data_dir))
+    print(
+        edition_summary((args.warehouse or default_warehouse_path(data_dir)).resolve(), args.year, data_dir)
+    )
     return 0
 
 
@@ -246,39 +311,67 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dei", description="City Digital Economy Index pipeline")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("materialize", help="run the index for some or all editions and print a summary")
+    run = commands.add_parser(
+        "materialize", help="run the index for some or all editions and print a summary"
+    )
     run.add_argument("--years", default="all", help="'all' (default) or editions, e.g. 2020,2019")
-    run.add_argument("--data-dir", type=Path, help="data directory (default: $DEI_DATA_DIR or the repository's data/)")
-    run.add_argument("--warehouse", type=Path, help="DuckDB file (default: $DEI_WAREHOUSE or <data>/warehouse/dei.duckdb)")
-    run.add_argument("--job", choices=tuple(JOBS_OF), default="all",
-                     help="'all' (default): index_job then analysis_job; 'index': raw files to the index marts; "
-                          "'analysis': the analysis marts and the edition report from the index in the warehouse. "
-                          "publish_job follows: the consistency checks, then Parquet and the serving snapshot")
-    run.add_argument("--no-propagate", action="store_true",
-                     help="for experts: do not refresh the later editions that read the selected ones (their "
-                          "comparisons then disagree, and nothing is published until they are refreshed)")
-    run.add_argument("--confirm-removal", action="store_true",
-                     help="let the run remove more than removal.max_share (data/method/settings.yaml), or all, of an "
-                          "edition's cities or county units from the warehouse (refused otherwise, as a raw file gone missing "
-                          "by mistake looks the same); sets the run tag dei/confirm_removal=true")
+    run.add_argument(
+        "--data-dir", type=Path, help="data directory (default: $DEI_DATA_DIR or the repository's data/)"
+    )
+    run.add_argument(
+        "--warehouse", type=Path, help="DuckDB file (default: $DEI_WAREHOUSE or <data>/warehouse/dei.duckdb)"
+    )
+    run.add_argument(
+        "--job",
+        choices=tuple(JOBS_OF),
+        default="all",
+        help="'all' (default): index_job then analysis_job; 'index': raw files to the index marts; "
+        "'analysis': the analysis marts and the edition report from the index in the warehouse. "
+        "publish_job follows: the consistency checks, then Parquet and the serving snapshot",
+    )
+    run.add_argument(
+        "--no-propagate",
+        action="store_true",
+        help="for experts: do not refresh the later editions that read the selected ones (their "
+        "comparisons then disagree, and nothing is published until they are refreshed)",
+    )
+    run.add_argument(
+        "--confirm-removal",
+        action="store_true",
+        help="let the run remove more than removal.max_share (data/method/settings.yaml), or all, of an "
+        "edition's cities or county units from the warehouse (refused otherwise, as a raw file gone missing "
+        "by mistake looks the same); sets the run tag dei/confirm_removal=true",
+    )
     run.set_defaults(handler=_materialize_command)
 
-    sample = commands.add_parser("sample-data", help="(re)write the synthetic sample, or write a national-scale data set")
-    sample.add_argument("--scale", choices=("sample", "national"), default="sample",
-                        help="'sample' (default): the committed 148-city sample under <data>/raw/; "
-                             "'national': a complete data directory for ~340 cities, ~2,850 county units and 20 editions")
-    sample.add_argument("--data-dir", type=Path, help="data directory of the sample (default: the repository's data/)")
+    sample = commands.add_parser(
+        "sample-data", help="(re)write the synthetic sample, or write a national-scale data set"
+    )
+    sample.add_argument(
+        "--scale",
+        choices=("sample", "national"),
+        default="sample",
+        help="'sample' (default): the committed 148-city sample under <data>/raw/; "
+        "'national': a complete data directory for ~340 cities, ~2,850 county units and 20 editions",
+    )
+    sample.add_argument(
+        "--data-dir", type=Path, help="data directory of the sample (default: the repository's data/)"
+    )
     sample.add_argument("--out", type=Path, help="output data directory (required with --scale national)")
     sample.add_argument("--seed", type=int, default=2020)
     sample.set_defaults(handler=_sample_data_command)
 
     show = commands.add_parser("summary", help="print the summary of one edition from the warehouse")
     show.add_argument("--year", type=int, required=True)
-    show.add_argument("--data-dir", type=Path, help="data directory (default: $DEI_DATA_DIR or the repository's data/)")
+    show.add_argument(
+        "--data-dir", type=Path, help="data directory (default: $DEI_DATA_DIR or the repository's data/)"
+    )
     show.add_argument("--warehouse", type=Path)
     show.set_defaults(handler=_summary_command)
 
-    profile = commands.add_parser("profile", help="a unit's strengths and weaknesses in one edition, e.g. dei profile 杭州 --year 2020")
+    profile = commands.add_parser(
+        "profile", help="a unit's strengths and weaknesses in one edition, e.g. dei profile 杭州 --year 2020"
+    )
     profile.add_argument("unit", help="unit name as published (杭州, 深圳市南山区) or its 6-digit code")
     profile.add_argument("--year", type=int, required=True)
     profile.add_argument("--warehouse", type=Path)

@@ -44,11 +44,14 @@ def unit_changes(
     keys, compared = list(keys), list(compared)
     with_prev = current.join(prev_years, on="survey_year", how="left")
     previous = history.select(
-        pl.col("survey_year").alias("prev_year"), *keys, *[pl.col(c).alias(f"prev_{c}") for c in compared],
+        pl.col("survey_year").alias("prev_year"),
+        *keys,
+        *[pl.col(c).alias(f"prev_{c}") for c in compared],
         pl.lit(True).alias("in_prev"),
     )
     present = with_prev.join(previous, on=["prev_year", *keys], how="left").with_columns(
-        pl.when(pl.col("prev_year").is_null()).then(pl.lit("first_edition"))
+        pl.when(pl.col("prev_year").is_null())
+        .then(pl.lit("first_edition"))
         .when(pl.col("in_prev").is_null())
         .then(pl.lit("new"))
         .otherwise(pl.lit("returning"))
@@ -71,7 +74,9 @@ def unit_changes(
     if "rank" not in compared:
         return changes
     if rank_group is not None and rank_group in compared:
-        return changes.with_columns(cohort_ranks(pl.col("survey_year"), pl.col(rank_group), pl.col(f"prev_{rank_group}")))
+        return changes.with_columns(
+            cohort_ranks(pl.col("survey_year"), pl.col(rank_group), pl.col(f"prev_{rank_group}"))
+        )
     return changes.with_columns(cohort_ranks(pl.col("survey_year"), None, None))
 
 
@@ -79,13 +84,18 @@ def cohort_ranks(edition: pl.Expr, group: pl.Expr | None, prev_group: pl.Expr | 
     """cohort_rank, prev_cohort_rank and cohort_rank_change: the published ranks re-ranked within the
     returning units ranked in both editions (ties kept: re-ranking the ranks with 'min' keeps the
     published tie rule), per edition and rank group (the group now, and the group then)."""
-    in_cohort = (pl.col("status") == "returning") & pl.col("rank").is_not_null() & pl.col("prev_rank").is_not_null()
+    in_cohort = (
+        (pl.col("status") == "returning") & pl.col("rank").is_not_null() & pl.col("prev_rank").is_not_null()
+    )
 
     def within(rank: str, by: pl.Expr | None) -> pl.Expr:
         keys = [edition, in_cohort] + ([by] if by is not None else [])
         return pl.when(in_cohort).then(pl.col(rank).rank(method="min").over(keys)).cast(pl.Int32)
 
-    now, before = within("rank", group).alias("cohort_rank"), within("prev_rank", prev_group).alias("prev_cohort_rank")
+    now, before = (
+        within("rank", group).alias("cohort_rank"),
+        within("prev_rank", prev_group).alias("prev_cohort_rank"),
+    )
     return [now, before, (before - now).alias("cohort_rank_change")]
 
 
@@ -115,27 +125,53 @@ def cohort_summary(changes: pl.DataFrame, unit_type: str) -> pl.DataFrame:
             (pl.col("returning_mean") - pl.col("returning_prev_mean")).alias("returning_mean_change"),
         )
         .select(
-            "survey_year", "unit_type", "prev_year", "n_units", "n_prev_units", "n_new", "n_returning", "n_dropped", "n_cohort",
-            "mean_score", "returning_mean", "returning_prev_mean", "returning_mean_change",
+            "survey_year",
+            "unit_type",
+            "prev_year",
+            "n_units",
+            "n_prev_units",
+            "n_new",
+            "n_returning",
+            "n_dropped",
+            "n_cohort",
+            "mean_score",
+            "returning_mean",
+            "returning_prev_mean",
+            "returning_mean_change",
         )
         .sort("survey_year")
     )
 
 
-def tier_summary(city_index: pl.DataFrame, history: pl.DataFrame, prev_years: pl.DataFrame, tiers: pl.DataFrame) -> pl.DataFrame:
+def tier_summary(
+    city_index: pl.DataFrame, history: pl.DataFrame, prev_years: pl.DataFrame, tiers: pl.DataFrame
+) -> pl.DataFrame:
     """``marts.tier_summary``: cities per tier now and in the previous edition, and the change in %."""
-    def counts(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.drop_nulls("tier").group_by("survey_year", "tier").agg(pl.len().cast(pl.Int32).alias("n_cities"))
 
-    grid = city_index.select("survey_year").unique().join(tiers.select(pl.col("tier_code").alias("tier"), "tier_order"), how="cross")
-    previous = counts(history).select(pl.col("survey_year").alias("prev_year"), "tier", pl.col("n_cities").alias("prev_n_cities"))
+    def counts(frame: pl.DataFrame) -> pl.DataFrame:
+        return (
+            frame.drop_nulls("tier")
+            .group_by("survey_year", "tier")
+            .agg(pl.len().cast(pl.Int32).alias("n_cities"))
+        )
+
+    grid = (
+        city_index.select("survey_year")
+        .unique()
+        .join(tiers.select(pl.col("tier_code").alias("tier"), "tier_order"), how="cross")
+    )
+    previous = counts(history).select(
+        pl.col("survey_year").alias("prev_year"), "tier", pl.col("n_cities").alias("prev_n_cities")
+    )
     return (
         grid.join(counts(city_index), on=["survey_year", "tier"], how="left")
         .join(prev_years, on="survey_year", how="left")
         .join(previous, on=["prev_year", "tier"], how="left")
         .with_columns(
             pl.col("n_cities").fill_null(0),
-            pl.when(pl.col("prev_year").is_not_null()).then(pl.col("prev_n_cities").fill_null(0)).alias("prev_n_cities"),
+            pl.when(pl.col("prev_year").is_not_null())
+            .then(pl.col("prev_n_cities").fill_null(0))
+            .alias("prev_n_cities"),
         )
         .with_columns(
             pl.when(pl.col("prev_n_cities") > 0)

@@ -28,21 +28,31 @@ def rank_units(
     )
 
 
-def city_index(composites: pl.DataFrame, cities: pl.DataFrame, tiers: pl.DataFrame, decimals: int, method: str = "min") -> pl.DataFrame:
+def city_index(
+    composites: pl.DataFrame, cities: pl.DataFrame, tiers: pl.DataFrame, decimals: int, method: str = "min"
+) -> pl.DataFrame:
     """``marts.city_index`` rows: composites of cities with names, rank and tier."""
     ranked = rank_units(composites, ["survey_year"], decimals, method)
     return (
-        ranked.join(cities.select("unit_code", "name_zh", "name_en", pl.col("province_zh").alias("province")), on="unit_code", how="left")
+        ranked.join(
+            cities.select("unit_code", "name_zh", "name_en", pl.col("province_zh").alias("province")),
+            on="unit_code",
+            how="left",
+        )
         .with_columns(tier_expr(pl.col("score"), tiers, decimals).alias("tier"))
         .select("survey_year", "unit_code", "name_zh", "name_en", "province", "score", "rank", "tier")
         .sort("survey_year", "rank", "unit_code")
     )
 
 
-def county_index(composites: pl.DataFrame, counties: pl.DataFrame, decimals: int, method: str = "min") -> pl.DataFrame:
+def county_index(
+    composites: pl.DataFrame, counties: pl.DataFrame, decimals: int, method: str = "min"
+) -> pl.DataFrame:
     """``marts.county_index`` rows: districts and county-level units are ranked within their kind."""
     with_kind = composites.join(
-        counties.select("unit_code", "name_zh", pl.col("province_zh").alias("province"), "kind"), on="unit_code", how="left"
+        counties.select("unit_code", "name_zh", pl.col("province_zh").alias("province"), "kind"),
+        on="unit_code",
+        how="left",
     )
     return (
         rank_units(with_kind, ["survey_year", "kind"], decimals, method)

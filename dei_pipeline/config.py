@@ -42,9 +42,11 @@ def data_provenance_note(data_dir: Path) -> str | None:
     content = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
     if not content.get("synthetic"):
         return None
-    return ("SYNTHETIC SAMPLE 合成样本数据: the indicator scores under data/raw are invented and calibrated to the "
-            "white paper's published 2020 figures (composites, averages). Composite scores, ranks and tiers of 2020 "
-            "reproduce the paper; everything below the composite, and every other edition, is made up.")
+    return (
+        "SYNTHETIC SAMPLE 合成样本数据: the indicator scores under data/raw are invented and calibrated to the "
+        "white paper's published 2020 figures (composites, averages). Composite scores, ranks and tiers of 2020 "
+        "reproduce the paper; everything below the composite, and every other edition, is made up."
+    )
 
 
 # A new Dagster instance's settings: the default local SQLite storage; no telemetry (nothing leaves
@@ -116,7 +118,9 @@ class UncertaintySettings(BaseModel):
     sensitivity_base_draws: int = Field(ge=2)
     # Drawn equally likely, each perturbed by the multipliers; the framework's weights only by default.
     weight_schemes: Annotated[tuple[WeightScheme, ...], AfterValidator(_distinct)] = ("nominal",)
-    sensitivity_bootstrap: int = Field(ge=2, description="bootstrap resamples of the base draws for the indices' bounds")
+    sensitivity_bootstrap: int = Field(
+        ge=2, description="bootstrap resamples of the base draws for the indices' bounds"
+    )
     sensitivity_level: float = Field(gt=0, lt=1, description="confidence level of those bounds")
     sensitivity_resolution: float = Field(gt=0, description="widest interval of a resolved index")
 
@@ -141,10 +145,20 @@ class MethodSettings(BaseModel):
     score_tolerance: float = _at("reconciliation", "score_tolerance")
     # Share of an edition's units of one type that a run may remove without confirmation (removal.py).
     removal_max_share: float = Field(
-        0.1, ge=0, le=1, validation_alias=AliasPath("removal", "max_share"), description="a share between 0 and 1")
+        0.1,
+        ge=0,
+        le=1,
+        validation_alias=AliasPath("removal", "max_share"),
+        description="a share between 0 and 1",
+    )
     # Rule 'reweight': the smallest share of a node's children with a score for the node to have one.
     min_coverage: float = Field(
-        0.0, ge=0, le=1, validation_alias=AliasPath("aggregation", "min_coverage"), description="a share between 0 and 1")
+        0.0,
+        ge=0,
+        le=1,
+        validation_alias=AliasPath("aggregation", "min_coverage"),
+        description="a share between 0 and 1",
+    )
     # Monte Carlo settings of the analysis marts; a data set may go without them (then no such mart).
     uncertainty: UncertaintySettings | None = None
 
@@ -154,8 +168,10 @@ def _description(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | No
     if model is MethodSettings and len(loc) > 1 and loc[0] == "uncertainty":
         model, loc = UncertaintySettings, loc[1:]
     for name, field in model.model_fields.items():
-        path = tuple(field.validation_alias.path) if isinstance(field.validation_alias, AliasPath) else (name,)
-        if tuple(loc[:len(path)]) == path:
+        path = (
+            tuple(field.validation_alias.path) if isinstance(field.validation_alias, AliasPath) else (name,)
+        )
+        if tuple(loc[: len(path)]) == path:
             return field.description
     return None
 
@@ -187,7 +203,9 @@ def load_settings(data_dir: Path) -> MethodSettings:
 def _parse_settings(path: Path) -> MethodSettings:
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(raw, Mapping):
-        raise SettingsError(f"{path}: not a YAML mapping of settings blocks (scores, ranking, aggregation, ...)")
+        raise SettingsError(
+            f"{path}: not a YAML mapping of settings blocks (scores, ranking, aggregation, ...)"
+        )
     return validated(MethodSettings, raw, str(path))
 
 

@@ -6,9 +6,16 @@ import dagster as dg
 
 from dei_pipeline.defs.analysis_assets import ANALYSIS_ASSETS
 from dei_pipeline.defs.assets import ALL_ASSETS, MART_ASSETS, reconciliation, reconciliation_asset
-from dei_pipeline.defs.automation import analysis_job, automation_sensor, build_raw_files_sensor, build_yearly_schedule, index_job, publish_job
-from dei_pipeline.defs.exports import edition_consistency_asset, mart_parquet_asset, serving_snapshot_asset
+from dei_pipeline.defs.automation import (
+    analysis_job,
+    automation_sensor,
+    build_raw_files_sensor,
+    build_yearly_schedule,
+    index_job,
+    publish_job,
+)
 from dei_pipeline.defs.dimension_assets import DIMENSION_ASSETS
+from dei_pipeline.defs.exports import edition_consistency_asset, mart_parquet_asset, serving_snapshot_asset
 from dei_pipeline.defs.partitions import Editions, bind_editions
 from dei_pipeline.defs.report_assets import REPORT_ASSETS
 from dei_pipeline.defs.resources import WarehouseResource
@@ -37,8 +44,12 @@ def build_definitions(
     consistency = edition_consistency_asset(marts)
     return dg.Definitions(
         assets=[
-            raw_files_source(editions), *REFERENCE_SOURCES.values(), *bind_editions(partitioned, editions),
-            consistency, mart_parquet_asset([*marts, consistency]), serving_snapshot_asset([*marts, consistency]),
+            raw_files_source(editions),
+            *REFERENCE_SOURCES.values(),
+            *bind_editions(partitioned, editions),
+            consistency,
+            mart_parquet_asset([*marts, consistency]),
+            serving_snapshot_asset([*marts, consistency]),
         ],
         jobs=[index_job, analysis_job, publish_job],
         schedules=[build_yearly_schedule(editions)],

@@ -25,23 +25,45 @@ KIND_NAMES: dict[str, tuple[str, str]] = {
 
 
 def _kind_names(kind: pl.Expr) -> list[pl.Expr]:
-    return [kind.replace_strict({k: names[i] for k, names in KIND_NAMES.items()}, return_dtype=pl.String).alias(column)
-            for i, column in enumerate(("kind_zh", "kind_en"))]
+    return [
+        kind.replace_strict({k: names[i] for k, names in KIND_NAMES.items()}, return_dtype=pl.String).alias(
+            column
+        )
+        for i, column in enumerate(("kind_zh", "kind_en"))
+    ]
 
 
 def unit_dimension(registry: Registry, scored: pl.DataFrame) -> pl.DataFrame:
     """One row per unit of the registry. ``scored``: (unit_code, survey_year) of every unit with a
     composite score in an edition (the rows of marts.city_index and county_index)."""
     cities = registry.cities.select(
-        pl.lit("city").alias("unit_type"), "unit_code", "name_zh", "full_name_zh", "name_en", "province_code", "province_zh",
-        pl.col("unit_code").alias("prefecture_code"), pl.col("name_zh").alias("prefecture_zh"), pl.lit("city").alias("kind"),
+        pl.lit("city").alias("unit_type"),
+        "unit_code",
+        "name_zh",
+        "full_name_zh",
+        "name_en",
+        "province_code",
+        "province_zh",
+        pl.col("unit_code").alias("prefecture_code"),
+        pl.col("name_zh").alias("prefecture_zh"),
+        pl.lit("city").alias("kind"),
     )
     counties = registry.counties.select(
-        pl.lit("county").alias("unit_type"), "unit_code", "name_zh", pl.col("name_zh").alias("full_name_zh"), "name_en",
-        "province_code", "province_zh", pl.col("city_code").alias("prefecture_code"), pl.col("city_name_zh").alias("prefecture_zh"), "kind",
+        pl.lit("county").alias("unit_type"),
+        "unit_code",
+        "name_zh",
+        pl.col("name_zh").alias("full_name_zh"),
+        "name_en",
+        "province_code",
+        "province_zh",
+        pl.col("city_code").alias("prefecture_code"),
+        pl.col("city_name_zh").alias("prefecture_zh"),
+        "kind",
     )
     editions = (
-        scored.select("unit_code", pl.col("survey_year").cast(pl.Int32)).unique().sort("survey_year")
+        scored.select("unit_code", pl.col("survey_year").cast(pl.Int32))
+        .unique()
+        .sort("survey_year")
         .group_by("unit_code", maintain_order=True)
         .agg(
             pl.col("survey_year").cast(pl.String).str.join(",").alias("editions_scored"),
@@ -51,7 +73,10 @@ def unit_dimension(registry: Registry, scored: pl.DataFrame) -> pl.DataFrame:
         )
     )
     changes = registry.code_changes.select(
-        "unit_code", "current_code", "current_name_zh", pl.col("change_year").cast(pl.Int32).alias("code_change_year"),
+        "unit_code",
+        "current_code",
+        "current_name_zh",
+        pl.col("change_year").cast(pl.Int32).alias("code_change_year"),
         pl.col("note").alias("code_change_note"),
     )
     return (
@@ -80,24 +105,45 @@ def tier_dimension(tiers: pl.DataFrame) -> pl.DataFrame:
         (~pl.col("lower_inclusive").shift(-1)).alias("upper_inclusive"),
     )
     ranges = [_bound_text(tier) for tier in ordered.iter_rows(named=True)]
-    return ordered.with_columns(pl.Series("score_range", ranges, pl.String)).sort("tier_order").select(
-        "tier_code", "tier_order", "name_zh", "name_en", "lower_bound", "lower_inclusive", "upper_bound", "upper_inclusive",
-        "score_range", "description_zh")
+    return (
+        ordered.with_columns(pl.Series("score_range", ranges, pl.String))
+        .sort("tier_order")
+        .select(
+            "tier_code",
+            "tier_order",
+            "name_zh",
+            "name_en",
+            "lower_bound",
+            "lower_inclusive",
+            "upper_bound",
+            "upper_inclusive",
+            "score_range",
+            "description_zh",
+        )
+    )
 
 
 def region_dimension(registry: Registry) -> pl.DataFrame:
-    return registry.regions.select("region_code", "name_zh", "name_en", pl.col("n_members_published").cast(pl.Int32).alias("n_members"))
+    return registry.regions.select(
+        "region_code", "name_zh", "name_en", pl.col("n_members_published").cast(pl.Int32).alias("n_members")
+    )
 
 
-def region_member_dimension(registry: Registry, scored_cities: pl.DataFrame, editions: list[int]) -> pl.DataFrame:
+def region_member_dimension(
+    registry: Registry, scored_cities: pl.DataFrame, editions: list[int]
+) -> pl.DataFrame:
     """One row per edition, region and listed member. The registry lists one membership for every
     edition; whether a member was scored changes by edition. ``scored_cities``: (survey_year, unit_code)
     of marts.city_index."""
     members = registry.region_members.with_columns(
         (pl.int_range(pl.len()).over("region_code") + 1).cast(pl.Int32).alias("member_order"),
     )
-    per_edition = pl.DataFrame({"survey_year": editions}, schema={"survey_year": pl.Int32}).join(members, how="cross")
-    scored = scored_cities.select(pl.col("survey_year").cast(pl.Int32), "unit_code", pl.lit(True).alias("is_scored"))
+    per_edition = pl.DataFrame({"survey_year": editions}, schema={"survey_year": pl.Int32}).join(
+        members, how="cross"
+    )
+    scored = scored_cities.select(
+        pl.col("survey_year").cast(pl.Int32), "unit_code", pl.lit(True).alias("is_scored")
+    )
     return (
         per_edition.join(scored, on=["survey_year", "unit_code"], how="left", maintain_order="left")
         .with_columns(pl.col("is_scored").fill_null(False))
@@ -108,18 +154,52 @@ def region_member_dimension(registry: Registry, scored_cities: pl.DataFrame, edi
 def indicator_dimension(framework: pl.DataFrame) -> pl.DataFrame:
     """The rows of marts.framework as one tree per edition and unit type: the composite as the root
     node (level 0) and the parent of every level-1 node."""
-    parents = framework.select("survey_year", "unit_type", pl.col("parent_code").alias("node_code"), pl.lit(False).alias("is_leaf")).drop_nulls().unique()
-    nodes = framework.join(parents, on=["survey_year", "unit_type", "node_code"], how="left", maintain_order="left").with_columns(
+    parents = (
+        framework.select(
+            "survey_year",
+            "unit_type",
+            pl.col("parent_code").alias("node_code"),
+            pl.lit(False).alias("is_leaf"),
+        )
+        .drop_nulls()
+        .unique()
+    )
+    nodes = framework.join(
+        parents, on=["survey_year", "unit_type", "node_code"], how="left", maintain_order="left"
+    ).with_columns(
         pl.col("parent_code").fill_null(pl.lit(COMPOSITE_CODE)),
         (pl.int_range(pl.len()).over("survey_year", "unit_type") + 1).cast(pl.Int32).alias("sort_order"),
         pl.col("is_leaf").fill_null(True),
     )
-    roots = framework.select("survey_year", "unit_type", "framework_file").unique(maintain_order=True).with_columns(
-        pl.lit(COMPOSITE_CODE).alias("node_code"), pl.lit(None, pl.String).alias("parent_code"), pl.lit(0, pl.Int32).alias("level"),
-        pl.lit(COMPOSITE_NAME_ZH).alias("name_zh"), pl.lit(COMPOSITE_NAME_EN).alias("name_en"), pl.lit(1.0).alias("weight"),
-        pl.lit(1.0).alias("effective_weight"), pl.lit(False).alias("is_leaf"), pl.lit(0, pl.Int32).alias("sort_order"),
+    roots = (
+        framework.select("survey_year", "unit_type", "framework_file")
+        .unique(maintain_order=True)
+        .with_columns(
+            pl.lit(COMPOSITE_CODE).alias("node_code"),
+            pl.lit(None, pl.String).alias("parent_code"),
+            pl.lit(0, pl.Int32).alias("level"),
+            pl.lit(COMPOSITE_NAME_ZH).alias("name_zh"),
+            pl.lit(COMPOSITE_NAME_EN).alias("name_en"),
+            pl.lit(1.0).alias("weight"),
+            pl.lit(1.0).alias("effective_weight"),
+            pl.lit(False).alias("is_leaf"),
+            pl.lit(0, pl.Int32).alias("sort_order"),
+        )
     )
-    columns = ["survey_year", "unit_type", "node_code", "parent_code", "level", "name_zh", "name_en", "weight",
-               "effective_weight", "is_leaf", "sort_order", "framework_file"]
-    return pl.concat([roots.select(columns), nodes.with_columns(pl.col("level").cast(pl.Int32)).select(columns)]).sort(
-        "survey_year", "unit_type", "sort_order")
+    columns = [
+        "survey_year",
+        "unit_type",
+        "node_code",
+        "parent_code",
+        "level",
+        "name_zh",
+        "name_en",
+        "weight",
+        "effective_weight",
+        "is_leaf",
+        "sort_order",
+        "framework_file",
+    ]
+    return pl.concat(
+        [roots.select(columns), nodes.with_columns(pl.col("level").cast(pl.Int32)).select(columns)]
+    ).sort("survey_year", "unit_type", "sort_order")

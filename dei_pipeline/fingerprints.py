@@ -14,8 +14,13 @@ from dei_pipeline.ingest import IngestError, edition_files, list_editions
 # folder stands for every file below it.
 REFERENCE_INPUTS: dict[str, tuple[str, ...]] = {
     "frameworks": ("frameworks",),
-    "registry": ("registry/cities.csv", "registry/counties.csv", "registry/code_changes.csv",
-                 "registry/regions.csv", "registry/region_members.csv"),
+    "registry": (
+        "registry/cities.csv",
+        "registry/counties.csv",
+        "registry/code_changes.csv",
+        "registry/regions.csv",
+        "registry/region_members.csv",
+    ),
     "city_gdp": ("registry/city_gdp.csv",),
     "method_settings": ("method",),
     "published_figures": ("published",),
@@ -32,7 +37,10 @@ def fingerprint(pairs: Iterable[tuple[str, str]]) -> str:
 
 def _file_hashes(data_dir: Path, paths: Iterable[Path]) -> list[tuple[str, str]]:
     return [
-        (path.relative_to(data_dir).as_posix(), hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "not a file")
+        (
+            path.relative_to(data_dir).as_posix(),
+            hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "not a file",
+        )
         for path in paths
     ]
 
@@ -41,7 +49,9 @@ def edition_fingerprint(data_dir: Path, year: int) -> str:
     """The fingerprint of an edition's raw files, as ingestion reads them. A folder that ingestion
     refuses still gets one (over everything in it), so that fixing it is noticed as a change."""
     try:
-        return fingerprint((raw_file.relative_path, raw_file.content_hash) for raw_file in edition_files(data_dir, year))
+        return fingerprint(
+            (raw_file.relative_path, raw_file.content_hash) for raw_file in edition_files(data_dir, year)
+        )
     except IngestError as error:
         folder = data_dir / "raw" / f"{year:04d}"
         entries = sorted(folder.iterdir()) if folder.is_dir() else []

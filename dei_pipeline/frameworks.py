@@ -59,7 +59,9 @@ def load_framework(path: Path) -> Framework:
         raise FrameworkError(f"{path}: file name must be <unit_type>_<YYYY>.csv")
     content = path.read_bytes()
     try:
-        raw = pl.read_csv(content, schema_overrides={"code": pl.String, "parent_code": pl.String, "weight": pl.String})
+        raw = pl.read_csv(
+            content, schema_overrides={"code": pl.String, "parent_code": pl.String, "weight": pl.String}
+        )
     except pl.exceptions.PolarsError as exc:
         raise FrameworkError(f"{path}: not a readable CSV ({exc})") from exc
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
@@ -82,7 +84,9 @@ def _validated_nodes(path: Path, raw: pl.DataFrame) -> pl.DataFrame:
         code = (row["code"] or "").strip()
         where = f"{path} line {line_no}, node '{code}'"
         if not CODE_PATTERN.match(code):
-            raise FrameworkError(f"{where}: code must be lower-case ASCII (a-z, 0-9, _), starting with a letter")
+            raise FrameworkError(
+                f"{where}: code must be lower-case ASCII (a-z, 0-9, _), starting with a letter"
+            )
         if code in codes:
             raise FrameworkError(f"{where}: duplicate code (first defined on line {codes[code]['line']})")
         try:
@@ -96,7 +100,9 @@ def _validated_nodes(path: Path, raw: pl.DataFrame) -> pl.DataFrame:
     for code, node in codes.items():
         parent = node["parent_code"]
         if parent and parent not in codes:
-            raise FrameworkError(f"{path} line {node['line']}, node '{code}': parent '{parent}' is not defined (orphan node)")
+            raise FrameworkError(
+                f"{path} line {node['line']}, node '{code}': parent '{parent}' is not defined (orphan node)"
+            )
 
     levels = _levels(path, codes)
     children: dict[str, list[str]] = {}
@@ -106,7 +112,9 @@ def _validated_nodes(path: Path, raw: pl.DataFrame) -> pl.DataFrame:
         total = sum(codes[k]["weight"] for k in kids)
         if abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:
             label = f"children of '{parent}'" if parent else "level-1 nodes"
-            raise FrameworkError(f"{path}: weights of the {label} ({', '.join(kids)}) sum to {total:.6g}, not 1")
+            raise FrameworkError(
+                f"{path}: weights of the {label} ({', '.join(kids)}) sum to {total:.6g}, not 1"
+            )
 
     nodes = pl.DataFrame(
         {
@@ -120,8 +128,14 @@ def _validated_nodes(path: Path, raw: pl.DataFrame) -> pl.DataFrame:
             "is_leaf": [c not in children for c in codes],
         },
         schema={
-            "code": pl.String, "parent_code": pl.String, "level": pl.Int32, "name_zh": pl.String,
-            "name_en": pl.String, "weight": pl.Float64, "effective_weight": pl.Float64, "is_leaf": pl.Boolean,
+            "code": pl.String,
+            "parent_code": pl.String,
+            "level": pl.Int32,
+            "name_zh": pl.String,
+            "name_en": pl.String,
+            "weight": pl.Float64,
+            "effective_weight": pl.Float64,
+            "is_leaf": pl.Boolean,
         },
     )
     return nodes
@@ -129,7 +143,9 @@ def _validated_nodes(path: Path, raw: pl.DataFrame) -> pl.DataFrame:
 
 def _levels(path: Path, codes: dict[str, dict]) -> dict[str, int]:
     """Each node's level (1 = top), parents placed before their children; a cycle of parent links is refused."""
-    sorter = graphlib.TopologicalSorter({code: [node["parent_code"]] if node["parent_code"] else [] for code, node in codes.items()})
+    sorter = graphlib.TopologicalSorter(
+        {code: [node["parent_code"]] if node["parent_code"] else [] for code, node in codes.items()}
+    )
     try:
         order = list(sorter.static_order())
     except graphlib.CycleError as error:
@@ -138,7 +154,9 @@ def _levels(path: Path, codes: dict[str, dict]) -> dict[str, int]:
         first = min(cycle, key=lambda code: codes[code]["line"])
         start = cycle.index(first)
         links = " -> ".join([*cycle[start:], *cycle[:start], first])
-        raise FrameworkError(f"{path} line {codes[first]['line']}, node '{first}': cycle in parent links ({links})") from None
+        raise FrameworkError(
+            f"{path} line {codes[first]['line']}, node '{first}': cycle in parent links ({links})"
+        ) from None
     levels: dict[str, int] = {}
     for code in order:
         parent = codes[code]["parent_code"]

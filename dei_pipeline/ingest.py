@@ -47,7 +47,9 @@ READERS_BY_SUFFIX: tuple[str, ...] = (".csv", ".parquet", ".xlsx")
 ID_COLUMNS: tuple[str, ...] = ("unit_code", "unit_name")
 # Byte-order marks, checked longest first; without one, UTF-8 is tried before GB18030.
 BOM_ENCODINGS: tuple[tuple[bytes, str], ...] = (
-    (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
 )
 
 RAW_SCHEMA: dict[str, pl.DataType] = TABLES["staging.raw_scores"].polars_schema()
@@ -75,7 +77,11 @@ def cut(value: str, limit: int = MAX_SHOWN_CHARS) -> str:
 
 def shown(value: str, limit: int = MAX_SHOWN_CHARS) -> str:
     """A value as quoted in a message (repr, so that control characters are visible), cut like :func:`cut`."""
-    return repr(value) if len(value) <= limit else f"{value[:limit]!r}… ({len(value):,} characters, the first {limit} shown)"
+    return (
+        repr(value)
+        if len(value) <= limit
+        else f"{value[:limit]!r}… ({len(value):,} characters, the first {limit} shown)"
+    )
 
 
 @dataclass(frozen=True)
@@ -120,14 +126,22 @@ def _raw_paths(folder: Path) -> list[Path]:
     # Whatever the entry is: a dangling link or a folder under a raw file's name is refused by
     # edition_files, not skipped (skipping it would empty the unit type's part of the edition).
     return sorted(
-        path for path in folder.iterdir() if path.stem in UNIT_TYPE_BY_STEM and path.suffix.lower() in READERS_BY_SUFFIX
+        path
+        for path in folder.iterdir()
+        if path.stem in UNIT_TYPE_BY_STEM and path.suffix.lower() in READERS_BY_SUFFIX
     )
 
 
 def _file_error(raw_file: RawFile, line: int, column: str, value: str, rule: str) -> IngestError:
     failure = pl.DataFrame(
-        {"survey_year": [raw_file.survey_year], "source_file": [raw_file.relative_path], "line_number": [line],
-         "column_name": [column], "value": [cut(value)], "rule": [rule]},
+        {
+            "survey_year": [raw_file.survey_year],
+            "source_file": [raw_file.relative_path],
+            "line_number": [line],
+            "column_name": [column],
+            "value": [cut(value)],
+            "rule": [rule],
+        },
         schema=QUARANTINE_SCHEMA,
     )
     where = f"{raw_file.relative_path} line {line}" + (f", column {column}" if column else "")
@@ -143,13 +157,17 @@ def edition_files(data_dir: Path, survey_year: int) -> list[RawFile]:
         raise IngestError(f"{folder}: edition folder does not exist")
     paths = _raw_paths(folder)
     if not paths:
-        raise IngestError(f"{folder}: edition folder holds no raw file (expected cities.csv|.parquet|.xlsx and/or counties.*)")
+        raise IngestError(
+            f"{folder}: edition folder holds no raw file (expected cities.csv|.parquet|.xlsx and/or counties.*)"
+        )
     by_type: dict[str, Path] = {}
     for path in paths:
         _check_regular_file(path, data_dir, root)
         unit_type = UNIT_TYPE_BY_STEM[path.stem]
         if unit_type in by_type:
-            raise IngestError(f"{folder}: two files for unit type '{unit_type}': {by_type[unit_type].name} and {path.name}")
+            raise IngestError(
+                f"{folder}: two files for unit type '{unit_type}': {by_type[unit_type].name} and {path.name}"
+            )
         by_type[unit_type] = path
     return [
         RawFile(
@@ -168,21 +186,27 @@ def _check_regular_file(path: Path, data_dir: Path, root: Path) -> None:
     refused, naming it, rather than read as an absent file."""
     relative = path.relative_to(data_dir).as_posix()
     if path.is_symlink() and not path.exists():
-        raise IngestError(f"{relative}: is a symbolic link to {os.readlink(path)}, which does not exist (or is a loop of links); "
-                          "restore the file or remove the link")
+        raise IngestError(
+            f"{relative}: is a symbolic link to {os.readlink(path)}, which does not exist (or is a loop of links); "
+            "restore the file or remove the link"
+        )
     if not path.resolve().is_relative_to(root):
         raise IngestError(f"{path}: leads outside the data directory {root} (a link?); refused")
     if path.is_dir():
         raise IngestError(f"{relative}: is a folder, not a file; a raw file must be a regular file")
     if not path.is_file():
-        raise IngestError(f"{relative}: is not a regular file (a device, pipe or socket?); a raw file must be a regular file")
+        raise IngestError(
+            f"{relative}: is not a regular file (a device, pipe or socket?); a raw file must be a regular file"
+        )
 
 
 def _content_hash(path: Path, data_dir: Path) -> str:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as error:
-        raise IngestError(f"{path.relative_to(data_dir).as_posix()}: cannot be read ({error.strerror})") from None
+        raise IngestError(
+            f"{path.relative_to(data_dir).as_posix()}: cannot be read ({error.strerror})"
+        ) from None
 
 
 def decode_text(raw: bytes) -> tuple[str, str]:
@@ -226,7 +250,9 @@ def _read_csv(raw_file: RawFile) -> WideTable:
 
 def _read_unquoted(raw_file: RawFile, text: str) -> tuple[list[str], pl.DataFrame]:
     lines = pl.Series("line", LINE_END.split(text), dtype=pl.String)
-    kept = lines.str.strip_chars().str.len_chars() > 0  # blank lines are skipped; line numbers still count them
+    kept = (
+        lines.str.strip_chars().str.len_chars() > 0
+    )  # blank lines are skipped; line numbers still count them
     line_numbers = (kept.arg_true() + 1).cast(pl.Int64)
     records = lines.filter(kept)
     if records.len() == 0:
@@ -237,7 +263,9 @@ def _read_unquoted(raw_file: RawFile, text: str) -> tuple[list[str], pl.DataFram
     if ragged.len():
         index = int(ragged[0])
         raise _ragged_row(raw_file, int(line_numbers[index]), len(header), str(records[index]).count(",") + 1)
-    cells = records.slice(1).str.split_exact(",", len(header) - 1).struct.rename_fields(header).struct.unnest()
+    cells = (
+        records.slice(1).str.split_exact(",", len(header) - 1).struct.rename_fields(header).struct.unnest()
+    )
     return header, cells.with_columns(line_numbers.slice(1).alias("line_number"))
 
 
@@ -274,8 +302,13 @@ def _read_quoted(raw_file: RawFile, text: str) -> tuple[list[str], pl.DataFrame]
 
 
 def _ragged_row(raw_file: RawFile, line: int, expected: int, found: int) -> IngestError:
-    return _file_error(raw_file, line, "", "",
-                       f"every row has the header's {expected} fields (this row has {found}: a file cut off in the middle of a row?)")
+    return _file_error(
+        raw_file,
+        line,
+        "",
+        "",
+        f"every row has the header's {expected} fields (this row has {found}: a file cut off in the middle of a row?)",
+    )
 
 
 def _quote_cells(line: str) -> list[str]:
@@ -318,25 +351,44 @@ def _quote_state(line: str) -> QuoteState:
     return QuoteState(field, None if open_at is None else field, open_at, None)
 
 
-def _line_break_in_quotes(raw_file: RawFile, header: list[str] | None, row: list[str], start: int, end: int) -> IngestError:
+def _line_break_in_quotes(
+    raw_file: RawFile, header: list[str] | None, row: list[str], start: int, end: int
+) -> IngestError:
     index = next(i for i, cell in enumerate(row) if "\n" in cell or "\r" in cell)
-    return _file_error(raw_file, start, _column_name(header, index), row[index],
-                       f"no line break inside a quoted cell (the cell quoted on line {start} runs on to line {end}: "
-                       "a line break typed into the cell, or a quote left open)")
+    return _file_error(
+        raw_file,
+        start,
+        _column_name(header, index),
+        row[index],
+        f"no line break inside a quoted cell (the cell quoted on line {start} runs on to line {end}: "
+        "a line break typed into the cell, or a quote left open)",
+    )
 
 
-def _quoting_error(raw_file: RawFile, text: str, header: list[str] | None, start: int, at: int, reason: str) -> IngestError:
+def _quoting_error(
+    raw_file: RawFile, text: str, header: list[str] | None, start: int, at: int, reason: str
+) -> IngestError:
     """A quoting problem the csv module stopped at, located at the line where the record starts."""
     lines = LINE_END.split(text)
     line = lines[start - 1] if start <= len(lines) else ""
     state = _quote_state(line)
     if state.open_field is not None and state.open_at is not None and reason == "unexpected end of data":
-        return _file_error(raw_file, start, _column_name(header, state.open_field), line[state.open_at :],
-                           "every quote is closed (the quote that opens this cell never is: everything after it, to the "
-                           "end of the file, would be this one cell)")
+        return _file_error(
+            raw_file,
+            start,
+            _column_name(header, state.open_field),
+            line[state.open_at :],
+            "every quote is closed (the quote that opens this cell never is: everything after it, to the "
+            "end of the file, would be this one cell)",
+        )
     if state.text_after_quote is not None:
-        return _file_error(raw_file, start, _column_name(header, state.text_after_quote), _quote_cells(line)[state.text_after_quote],
-                           "a quoted cell ends at its closing quote (text follows it: a stray quote inside the cell?)")
+        return _file_error(
+            raw_file,
+            start,
+            _column_name(header, state.text_after_quote),
+            _quote_cells(line)[state.text_after_quote],
+            "a quoted cell ends at its closing quote (text follows it: a stray quote inside the cell?)",
+        )
     return _file_error(raw_file, at, "", "", f"file is readable CSV ({cut(reason, 200)})")
 
 
@@ -347,12 +399,19 @@ def _undecodable(raw_file: RawFile, raw: bytes, error: UnicodeDecodeError) -> In
     line_text = before[-1]
     field = _quote_state(line_text).field
     # The cell as far as it can be read, the bad bytes as U+FFFD (exact unless the cell holds a quoted comma).
-    rest = LINE_END.split(raw[error.start : error.start + 4 * MAX_SHOWN_CHARS].decode(error.encoding, errors="replace"))[0]
+    rest = LINE_END.split(
+        raw[error.start : error.start + 4 * MAX_SHOWN_CHARS].decode(error.encoding, errors="replace")
+    )[0]
     value = line_text[line_text.rfind(",") + 1 :] + rest.split(",")[0]
     byte_list = " ".join(f"0x{byte:02X}" for byte in raw[error.start : error.end])
-    return _file_error(raw_file, len(before), _column_name(header, field), value,
-                       f"file is UTF-8, UTF-16 (with a BOM) or GB18030 text (read as {error.encoding.upper()}, "
-                       f"byte(s) {byte_list} at byte offset {error.start:,} of the file cannot be decoded)")
+    return _file_error(
+        raw_file,
+        len(before),
+        _column_name(header, field),
+        value,
+        f"file is UTF-8, UTF-16 (with a BOM) or GB18030 text (read as {error.encoding.upper()}, "
+        f"byte(s) {byte_list} at byte offset {error.start:,} of the file cannot be decoded)",
+    )
 
 
 def _read_xlsx(raw_file: RawFile) -> WideTable:
@@ -361,23 +420,51 @@ def _read_xlsx(raw_file: RawFile) -> WideTable:
     try:
         workbook = load_workbook(raw_file.path, read_only=False, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a damaged file
-        raise _file_error(raw_file, 1, "", "", f"file is a readable .xlsx workbook ({type(exc).__name__}: {cut(str(exc), 200)})") from None
+        raise _file_error(
+            raw_file,
+            1,
+            "",
+            "",
+            f"file is a readable .xlsx workbook ({type(exc).__name__}: {cut(str(exc), 200)})",
+        ) from None
     if len(workbook.sheetnames) != 1:
-        raise _file_error(raw_file, 1, "", ", ".join(workbook.sheetnames),
-                          "workbook has exactly one sheet (keep only the data sheet)")
+        raise _file_error(
+            raw_file,
+            1,
+            "",
+            ", ".join(workbook.sheetnames),
+            "workbook has exactly one sheet (keep only the data sheet)",
+        )
     sheet = workbook.worksheets[0]
     merged_in_header = [str(cells) for cells in sheet.merged_cells.ranges if cells.min_row == 1]
     if merged_in_header:
-        raise _file_error(raw_file, 1, "", ", ".join(merged_in_header), "header cells are not merged (one column name per column)")
+        raise _file_error(
+            raw_file,
+            1,
+            "",
+            ", ".join(merged_in_header),
+            "header cells are not merged (one column name per column)",
+        )
     rows = [list(row) for row in sheet.iter_rows(values_only=True)]
-    numbered = [(number, row) for number, row in enumerate(rows, start=1) if any(cell not in (None, "") for cell in row)]
+    numbered = [
+        (number, row)
+        for number, row in enumerate(rows, start=1)
+        if any(cell not in (None, "") for cell in row)
+    ]
     if not numbered:
         raise _file_error(raw_file, 1, "", "", "sheet is not empty")
     header = ["" if cell is None else str(cell) for cell in numbered[0][1]]
     _check_header(raw_file, header)
-    columns = {name: [_cell_text(row[i]) if i < len(row) else None for _, row in numbered[1:]] for i, name in enumerate(header)}
+    columns = {
+        name: [_cell_text(row[i]) if i < len(row) else None for _, row in numbered[1:]]
+        for i, name in enumerate(header)
+    }
     table = pl.DataFrame(columns, schema={name: pl.String for name in header})
-    return WideTable(table.with_columns(pl.Series("line_number", [n for n, _ in numbered[1:]], dtype=pl.Int64)), header, "xlsx")
+    return WideTable(
+        table.with_columns(pl.Series("line_number", [n for n, _ in numbered[1:]], dtype=pl.Int64)),
+        header,
+        "xlsx",
+    )
 
 
 def _cell_text(value: object) -> str | None:
@@ -396,7 +483,9 @@ def _read_parquet(raw_file: RawFile) -> WideTable:
         raise _file_error(raw_file, 1, "", "", f"file is readable Parquet ({cut(str(exc), 200)})") from None
     # Parquet has no lines: row k (1-based) is reported as line k + 1, as if the header were line 1.
     return WideTable(
-        table.with_columns(pl.all().cast(pl.String)).with_row_index("line_number", offset=2).with_columns(pl.col("line_number").cast(pl.Int64)),
+        table.with_columns(pl.all().cast(pl.String))
+        .with_row_index("line_number", offset=2)
+        .with_columns(pl.col("line_number").cast(pl.Int64)),
         table.columns,
         "parquet",
     )
@@ -406,7 +495,9 @@ def _check_header(raw_file: RawFile, header: list[str]) -> None:
     names = [name.strip() for name in header]
     for position, name in enumerate(names, start=1):
         if not name:
-            raise _file_error(raw_file, 1, f"#{position}", "", "every column has a name (merged or blank header cell?)")
+            raise _file_error(
+                raw_file, 1, f"#{position}", "", "every column has a name (merged or blank header cell?)"
+            )
         if names.count(name) > 1:
             raise _file_error(raw_file, 1, name, name, "column names are unique")
     missing = [column for column in ID_COLUMNS if column not in names]
@@ -424,7 +515,9 @@ def read_wide(raw_file: RawFile) -> WideTable:
     wide = reader(raw_file)
     header = [unicodedata.normalize("NFKC", name).strip() for name in wide.header]
     _check_header(raw_file, header)
-    table = wide.cells.rename({name: unicodedata.normalize("NFKC", name).strip() for name in wide.cells.columns})
+    table = wide.cells.rename(
+        {name: unicodedata.normalize("NFKC", name).strip() for name in wide.cells.columns}
+    )
     if table.height == 0:
         raise _file_error(raw_file, 2, "", "", "file has at least one unit row (it has a header only)")
     normalised = table.with_columns(pl.exclude("line_number").str.normalize("NFKC").str.strip_chars())
@@ -435,7 +528,12 @@ def to_long(raw_file: RawFile, wide: pl.DataFrame) -> pl.DataFrame:
     """One row per (unit row, indicator column) cell, values still text."""
     indicator_columns = [c for c in wide.columns if c not in (*ID_COLUMNS, "line_number")]
     return (
-        wide.unpivot(index=["line_number", *ID_COLUMNS], on=indicator_columns, variable_name="indicator_code", value_name="raw_value")
+        wide.unpivot(
+            index=["line_number", *ID_COLUMNS],
+            on=indicator_columns,
+            variable_name="indicator_code",
+            value_name="raw_value",
+        )
         .with_columns(
             pl.lit(raw_file.survey_year, pl.Int32).alias("survey_year"),
             pl.lit(raw_file.unit_type).alias("unit_type"),
@@ -472,5 +570,7 @@ def ingest_edition(data_dir: Path, survey_year: int) -> IngestedEdition:
         encodings[raw_file.relative_path] = wide.encoding
         frames.append(to_long(raw_file, wide.cells))
     if errors:
-        raise IngestError("\n".join(str(error) for error in errors), pl.concat([error.failures for error in errors]))
+        raise IngestError(
+            "\n".join(str(error) for error in errors), pl.concat([error.failures for error in errors])
+        )
     return IngestedEdition(pl.concat(frames), files, encodings)

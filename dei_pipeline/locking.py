@@ -48,7 +48,9 @@ def _lock(path: Path) -> FileLock:
     # One lock object per path and process (is_singleton), counted across threads (not thread-local):
     # that is what makes the lock re-entrant for the run's steps. The file stays in place on release,
     # holding the last holder's line.
-    return FileLock(path, thread_local=False, is_singleton=True, preserve_lock_file=True, on_acquired=_write_holder)
+    return FileLock(
+        path, thread_local=False, is_singleton=True, preserve_lock_file=True, on_acquired=_write_holder
+    )
 
 
 @contextmanager

@@ -71,7 +71,12 @@ TABLES: dict[str, TableSpec] = {
         unique=(("name_zh",), ("tier_code", "position")),
     ),
     "regions": TableSpec(
-        columns=(("region_code", _STR), ("name_zh", _STR), ("n_members", _INT), ("gdp_weighted_score", _SCORE)),
+        columns=(
+            ("region_code", _STR),
+            ("name_zh", _STR),
+            ("n_members", _INT),
+            ("gdp_weighted_score", _SCORE),
+        ),
         unique=(("region_code",), ("name_zh",)),
     ),
     "level1_averages": TableSpec(
@@ -84,16 +89,32 @@ TABLES: dict[str, TableSpec] = {
     ),
     "industry_examples": TableSpec(
         columns=(
-            ("name_zh", _STR), ("node_code", _STR), ("score", _SCORE), ("description_zh", _STR), ("note", _OPT_STR),
+            ("name_zh", _STR),
+            ("node_code", _STR),
+            ("score", _SCORE),
+            ("description_zh", _STR),
+            ("note", _OPT_STR),
         ),
         unique=(("name_zh", "node_code"),),
     ),
 }
 
-_POLARS_TYPES: dict[str, type[pl.DataType]] = {_INT: pl.Int64, _STR: pl.String, _OPT_STR: pl.String, _SCORE: pl.Float64}
+_POLARS_TYPES: dict[str, type[pl.DataType]] = {
+    _INT: pl.Int64,
+    _STR: pl.String,
+    _OPT_STR: pl.String,
+    _SCORE: pl.Float64,
+}
 
 STATEMENT_REQUIRED: tuple[str, ...] = ("id", "value", "unit", "scope", "quote", "derived")
-CONTRADICTION_REQUIRED: tuple[str, ...] = ("id", "kind", "severity", "summary", "statements", "pipeline_treatment")
+CONTRADICTION_REQUIRED: tuple[str, ...] = (
+    "id",
+    "kind",
+    "severity",
+    "summary",
+    "statements",
+    "pipeline_treatment",
+)
 CONTRADICTION_STATEMENT_REQUIRED: tuple[str, ...] = ("source", "quote", "says")
 
 
@@ -101,7 +122,13 @@ class PublishedError(ValueError):
     """A published file breaks a rule; the message names file, line, column, value and rule."""
 
     def __init__(
-        self, file: Path, rule: str, *, line: int | None = None, column: str | None = None, value: object = None
+        self,
+        file: Path,
+        rule: str,
+        *,
+        line: int | None = None,
+        column: str | None = None,
+        value: object = None,
     ) -> None:
         self.file = file
         self.line = line
@@ -184,12 +211,18 @@ def _read_rows(path: Path, expected: Sequence[str]) -> list[tuple[int, list[str]
         raise PublishedError(path, "file is empty", line=1) from None
     for column in expected:
         if column not in header:
-            raise PublishedError(path, f"missing column (header is {','.join(header)})", line=1, column=column)
+            raise PublishedError(
+                path, f"missing column (header is {','.join(header)})", line=1, column=column
+            )
     for column in header:
         if column not in expected:
-            raise PublishedError(path, f"unexpected column (expected {','.join(expected)})", line=1, column=column)
+            raise PublishedError(
+                path, f"unexpected column (expected {','.join(expected)})", line=1, column=column
+            )
     if list(header) != list(expected):
-        raise PublishedError(path, f"columns must be in the order {','.join(expected)}", line=1, value=",".join(header))
+        raise PublishedError(
+            path, f"columns must be in the order {','.join(expected)}", line=1, value=",".join(header)
+        )
     rows: list[tuple[int, list[str]]] = []
     previous_line = reader.line_num
     for record in reader:
@@ -220,7 +253,9 @@ def _read_table_with_lines(path: Path, spec: TableSpec) -> tuple[pl.DataFrame, l
     rows = _read_rows(path, names)
     parsed: list[tuple[int, dict[str, Any]]] = []
     for line, record in rows:
-        values = {name: _parse_cell(path, line, name, kind, raw) for (name, kind), raw in zip(spec.columns, record)}
+        values = {
+            name: _parse_cell(path, line, name, kind, raw) for (name, kind), raw in zip(spec.columns, record)
+        }
         parsed.append((line, values))
     for key in spec.unique:
         seen: dict[tuple[Any, ...], int] = {}
@@ -229,16 +264,22 @@ def _read_table_with_lines(path: Path, spec: TableSpec) -> tuple[pl.DataFrame, l
             if value in seen:
                 shown = value[0] if len(value) == 1 else value
                 raise PublishedError(
-                    path, f"duplicate {'+'.join(key)} (first on line {seen[value]})",
-                    line=line, column="+".join(key), value=shown,
+                    path,
+                    f"duplicate {'+'.join(key)} (first on line {seen[value]})",
+                    line=line,
+                    column="+".join(key),
+                    value=shown,
                 )
             seen[value] = line
     if spec.contiguous_rank:
         for expected_rank, (line, values) in enumerate(sorted(parsed, key=lambda lv: lv[1]["rank"]), start=1):
             if values["rank"] != expected_rank:
                 raise PublishedError(
-                    path, f"ranks must run 1..{len(parsed)} without gaps (rank {expected_rank} is missing)",
-                    line=line, column="rank", value=values["rank"],
+                    path,
+                    f"ranks must run 1..{len(parsed)} without gaps (rank {expected_rank} is missing)",
+                    line=line,
+                    column="rank",
+                    value=values["rank"],
                 )
     schema = {name: _POLARS_TYPES[kind] for name, kind in spec.columns}
     table = pl.DataFrame({name: [v[name] for _, v in parsed] for name in names}, schema=schema)
@@ -258,7 +299,9 @@ def _read_yaml_list(path: Path) -> list[tuple[int, dict[str, Any], dict[str, int
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise PublishedError(path, f"is not valid YAML ({exc})", line=None if mark is None else mark.line + 1) from None
+        raise PublishedError(
+            path, f"is not valid YAML ({exc})", line=None if mark is None else mark.line + 1
+        ) from None
     if not isinstance(root, yaml.SequenceNode) or not isinstance(data, list):
         raise PublishedError(path, "must be a YAML list of mappings", line=1)
     items: list[tuple[int, dict[str, Any], dict[str, int]]] = []
@@ -271,7 +314,9 @@ def _read_yaml_list(path: Path) -> list[tuple[int, dict[str, Any], dict[str, int
     return items
 
 
-def _require(path: Path, line: int, item: Mapping[str, Any], key_lines: Mapping[str, int], keys: Sequence[str]) -> None:
+def _require(
+    path: Path, line: int, item: Mapping[str, Any], key_lines: Mapping[str, int], keys: Sequence[str]
+) -> None:
     for key in keys:
         if key not in item or item[key] is None or item[key] == "":
             raise PublishedError(path, "missing or empty", line=key_lines.get(key, line), column=key)
@@ -282,10 +327,15 @@ def _check_unique_ids(path: Path, items: Sequence[tuple[int, dict[str, Any], dic
     for line, item, key_lines in items:
         ident = item["id"]
         if not isinstance(ident, str):
-            raise PublishedError(path, "is not a string", line=key_lines.get("id", line), column="id", value=ident)
+            raise PublishedError(
+                path, "is not a string", line=key_lines.get("id", line), column="id", value=ident
+            )
         if ident in seen:
             raise PublishedError(
-                path, f"duplicate id (first on line {seen[ident]})", line=key_lines.get("id", line), column="id",
+                path,
+                f"duplicate id (first on line {seen[ident]})",
+                line=key_lines.get("id", line),
+                column="id",
                 value=ident,
             )
         seen[ident] = key_lines.get("id", line)
@@ -298,10 +348,16 @@ def read_statements(path: Path) -> dict[str, dict[str, Any]]:
         _require(path, line, item, key_lines, STATEMENT_REQUIRED)
         value = item["value"]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise PublishedError(path, "is not a number", line=key_lines["value"], column="value", value=value)
+            raise PublishedError(
+                path, "is not a number", line=key_lines["value"], column="value", value=value
+            )
         if not isinstance(item["derived"], bool):
             raise PublishedError(
-                path, "must be true or false", line=key_lines["derived"], column="derived", value=item["derived"]
+                path,
+                "must be true or false",
+                line=key_lines["derived"],
+                column="derived",
+                value=item["derived"],
             )
         if item["derived"]:
             _require(path, line, item, key_lines, ("derivation",))
@@ -321,11 +377,15 @@ def read_contradictions(path: Path) -> list[dict[str, Any]]:
             )
         for statement in statements:
             if not isinstance(statement, dict):
-                raise PublishedError(path, "statement is not a mapping", line=key_lines["statements"], column="statements")
+                raise PublishedError(
+                    path, "statement is not a mapping", line=key_lines["statements"], column="statements"
+                )
             for key in CONTRADICTION_STATEMENT_REQUIRED:
                 if not statement.get(key):
                     raise PublishedError(
-                        path, f"a statement of '{item['id']}' lacks '{key}'", line=key_lines["statements"],
+                        path,
+                        f"a statement of '{item['id']}' lacks '{key}'",
+                        line=key_lines["statements"],
                         column=f"statements.{key}",
                     )
     _check_unique_ids(path, items)
@@ -335,24 +395,32 @@ def read_contradictions(path: Path) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- cross-file rules
 
 
-def _check_tier_lists(directory: Path, tier_counts: pl.DataFrame, tier_lists: pl.DataFrame, lines: list[int]) -> None:
+def _check_tier_lists(
+    directory: Path, tier_counts: pl.DataFrame, tier_lists: pl.DataFrame, lines: list[int]
+) -> None:
     """Every tier_code is one of tier_counts.csv; positions run 1..n within each tier, in file order."""
     path = directory / "tier_lists.csv"
     known = set(tier_counts["tier_code"].to_list())
     next_position: dict[str, int] = {}
     for line, (code, position) in zip(lines, tier_lists.select("tier_code", "position").iter_rows()):
         if code not in known:
-            raise PublishedError(path, "is not a tier_code of tier_counts.csv", line=line, column="tier_code", value=code)
+            raise PublishedError(
+                path, "is not a tier_code of tier_counts.csv", line=line, column="tier_code", value=code
+            )
         expected = next_position.get(code, 1)
         if position != expected:
             raise PublishedError(
-                path, f"expected position {expected} of tier '{code}' (positions run 1..n in file order)",
-                line=line, column="position", value=position,
+                path,
+                f"expected position {expected} of tier '{code}' (positions run 1..n in file order)",
+                line=line,
+                column="position",
+                value=position,
             )
         next_position[code] = expected + 1
 
 
 # ---------------------------------------------------------------- public API
+
 
 def load_published(data_dir: Path, edition: int) -> Published | None:
     """Read and validate ``data_dir / "published" / <edition>``; ``None`` if the folder does not exist."""
@@ -386,4 +454,6 @@ def contradiction(published: Published, contradiction_id: str) -> dict[str, Any]
     for item in published.contradictions:
         if item["id"] == contradiction_id:
             return item
-    raise KeyError(f"{published.directory / 'contradictions.yaml'}: no contradiction with id {contradiction_id!r}")
+    raise KeyError(
+        f"{published.directory / 'contradictions.yaml'}: no contradiction with id {contradiction_id!r}"
+    )

@@ -24,15 +24,38 @@ VINTAGES: tuple[str, ...] = ("first_published", "revised")
 COUNTY_KINDS: tuple[str, ...] = ("district", "county")
 
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "cities.csv": ("unit_code", "name_zh", "full_name_zh", "name_en", "province_code", "province_zh", "province_full_zh"),
+    "cities.csv": (
+        "unit_code",
+        "name_zh",
+        "full_name_zh",
+        "name_en",
+        "province_code",
+        "province_zh",
+        "province_full_zh",
+    ),
     "counties.csv": (
-        "unit_code", "name_zh", "short_name_zh", "name_en", "kind", "city_code", "city_name_zh", "province_code",
+        "unit_code",
+        "name_zh",
+        "short_name_zh",
+        "name_en",
+        "kind",
+        "city_code",
+        "city_name_zh",
+        "province_code",
         "province_zh",
     ),
     "regions.csv": ("region_code", "name_zh", "name_en", "n_members_published"),
     "region_members.csv": ("region_code", "member_name_zh", "unit_code"),
     "city_gdp.csv": ("unit_code", "year", "vintage", "gdp_100m_yuan", "source"),
-    "code_changes.csv": ("unit_type", "unit_code", "name_zh", "current_code", "current_name_zh", "change_year", "note"),
+    "code_changes.csv": (
+        "unit_type",
+        "unit_code",
+        "name_zh",
+        "current_code",
+        "current_name_zh",
+        "change_year",
+        "note",
+    ),
 }
 REGISTRY_FILES: tuple[str, ...] = tuple(sorted(COLUMNS))
 
@@ -126,10 +149,18 @@ def _check_unique(frame: pl.DataFrame, label: str, columns: tuple[str, ...]) -> 
         row = dup.row(0, named=True)
         first = keyed.filter(pl.col("_key") == row["_key"])[_LINE][0]
         name = ",".join(columns)
-        raise _error(label, row[_LINE], name, row["_key"], f"is a duplicate of line {first} ({name} must be unique in the file)")
+        raise _error(
+            label,
+            row[_LINE],
+            name,
+            row["_key"],
+            f"is a duplicate of line {first} ({name} must be unique in the file)",
+        )
 
 
-def _check_in(frame: pl.DataFrame, label: str, column: str, allowed: list[str], rule: str, *, optional: bool = False) -> None:
+def _check_in(
+    frame: pl.DataFrame, label: str, column: str, allowed: list[str], rule: str, *, optional: bool = False
+) -> None:
     value = pl.col(column)
     bad = ~value.is_in(allowed).fill_null(False)
     if optional:
@@ -146,12 +177,23 @@ def _check_int(frame: pl.DataFrame, label: str, column: str, pattern: str, rule:
 
 def _validate_cities(frame: pl.DataFrame, label: str) -> pl.DataFrame:
     _check_code(frame, label, "unit_code")
-    _first_bad(frame, label, "unit_code", ~pl.col("unit_code").str.ends_with("00"), "is not a prefecture-level code (must end in 00)")
+    _first_bad(
+        frame,
+        label,
+        "unit_code",
+        ~pl.col("unit_code").str.ends_with("00"),
+        "is not a prefecture-level code (must end in 00)",
+    )
     for column in ("name_zh", "full_name_zh", "name_en", "province_zh", "province_full_zh"):
         _check_not_empty(frame, label, column)
     _check_int(frame, label, "province_code", r"^\d{2}$", "is not a 2-digit province code")
-    _first_bad(frame, label, "province_code", pl.col("province_code") != pl.col("unit_code").str.slice(0, 2),
-               "does not match the first two digits of unit_code")
+    _first_bad(
+        frame,
+        label,
+        "province_code",
+        pl.col("province_code") != pl.col("unit_code").str.slice(0, 2),
+        "does not match the first two digits of unit_code",
+    )
     _check_unique(frame, label, ("unit_code",))
     _check_unique(frame, label, ("name_zh",))
     return frame
@@ -162,7 +204,9 @@ def _validate_counties(frame: pl.DataFrame, label: str) -> pl.DataFrame:
     _check_code(frame, label, "city_code", optional=True)
     for column in ("name_zh", "short_name_zh", "name_en", "province_zh"):
         _check_not_empty(frame, label, column)
-    _check_in(frame, label, "kind", list(COUNTY_KINDS), f"is not a county kind (one of {', '.join(COUNTY_KINDS)})")
+    _check_in(
+        frame, label, "kind", list(COUNTY_KINDS), f"is not a county kind (one of {', '.join(COUNTY_KINDS)})"
+    )
     _check_int(frame, label, "province_code", r"^\d{2}$", "is not a 2-digit province code")
     _check_unique(frame, label, ("unit_code",))
     _check_unique(frame, label, ("name_zh",))
@@ -178,15 +222,35 @@ def _validate_regions(frame: pl.DataFrame, label: str) -> pl.DataFrame:
     return frame.with_columns(pl.col("n_members_published").cast(pl.Int64))
 
 
-def _validate_region_members(frame: pl.DataFrame, label: str, regions: pl.DataFrame, cities: pl.DataFrame) -> pl.DataFrame:
-    _check_in(frame, label, "region_code", regions["region_code"].to_list(), "is not a region_code of regions.csv")
+def _validate_region_members(
+    frame: pl.DataFrame, label: str, regions: pl.DataFrame, cities: pl.DataFrame
+) -> pl.DataFrame:
+    _check_in(
+        frame, label, "region_code", regions["region_code"].to_list(), "is not a region_code of regions.csv"
+    )
     _check_not_empty(frame, label, "member_name_zh")
     _check_code(frame, label, "unit_code", optional=True)
-    _check_in(frame, label, "unit_code", cities["unit_code"].to_list(), "is not the unit_code of a city in cities.csv", optional=True)
-    named = frame.join(cities.select(pl.col("name_zh").alias("member_name_zh"), pl.col("unit_code").alias("_city_code")),
-                       on="member_name_zh", how="left", maintain_order="left")
-    _first_bad(named, label, "unit_code", pl.col("_city_code").is_not_null() & (pl.col("unit_code") != pl.col("_city_code")).fill_null(True),
-               "is not the unit_code of the city that member_name_zh names in cities.csv")
+    _check_in(
+        frame,
+        label,
+        "unit_code",
+        cities["unit_code"].to_list(),
+        "is not the unit_code of a city in cities.csv",
+        optional=True,
+    )
+    named = frame.join(
+        cities.select(pl.col("name_zh").alias("member_name_zh"), pl.col("unit_code").alias("_city_code")),
+        on="member_name_zh",
+        how="left",
+        maintain_order="left",
+    )
+    _first_bad(
+        named,
+        label,
+        "unit_code",
+        pl.col("_city_code").is_not_null() & (pl.col("unit_code") != pl.col("_city_code")).fill_null(True),
+        "is not the unit_code of the city that member_name_zh names in cities.csv",
+    )
     _check_unique(frame, label, ("region_code", "member_name_zh"))
     _check_unique(frame, label, ("region_code", "unit_code"))
     return frame
@@ -198,33 +262,58 @@ def _check_member_counts(regions: pl.DataFrame, members: pl.DataFrame, label: st
     bad = joined.filter(pl.col("n_listed") != pl.col("n_members_published")).head(1)
     if bad.height:
         row = bad.row(0, named=True)
-        raise _error(label, row[_LINE], "n_members_published", row["n_members_published"],
-                     f"does not match the {row['n_listed']} member(s) listed in region_members.csv")
+        raise _error(
+            label,
+            row[_LINE],
+            "n_members_published",
+            row["n_members_published"],
+            f"does not match the {row['n_listed']} member(s) listed in region_members.csv",
+        )
 
 
 def _validate_city_gdp(frame: pl.DataFrame, label: str, cities: pl.DataFrame) -> pl.DataFrame:
     _check_code(frame, label, "unit_code")
-    _check_in(frame, label, "unit_code", cities["unit_code"].to_list(), "is not the unit_code of a city in cities.csv")
+    _check_in(
+        frame,
+        label,
+        "unit_code",
+        cities["unit_code"].to_list(),
+        "is not the unit_code of a city in cities.csv",
+    )
     _check_int(frame, label, "year", r"^\d{4}$", "is not a 4-digit year")
     _check_in(frame, label, "vintage", list(VINTAGES), f"is not a GDP vintage (one of {', '.join(VINTAGES)})")
     gdp = pl.col("gdp_100m_yuan").cast(pl.Float64, strict=False)
-    _first_bad(frame, label, "gdp_100m_yuan", gdp.is_null() | gdp.is_nan() | gdp.is_infinite() | (gdp <= 0),
-               "is not a GDP figure > 0 (100 million yuan)")
+    _first_bad(
+        frame,
+        label,
+        "gdp_100m_yuan",
+        gdp.is_null() | gdp.is_nan() | gdp.is_infinite() | (gdp <= 0),
+        "is not a GDP figure > 0 (100 million yuan)",
+    )
     _check_unique(frame, label, ("unit_code", "year", "vintage"))
     return frame.with_columns(pl.col("year").cast(pl.Int64), gdp.alias("gdp_100m_yuan"))
 
 
-def _validate_code_changes(frame: pl.DataFrame, label: str, cities: pl.DataFrame, counties: pl.DataFrame) -> pl.DataFrame:
+def _validate_code_changes(
+    frame: pl.DataFrame, label: str, cities: pl.DataFrame, counties: pl.DataFrame
+) -> pl.DataFrame:
     _check_in(frame, label, "unit_type", ["city", "county"], "is not a unit type (one of city, county)")
     _check_code(frame, label, "unit_code")
     _check_code(frame, label, "current_code", optional=True)
-    known = pl.concat([
-        cities.select(pl.lit("city").alias("unit_type"), "unit_code", "name_zh"),
-        counties.select(pl.lit("county").alias("unit_type"), "unit_code", "name_zh"),
-    ]).with_columns(pl.lit(True).alias("_known"))
+    known = pl.concat(
+        [
+            cities.select(pl.lit("city").alias("unit_type"), "unit_code", "name_zh"),
+            counties.select(pl.lit("county").alias("unit_type"), "unit_code", "name_zh"),
+        ]
+    ).with_columns(pl.lit(True).alias("_known"))
     joined = frame.join(known, on=["unit_type", "unit_code", "name_zh"], how="left", maintain_order="left")
-    _first_bad(joined, label, "unit_code", pl.col("_known").is_null(),
-               "is not a unit of its unit_type with this name_zh in cities.csv/counties.csv")
+    _first_bad(
+        joined,
+        label,
+        "unit_code",
+        pl.col("_known").is_null(),
+        "is not a unit of its unit_type with this name_zh in cities.csv/counties.csv",
+    )
     _check_int(frame, label, "change_year", r"^\d{4}$", "is not a 4-digit year")
     _check_unique(frame, label, ("unit_code",))
     return frame.with_columns(pl.col("change_year").cast(pl.Int64))
@@ -251,7 +340,9 @@ def load_registry(data_dir: Path) -> Registry:
     cities = _validate_cities(frames["cities.csv"], labels["cities.csv"])
     counties = _validate_counties(frames["counties.csv"], labels["counties.csv"])
     regions = _validate_regions(frames["regions.csv"], labels["regions.csv"])
-    members = _validate_region_members(frames["region_members.csv"], labels["region_members.csv"], regions, cities)
+    members = _validate_region_members(
+        frames["region_members.csv"], labels["region_members.csv"], regions, cities
+    )
     _check_member_counts(regions, members, labels["regions.csv"])
     city_gdp = _validate_city_gdp(frames["city_gdp.csv"], labels["city_gdp.csv"], cities)
     changes = _validate_code_changes(frames["code_changes.csv"], labels["code_changes.csv"], cities, counties)

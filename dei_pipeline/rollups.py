@@ -26,7 +26,11 @@ def choose_gdp_year(available_years: list[int], survey_year: int, year_offset: i
 
 
 def _weighted_members(
-    city_scores: pl.DataFrame, region_members: pl.DataFrame, gdp: pl.DataFrame, gdp_years: pl.DataFrame, vintage: str
+    city_scores: pl.DataFrame,
+    region_members: pl.DataFrame,
+    gdp: pl.DataFrame,
+    gdp_years: pl.DataFrame,
+    vintage: str,
 ) -> pl.DataFrame:
     """Each scored member city with its region and the GDP that weights it; a RollupError names the
     first member without GDP for the chosen year and vintage."""
@@ -35,12 +39,16 @@ def _weighted_members(
         .join(region_members.drop_nulls("unit_code").select("region_code", "unit_code"), on="unit_code")
         .join(gdp_years, on="survey_year")
         .join(
-            gdp.filter(pl.col("vintage") == vintage).select("unit_code", pl.col("year").alias("gdp_year"), "gdp_100m_yuan"),
+            gdp.filter(pl.col("vintage") == vintage).select(
+                "unit_code", pl.col("year").alias("gdp_year"), "gdp_100m_yuan"
+            ),
             on=["unit_code", "gdp_year"],
             how="left",
         )
     )
-    without_gdp = scored.filter(pl.col("gdp_100m_yuan").is_null()).sort("survey_year", "region_code", "unit_code")
+    without_gdp = scored.filter(pl.col("gdp_100m_yuan").is_null()).sort(
+        "survey_year", "region_code", "unit_code"
+    )
     if without_gdp.height:
         first = without_gdp.row(0, named=True)
         raise RollupError(
@@ -51,11 +59,17 @@ def _weighted_members(
 
 
 def check_member_gdp(
-    city_codes: pl.DataFrame, region_members: pl.DataFrame, gdp: pl.DataFrame, gdp_years: pl.DataFrame, vintage: str
+    city_codes: pl.DataFrame,
+    region_members: pl.DataFrame,
+    gdp: pl.DataFrame,
+    gdp_years: pl.DataFrame,
+    vintage: str,
 ) -> None:
     """Fail early (before anything of the edition is written) when a region member that will be
     scored has no GDP. ``city_codes``: survey_year, unit_code of the cities in the raw files."""
-    _weighted_members(city_codes.with_columns(pl.lit(0.0).alias("score")), region_members, gdp, gdp_years, vintage)
+    _weighted_members(
+        city_codes.with_columns(pl.lit(0.0).alias("score")), region_members, gdp, gdp_years, vintage
+    )
 
 
 def region_rollup(
@@ -74,11 +88,15 @@ def region_rollup(
     listed = region_members.group_by("region_code").agg(pl.len().cast(pl.Int32).alias("n_members"))
     scored = _weighted_members(city_scores, region_members, gdp, gdp_years, vintage)
     return (
-        scored.sort("survey_year", "region_code", "unit_code")  # a fixed summation order: reruns are identical
+        scored.sort(
+            "survey_year", "region_code", "unit_code"
+        )  # a fixed summation order: reruns are identical
         .group_by("survey_year", "region_code", "gdp_year", maintain_order=True)
         .agg(
             pl.len().cast(pl.Int32).alias("n_scored"),
-            ((pl.col("score") * pl.col("gdp_100m_yuan")).sum() / pl.col("gdp_100m_yuan").sum()).alias("gdp_weighted_score"),
+            ((pl.col("score") * pl.col("gdp_100m_yuan")).sum() / pl.col("gdp_100m_yuan").sum()).alias(
+                "gdp_weighted_score"
+            ),
             pl.col("score").mean().alias("mean_score"),
             pl.col("gdp_100m_yuan").sum().alias("gdp_total_100m_yuan"),
         )
@@ -102,12 +120,17 @@ def gdp_years_for(editions: list[int], gdp: pl.DataFrame, vintage: str, year_off
     """survey_year -> the GDP year that weights it (see :func:`choose_gdp_year`)."""
     available = sorted(gdp.filter(pl.col("vintage") == vintage)["year"].unique().to_list())
     return pl.DataFrame(
-        {"survey_year": editions, "gdp_year": [choose_gdp_year(available, year, year_offset) for year in editions]},
+        {
+            "survey_year": editions,
+            "gdp_year": [choose_gdp_year(available, year, year_offset) for year in editions],
+        },
         schema={"survey_year": pl.Int32, "gdp_year": pl.Int64},
     )
 
 
-def region_tier_mix(city_tiers: pl.DataFrame, region_members: pl.DataFrame, tiers: pl.DataFrame) -> pl.DataFrame:
+def region_tier_mix(
+    city_tiers: pl.DataFrame, region_members: pl.DataFrame, tiers: pl.DataFrame
+) -> pl.DataFrame:
     """``marts.region_tier_mix``: how many of a region's scored cities fall in each tier (zeros kept)."""
     counts = (
         city_tiers.drop_nulls("tier")
@@ -116,7 +139,8 @@ def region_tier_mix(city_tiers: pl.DataFrame, region_members: pl.DataFrame, tier
         .agg(pl.len().cast(pl.Int32).alias("n_cities"))
     )
     grid = (
-        counts.select("survey_year", "region_code").unique()
+        counts.select("survey_year", "region_code")
+        .unique()
         .join(tiers.select(pl.col("tier_code").alias("tier"), "tier_order"), how="cross")
     )
     return (

@@ -120,8 +120,14 @@ COUNTY_GROWTH = (4.0, 1.5, (0.5, 9.0))  # mean, sd, range of the 2019 -> 2020 ri
 SCORE_FLOOR_CEILING = (15.0, 98.0)  # bounds for invented composites of earlier editions
 
 STREAMS: dict[str, int] = {  # one independent random stream per purpose
-    "city_noise": 1, "county_noise": 2, "new_cities": 3, "city_growth": 4, "membership": 5,
-    "county_growth": 6, "year_noise": 7, "band_margin": 8,
+    "city_noise": 1,
+    "county_noise": 2,
+    "new_cities": 3,
+    "city_growth": 4,
+    "membership": 5,
+    "county_growth": 6,
+    "year_noise": 7,
+    "band_margin": 8,
 }
 
 
@@ -181,7 +187,9 @@ def load_units(data_dir: Path, unit_type: str) -> pl.DataFrame:
         registry_file, rankings = "cities.csv", ["city_ranking.csv"]
     else:
         registry_file, rankings = "counties.csv", ["district_ranking.csv", "county_ranking.csv"]
-    registry = pl.read_csv(data_dir / "registry" / registry_file, infer_schema=False).select("unit_code", "name_zh")
+    registry = pl.read_csv(data_dir / "registry" / registry_file, infer_schema=False).select(
+        "unit_code", "name_zh"
+    )
     published = pl.concat(
         [pl.read_csv(edition_dir / name, infer_schema=False).select("name_zh", "score") for name in rankings]
     ).with_columns(pl.col("score").cast(pl.Float64))
@@ -189,7 +197,9 @@ def load_units(data_dir: Path, unit_type: str) -> pl.DataFrame:
     missing = units.filter(pl.col("score").is_null())["name_zh"].to_list()
     unmatched = published.join(registry, on="name_zh", how="anti")["name_zh"].to_list()
     if missing or unmatched or units.height != registry.height:
-        raise ValueError(f"{unit_type}: registry and published ranking disagree (no score: {missing}; not in registry: {unmatched})")
+        raise ValueError(
+            f"{unit_type}: registry and published ranking disagree (no score: {missing}; not in registry: {unmatched})"
+        )
     return units
 
 
@@ -203,7 +213,9 @@ def load_city_column_targets(data_dir: Path, units: pl.DataFrame, layout: Layout
         raise ValueError(f"published industry figures name non-leaf codes {sorted(unknown)}")
     rows = examples.join(units.with_row_index("row").select("name_zh", "row"), on="name_zh", how="left")
     if rows["row"].null_count():
-        raise ValueError(f"industry examples name units not in the registry: {rows.filter(pl.col('row').is_null())['name_zh'].to_list()}")
+        raise ValueError(
+            f"industry examples name units not in the registry: {rows.filter(pl.col('row').is_null())['name_zh'].to_list()}"
+        )
     pins = np.full((units.height, len(layout.codes)), np.nan)
     columns = np.array([layout.codes.index(code) for code in rows["node_code"]], dtype=np.int64)
     pins[rows["row"].to_numpy(), columns] = rows["score"].cast(pl.Float64).to_numpy()
@@ -216,7 +228,9 @@ def load_city_column_targets(data_dir: Path, units: pl.DataFrame, layout: Layout
 
 
 def load_statements(data_dir: Path) -> dict[str, float]:
-    items = yaml.safe_load((data_dir / "published" / str(PUBLISHED_EDITION) / "statements.yaml").read_text(encoding="utf-8"))
+    items = yaml.safe_load(
+        (data_dir / "published" / str(PUBLISHED_EDITION) / "statements.yaml").read_text(encoding="utf-8")
+    )
     return {str(item["id"]): float(item["value"]) for item in items}
 
 
@@ -236,7 +250,7 @@ class TierBands:
 
 def load_tier_bands(data_dir: Path) -> TierBands:
     settings = load_settings(data_dir)
-    step = 10.0 ** -settings.display_decimals
+    step = 10.0**-settings.display_decimals
     tiers = pl.read_csv(data_dir / "method" / "tiers.csv").sort("lower_bound", descending=True)
     bound = tiers["lower_bound"].cast(pl.Float64).to_numpy()
     inclusive = tiers["lower_inclusive"].to_numpy().astype(bool)
@@ -245,7 +259,9 @@ def load_tier_bands(data_dir: Path) -> TierBands:
     return TierBands(tuple(tiers["tier_code"].to_list()), low, high, step)
 
 
-def consistent_level1_targets(targets: np.ndarray, group_weights: np.ndarray, composite_mean: float) -> np.ndarray:
+def consistent_level1_targets(
+    targets: np.ndarray, group_weights: np.ndarray, composite_mean: float
+) -> np.ndarray:
     """Level-1 averages moved (least squares) so that their weighted sum equals the mean composite.
 
     Both are published rounded, so they disagree slightly (57.305 vs 57.3074); exact constraints need
@@ -288,13 +304,20 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def model_scores(a: np.ndarray, s: np.ndarray, o: np.ndarray, eta: np.ndarray, pins: np.ndarray) -> np.ndarray:
+def model_scores(
+    a: np.ndarray, s: np.ndarray, o: np.ndarray, eta: np.ndarray, pins: np.ndarray
+) -> np.ndarray:
     scores = 100.0 * _sigmoid(a + s * (o[:, None] + eta))
     return np.where(np.isnan(pins), scores, pins)
 
 
-def _bisect(f: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarray, target: np.ndarray,
-            iterations: int = 50) -> np.ndarray:
+def _bisect(
+    f: Callable[[np.ndarray], np.ndarray],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    target: np.ndarray,
+    iterations: int = 50,
+) -> np.ndarray:
     """Vectorised bisection for increasing f: the x in [lo, hi] with f(x) = target, element-wise."""
     lo, hi = lo.astype(float).copy(), hi.astype(float).copy()
     for _ in range(iterations):
@@ -305,19 +328,35 @@ def _bisect(f: Callable[[np.ndarray], np.ndarray], lo: np.ndarray, hi: np.ndarra
     return 0.5 * (lo + hi)
 
 
-def fit_unit_factors(a: np.ndarray, s: np.ndarray, eta: np.ndarray, pins: np.ndarray, weights: np.ndarray,
-                     composites: np.ndarray) -> np.ndarray:
+def fit_unit_factors(
+    a: np.ndarray,
+    s: np.ndarray,
+    eta: np.ndarray,
+    pins: np.ndarray,
+    weights: np.ndarray,
+    composites: np.ndarray,
+) -> np.ndarray:
     """o_u such that the model's composite equals the target (the composite rises with o_u)."""
     n = len(composites)
-    return _bisect(lambda o: model_scores(a, s, o, eta, pins) @ weights, np.full(n, -20.0), np.full(n, 20.0), composites)
+    return _bisect(
+        lambda o: model_scores(a, s, o, eta, pins) @ weights, np.full(n, -20.0), np.full(n, 20.0), composites
+    )
 
 
 def _top_mean(block: np.ndarray) -> np.ndarray:
     return np.sort(block, axis=0)[-TOP_N:].mean(axis=0)
 
 
-def fit_published_columns(a: np.ndarray, s: np.ndarray, o: np.ndarray, eta: np.ndarray, pins: np.ndarray,
-                          columns: np.ndarray, means: np.ndarray, top_means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fit_published_columns(
+    a: np.ndarray,
+    s: np.ndarray,
+    o: np.ndarray,
+    eta: np.ndarray,
+    pins: np.ndarray,
+    columns: np.ndarray,
+    means: np.ndarray,
+    top_means: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """(a_j, s_j) of the published columns so that their mean and Top-10 mean hit the targets.
 
     For a loading s the level a that gives the mean is found by bisection; the Top-10 mean then rises
@@ -326,18 +365,36 @@ def fit_published_columns(a: np.ndarray, s: np.ndarray, o: np.ndarray, eta: np.n
     eta_c, pins_c = eta[:, columns], pins[:, columns]
 
     def level_for(loading: np.ndarray) -> np.ndarray:
-        return _bisect(lambda level: model_scores(level, loading, o, eta_c, pins_c).mean(axis=0),
-                       np.full(len(columns), -20.0), np.full(len(columns), 20.0), means, iterations=40)
+        return _bisect(
+            lambda level: model_scores(level, loading, o, eta_c, pins_c).mean(axis=0),
+            np.full(len(columns), -20.0),
+            np.full(len(columns), 20.0),
+            means,
+            iterations=40,
+        )
 
-    loading = _bisect(lambda ld: _top_mean(model_scores(level_for(ld), ld, o, eta_c, pins_c)),
-                      np.full(len(columns), 0.05), np.full(len(columns), 8.0), top_means, iterations=30)
+    loading = _bisect(
+        lambda ld: _top_mean(model_scores(level_for(ld), ld, o, eta_c, pins_c)),
+        np.full(len(columns), 0.05),
+        np.full(len(columns), 8.0),
+        top_means,
+        iterations=30,
+    )
     a, s = a.copy(), s.copy()
     a[columns], s[columns] = level_for(loading), loading
     return a, s
 
 
-def fit_level1_shifts(a_prior: np.ndarray, s: np.ndarray, o: np.ndarray, eta: np.ndarray, pins: np.ndarray,
-                      layout: Layout, free: np.ndarray, targets: np.ndarray) -> np.ndarray:
+def fit_level1_shifts(
+    a_prior: np.ndarray,
+    s: np.ndarray,
+    o: np.ndarray,
+    eta: np.ndarray,
+    pins: np.ndarray,
+    layout: Layout,
+    free: np.ndarray,
+    targets: np.ndarray,
+) -> np.ndarray:
     """Shift the free (unpublished) leaves of each level-1 block so that the block average hits its target."""
     share = layout.weights / layout.group_weights[layout.group]
 
@@ -355,9 +412,13 @@ def fit_level1_shifts(a_prior: np.ndarray, s: np.ndarray, o: np.ndarray, eta: np
 # ======================================================================================================
 
 
-def constraint_system(layout: Layout, composites: np.ndarray, level1_means: np.ndarray | None = None,
-                      column_means: dict[int, float] | None = None,
-                      top_sets: dict[int, tuple[np.ndarray, float]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+def constraint_system(
+    layout: Layout,
+    composites: np.ndarray,
+    level1_means: np.ndarray | None = None,
+    column_means: dict[int, float] | None = None,
+    top_sets: dict[int, tuple[np.ndarray, float]] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """A and b of the linear targets on the flattened (unit-major) score matrix."""
     n, k = len(composites), len(layout.codes)
     rows = [np.kron(np.eye(n), layout.weights[None, :])]
@@ -380,8 +441,14 @@ def constraint_system(layout: Layout, composites: np.ndarray, level1_means: np.n
     return np.vstack(rows), np.concatenate(values)
 
 
-def project_exact(start: np.ndarray, low: np.ndarray, high: np.ndarray, a_mat: np.ndarray, b: np.ndarray,
-                  max_iterations: int = 200) -> np.ndarray:
+def project_exact(
+    start: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    a_mat: np.ndarray,
+    b: np.ndarray,
+    max_iterations: int = 200,
+) -> np.ndarray:
     """A point with A x = b and low <= x <= high, close (least squares) to ``start``.
 
     Active set: each round projects onto the affine set moving only the cells strictly inside their
@@ -399,8 +466,12 @@ def project_exact(start: np.ndarray, low: np.ndarray, high: np.ndarray, a_mat: n
     raise RuntimeError(f"exact calibration did not converge (max residual {np.abs(b - a_mat @ x).max():.2e})")
 
 
-def top_sets_and_bounds(start: np.ndarray, pins: np.ndarray, columns: Sequence[int], top_means: Sequence[float],
-                        ) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[np.ndarray, float]]]:
+def top_sets_and_bounds(
+    start: np.ndarray,
+    pins: np.ndarray,
+    columns: Sequence[int],
+    top_means: Sequence[float],
+) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[np.ndarray, float]]]:
     """Fix each published column's Top-10 set from the logit-stage scores and bound the cells so it stays so.
 
     The threshold lies between the 10th and 11th value; pinned cells keep their value (they are already
@@ -421,8 +492,14 @@ def top_sets_and_bounds(start: np.ndarray, pins: np.ndarray, columns: Sequence[i
     return low, high, top_sets
 
 
-def round_scores(x: np.ndarray, low: np.ndarray, high: np.ndarray, weights: np.ndarray, composites: np.ndarray,
-                 adjustable: np.ndarray) -> np.ndarray:
+def round_scores(
+    x: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    weights: np.ndarray,
+    composites: np.ndarray,
+    adjustable: np.ndarray,
+) -> np.ndarray:
     """Scores in hundredths (int64) whose composites are within half a step of the targets.
 
     Rounding moves a composite by up to 0.005; the residual is taken out on the unit's highest-weight
@@ -457,8 +534,14 @@ class Calibrated:
     loading: np.ndarray  # (K,) s_j
 
 
-def calibrate(layout: Layout, composites: np.ndarray, level: np.ndarray, loading: np.ndarray, eta: np.ndarray,
-              targets: ColumnTargets | None = None) -> Calibrated:
+def calibrate(
+    layout: Layout,
+    composites: np.ndarray,
+    level: np.ndarray,
+    loading: np.ndarray,
+    eta: np.ndarray,
+    targets: ColumnTargets | None = None,
+) -> Calibrated:
     """Leaf scores of one edition that aggregate exactly to ``composites`` (and to ``targets`` if given)."""
     n, k = eta.shape
     pins = targets.pins if targets is not None else np.full((n, k), np.nan)
@@ -472,11 +555,18 @@ def calibrate(layout: Layout, composites: np.ndarray, level: np.ndarray, loading
     o = fit_unit_factors(level, loading, eta, pins, layout.weights, composites)
     for _ in range(FIT_ROUNDS if targets is not None else 0):
         level, loading = fit_published_columns(
-            level, loading, o, eta, pins, np.array(published),
+            level,
+            loading,
+            o,
+            eta,
+            pins,
+            np.array(published),
             np.array([targets.means[layout.codes[j]] for j in published]),
             np.array([targets.top_means[layout.codes[j]] for j in published]),
         )
-        level = fit_level1_shifts(np.where(free, prior_level, level), loading, o, eta, pins, layout, free, level1)
+        level = fit_level1_shifts(
+            np.where(free, prior_level, level), loading, o, eta, pins, layout, free, level1
+        )
         o = fit_unit_factors(level, loading, eta, pins, layout.weights, composites)
     start = model_scores(level, loading, o, eta, pins)
 
@@ -501,8 +591,15 @@ def calibrate(layout: Layout, composites: np.ndarray, level: np.ndarray, loading
 # ======================================================================================================
 
 
-def choose_new_cities(scores: np.ndarray, tiers: np.ndarray, eligible_tier: int, chengyu: np.ndarray, n_new: int,
-                      returning_mean: float, rng: np.random.Generator) -> np.ndarray:
+def choose_new_cities(
+    scores: np.ndarray,
+    tiers: np.ndarray,
+    eligible_tier: int,
+    chengyu: np.ndarray,
+    n_new: int,
+    returning_mean: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Boolean mask of the cities new in 2020 (the rest returned from 2019).
 
     Only cities below 新一线 can be new (the established leaders were surely assessed before); lower
@@ -529,6 +626,7 @@ def choose_new_cities(scores: np.ndarray, tiers: np.ndarray, eligible_tier: int,
 
 def shift_into_boxes(keys: np.ndarray, low: np.ndarray, high: np.ndarray, target_mean: float) -> np.ndarray:
     """clip(keys + c, low, high) with the common shift c that gives the target mean."""
+
     def mean_after(shift: np.ndarray) -> np.ndarray:
         return np.clip(keys + shift[0], low, high).mean(keepdims=True)
 
@@ -536,7 +634,9 @@ def shift_into_boxes(keys: np.ndarray, low: np.ndarray, high: np.ndarray, target
     return np.clip(keys + shift[0], low, high)
 
 
-def round_keep_mean(values: np.ndarray, low: np.ndarray, high: np.ndarray, target_mean: float, step: float) -> np.ndarray:
+def round_keep_mean(
+    values: np.ndarray, low: np.ndarray, high: np.ndarray, target_mean: float, step: float
+) -> np.ndarray:
     """Round to the display step, then move the fewest units by one step so the mean stays on target."""
     shown = np.round(np.round(values / step) * step, 6)
     needed = int(np.rint((target_mean - shown.mean()) * len(shown) / step))
@@ -546,8 +646,15 @@ def round_keep_mean(values: np.ndarray, low: np.ndarray, high: np.ndarray, targe
     return shown
 
 
-def previous_city_scores(scores: np.ndarray, counts: np.ndarray, bands: TierBands, target_mean: float,
-                         growth: float, rng_growth: np.random.Generator, rng_margin: np.random.Generator) -> np.ndarray:
+def previous_city_scores(
+    scores: np.ndarray,
+    counts: np.ndarray,
+    bands: TierBands,
+    target_mean: float,
+    growth: float,
+    rng_growth: np.random.Generator,
+    rng_margin: np.random.Generator,
+) -> np.ndarray:
     """2019 scores of the returning cities with the given tier counts and mean.
 
     Proposed 2019 score = 2020 score - a rise drawn around the cohort's published rise. Cities are
@@ -557,13 +664,20 @@ def previous_city_scores(scores: np.ndarray, counts: np.ndarray, bands: TierBand
     """
     rise = np.clip(rng_growth.normal(growth, GROWTH_SD, size=len(scores)), *GROWTH_RANGE)
     keys = scores - rise
-    tier = np.repeat(np.arange(len(counts)), counts)[np.argsort(np.argsort(-keys, kind="stable"), kind="stable")]
+    tier = np.repeat(np.arange(len(counts)), counts)[
+        np.argsort(np.argsort(-keys, kind="stable"), kind="stable")
+    ]
     margin = rng_margin.uniform(0.06, 0.5, size=len(scores))
-    band_low, band_high = bands.low[tier] - bands.step / 2 + margin, bands.high[tier] + bands.step / 2 - margin
+    band_low, band_high = (
+        bands.low[tier] - bands.step / 2 + margin,
+        bands.high[tier] + bands.step / 2 - margin,
+    )
     below, above = PREV_TRAJECTORY_SLACK
     low = np.minimum(np.maximum(band_low, scores - below), band_high)
     high = np.maximum(np.minimum(band_high, scores + above), band_low)
-    previous = round_keep_mean(shift_into_boxes(keys, low, high, target_mean), low, high, target_mean, bands.step)
+    previous = round_keep_mean(
+        shift_into_boxes(keys, low, high, target_mean), low, high, target_mean, bands.step
+    )
     if not (bands.of(previous) == tier).all():
         raise RuntimeError("2019 tier counts not met")
     return previous
@@ -600,34 +714,57 @@ def city_history(units: pl.DataFrame, data_dir: Path, seed: int) -> CityHistory:
     chengyu_codes = members_cy.filter(pl.col("region_code") == CHENGYU_REGION)["unit_code"]
     chengyu = units["unit_code"].is_in(chengyu_codes.to_list()).to_numpy().astype(float)
 
-    new = choose_new_cities(scores, tiers20, bands.codes.index("tier2"), chengyu, int(statements["new_cities"]),
-                            statements["returning_mean"], _rng(seed, "new_cities"))
+    new = choose_new_cities(
+        scores,
+        tiers20,
+        bands.codes.index("tier2"),
+        chengyu,
+        int(statements["new_cities"]),
+        statements["returning_mean"],
+        _rng(seed, "new_cities"),
+    )
     returning = ~new
-    counts = {**PREV_TIER_COUNTS_CHOSEN, **{t: int(statements[s]) for t, s in PREV_TIER_COUNTS_FROM_STATEMENTS.items()}}
+    counts = {
+        **PREV_TIER_COUNTS_CHOSEN,
+        **{t: int(statements[s]) for t, s in PREV_TIER_COUNTS_FROM_STATEMENTS.items()},
+    }
     rest = int(returning.sum()) - sum(counts.values())
     counts["tier3"] = rest
     growth = statements["returning_mean"] - statements["returning_mean_prev"]
     rng_growth = _rng(seed, "city_growth")
     s2019 = np.full(n, np.nan)
     s2019[returning] = previous_city_scores(
-        scores[returning], np.array([counts[c] for c in bands.codes]), bands, statements["returning_mean_prev"],
-        growth, rng_growth, _rng(seed, "band_margin"),
+        scores[returning],
+        np.array([counts[c] for c in bands.codes]),
+        bands,
+        statements["returning_mean_prev"],
+        growth,
+        rng_growth,
+        _rng(seed, "band_margin"),
     )
     # Every city gets a latent score for every year so that a city skipped in one edition still has a
     # coherent path; only the member cities' scores are written.
-    latent = {2020: scores, 2019: np.where(returning, s2019, step_back(scores, growth, rng_growth, bands.step))}
+    latent = {
+        2020: scores,
+        2019: np.where(returning, s2019, step_back(scores, growth, rng_growth, bands.step)),
+    }
     for year in (2018, 2017):
         latent[year] = step_back(latent[year + 1], GROWTH_BEFORE[year + 1], rng_growth, bands.step)
 
     rng_members = _rng(seed, "membership")
     leaders = tiers20 == 0  # the 2020 一线 cities were assessed in every edition
-    noise = {y: np.where(leaders, np.inf, rng_members.normal(0.0, EARLY_SELECTION_NOISE[y], size=n)) for y in (2018, 2017)}
+    noise = {
+        y: np.where(leaders, np.inf, rng_members.normal(0.0, EARLY_SELECTION_NOISE[y], size=n))
+        for y in (2018, 2017)
+    }
     # 2018: mostly the stronger 2019 cities, plus a few of the 2020 newcomers that were assessed in
     # 2018, skipped in 2019 and came back (dropped-and-returning units).
     gap2018 = pick_members(new, latent[2018] + noise[2018], GAP_CITIES)
     m2018 = gap2018 | pick_members(returning, latent[2018] + noise[2018], EDITION_SIZES[2018] - GAP_CITIES)
     gap2017 = pick_members(returning & ~m2018, latent[2017] + noise[2017], GAP_CITIES)
-    m2017 = gap2017 | pick_members(m2018 & ~gap2018, latent[2017] + noise[2017], EDITION_SIZES[2017] - GAP_CITIES)
+    m2017 = gap2017 | pick_members(
+        m2018 & ~gap2018, latent[2017] + noise[2017], EDITION_SIZES[2017] - GAP_CITIES
+    )
     members = {2020: np.ones(n, dtype=bool), 2019: returning, 2018: m2018, 2017: m2017}
     composites = {year: np.where(members[year], latent[year], np.nan) for year in CITY_EDITIONS}
     return CityHistory(members, composites)
@@ -650,7 +787,10 @@ def scores_csv(units: pl.DataFrame, layout: Layout, hundredths: np.ndarray) -> s
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["unit_code", "unit_name", *layout.codes])
-    writer.writerows([code, name, *row] for code, name, row in zip(units["unit_code"], units["name_zh"], cells.tolist(), strict=True))
+    writer.writerows(
+        [code, name, *row]
+        for code, name, row in zip(units["unit_code"], units["name_zh"], cells.tolist(), strict=True)
+    )
     return buffer.getvalue()
 
 
@@ -685,7 +825,9 @@ def _edition_eta(profile: np.ndarray, rows: np.ndarray, rng: np.random.Generator
     return profile[rows] + rng.normal(0.0, YEAR_NOISE_SD, size=(len(rows), profile.shape[1]))
 
 
-def generate(data_dir: Path, seed: int = 2020) -> dict[tuple[str, int], tuple[pl.DataFrame, Layout, np.ndarray]]:
+def generate(
+    data_dir: Path, seed: int = 2020
+) -> dict[tuple[str, int], tuple[pl.DataFrame, Layout, np.ndarray]]:
     """All synthetic editions in memory: (unit_type, edition) -> (units, layout, hundredths)."""
     out: dict[tuple[str, int], tuple[pl.DataFrame, Layout, np.ndarray]] = {}
     step = load_tier_bands(data_dir).step
@@ -703,7 +845,9 @@ def generate(data_dir: Path, seed: int = 2020) -> dict[tuple[str, int], tuple[pl
             continue
         rows = np.flatnonzero(history.members[edition])
         if leaf_layout(resolve_framework(data_dir, "city", edition)).codes != layout.codes:
-            raise ValueError(f"city {edition}: the sample carries 2020 indicator profiles, so it needs the 2020 indicators")
+            raise ValueError(
+                f"city {edition}: the sample carries 2020 indicator profiles, so it needs the 2020 indicators"
+            )
         eta_e = _edition_eta(base.profile, rows, _rng(seed, "year_noise", 1, edition))
         result = calibrate(layout, history.composites[edition][rows], base.level, base.loading, eta_e)
         out[("city", edition)] = (cities[rows], layout, result.hundredths)
@@ -742,14 +886,16 @@ def write_sample_data(data_dir: Path, seed: int = 2020) -> list[Path]:
             text = scores_csv(units, layout, hundredths)
             path = _write(raw_dir / str(edition) / UNIT_FILES[unit_type], text)
             written.append(path)
-            files.append({
-                "path": path.relative_to(raw_dir).as_posix(),
-                "unit_type": unit_type,
-                "units": units.height,
-                "indicators": len(layout.codes),
-                "framework": resolve_framework(data_dir, unit_type, edition).source_file.name,
-                "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
-            })
+            files.append(
+                {
+                    "path": path.relative_to(raw_dir).as_posix(),
+                    "unit_type": unit_type,
+                    "units": units.height,
+                    "indicators": len(layout.codes),
+                    "framework": resolve_framework(data_dir, unit_type, edition).source_file.name,
+                    "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                }
+            )
         entries.append({"edition": edition, "files": files})
     written.append(_write(raw_dir / "manifest.yaml", manifest_text(entries, seed)))
     return written

@@ -26,12 +26,31 @@ def edition_summary(warehouse: Path, survey_year: int, data_dir: Path | None = N
         recon = read_table(con, "marts.reconciliation", [survey_year])
     note = data_provenance_note(data_dir) if data_dir is not None else None
     parts = [f"!! {note}"] if note else []
-    parts += [f"== Edition {survey_year}: {cities.height} cities, mean score {cities['score'].mean() or float('nan'):.1f} =="]
-    parts.append("Top ten:\n" + _table(cities.sort("rank").head(10).select("rank", "name_zh", "name_en", "score", "tier")))
-    parts.append("Tiers:\n" + _table(tiers.select("tier", "n_cities", "prev_n_cities", pl.col("change_pct").round(1))))
+    parts += [
+        f"== Edition {survey_year}: {cities.height} cities, mean score {cities['score'].mean() or float('nan'):.1f} =="
+    ]
+    parts.append(
+        "Top ten:\n"
+        + _table(cities.sort("rank").head(10).select("rank", "name_zh", "name_en", "score", "tier"))
+    )
+    parts.append(
+        "Tiers:\n" + _table(tiers.select("tier", "n_cities", "prev_n_cities", pl.col("change_pct").round(1)))
+    )
     if regions.height:
-        parts.append("Regions (GDP-weighted):\n" + _table(regions.select(
-            "region", "n_members", "n_scored", "gdp_year", "gdp_vintage", "gdp_weighted_score", "mean_score")))
+        parts.append(
+            "Regions (GDP-weighted):\n"
+            + _table(
+                regions.select(
+                    "region",
+                    "n_members",
+                    "n_scored",
+                    "gdp_year",
+                    "gdp_vintage",
+                    "gdp_weighted_score",
+                    "mean_score",
+                )
+            )
+        )
     city_yoy = yoy.filter(pl.col("unit_type") == "city")
     if city_yoy.height and city_yoy["prev_year"][0] is not None:
         row = city_yoy.row(0, named=True)
@@ -40,12 +59,29 @@ def edition_summary(warehouse: Path, survey_year: int, data_dir: Path | None = N
             f"returning cities' mean {row['returning_prev_mean']:.1f} -> {row['returning_mean']:.1f}"
         )
     if recon.height:
-        counts = recon.group_by("category", "status").len().pivot("status", index="category", values="len").fill_null(0)
-        statuses = sorted(column for column in counts.columns if column != "category")  # the pivot's order is arbitrary
-        parts.append("Reconciliation with the published figures:\n" + _table(counts.select("category", *statuses).sort("category")))
+        counts = (
+            recon.group_by("category", "status")
+            .len()
+            .pivot("status", index="category", values="len")
+            .fill_null(0)
+        )
+        statuses = sorted(
+            column for column in counts.columns if column != "category"
+        )  # the pivot's order is arbitrary
+        parts.append(
+            "Reconciliation with the published figures:\n"
+            + _table(counts.select("category", *statuses).sort("category"))
+        )
         bad = recon.filter(pl.col("status").is_in(["mismatch", "missing"]))
         if bad.height:
-            parts.append("Disagreements:\n" + _table(bad.select("category", "item", "published", pl.col("computed").round(2), "status").head(20)))
+            parts.append(
+                "Disagreements:\n"
+                + _table(
+                    bad.select("category", "item", "published", pl.col("computed").round(2), "status").head(
+                        20
+                    )
+                )
+            )
     else:
         parts.append("Reconciliation: no published figures for this edition.")
     return "\n\n".join(parts)

@@ -23,7 +23,9 @@ def text_table(header: Sequence[str], rows: Iterable[Sequence[str]], markdown: b
     rows = [list(row) for row in rows]
     table = Table(box=box.MARKDOWN if markdown else box.SIMPLE_HEAD, show_edge=markdown, pad_edge=markdown)
     for i, name in enumerate(header):
-        numeric = bool(rows) and all(_NUMBER.match(row[i]) for row in rows) and any(row[i] != "-" for row in rows)
+        numeric = (
+            bool(rows) and all(_NUMBER.match(row[i]) for row in rows) and any(row[i] != "-" for row in rows)
+        )
         table.add_column(name, justify="right" if numeric else "left", no_wrap=True)
     for row in rows:
         table.add_row(*row)

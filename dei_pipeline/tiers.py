@@ -7,8 +7,13 @@ from pathlib import Path
 import polars as pl
 
 TIER_SCHEMA = {
-    "tier_code": pl.String, "tier_order": pl.Int32, "name_zh": pl.String, "name_en": pl.String,
-    "lower_bound": pl.Float64, "lower_inclusive": pl.Boolean, "description_zh": pl.String,
+    "tier_code": pl.String,
+    "tier_order": pl.Int32,
+    "name_zh": pl.String,
+    "name_en": pl.String,
+    "lower_bound": pl.Float64,
+    "lower_inclusive": pl.Boolean,
+    "description_zh": pl.String,
 }
 
 

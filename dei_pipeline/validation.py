@@ -44,16 +44,34 @@ def cells_schema(reference: Reference, score_min: float, score_max: float) -> pa
     # Dtypes as the table has them; known_unit and name_matches are flags of the check, not table columns.
     return pa.DataFrameSchema(
         {
-            "unit_type": pa.Column(VALID_SCHEMA["unit_type"], pa.Check.isin(sorted(reference.leaf_codes)), nullable=False),
-            "unit_code": pa.Column(VALID_SCHEMA["unit_code"], pa.Check.str_matches(r"^\d{6}$", error="unit_code is a 6-digit GB/T 2260 code"), nullable=False),
-            "indicator_code": pa.Column(VALID_SCHEMA["indicator_code"], pa.Check.isin(all_leaves, error="column is an indicator of the edition's framework"), nullable=False),
-            "score": pa.Column(
-                VALID_SCHEMA["score"],
-                pa.Check.in_range(score_min, score_max, error=f"score is a number in [{score_min:g}, {score_max:g}]"),
+            "unit_type": pa.Column(
+                VALID_SCHEMA["unit_type"], pa.Check.isin(sorted(reference.leaf_codes)), nullable=False
+            ),
+            "unit_code": pa.Column(
+                VALID_SCHEMA["unit_code"],
+                pa.Check.str_matches(r"^\d{6}$", error="unit_code is a 6-digit GB/T 2260 code"),
                 nullable=False,
             ),
-            "known_unit": pa.Column(bool, pa.Check.eq(True, error="unit_code is a unit of the registry"), nullable=False),
-            "name_matches": pa.Column(bool, pa.Check.eq(True, error="unit_name matches the registry name of unit_code"), nullable=False),
+            "indicator_code": pa.Column(
+                VALID_SCHEMA["indicator_code"],
+                pa.Check.isin(all_leaves, error="column is an indicator of the edition's framework"),
+                nullable=False,
+            ),
+            "score": pa.Column(
+                VALID_SCHEMA["score"],
+                pa.Check.in_range(
+                    score_min, score_max, error=f"score is a number in [{score_min:g}, {score_max:g}]"
+                ),
+                nullable=False,
+            ),
+            "known_unit": pa.Column(
+                bool, pa.Check.eq(True, error="unit_code is a unit of the registry"), nullable=False
+            ),
+            "name_matches": pa.Column(
+                bool,
+                pa.Check.eq(True, error="unit_name matches the registry name of unit_code"),
+                nullable=False,
+            ),
         },
         # The table's key within the edition being validated.
         unique=[name for name in TABLES["core.indicator_scores"].key if name != "survey_year"],
@@ -63,13 +81,10 @@ def cells_schema(reference: Reference, score_min: float, score_max: float) -> pa
 
 def _prepared(cells: pl.DataFrame, reference: Reference) -> pl.DataFrame:
     trimmed = cells.with_columns(pl.col("unit_code", "unit_name", "raw_value").str.strip_chars())
-    return (
-        trimmed.join(reference.unit_names, on=["unit_type", "unit_code"], how="left")
-        .with_columns(
-            pl.col("raw_value").cast(pl.Float64, strict=False).alias("score"),
-            pl.col("name_zh").is_not_null().alias("known_unit"),
-            (pl.col("name_zh").is_null() | (pl.col("name_zh") == pl.col("unit_name"))).alias("name_matches"),
-        )
+    return trimmed.join(reference.unit_names, on=["unit_type", "unit_code"], how="left").with_columns(
+        pl.col("raw_value").cast(pl.Float64, strict=False).alias("score"),
+        pl.col("name_zh").is_not_null().alias("known_unit"),
+        (pl.col("name_zh").is_null() | (pl.col("name_zh") == pl.col("unit_name"))).alias("name_matches"),
     )
 
 
@@ -86,21 +101,33 @@ def _failures_from_pandera(prepared: pl.DataFrame, errors: pa.errors.SchemaError
         "survey_year",
         "source_file",
         # An unknown column is one problem of the header, not one per row.
-        pl.when(unknown_column).then(pl.lit(1, pl.Int64)).otherwise(pl.col("line_number")).alias("line_number"),
-        pl.when(duplicate | (column == "known_unit") | (column == "unit_code")).then(pl.lit("unit_code"))
-        .when(column == "name_matches").then(pl.lit("unit_name"))
+        pl.when(unknown_column)
+        .then(pl.lit(1, pl.Int64))
+        .otherwise(pl.col("line_number"))
+        .alias("line_number"),
+        pl.when(duplicate | (column == "known_unit") | (column == "unit_code"))
+        .then(pl.lit("unit_code"))
+        .when(column == "name_matches")
+        .then(pl.lit("unit_name"))
         .otherwise(pl.col("indicator_code"))
         .alias("column_name"),
-        pl.when(duplicate | (column == "known_unit") | (column == "unit_code")).then(pl.col("unit_code"))
-        .when(column == "name_matches").then(pl.col("unit_name"))
-        .when(unknown_column).then(pl.col("indicator_code"))
+        pl.when(duplicate | (column == "known_unit") | (column == "unit_code"))
+        .then(pl.col("unit_code"))
+        .when(column == "name_matches")
+        .then(pl.col("unit_name"))
+        .when(unknown_column)
+        .then(pl.col("indicator_code"))
         .otherwise(pl.col("raw_value"))
         .fill_null("")
         .alias("value"),
-        pl.when(duplicate).then(pl.lit("each unit appears once per file (duplicate unit row)"))
-        .when(unknown_column).then(pl.lit("column is an indicator of the edition's framework (unknown extra column)"))
-        .when((column == "score") & (check == "not_nullable")).then(pl.lit("score is a number (not empty, not text, not NaN)"))
-        .when(check == "not_nullable").then(pl.concat_str(column, pl.lit(" is not empty")))
+        pl.when(duplicate)
+        .then(pl.lit("each unit appears once per file (duplicate unit row)"))
+        .when(unknown_column)
+        .then(pl.lit("column is an indicator of the edition's framework (unknown extra column)"))
+        .when((column == "score") & (check == "not_nullable"))
+        .then(pl.lit("score is a number (not empty, not text, not NaN)"))
+        .when(check == "not_nullable")
+        .then(pl.concat_str(column, pl.lit(" is not empty")))
         .otherwise(check)
         .alias("rule"),
     )
@@ -108,7 +135,9 @@ def _failures_from_pandera(prepared: pl.DataFrame, errors: pa.errors.SchemaError
 
 def _missing_indicator_failures(prepared: pl.DataFrame, reference: Reference) -> pl.DataFrame:
     """A leaf that a unit type's file does not provide at all is a missing column."""
-    present = prepared.group_by("survey_year", "unit_type", "source_file").agg(pl.col("indicator_code").unique())
+    present = prepared.group_by("survey_year", "unit_type", "source_file").agg(
+        pl.col("indicator_code").unique()
+    )
     expected = pl.DataFrame(
         {"unit_type": list(reference.leaf_codes), "expected": list(reference.leaf_codes.values())},
         schema={"unit_type": pl.String, "expected": pl.List(pl.String)},
@@ -124,12 +153,16 @@ def _missing_indicator_failures(prepared: pl.DataFrame, reference: Reference) ->
             pl.lit(1, pl.Int64).alias("line_number"),
             pl.col("missing").alias("column_name"),
             pl.lit("").alias("value"),
-            pl.lit("every indicator of the edition's framework has a column (missing indicator column)").alias("rule"),
+            pl.lit(
+                "every indicator of the edition's framework has a column (missing indicator column)"
+            ).alias("rule"),
         )
     )
 
 
-def validate_cells(cells: pl.DataFrame, reference: Reference, score_min: float = 0.0, score_max: float = 100.0) -> pl.DataFrame:
+def validate_cells(
+    cells: pl.DataFrame, reference: Reference, score_min: float = 0.0, score_max: float = 100.0
+) -> pl.DataFrame:
     """The validated indicator table, or :class:`IndicatorValidationError` listing every bad cell."""
     prepared = _prepared(cells, reference)
     failures = _missing_indicator_failures(prepared, reference)
@@ -138,12 +171,16 @@ def validate_cells(cells: pl.DataFrame, reference: Reference, score_min: float =
     except pa.errors.SchemaErrors as errors:
         failures = pl.concat([failures, _failures_from_pandera(prepared, errors)])
     # One row per bad cell (NaN breaks both "is a number" and the range; the first rule says it).
-    failures = failures.unique(["source_file", "line_number", "column_name"], keep="first", maintain_order=True).sort(
-        "source_file", "line_number", "column_name"
-    )
+    failures = failures.unique(
+        ["source_file", "line_number", "column_name"], keep="first", maintain_order=True
+    ).sort("source_file", "line_number", "column_name")
     if failures.height:
         # The quarantine keeps values cut to a readable length, as the message shows them.
-        kept = failures.select(list(QUARANTINE_SCHEMA)).cast(QUARANTINE_SCHEMA).with_columns(pl.col("value").map_elements(cut, return_dtype=pl.String))  # type: ignore[arg-type]
+        kept = (
+            failures.select(list(QUARANTINE_SCHEMA))
+            .cast(QUARANTINE_SCHEMA)
+            .with_columns(pl.col("value").map_elements(cut, return_dtype=pl.String))
+        )  # type: ignore[arg-type]
         raise IndicatorValidationError(format_failures(failures), kept)
     return prepared.select(list(VALID_SCHEMA)).cast(VALID_SCHEMA)  # type: ignore[arg-type]
 

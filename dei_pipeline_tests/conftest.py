@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from dei_pipeline.config import REPO_ROOT, data_provenance_note
-from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.definitions import build_definitions
+from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.ingest import list_editions
 from dei_pipeline.report.rows import EditionRows, read_edition_rows
 from dei_pipeline.warehouse import TABLES, connect
@@ -51,7 +51,9 @@ def copy_data_dir(target: Path, editions: tuple[int, ...] | None = None) -> Path
     return target
 
 
-def with_light_monte_carlo(data_dir: Path, draws: int = LIGHT_DRAWS, base_draws: int = LIGHT_BASE_DRAWS) -> Path:
+def with_light_monte_carlo(
+    data_dir: Path, draws: int = LIGHT_DRAWS, base_draws: int = LIGHT_BASE_DRAWS
+) -> Path:
     """``data_dir`` with fewer Monte Carlo draws in its method settings (both keys must be there: a
     renamed key would otherwise leave the full draws on without a word)."""
     path = data_dir / "method" / "settings.yaml"
@@ -66,7 +68,13 @@ def with_light_monte_carlo(data_dir: Path, draws: int = LIGHT_DRAWS, base_draws:
 
 def dei_in(env: dict[str, str], args: list[str], timeout: int = 600) -> subprocess.CompletedProcess[str]:
     """The command line in its own process, with the environment ``env``."""
-    return subprocess.run([sys.executable, "-m", "dei_pipeline.cli", *args], capture_output=True, text=True, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "dei_pipeline.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def dei(args: list[str], tmp_path: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
@@ -83,7 +91,10 @@ class Project:
 
     @classmethod
     def at(cls, data_dir: Path, warehouse: Path) -> Project:
-        return cls(WarehouseResource(data_dir=str(data_dir), warehouse_path=str(warehouse)), dg.DagsterInstance.ephemeral())
+        return cls(
+            WarehouseResource(data_dir=str(data_dir), warehouse_path=str(warehouse)),
+            dg.DagsterInstance.ephemeral(),
+        )
 
     @property
     def data_dir(self) -> Path:
@@ -111,8 +122,13 @@ class Project:
     def edition_rows(self, year: int, warehouse: Path | None = None) -> EditionRows:
         con = connect(warehouse or self.warehouse, read_only=True)
         try:
-            return read_edition_rows(con, year, self.resource.tiers(), self.resource.registry().regions,
-                                     data_provenance_note(self.resource.data_path))
+            return read_edition_rows(
+                con,
+                year,
+                self.resource.tiers(),
+                self.resource.registry().regions,
+                data_provenance_note(self.resource.data_path),
+            )
         finally:
             con.close()
 
@@ -127,14 +143,23 @@ class Project:
 def materialize_sample(root: Path) -> Project:
     """The sample materialized as `make run` does: index_job, then analysis_job, each over every
     edition in one run, then publish_job; in ``root``, with light Monte Carlo settings."""
-    sample = Project.at(with_light_monte_carlo(copy_data_dir(root / "data")), root / "warehouse" / "dei.duckdb")
+    sample = Project.at(
+        with_light_monte_carlo(copy_data_dir(root / "data")), root / "warehouse" / "dei.duckdb"
+    )
     editions = [str(year) for year in list_editions(sample.data_dir)]
-    every_edition = {"dagster/asset_partition_range_start": editions[0], "dagster/asset_partition_range_end": editions[-1]}
+    every_edition = {
+        "dagster/asset_partition_range_start": editions[0],
+        "dagster/asset_partition_range_end": editions[-1],
+    }
     with pytest.MonkeyPatch.context() as env:
         for variable in ("DEI_SERVING", "DEI_WAREHOUSE"):  # the runs must write inside root
             env.delenv(variable, raising=False)
         defs = build_definitions(sample.resource)
-        for job_name, tags in (("index_job", every_edition), ("analysis_job", every_edition), ("publish_job", {})):
+        for job_name, tags in (
+            ("index_job", every_edition),
+            ("analysis_job", every_edition),
+            ("publish_job", {}),
+        ):
             result = defs.resolve_job_def(job_name).execute_in_process(instance=sample.instance, tags=tags)
             assert result.success, job_name
     return sample
@@ -157,6 +182,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def data_dir_factory(tmp_path: Path) -> Callable[..., Path]:
     def make(editions: tuple[int, ...] | None = None, name: str = "data") -> Path:
         return copy_data_dir(tmp_path / name, editions)
+
     return make
 
 

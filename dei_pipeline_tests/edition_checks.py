@@ -23,12 +23,19 @@ def lower_every_indicator(data_dir: Path, year: int, unit_code: str, by: float) 
 
 def table(database: Path, name: str, year: int | None = None) -> pl.DataFrame:
     with duckdb.connect(str(database), read_only=True) as con:
-        rows = con.sql(f"SELECT * FROM {name}" + ("" if year is None else f" WHERE survey_year = {int(year)}")).pl()
+        rows = con.sql(
+            f"SELECT * FROM {name}" + ("" if year is None else f" WHERE survey_year = {int(year)}")
+        ).pl()
     return rows.sort(rows.columns, nulls_last=True)
 
 
 def score(database: Path, year: int, unit_code: str) -> tuple[float, int]:
-    [(value, rank)] = table(database, "marts.city_index", year).filter(pl.col("unit_code") == unit_code).select("score", "rank").rows()
+    [(value, rank)] = (
+        table(database, "marts.city_index", year)
+        .filter(pl.col("unit_code") == unit_code)
+        .select("score", "rank")
+        .rows()
+    )
     return value, rank
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from dei_pipeline.definitions import build_definitions
 from dei_pipeline.defs.automation import build_raw_files_sensor
 from dei_pipeline.defs.partitions import Editions
 from dei_pipeline.defs.resources import WarehouseResource
-from dei_pipeline.definitions import build_definitions
 from dei_pipeline.ingest import list_editions
 
 
@@ -22,9 +22,13 @@ def resource(data_dir: Path) -> WarehouseResource:
     return WarehouseResource(data_dir=str(data_dir), warehouse_path=str(data_dir / "w.duckdb"))
 
 
-def evaluate(cursor: str | None, instance: dg.DagsterInstance, data_dir: Path, editions: Editions | None = None) -> dg.SensorResult:
+def evaluate(
+    cursor: str | None, instance: dg.DagsterInstance, data_dir: Path, editions: Editions | None = None
+) -> dg.SensorResult:
     sensor = build_raw_files_sensor(editions or Editions.of(list_editions(data_dir)))
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"warehouse": resource(data_dir)})
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"warehouse": resource(data_dir)}
+    )
     result = sensor(context)
     assert isinstance(result, dg.SensorResult), result
     return result
@@ -39,7 +43,9 @@ def ingest(data_dir: Path, instance: dg.DagsterInstance, *years: str) -> None:
     defs = build_definitions(resource(data_dir))
     job = defs.resolve_job_def("index_job")
     for year in years:
-        assert job.execute_in_process(instance=instance, partition_key=year, asset_selection=[dg.AssetKey("raw_scores")]).success
+        assert job.execute_in_process(
+            instance=instance, partition_key=year, asset_selection=[dg.AssetKey("raw_scores")]
+        ).success
 
 
 def touch_counties(data_dir: Path, year: int, text: str = "\n") -> None:
@@ -48,12 +54,16 @@ def touch_counties(data_dir: Path, year: int, text: str = "\n") -> None:
 
 
 @pytest.mark.pipeline
-def test_sensor_runs_what_the_warehouse_lacks_in_one_run_and_notices_a_revert(data_dir_factory: Callable[..., Path]) -> None:
+def test_sensor_runs_what_the_warehouse_lacks_in_one_run_and_notices_a_revert(
+    data_dir_factory: Callable[..., Path],
+) -> None:
     data_dir = data_dir_factory((2019, 2020))
     instance = dg.DagsterInstance.ephemeral()
     # A new warehouse: both editions in one run (a single-run backfill over the range).
     first = evaluate(None, instance, data_dir)
-    assert requested(first) == [(None, {"dagster/asset_partition_range_start": "2019", "dagster/asset_partition_range_end": "2020"})]
+    assert requested(first) == [
+        (None, {"dagster/asset_partition_range_start": "2019", "dagster/asset_partition_range_end": "2020"})
+    ]
     # Requested and not yet ingested (the run may be going on): not requested again.
     assert requested(evaluate(first.cursor, instance, data_dir)) == []
 
@@ -73,7 +83,9 @@ def test_sensor_runs_what_the_warehouse_lacks_in_one_run_and_notices_a_revert(da
 
 
 @pytest.mark.pipeline
-def test_sensor_leaves_alone_what_a_manual_run_already_ingested(data_dir_factory: Callable[..., Path]) -> None:
+def test_sensor_leaves_alone_what_a_manual_run_already_ingested(
+    data_dir_factory: Callable[..., Path],
+) -> None:
     data_dir = data_dir_factory((2019, 2020))
     instance = dg.DagsterInstance.ephemeral()
     ingest(data_dir, instance, "2019", "2020")  # e.g. `make run` before the UI's daemon first runs the sensor
@@ -84,7 +96,9 @@ def test_sensor_leaves_alone_what_a_manual_run_already_ingested(data_dir_factory
 
 
 @pytest.mark.pipeline
-def test_sensor_waits_for_a_busy_warehouse_instead_of_running_every_edition(data_dir_factory: Callable[..., Path]) -> None:
+def test_sensor_waits_for_a_busy_warehouse_instead_of_running_every_edition(
+    data_dir_factory: Callable[..., Path],
+) -> None:
     import duckdb
 
     data_dir = data_dir_factory((2019, 2020))
@@ -93,7 +107,9 @@ def test_sensor_waits_for_a_busy_warehouse_instead_of_running_every_edition(data
     writer = duckdb.connect(str(data_dir / "w.duckdb"))  # a run holds the file
     try:
         sensor = build_raw_files_sensor(Editions.of([2019, 2020]))
-        result = sensor(dg.build_sensor_context(instance=instance, resources={"warehouse": resource(data_dir)}))
+        result = sensor(
+            dg.build_sensor_context(instance=instance, resources={"warehouse": resource(data_dir)})
+        )
         assert isinstance(result, dg.SkipReason) and "the warehouse is busy" in (result.skip_message or "")
     finally:
         writer.close()
@@ -105,13 +121,24 @@ def test_sensor_records_data_versions_of_changed_sources(data_dir_factory: Calla
     instance = dg.DagsterInstance.ephemeral()
     first = evaluate(None, instance, data_dir)
     observed = {(event.asset_key.to_user_string(), event.partition) for event in first.asset_events}
-    assert observed == {("raw_files", "2020"), ("frameworks", None), ("registry", None), ("city_gdp", None),
-                        ("method_settings", None), ("published_figures", None)}
-    assert evaluate(first.cursor, instance, data_dir).asset_events == []  # nothing changed: no new observation
+    assert observed == {
+        ("raw_files", "2020"),
+        ("frameworks", None),
+        ("registry", None),
+        ("city_gdp", None),
+        ("method_settings", None),
+        ("published_figures", None),
+    }
+    assert (
+        evaluate(first.cursor, instance, data_dir).asset_events == []
+    )  # nothing changed: no new observation
     gdp = data_dir / "registry" / "city_gdp.csv"
     gdp.write_text(gdp.read_text(encoding="utf-8") + "\n", encoding="utf-8")
     [event] = evaluate(first.cursor, instance, data_dir).asset_events
-    assert event.asset_key == dg.AssetKey("city_gdp") and event.tags["dagster/data_version"] != json.loads(first.cursor)["observed"]["city_gdp/"]
+    assert (
+        event.asset_key == dg.AssetKey("city_gdp")
+        and event.tags["dagster/data_version"] != json.loads(first.cursor)["observed"]["city_gdp/"]
+    )
 
 
 def test_cross_edition_reads_are_declared_in_the_asset_graph(data_dir_factory: Callable[..., Path]) -> None:
@@ -121,19 +148,31 @@ def test_cross_edition_reads_are_declared_in_the_asset_graph(data_dir_factory: C
     assert graph.get(city_yoy).partitions_def.get_partition_keys() == ["2017", "2019", "2020"]  # type: ignore[union-attr]
     mapping = graph.get_partition_mapping(city_yoy, city_index)
     assert isinstance(mapping, dg.StaticPartitionMapping)
-    assert mapping.downstream_partition_keys_by_upstream_partition_key == {"2017": {"2017", "2019"}, "2019": {"2019", "2020"}, "2020": {"2020"}}
+    assert mapping.downstream_partition_keys_by_upstream_partition_key == {
+        "2017": {"2017", "2019"},
+        "2019": {"2019", "2020"},
+        "2020": {"2020"},
+    }
     history = graph.get_partition_mapping(dg.AssetKey("edition_report"), dg.AssetKey("tier_summary"))
     assert history.downstream_partition_keys_by_upstream_partition_key["2017"] == {"2017", "2019", "2020"}  # type: ignore[attr-defined]
     for key in (dg.AssetKey("region_rollup"), dg.AssetKey("yoy_attribution")):
-        assert graph.get(key).automation_condition is not None and graph.get(key).automation_condition.get_label() == "eager"  # type: ignore[union-attr]
-    assert graph.get(dg.AssetKey("raw_scores")).automation_condition is None  # the sensor, the schedule or a user starts it
+        assert (
+            graph.get(key).automation_condition is not None
+            and graph.get(key).automation_condition.get_label() == "eager"
+        )  # type: ignore[union-attr]
+    assert (
+        graph.get(dg.AssetKey("raw_scores")).automation_condition is None
+    )  # the sensor, the schedule or a user starts it
     assert dg.AssetKey("city_gdp") in graph.get(dg.AssetKey("region_rollup")).parent_keys
 
 
 def test_code_versions_are_per_asset() -> None:
     from dei_pipeline.defs.assets import city_index, region_rollup, subindex_scores
 
-    versions = {asset.key.to_user_string(): asset.code_versions_by_key[asset.key] for asset in (city_index, region_rollup, subindex_scores)}
+    versions = {
+        asset.key.to_user_string(): asset.code_versions_by_key[asset.key]
+        for asset in (city_index, region_rollup, subindex_scores)
+    }
     assert len(set(versions.values())) == 3 and all(versions.values())
 
 
@@ -160,7 +199,9 @@ def test_yearly_schedule_runs_the_newest_edition(data_dir_factory: Callable[...,
     # In a process of its own: a schedule context needs a persistent test instance, and Dagster
     # keeps a weak reference to it that breaks later Definitions loads in the same process.
     data_dir = data_dir_factory((2019, 2020))
-    result = subprocess.run([sys.executable, "-c", SCHEDULE_CHECK, str(data_dir)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", SCHEDULE_CHECK, str(data_dir)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["2020", "yearly:2020:2021-04-01"]
 
@@ -173,4 +214,5 @@ def test_sensor_runs_only_editions_that_have_a_partition(data_dir_factory: Calla
     result = evaluate(None, dg.DagsterInstance.ephemeral(), data_dir, Editions.of([2020]))
     assert requested(result) == [("2020", {})]
     assert requested(evaluate(None, dg.DagsterInstance.ephemeral(), data_dir)) == [
-        (None, {"dagster/asset_partition_range_start": "2020", "dagster/asset_partition_range_end": "2021"})]
+        (None, {"dagster/asset_partition_range_start": "2020", "dagster/asset_partition_range_end": "2021"})
+    ]

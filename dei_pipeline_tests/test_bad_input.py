@@ -15,13 +15,21 @@ import polars as pl
 import pytest
 
 from dei_pipeline.cli import step_failures
-from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.definitions import build_definitions
+from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.ingest import IngestError, ingest_edition
 from dei_pipeline.removal import CONFIRM_REMOVAL_TAG
 from dei_pipeline.warehouse import MART_TABLES, TABLES
 from dei_pipeline_tests.bad_inputs import (
-    CASES, CITIES, Case, damage_first_byte_of, damaged_offset, dangling_link, delete_cities, empty_edition_folder, header_and_first_rows,
+    CASES,
+    CITIES,
+    Case,
+    damage_first_byte_of,
+    damaged_offset,
+    dangling_link,
+    delete_cities,
+    empty_edition_folder,
+    header_and_first_rows,
     line_of,
 )
 from dei_pipeline_tests.conftest import copy_data_dir, dei
@@ -31,18 +39,33 @@ GOOD_EDITIONS = ("2019", "2020")
 pytestmark = [pytest.mark.pipeline]
 
 
-def run_job(root: Path, partition_keys: tuple[str, ...], partition_key: str | None = None,
-            tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
+def run_job(
+    root: Path,
+    partition_keys: tuple[str, ...],
+    partition_key: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> dg.ExecuteInProcessResult:
     """index_job for the editions, then, if it succeeded, the publication (as `dei materialize --job index`)."""
-    resource = WarehouseResource(data_dir=str(root / "data"), warehouse_path=str(root / "warehouse" / "dei.duckdb"))
+    resource = WarehouseResource(
+        data_dir=str(root / "data"), warehouse_path=str(root / "warehouse" / "dei.duckdb")
+    )
     instance = dg.DagsterInstance.ephemeral()
     defs = build_definitions(resource)
     job = defs.resolve_job_def("index_job")
     if partition_key is not None:
-        result = job.execute_in_process(instance=instance, partition_key=partition_key, raise_on_error=False, tags=tags)
+        result = job.execute_in_process(
+            instance=instance, partition_key=partition_key, raise_on_error=False, tags=tags
+        )
     else:
-        result = job.execute_in_process(instance=instance, raise_on_error=False, tags={
-            **(tags or {}), "dagster/asset_partition_range_start": partition_keys[0], "dagster/asset_partition_range_end": partition_keys[-1]})
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            tags={
+                **(tags or {}),
+                "dagster/asset_partition_range_start": partition_keys[0],
+                "dagster/asset_partition_range_end": partition_keys[-1],
+            },
+        )
     if result.success:
         assert defs.resolve_job_def("publish_job").execute_in_process(instance=instance).success
     return result
@@ -97,8 +120,12 @@ def test_bad_input_case(case: Case, good_root: Path, tmp_path: Path) -> None:
         assert case.failing_step in messages, messages
     if case.quarantine is not None:
         with duckdb.connect(str(root / "warehouse" / "dei.duckdb"), read_only=True) as con:
-            rows = con.sql("SELECT line_number, column_name, value FROM core.quarantine WHERE survey_year = 2020 ORDER BY ALL").fetchall()
-        assert rows == sorted((line if q_line is None else q_line, column, value) for q_line, column, value in case.quarantine)
+            rows = con.sql(
+                "SELECT line_number, column_name, value FROM core.quarantine WHERE survey_year = 2020 ORDER BY ALL"
+            ).fetchall()
+        assert rows == sorted(
+            (line if q_line is None else q_line, column, value) for q_line, column, value in case.quarantine
+        )
     after = warehouse_contents(root)
     for name, frame in before.items():
         assert frame.equals(after[name]), f"{name} changed after a failed run"
@@ -127,8 +154,11 @@ def test_stray_blank_lines_keep_true_line_numbers(good_root: Path, tmp_path: Pat
     assert run_job(root, GOOD_EDITIONS, partition_key="2020").success
     lines = (root / "data" / CITIES).read_text(encoding="utf-8").split("\n")
     with duckdb.connect(str(root / "warehouse" / "dei.duckdb"), read_only=True) as con:
-        recorded = dict(con.sql(
-            "SELECT DISTINCT unit_code, line_number FROM core.indicator_scores WHERE survey_year = 2020 AND unit_type = 'city'").fetchall())
+        recorded = dict(
+            con.sql(
+                "SELECT DISTINCT unit_code, line_number FROM core.indicator_scores WHERE survey_year = 2020 AND unit_type = 'city'"
+            ).fetchall()
+        )
     for code, number in recorded.items():
         assert lines[number - 1].startswith(code + ","), (code, number)
     assert max(recorded.values()) == 149 + 2  # two blank lines inserted before the last rows
@@ -144,15 +174,22 @@ def test_gbk_file_records_its_encoding(good_root: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "gb18030"])
-def test_a_damaged_byte_is_reported_at_its_line_and_byte_offset(encoding: str, data_dir_factory: Callable[..., Path]) -> None:
+def test_a_damaged_byte_is_reported_at_its_line_and_byte_offset(
+    encoding: str, data_dir_factory: Callable[..., Path]
+) -> None:
     data_dir = data_dir_factory((2020,))
     line = line_of(data_dir, CITIES, "杭州")
-    offset = damaged_offset((data_dir / CITIES).read_text(encoding="utf-8").encode(encoding), "杭州", encoding)
+    offset = damaged_offset(
+        (data_dir / CITIES).read_text(encoding="utf-8").encode(encoding), "杭州", encoding
+    )
     damage_first_byte_of("杭州", encoding)(data_dir)
     with pytest.raises(IngestError) as error:
         ingest_edition(data_dir, 2020)
     assert f"{CITIES} line {line}, column unit_name: " in str(error.value)
-    assert f"(read as {encoding.upper()}, byte(s) 0xFF at byte offset {offset:,} of the file cannot be decoded)" in str(error.value)
+    assert (
+        f"(read as {encoding.upper()}, byte(s) 0xFF at byte offset {offset:,} of the file cannot be decoded)"
+        in str(error.value)
+    )
     assert error.value.failures.select("line_number", "column_name").rows() == [(line, "unit_name")]
 
 
@@ -170,14 +207,18 @@ def test_a_confirmed_removal_goes_through(good_root: Path, tmp_path: Path) -> No
     assert city_counts(root / "warehouse" / "dei.duckdb") == {2019: 113}
     assert city_counts(root / "warehouse" / "dei_serving.duckdb") == {2019: 113}
     with duckdb.connect(str(root / "warehouse" / "dei.duckdb"), read_only=True) as con:
-        assert con.sql("SELECT count(*) FROM marts.county_index WHERE survey_year = 2020").fetchall() == [(100,)]
+        assert con.sql("SELECT count(*) FROM marts.county_index WHERE survey_year = 2020").fetchall() == [
+            (100,)
+        ]
 
 
 def test_the_share_that_may_go_unconfirmed_is_a_setting(good_root: Path, tmp_path: Path) -> None:
     root = tmp_path / "case"
     shutil.copytree(good_root, root)
     settings = root / "data" / "method" / "settings.yaml"
-    settings.write_text(settings.read_text(encoding="utf-8").replace("max_share: 0.1", "max_share: 0.95"), encoding="utf-8")
+    settings.write_text(
+        settings.read_text(encoding="utf-8").replace("max_share: 0.1", "max_share: 0.95"), encoding="utf-8"
+    )
     header_and_first_rows(11)(root / "data")  # 138 of 148 cities go: 93%
     result = run_job(root, GOOD_EDITIONS, partition_key="2020")
     assert result.success, step_failures(result)
@@ -185,11 +226,21 @@ def test_the_share_that_may_go_unconfirmed_is_a_setting(good_root: Path, tmp_pat
 
 
 @pytest.mark.e2e
-def test_the_command_line_refuses_an_unreadable_file_and_a_mass_removal_until_confirmed(good_root: Path, tmp_path: Path) -> None:
+def test_the_command_line_refuses_an_unreadable_file_and_a_mass_removal_until_confirmed(
+    good_root: Path, tmp_path: Path
+) -> None:
     root = tmp_path / "case"
     shutil.copytree(good_root, root)
     warehouse = root / "warehouse" / "dei.duckdb"
-    command = ["materialize", "--years", "2020", "--data-dir", str(root / "data"), "--warehouse", str(warehouse)]
+    command = [
+        "materialize",
+        "--years",
+        "2020",
+        "--data-dir",
+        str(root / "data"),
+        "--warehouse",
+        str(warehouse),
+    ]
     before, served = warehouse_contents(root), serving_digest(root)
 
     dangling_link(root / "data")

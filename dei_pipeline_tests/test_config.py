@@ -42,8 +42,14 @@ def test_every_bad_key_is_named_with_the_file_its_value_and_the_rule(tmp_path: P
         load_settings(data_dir)
     message = str(raised.value)
     assert message.startswith(f"{path}: invalid settings")
-    assert "removal.max_share is 1.5: Input should be less than or equal to 1 (a share between 0 and 1)" in message
-    assert "uncertainty.weight_range is 1.0: Input should be less than 1 (in [0, 1): a weight must stay positive)" in message
+    assert (
+        "removal.max_share is 1.5: Input should be less than or equal to 1 (a share between 0 and 1)"
+        in message
+    )
+    assert (
+        "uncertainty.weight_range is 1.0: Input should be less than 1 (in [0, 1): a weight must stay positive)"
+        in message
+    )
     assert "uncertainty.methods.1 is 'harmonic': Input should be 'arithmetic' or 'geometric'" in message
     assert "scores.display_decimals missing: Field required" in message
 
@@ -69,7 +75,10 @@ def test_a_file_is_parsed_again_only_when_its_content_changes(tmp_path: Path) ->
     assert load_settings(data_dir) is first
     # Same size and same modification time: only the content tells the change.
     stat = path.stat()
-    path.write_text(path.read_text(encoding="utf-8").replace("score_tolerance: 0.05", "score_tolerance: 0.07"), encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("score_tolerance: 0.05", "score_tolerance: 0.07"),
+        encoding="utf-8",
+    )
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert path.stat().st_size == stat.st_size
     assert load_settings(data_dir).score_tolerance == 0.07
@@ -84,9 +93,13 @@ def test_the_resource_reads_the_registry_and_frameworks_once_until_they_change(t
     assert warehouse.framework("city", 2019) is framework
 
     cities = data_dir / "registry" / "cities.csv"
-    cities.write_text(cities.read_text(encoding="utf-8").replace(",Shanghai,", ",Shanghai City,"), encoding="utf-8")
+    cities.write_text(
+        cities.read_text(encoding="utf-8").replace(",Shanghai,", ",Shanghai City,"), encoding="utf-8"
+    )
     changed = warehouse.registry()
     assert changed.version != registry.version and "Shanghai City" in changed.cities["name_en"].to_list()
     framework_file = data_dir / "frameworks" / "city_2020.csv"
-    framework_file.write_text(framework_file.read_text(encoding="utf-8").replace("\n", "\r\n"), encoding="utf-8")
+    framework_file.write_text(
+        framework_file.read_text(encoding="utf-8").replace("\n", "\r\n"), encoding="utf-8"
+    )
     assert warehouse.framework("city", 2020).version != framework.version

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from dei_pipeline.config import REPO_ROOT
 from dei_pipeline.browser import chromium
+from dei_pipeline.config import REPO_ROOT
 from dei_pipeline_tests.conftest import Project
 from dei_pipeline_tests.test_report import require_browser
 
@@ -36,7 +36,9 @@ def _wait_until_healthy(url: str, server: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            pytest.fail(f"streamlit exited with {server.returncode}: {server.stdout.read() if server.stdout else ''}")
+            pytest.fail(
+                f"streamlit exited with {server.returncode}: {server.stdout.read() if server.stdout else ''}"
+            )
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
                 if answer.status == 200:
@@ -52,9 +54,24 @@ def dashboard(sample: Project) -> Iterator[str]:
     port = _free_loopback_port()
     env = {**os.environ, "DEI_SERVING": str(sample.serving), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     server = subprocess.Popen(
-        [str(STREAMLIT), "run", str(REPO_ROOT / "bi" / "dashboard.py"), "--server.headless", "true",
-         "--server.address", HOST, "--server.port", str(port), "--client.toolbarMode", "viewer"],
-        env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            str(STREAMLIT),
+            "run",
+            str(REPO_ROOT / "bi" / "dashboard.py"),
+            "--server.headless",
+            "true",
+            "--server.address",
+            HOST,
+            "--server.port",
+            str(port),
+            "--client.toolbarMode",
+            "viewer",
+        ],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         url = f"http://{HOST}:{port}"
@@ -65,7 +82,9 @@ def dashboard(sample: Project) -> Iterator[str]:
         server.wait(timeout=30)
 
 
-def test_the_dashboard_shows_the_ranking_with_tier_names_and_the_four_regions(dashboard: str, sample: Project, tmp_path: Path) -> None:
+def test_the_dashboard_shows_the_ranking_with_tier_names_and_the_four_regions(
+    dashboard: str, sample: Project, tmp_path: Path
+) -> None:
     before = hashlib.sha256(sample.serving.read_bytes()).hexdigest()
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
@@ -79,7 +98,7 @@ def test_the_dashboard_shows_the_ranking_with_tier_names_and_the_four_regions(da
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     # The ranking's first rows, with the tier's Chinese name from marts.dim_tier.
     first = lines.index("上海")
-    assert lines[first:first + 5] == ["上海", "Shanghai", "上海", "90.5", "一线"]
+    assert lines[first : first + 5] == ["上海", "Shanghai", "上海", "90.5", "一线"]
     assert "新一线" in lines and "Wuxi" in lines
     for region in ("京津冀", "长三角", "粤港澳大湾区", "成渝"):
         assert region in lines, region

@@ -12,15 +12,27 @@ DATA = REPO_ROOT / "data"
 HEADER = "code,parent_code,name_zh,name_en,weight\n"
 
 
-@pytest.mark.parametrize(("unit_type", "counts", "level1_weights"), [
-    ("city", {1: 4, 2: 12, 3: 46}, {"infra": 0.20, "service": 0.35, "governance": 0.20, "industry": 0.25}),
-    ("county", {1: 3, 2: 9, 3: 32}, {"infra": 0.20, "service_governance": 0.40, "industry": 0.40}),
-])
-def test_2020_systems_match_the_appendix(unit_type: str, counts: dict[int, int], level1_weights: dict[str, float]) -> None:
+@pytest.mark.parametrize(
+    ("unit_type", "counts", "level1_weights"),
+    [
+        (
+            "city",
+            {1: 4, 2: 12, 3: 46},
+            {"infra": 0.20, "service": 0.35, "governance": 0.20, "industry": 0.25},
+        ),
+        ("county", {1: 3, 2: 9, 3: 32}, {"infra": 0.20, "service_governance": 0.40, "industry": 0.40}),
+    ],
+)
+def test_2020_systems_match_the_appendix(
+    unit_type: str, counts: dict[int, int], level1_weights: dict[str, float]
+) -> None:
     framework = load_framework(DATA / "frameworks" / f"{unit_type}_2020.csv")
     assert dict(framework.nodes.group_by("level").len().sort("level").iter_rows()) == counts
     assert framework.nodes.filter(pl.col("is_leaf"))["level"].unique().to_list() == [3]
-    assert dict(framework.nodes.filter(pl.col("level") == 1).select("code", "weight").iter_rows()) == level1_weights
+    assert (
+        dict(framework.nodes.filter(pl.col("level") == 1).select("code", "weight").iter_rows())
+        == level1_weights
+    )
     assert framework.nodes.filter(pl.col("is_leaf"))["effective_weight"].sum() == pytest.approx(1.0)
 
 
@@ -39,17 +51,26 @@ def write(tmp_path: Path, body: str, name: str = "city_2020.csv") -> Path:
     return path
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ("a,,A,A,0.5\nb,,B,B,0.5\na,,A2,A2,0.0\n", "line 4, node 'a': duplicate code (first defined on line 2)"),
-    ("a,,A,A,1.5\n", "line 2, node 'a', column weight: value 1.5 is not in (0, 1]"),
-    ("a,,A,A,0\nb,,B,B,1\n", "line 2, node 'a', column weight: value 0.0 is not in (0, 1]"),
-    ("a,,A,A,x\n", "line 2, node 'a', column weight: value 'x' is not a number"),
-    ("a,,A,A,0.6\nb,,B,B,0.3\n", "weights of the level-1 nodes (a, b) sum to 0.9, not 1"),
-    ("a,,A,A,1\na1,a,A1,A1,0.5\na2,a,A2,A2,0.4\n", "weights of the children of 'a' (a1, a2) sum to 0.9, not 1"),
-    ("a,,A,A,1\nb,zz,B,B,1\n", "line 3, node 'b': parent 'zz' is not defined (orphan node)"),
-    ("a,,A,A,1\nb,c,B,B,1\nc,b,C,C,1\n", "node 'b': cycle in parent links (b -> c -> b)"),
-    ("Bad-Code,,A,A,1\n", "node 'Bad-Code': code must be lower-case ASCII"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "a,,A,A,0.5\nb,,B,B,0.5\na,,A2,A2,0.0\n",
+            "line 4, node 'a': duplicate code (first defined on line 2)",
+        ),
+        ("a,,A,A,1.5\n", "line 2, node 'a', column weight: value 1.5 is not in (0, 1]"),
+        ("a,,A,A,0\nb,,B,B,1\n", "line 2, node 'a', column weight: value 0.0 is not in (0, 1]"),
+        ("a,,A,A,x\n", "line 2, node 'a', column weight: value 'x' is not a number"),
+        ("a,,A,A,0.6\nb,,B,B,0.3\n", "weights of the level-1 nodes (a, b) sum to 0.9, not 1"),
+        (
+            "a,,A,A,1\na1,a,A1,A1,0.5\na2,a,A2,A2,0.4\n",
+            "weights of the children of 'a' (a1, a2) sum to 0.9, not 1",
+        ),
+        ("a,,A,A,1\nb,zz,B,B,1\n", "line 3, node 'b': parent 'zz' is not defined (orphan node)"),
+        ("a,,A,A,1\nb,c,B,B,1\nc,b,C,C,1\n", "node 'b': cycle in parent links (b -> c -> b)"),
+        ("Bad-Code,,A,A,1\n", "node 'Bad-Code': code must be lower-case ASCII"),
+    ],
+)
 def test_invalid_trees_are_refused_naming_file_and_node(tmp_path: Path, body: str, message: str) -> None:
     path = write(tmp_path, body)
     with pytest.raises(FrameworkError) as error:

@@ -7,7 +7,13 @@ import polars as pl
 import pytest
 
 from dei_pipeline.frameworks import resolve_framework
-from dei_pipeline.ingest import IngestError, edition_files, ingest_edition, list_editions, validate_edition_key
+from dei_pipeline.ingest import (
+    IngestError,
+    edition_files,
+    ingest_edition,
+    list_editions,
+    validate_edition_key,
+)
 from dei_pipeline.registry import load_registry, units
 from dei_pipeline.validation import IndicatorValidationError, Reference, validate_cells
 
@@ -47,18 +53,25 @@ def test_edition_keys_are_four_digit_years(key: str) -> None:
 
 def test_csv_cells_keep_file_hash_and_line(data_dir_factory: Callable[..., Path]) -> None:
     data_dir = data_dir_factory((2020,))
-    ingested = ingest_edition(data_dir, 2020); cells, files = ingested.cells, ingested.files
+    ingested = ingest_edition(data_dir, 2020)
+    cells, files = ingested.cells, ingested.files
     assert [f.relative_path for f in files] == ["raw/2020/cities.csv", "raw/2020/counties.csv"]
     assert all(len(f.content_hash) == 64 for f in files)
     first_city = pl.read_csv(data_dir / "raw/2020/cities.csv", infer_schema=False).row(0, named=True)
-    row = cells.filter((pl.col("line_number") == 2) & (pl.col("unit_type") == "city") & (pl.col("indicator_code") == "infra_data_open"))
+    row = cells.filter(
+        (pl.col("line_number") == 2)
+        & (pl.col("unit_type") == "city")
+        & (pl.col("indicator_code") == "infra_data_open")
+    )
     assert row["unit_code"][0] == first_city["unit_code"]
     assert row["raw_value"][0] == first_city["infra_data_open"]
     assert cells.height == 148 * 46 + 100 * 32
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".xlsx"])
-def test_parquet_and_excel_give_the_same_validated_scores(data_dir_factory: Callable[..., Path], suffix: str) -> None:
+def test_parquet_and_excel_give_the_same_validated_scores(
+    data_dir_factory: Callable[..., Path], suffix: str
+) -> None:
     data_dir = data_dir_factory((2020,))
     expected = validate_cells(ingest_edition(data_dir, 2020).cells, reference(data_dir, 2020))
     csv_path = data_dir / "raw/2020/cities.csv"
@@ -68,7 +81,8 @@ def test_parquet_and_excel_give_the_same_validated_scores(data_dir_factory: Call
     else:
         write_xlsx(table, csv_path.with_suffix(suffix))
     csv_path.unlink()
-    ingested = ingest_edition(data_dir, 2020); cells, files = ingested.cells, ingested.files
+    ingested = ingest_edition(data_dir, 2020)
+    cells, files = ingested.cells, ingested.files
     assert files[0].relative_path == f"raw/2020/cities{suffix}"
     got = validate_cells(cells, reference(data_dir, 2020))
     key = ["unit_type", "unit_code", "indicator_code"]
@@ -85,7 +99,9 @@ def test_two_files_for_one_unit_type_are_refused(data_dir_factory: Callable[...,
         edition_files(data_dir, 2020)
 
 
-def test_bad_cells_are_all_reported_with_file_line_column_value_rule(data_dir_factory: Callable[..., Path]) -> None:
+def test_bad_cells_are_all_reported_with_file_line_column_value_rule(
+    data_dir_factory: Callable[..., Path],
+) -> None:
     data_dir = data_dir_factory((2020,))
     path = data_dir / "raw/2020/cities.csv"
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -102,11 +118,27 @@ def test_bad_cells_are_all_reported_with_file_line_column_value_rule(data_dir_fa
     with pytest.raises(IndicatorValidationError) as error:
         validate_cells(ingest_edition(data_dir, 2020).cells, reference(data_dir, 2020))
     message = str(error.value)
-    assert "raw/2020/cities.csv line 3, column infra_network_mobile: value 'N/A' breaks rule: score is a number" in message
-    assert "raw/2020/cities.csv line 5, column infra_network_mobile: value '100.5' breaks rule: score is a number in [0, 100]" in message
-    assert "raw/2020/cities.csv line 5, column unit_name: value '不是这个城市' breaks rule: unit_name matches the registry name" in message
+    assert (
+        "raw/2020/cities.csv line 3, column infra_network_mobile: value 'N/A' breaks rule: score is a number"
+        in message
+    )
+    assert (
+        "raw/2020/cities.csv line 5, column infra_network_mobile: value '100.5' breaks rule: score is a number in [0, 100]"
+        in message
+    )
+    assert (
+        "raw/2020/cities.csv line 5, column unit_name: value '不是这个城市' breaks rule: unit_name matches the registry name"
+        in message
+    )
     assert error.value.failures.height == 3
-    assert error.value.failures.columns == ["survey_year", "source_file", "line_number", "column_name", "value", "rule"]
+    assert error.value.failures.columns == [
+        "survey_year",
+        "source_file",
+        "line_number",
+        "column_name",
+        "value",
+        "rule",
+    ]
 
 
 def test_missing_and_unknown_indicator_columns(data_dir_factory: Callable[..., Path]) -> None:
@@ -117,5 +149,11 @@ def test_missing_and_unknown_indicator_columns(data_dir_factory: Callable[..., P
     with pytest.raises(IndicatorValidationError) as error:
         validate_cells(ingest_edition(data_dir, 2020).cells, reference(data_dir, 2020))
     message = str(error.value)
-    assert "raw/2020/counties.csv line 1, column infra_ops_mechanism: value '' breaks rule: every indicator of the edition's framework has a column" in message
-    assert "column infra_ops_mechanisms" in message and "column is an indicator of the edition's framework" in message
+    assert (
+        "raw/2020/counties.csv line 1, column infra_ops_mechanism: value '' breaks rule: every indicator of the edition's framework has a column"
+        in message
+    )
+    assert (
+        "column infra_ops_mechanisms" in message
+        and "column is an indicator of the edition's framework" in message
+    )

@@ -21,20 +21,27 @@ with warehouse_lock(Path(sys.argv[1])):
 
 
 def holder(warehouse: Path, seconds: float) -> subprocess.Popen[str]:
-    process = subprocess.Popen([sys.executable, "-c", HOLD, str(warehouse), str(seconds)], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(warehouse), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
     assert process.stdout is not None and process.stdout.readline() == "held\n"
     return process
 
 
-def test_a_second_process_is_told_who_holds_the_warehouse_and_gives_up_after_the_timeout(tmp_path: Path) -> None:
+def test_a_second_process_is_told_who_holds_the_warehouse_and_gives_up_after_the_timeout(
+    tmp_path: Path,
+) -> None:
     warehouse = tmp_path / "dei.duckdb"
     process = holder(warehouse, 60)
     try:
         told: list[str] = []
-        with pytest.raises(WarehouseBusyError, match=rf"in use by pid {process.pid} since .* for more than 0 s"):
-            with warehouse_lock(warehouse, timeout=0.3, on_wait=told.append):
-                pass
-        assert len(told) == 1 and told[0].startswith(f"waiting for the warehouse {warehouse}: in use by pid {process.pid} since ")
+        with pytest.raises(
+            WarehouseBusyError, match=rf"in use by pid {process.pid} since .* for more than 0 s"
+        ), warehouse_lock(warehouse, timeout=0.3, on_wait=told.append):
+            pass
+        assert len(told) == 1 and told[0].startswith(
+            f"waiting for the warehouse {warehouse}: in use by pid {process.pid} since "
+        )
     finally:
         process.kill()
         process.wait()
@@ -68,4 +75,6 @@ def test_the_lock_is_re_entrant_within_a_process_across_threads(tmp_path: Path) 
         with warehouse_lock(warehouse, timeout=0):
             pass
     # Released for good once the outermost holder leaves: another process gets it at once.
-    subprocess.run([sys.executable, "-c", HOLD, str(warehouse), "0"], check=True, timeout=60, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", HOLD, str(warehouse), "0"], check=True, timeout=60, capture_output=True
+    )

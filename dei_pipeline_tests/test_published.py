@@ -51,7 +51,10 @@ def classify(score: float, tiers: pl.DataFrame) -> str:
 
 
 def threshold_tiers(published: Published, tiers: pl.DataFrame) -> dict[str, str]:
-    return {name: classify(score, tiers) for name, score in published.city_ranking.select("name_zh", "score").iter_rows()}
+    return {
+        name: classify(score, tiers)
+        for name, score in published.city_ranking.select("name_zh", "score").iter_rows()
+    }
 
 
 def appendix_tiers(published: Published) -> dict[str, str]:
@@ -59,7 +62,9 @@ def appendix_tiers(published: Published) -> dict[str, str]:
 
 
 def level1_weights() -> dict[str, float]:
-    framework = pl.read_csv(DATA_DIR / "frameworks" / "city_2020.csv", schema_overrides={"parent_code": pl.String})
+    framework = pl.read_csv(
+        DATA_DIR / "frameworks" / "city_2020.csv", schema_overrides={"parent_code": pl.String}
+    )
     top = framework.filter(pl.col("parent_code").is_null())
     return dict(top.select("code", "weight").iter_rows())
 
@@ -87,13 +92,26 @@ def test_city_mean_and_max(published: Published) -> None:
     ("rank", "name", "score"),
     [
         # block 31-60, printed rank order 31..37, 43..50, 38..42, 51..60
-        (37, "嘉兴", 64.7), (38, "呼和浩特", 64.6), (42, "兰州", 64.4), (43, "扬州", 64.2), (50, "中山", 62.0),
+        (37, "嘉兴", 64.7),
+        (38, "呼和浩特", 64.6),
+        (42, "兰州", 64.4),
+        (43, "扬州", 64.2),
+        (50, "中山", 62.0),
         (51, "盐城", 62.0),
         # block 91-110, printed 91, 93..100, 92, 101..110
-        (91, "秦皇岛", 52.8), (92, "许昌", 52.6), (93, "常德", 52.6), (100, "齐齐哈尔", 51.4), (101, "马鞍山", 51.2),
+        (91, "秦皇岛", 52.8),
+        (92, "许昌", 52.6),
+        (93, "常德", 52.6),
+        (100, "齐齐哈尔", 51.4),
+        (101, "马鞍山", 51.2),
         # block 131-148, printed 132..137, 143..148, 138..142, 131
-        (131, "六安", 39.8), (132, "亳州", 39.7), (137, "聊城", 38.2), (138, "淮北", 38.0), (142, "眉山", 36.7),
-        (143, "衢州", 36.5), (148, "雅安", 35.7),
+        (131, "六安", 39.8),
+        (132, "亳州", 39.7),
+        (137, "聊城", 38.2),
+        (138, "淮北", 38.0),
+        (142, "眉山", 36.7),
+        (143, "衢州", 36.5),
+        (148, "雅安", 35.7),
     ],
 )
 def test_reconstructed_rows(published: Published, rank: int, name: str, score: float) -> None:
@@ -108,7 +126,10 @@ def test_appendix_lists_confirm_the_reconstructed_order(published: Published) ->
     for (code,), group in published.tier_lists.sort("position").group_by("tier_code", maintain_order=True):
         ranks = [rank[n] for n in group["name_zh"].to_list() if n not in CONTRADICTION_CITIES]
         assert ranks == sorted(ranks), code
-        if code not in ("tier3", "tier4"):  # the tiers untouched by the contradiction are contiguous rank runs
+        if code not in (
+            "tier3",
+            "tier4",
+        ):  # the tiers untouched by the contradiction are contiguous rank runs
             assert ranks == list(range(ranks[0], ranks[0] + len(ranks))), code
 
 
@@ -150,10 +171,14 @@ def test_tier_contradiction_matches_the_data(published: Published, tiers: pl.Dat
     by_threshold = threshold_tiers(published, tiers)
     in_appendix = appendix_tiers(published)
     differing = {
-        (name, by_threshold[name], in_appendix[name]) for name in by_threshold if by_threshold[name] != in_appendix[name]
+        (name, by_threshold[name], in_appendix[name])
+        for name in by_threshold
+        if by_threshold[name] != in_appendix[name]
     }
     recorded = contradiction(published, "tier_lists_vs_thresholds")
-    assert {(c["name_zh"], c["tier_by_threshold"], c["tier_in_appendix"]) for c in recorded["cities"]} == differing
+    assert {
+        (c["name_zh"], c["tier_by_threshold"], c["tier_in_appendix"]) for c in recorded["cities"]
+    } == differing
     assert {name for name, _, _ in differing} == CONTRADICTION_CITIES
     ranking = {n: (r, s) for r, n, s in published.city_ranking.iter_rows()}
     for city in recorded["cities"]:
@@ -197,19 +222,25 @@ def test_county_units_by_region(published: Published) -> None:
     )
     assert by_province["山东"] == statement_value(published, "county_units_shandong_peninsula")
     assert by_province["广东"] == statement_value(published, "county_units_greater_bay")
-    fujian_coast = units.filter((pl.col("province_zh") == "福建") & ~pl.col("name_zh").str.starts_with("龙岩市"))
+    fujian_coast = units.filter(
+        (pl.col("province_zh") == "福建") & ~pl.col("name_zh").str.starts_with("龙岩市")
+    )
     assert fujian_coast.height == statement_value(published, "county_units_fujian_coast")
 
 
 def test_district_claim_contradiction_matches_the_data(published: Published) -> None:
-    cities = published.city_ranking.select(pl.col("name_zh").alias("city"), pl.col("score").alias("city_score"))
+    cities = published.city_ranking.select(
+        pl.col("name_zh").alias("city"), pl.col("score").alias("city_score")
+    )
     districts = published.district_ranking.with_columns(city=pl.col("name_zh").str.extract(r"^(.+?)市"))
     joined = districts.join(cities, on="city", how="left")
     recorded = contradiction(published, "district_above_city_claim")
     below = joined.filter(pl.col("score") < pl.col("city_score"))["name_zh"].to_list()
     assert set(recorded["districts_below_city"]) == set(below)
     assert len(below) == 19
-    assert set(recorded["districts_without_ranked_city"]) == set(joined.filter(pl.col("city_score").is_null())["name_zh"])
+    assert set(recorded["districts_without_ranked_city"]) == set(
+        joined.filter(pl.col("city_score").is_null())["name_zh"]
+    )
 
 
 # ---------------------------------------------------------------- averages, regions, industries
@@ -225,7 +256,9 @@ def test_level1_averages_reproduce_the_city_mean(published: Published) -> None:
 
 
 def test_industry_nodes_exist_in_the_framework(published: Published) -> None:
-    framework = pl.read_csv(DATA_DIR / "frameworks" / "city_2020.csv", schema_overrides={"parent_code": pl.String})
+    framework = pl.read_csv(
+        DATA_DIR / "frameworks" / "city_2020.csv", schema_overrides={"parent_code": pl.String}
+    )
     names = dict(framework.select("code", "name_zh").iter_rows())
     parents = dict(framework.select("code", "parent_code").iter_rows())
     for code, name in published.industry_averages.select("node_code", "name_zh").iter_rows():
@@ -234,8 +267,12 @@ def test_industry_nodes_exist_in_the_framework(published: Published) -> None:
         assert name == names[code]
     sectors = {c for c, p in parents.items() if p == "industry_sectors"}
     assert sectors <= set(published.industry_averages["node_code"].to_list())
-    assert set(published.industry_examples["node_code"].to_list()) <= set(published.industry_averages["node_code"].to_list())
-    assert set(published.industry_examples["name_zh"].to_list()) <= set(published.city_ranking["name_zh"].to_list())
+    assert set(published.industry_examples["node_code"].to_list()) <= set(
+        published.industry_averages["node_code"].to_list()
+    )
+    assert set(published.industry_examples["name_zh"].to_list()) <= set(
+        published.city_ranking["name_zh"].to_list()
+    )
 
 
 def test_industry_text_claims(published: Published) -> None:
@@ -251,7 +288,10 @@ def test_industry_text_claims(published: Published) -> None:
 def test_regions(published: Published) -> None:
     regions = published.regions
     assert dict(regions.select("region_code", "n_members").iter_rows()) == {
-        "jingjinji": 13, "yangtze_delta": 41, "greater_bay": 11, "chengyu": 16,
+        "jingjinji": 13,
+        "yangtze_delta": 41,
+        "greater_bay": 11,
+        "chengyu": 16,
     }
     assert regions.height == statement_value(published, "n_key_regions")
     # 均远高于全国城市平均得分
@@ -276,16 +316,32 @@ def test_implied_returning_figures(published: Published) -> None:
     returning = statement_value(published, "returning_cities_implied")
     assert returning == statement_value(published, "n_cities") - statement_value(published, "new_cities")
     total = published.city_ranking["score"].sum()
-    new_mean = (total - returning * statement_value(published, "returning_mean")) / statement_value(published, "new_cities")
+    new_mean = (total - returning * statement_value(published, "returning_mean")) / statement_value(
+        published, "new_cities"
+    )
     assert round(new_mean, 1) == statement_value(published, "new_cities_mean_implied")
 
 
 def test_statements_are_well_formed(published: Published) -> None:
     expected = {
-        "city_mean", "city_max", "district_mean", "county_mean", "new_cities", "returning_mean_prev", "returning_mean",
-        "new_tier1_growth_pct", "tier2_growth_pct", "new_tier1_count_prev_implied", "tier2_count_prev_implied",
-        "big_data_bureau_share_pct", "gov_cloud_share_pct", "xueliang_share_pct", "industry_digitalisation_stage_cities",
-        "epidemic_peak_days_tier1", "epidemic_peak_days_tier4", "epidemic_high_period_days_tier1",
+        "city_mean",
+        "city_max",
+        "district_mean",
+        "county_mean",
+        "new_cities",
+        "returning_mean_prev",
+        "returning_mean",
+        "new_tier1_growth_pct",
+        "tier2_growth_pct",
+        "new_tier1_count_prev_implied",
+        "tier2_count_prev_implied",
+        "big_data_bureau_share_pct",
+        "gov_cloud_share_pct",
+        "xueliang_share_pct",
+        "industry_digitalisation_stage_cities",
+        "epidemic_peak_days_tier1",
+        "epidemic_peak_days_tier4",
+        "epidemic_high_period_days_tier1",
     }
     assert expected <= set(published.statements)
     for item in published.statements.values():
@@ -347,14 +403,20 @@ def test_error_non_numeric_score_value(broken_copy: Path) -> None:
         load_published(broken_copy, EDITION)
     err = info.value
     assert (err.file.name, err.line, err.column, err.value, err.rule) == (
-        "district_ranking.csv", 2, "score", "8S.8", "is not a number"
+        "district_ranking.csv",
+        2,
+        "score",
+        "8S.8",
+        "is not a number",
     )
     assert str(err).endswith("district_ranking.csv line 2, column score: value '8S.8' is not a number")
 
 
 def test_error_score_out_of_range(broken_copy: Path) -> None:
     _edit(_folder(broken_copy) / "county_ranking.csv", "江阴市,72.3", "江阴市,723")
-    with pytest.raises(PublishedError, match=r"county_ranking.csv line 2, column score: value '723' is outside \[0, 100\]"):
+    with pytest.raises(
+        PublishedError, match=r"county_ranking.csv line 2, column score: value '723' is outside \[0, 100\]"
+    ):
         load_published(broken_copy, EDITION)
 
 
@@ -369,7 +431,10 @@ def test_error_duplicate_rank(broken_copy: Path) -> None:
 
 def test_error_duplicate_name(broken_copy: Path) -> None:
     _edit(_folder(broken_copy) / "city_ranking.csv", "148,雅安,35.7", "148,舟山,35.7")
-    with pytest.raises(PublishedError, match=r"line 149, column name_zh: value '舟山' duplicate name_zh \(first on line 148\)"):
+    with pytest.raises(
+        PublishedError,
+        match=r"line 149, column name_zh: value '舟山' duplicate name_zh \(first on line 148\)",
+    ):
         load_published(broken_copy, EDITION)
 
 
@@ -387,7 +452,9 @@ def test_error_missing_file(broken_copy: Path) -> None:
 
 def test_error_unknown_tier_code(broken_copy: Path) -> None:
     _edit(_folder(broken_copy) / "tier_lists.csv", "tier1,上海,1", "tier0,上海,1")
-    with pytest.raises(PublishedError, match=r"tier_lists.csv line 2, column tier_code: value 'tier0' is not a tier_code"):
+    with pytest.raises(
+        PublishedError, match=r"tier_lists.csv line 2, column tier_code: value 'tier0' is not a tier_code"
+    ):
         load_published(broken_copy, EDITION)
 
 
@@ -398,29 +465,46 @@ def test_error_statement_value_not_numeric(broken_copy: Path) -> None:
     with pytest.raises(PublishedError) as info:
         load_published(broken_copy, EDITION)
     err = info.value
-    assert (err.file.name, err.line, err.column, err.value) == ("statements.yaml", line, "value", "57.3 points")
+    assert (err.file.name, err.line, err.column, err.value) == (
+        "statements.yaml",
+        line,
+        "value",
+        "57.3 points",
+    )
 
 
 def test_error_statement_duplicate_id(broken_copy: Path) -> None:
     _edit(_folder(broken_copy) / "statements.yaml", "- id: city_max\n", "- id: city_mean\n")
-    with pytest.raises(PublishedError, match=r"statements.yaml line \d+, column id: value 'city_mean' duplicate id"):
+    with pytest.raises(
+        PublishedError, match=r"statements.yaml line \d+, column id: value 'city_mean' duplicate id"
+    ):
         load_published(broken_copy, EDITION)
 
 
 def test_error_derived_without_derivation(broken_copy: Path) -> None:
     path = _folder(broken_copy) / "statements.yaml"
     _edit(path, "  derivation: 148 - 35 = 113", "  comment: 148 - 35 = 113")
-    with pytest.raises(PublishedError, match=r"statements.yaml line \d+, column derivation: missing or empty"):
+    with pytest.raises(
+        PublishedError, match=r"statements.yaml line \d+, column derivation: missing or empty"
+    ):
         load_published(broken_copy, EDITION)
 
 
 def test_error_contradiction_without_treatment(broken_copy: Path) -> None:
-    _edit(_folder(broken_copy) / "contradictions.yaml", "  pipeline_treatment: Use tiers.csv", "  treatment: Use tiers.csv")
-    with pytest.raises(PublishedError, match=r"contradictions.yaml line \d+, column pipeline_treatment: missing or empty"):
+    _edit(
+        _folder(broken_copy) / "contradictions.yaml",
+        "  pipeline_treatment: Use tiers.csv",
+        "  treatment: Use tiers.csv",
+    )
+    with pytest.raises(
+        PublishedError, match=r"contradictions.yaml line \d+, column pipeline_treatment: missing or empty"
+    ):
         load_published(broken_copy, EDITION)
 
 
 def test_error_tier_list_position(broken_copy: Path) -> None:
     _edit(_folder(broken_copy) / "tier_lists.csv", "tier1,深圳,2", "tier1,深圳,7")
-    with pytest.raises(PublishedError, match=r"tier_lists.csv line 3, column position: value 7 expected position 2"):
+    with pytest.raises(
+        PublishedError, match=r"tier_lists.csv line 3, column position: value 7 expected position 2"
+    ):
         load_published(broken_copy, EDITION)

@@ -47,7 +47,9 @@ def test_148_cities_with_unique_six_digit_codes(registry: Registry) -> None:
         ("西安", "610100", "Xi'an", "陕西"),
     ],
 )
-def test_city_codes_and_names(registry: Registry, name_zh: str, unit_code: str, name_en: str, province_zh: str) -> None:
+def test_city_codes_and_names(
+    registry: Registry, name_zh: str, unit_code: str, name_en: str, province_zh: str
+) -> None:
     row = registry.cities.filter(pl.col("name_zh") == name_zh)
     assert row.select("unit_code", "name_en", "province_zh").rows() == [(unit_code, name_en, province_zh)]
 
@@ -61,8 +63,12 @@ def test_100_counties_split_50_50(registry: Registry) -> None:
 
 
 def test_county_rows_as_printed(registry: Registry) -> None:
-    by_name = registry.counties.filter(pl.col("name_zh").is_in(["深圳市南山区", "准格尔旗", "长沙县"])).sort("name_zh")
-    assert by_name.select("name_zh", "unit_code", "name_en", "kind", "city_code", "city_name_zh", "province_zh").rows() == [
+    by_name = registry.counties.filter(pl.col("name_zh").is_in(["深圳市南山区", "准格尔旗", "长沙县"])).sort(
+        "name_zh"
+    )
+    assert by_name.select(
+        "name_zh", "unit_code", "name_en", "kind", "city_code", "city_name_zh", "province_zh"
+    ).rows() == [
         ("准格尔旗", "150622", "Jungar Banner", "county", "150600", "鄂尔多斯", "内蒙古"),
         ("深圳市南山区", "440305", "Nanshan District, Shenzhen", "district", "440300", "深圳", "广东"),
         ("长沙县", "430121", "Changsha County", "county", "430100", "长沙", "湖南"),
@@ -74,7 +80,12 @@ def test_region_member_counts(registry: Registry) -> None:
         pl.len().alias("n"), pl.col("unit_code").is_not_null().sum().alias("n_scored")
     )
     counts = {row["region_code"]: (row["n"], row["n_scored"]) for row in listed.iter_rows(named=True)}
-    assert counts == {"jingjinji": (13, 13), "yangtze_delta": (41, 41), "greater_bay": (11, 9), "chengyu": (16, 16)}
+    assert counts == {
+        "jingjinji": (13, 13),
+        "yangtze_delta": (41, 41),
+        "greater_bay": (11, 9),
+        "chengyu": (16, 16),
+    }
     published = dict(registry.regions.select("region_code", "n_members_published").iter_rows())
     assert {code: n for code, (n, _) in counts.items()} == published
 
@@ -139,7 +150,9 @@ def test_version_is_short_sha_and_tracks_content(registry: Registry, tmp_path: P
     copy = _copy_registry(tmp_path)
     assert load_registry(copy).version == registry.version
     path = copy / "registry" / "regions.csv"
-    path.write_text(path.read_text(encoding="utf-8").replace("Chengdu-Chongqing", "Cheng-Yu"), encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("Chengdu-Chongqing", "Cheng-Yu"), encoding="utf-8"
+    )
     assert load_registry(copy).version != registry.version
 
 
@@ -170,16 +183,71 @@ def _line_of(path: Path, prefix: str) -> int:
 @pytest.mark.parametrize(
     ("file", "prefix", "old", "new", "column", "value", "rule"),
     [
-        ("cities.csv", "320500,苏州", "320500", "32050", "unit_code", "32050", "is not a 6-digit GB/T 2260 code"),
+        (
+            "cities.csv",
+            "320500,苏州",
+            "320500",
+            "32050",
+            "unit_code",
+            "32050",
+            "is not a 6-digit GB/T 2260 code",
+        ),
         ("cities.csv", "320500,苏州", "苏州,", "无锡,", "name_zh", "无锡", "must be unique in the file"),
         ("counties.csv", "320684,海门市", ",county,", ",town,", "kind", "town", "is not a county kind"),
-        ("counties.csv", "320684,海门市", "320684", "320281", "unit_code", "320281", "must be unique in the file"),
-        ("region_members.csv", "chengyu,成都", "510100", "510122", "unit_code", "510122", "is not the unit_code of a city"),
-        ("region_members.csv", "chengyu,成都", "510100", "500000", "unit_code", "500000", "the city that member_name_zh names"),
-        ("city_gdp.csv", "110000,2019,revised", ",2019,revised,", ",2019,final,", "vintage", "final", "is not a GDP vintage"),
-        ("city_gdp.csv", "110000,2019,revised", ",35445.10,", ",-35445.10,", "gdp_100m_yuan", "-35445.10", "is not a GDP figure > 0"),
-        ("city_gdp.csv", "110000,2019,revised", ",2019,revised,", ",2018,revised,", "unit_code,year,vintage",
-         "110000,2018,revised", "is a duplicate of line"),
+        (
+            "counties.csv",
+            "320684,海门市",
+            "320684",
+            "320281",
+            "unit_code",
+            "320281",
+            "must be unique in the file",
+        ),
+        (
+            "region_members.csv",
+            "chengyu,成都",
+            "510100",
+            "510122",
+            "unit_code",
+            "510122",
+            "is not the unit_code of a city",
+        ),
+        (
+            "region_members.csv",
+            "chengyu,成都",
+            "510100",
+            "500000",
+            "unit_code",
+            "500000",
+            "the city that member_name_zh names",
+        ),
+        (
+            "city_gdp.csv",
+            "110000,2019,revised",
+            ",2019,revised,",
+            ",2019,final,",
+            "vintage",
+            "final",
+            "is not a GDP vintage",
+        ),
+        (
+            "city_gdp.csv",
+            "110000,2019,revised",
+            ",35445.10,",
+            ",-35445.10,",
+            "gdp_100m_yuan",
+            "-35445.10",
+            "is not a GDP figure > 0",
+        ),
+        (
+            "city_gdp.csv",
+            "110000,2019,revised",
+            ",2019,revised,",
+            ",2018,revised,",
+            "unit_code,year,vintage",
+            "110000,2018,revised",
+            "is a duplicate of line",
+        ),
     ],
 )
 def test_validator_message_names_file_line_column_value_rule(

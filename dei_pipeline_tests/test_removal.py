@@ -10,12 +10,16 @@ COUNTIES = [f"{440300 + i}" for i in range(100)]
 
 
 def units(year: int, cities: list[str], counties: list[str]) -> pl.DataFrame:
-    return pl.DataFrame({
-        "survey_year": [year] * (len(cities) + len(counties)),
-        "unit_type": ["city"] * len(cities) + ["county"] * len(counties),
-        "unit_code": cities + counties,
-        "source_file": [f"raw/{year}/cities.csv"] * len(cities) + [f"raw/{year}/counties.csv"] * len(counties),
-    }, schema_overrides={"survey_year": pl.Int32})
+    return pl.DataFrame(
+        {
+            "survey_year": [year] * (len(cities) + len(counties)),
+            "unit_type": ["city"] * len(cities) + ["county"] * len(counties),
+            "unit_code": cities + counties,
+            "source_file": [f"raw/{year}/cities.csv"] * len(cities)
+            + [f"raw/{year}/counties.csv"] * len(counties),
+        },
+        schema_overrides={"survey_year": pl.Int32},
+    )
 
 
 PRESENT = pl.concat([units(2019, CITIES[:113], COUNTIES), units(2020, CITIES, COUNTIES)])
@@ -33,8 +37,14 @@ def test_losing_every_unit_of_a_type_is_refused_whatever_the_share() -> None:
     refused = mass_removals(PRESENT, {2020: units(2020, CITIES, [])}, 1.0)
     message = str(refused[2020])
     assert "this run would remove all 100 county units of edition 2020" in message
-    assert "no raw file of county units was read: raw/2020/counties.csv (or .parquet, .xlsx) is missing" in message
-    assert f"--confirm-removal`, or launch the run from the Dagster UI with the tag {CONFIRM_REMOVAL_TAG}=true" in message
+    assert (
+        "no raw file of county units was read: raw/2020/counties.csv (or .parquet, .xlsx) is missing"
+        in message
+    )
+    assert (
+        f"--confirm-removal`, or launch the run from the Dagster UI with the tag {CONFIRM_REMOVAL_TAG}=true"
+        in message
+    )
     assert "cities" not in message.split("\n")[0]  # the cities are all there
 
 
@@ -57,10 +67,16 @@ def test_lost_units_are_named_and_the_registry_is_read_only_when_needed() -> Non
     mass_removals(PRESENT, {2020: units(2020, CITIES, COUNTIES)}, 0.1, names)
     assert calls == []
     message = str(mass_removals(PRESENT, {2020: units(2020, [], COUNTIES)}, 0.1, names)[2020])
-    assert f"Units that would be lost: {CITIES[0]} 杭州, {CITIES[1]}, " in message and ", … and 138 more." in message
+    assert (
+        f"Units that would be lost: {CITIES[0]} 杭州, {CITIES[1]}, " in message
+        and ", … and 138 more." in message
+    )
 
 
-@pytest.mark.parametrize(("value", "confirmed"), [("true", True), ("True", True), (" yes ", True), ("1", True), ("false", False), ("", False)])
+@pytest.mark.parametrize(
+    ("value", "confirmed"),
+    [("true", True), ("True", True), (" yes ", True), ("1", True), ("false", False), ("", False)],
+)
 def test_the_run_tag_confirms(value: str, confirmed: bool) -> None:
     assert removal_confirmed({CONFIRM_REMOVAL_TAG: value}) is confirmed
     assert removal_confirmed({}) is False

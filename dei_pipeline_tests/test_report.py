@@ -22,21 +22,37 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page
 
+from dei_pipeline.browser import chromium, find_chromium, pixel_summary
 from dei_pipeline.defs.report_assets import edition_report
 from dei_pipeline.published import load_published
-from dei_pipeline.browser import chromium, find_chromium, pixel_summary
 from dei_pipeline.report import figures
-from dei_pipeline.report.charts import SOURCE_PREFIX, BarSeries, edition_charts, horizontal_bars, render, tier_colors
+from dei_pipeline.report.charts import (
+    SOURCE_PREFIX,
+    BarSeries,
+    edition_charts,
+    horizontal_bars,
+    render,
+    tier_colors,
+)
 from dei_pipeline.report.html import render_report
 from dei_pipeline.report.publish import PNG_SCALE
 from dei_pipeline_tests.conftest import Project
 
-CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR = {"top_cities", "tier_distribution", "level1_by_tier", "industry_averages", "regions", "movers"}
+CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR = {
+    "top_cities",
+    "tier_distribution",
+    "level1_by_tier",
+    "industry_averages",
+    "regions",
+    "movers",
+}
 
 
 def require_browser() -> None:
     if find_chromium() is None:
-        pytest.fail("no Chromium on PATH: run `make browser` (make test does) to install chromium and fonts-noto-cjk")
+        pytest.fail(
+            "no Chromium on PATH: run `make browser` (make test does) to install chromium and fonts-noto-cjk"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +104,15 @@ def test_metadata_shows_the_top_of_the_ranking_as_a_markdown_table(sample: Proje
 def test_report_is_one_self_contained_file(sample: Project) -> None:
     html = (sample.reports / "2020.html").read_text(encoding="utf-8")
     assert "<script" not in html
-    assert not re.search(r"""(src|href)\s*=\s*["'](?!#)""", html), "the page loads or links an external resource"
-    without_namespaces = re.sub(r'xmlns(:xlink)?="http://www\.w3\.org/[^"]+"', "", html)  # names, not resources
-    assert not re.search(r"url\((?!#)|@import|https?://", without_namespaces), "the page loads or links an external resource"
+    assert not re.search(r"""(src|href)\s*=\s*["'](?!#)""", html), (
+        "the page loads or links an external resource"
+    )
+    without_namespaces = re.sub(
+        r'xmlns(:xlink)?="http://www\.w3\.org/[^"]+"', "", html
+    )  # names, not resources
+    assert not re.search(r"url\((?!#)|@import|https?://", without_namespaces), (
+        "the page loads or links an external resource"
+    )
     assert html.count("<svg") >= len(CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR)
 
 
@@ -101,11 +123,17 @@ def test_cjk_font_is_installed_for_chinese_text() -> None:
     fc_list = shutil.which("fc-list")
     if fc_list is None:
         pytest.fail("fc-list missing: install fontconfig (make browser)")
-    families = subprocess.run([fc_list, ":lang=zh", "family"], capture_output=True, text=True, check=True).stdout
-    assert families.strip(), "no font with Chinese glyphs: Chinese would render as boxes (make browser installs fonts-noto-cjk)"
+    families = subprocess.run(
+        [fc_list, ":lang=zh", "family"], capture_output=True, text=True, check=True
+    ).stdout
+    assert families.strip(), (
+        "no font with Chinese glyphs: Chinese would render as boxes (make browser installs fonts-noto-cjk)"
+    )
 
 
-def test_report_in_headless_chromium_shows_the_white_papers_numbers(sample: Project, browser: Browser, tmp_path: Path) -> None:
+def test_report_in_headless_chromium_shows_the_white_papers_numbers(
+    sample: Project, browser: Browser, tmp_path: Path
+) -> None:
     page = open_report(browser, sample.reports / "2020.html", 1400, 3000)
     screenshot = tmp_path / "report_2020.png"
     page.screenshot(path=screenshot, full_page=True)
@@ -115,20 +143,31 @@ def test_report_in_headless_chromium_shows_the_white_papers_numbers(sample: Proj
 
     text = page.inner_text("body")
     whitespace = r"\s+"
-    assert re.search(whitespace.join(["1", "上海", "上海", "90.5", "一线"]), text), "上海 90.5 is not ranked first on the page"
-    assert re.search(whitespace.join(["148", "雅安", "四川", "35.7", "四线"]), text), "the last city of the ranking"
+    assert re.search(whitespace.join(["1", "上海", "上海", "90.5", "一线"]), text), (
+        "上海 90.5 is not ranked first on the page"
+    )
+    assert re.search(whitespace.join(["148", "雅安", "四川", "35.7", "四线"]), text), (
+        "the last city of the ranking"
+    )
     assert re.search(r"57\.3\s+平均得分", text), "the mean score 57.3"
-    assert re.search(whitespace.join(["2020", "6", "29", "69", "26", "18", "148"]), text), "the 2020 tier counts"
+    assert re.search(whitespace.join(["2020", "6", "29", "69", "26", "18", "148"]), text), (
+        "the 2020 tier counts"
+    )
     assert re.search(whitespace.join(["1", "广东", "深圳市南山区", "85.8"]), text)
     assert re.search(whitespace.join(["1", "江苏", "江阴市", "72.3"]), text)
     assert re.search(whitespace.join(["金融", "59.9", "94.9"]), text), "the finance industry averages"
-    assert re.search(whitespace.join(["数据及信息化基础设施"] + [r"\d+\.\d"] * 5 + ["68.3"]), text), "level-1 averages by tier"
+    assert re.search(whitespace.join(["数据及信息化基础设施"] + [r"\d+\.\d"] * 5 + ["68.3"]), text), (
+        "level-1 averages by tier"
+    )
     assert re.search(whitespace.join(["长三角", "41/41", "70.6"]), text), "the Yangtze delta rollup"
     assert re.search(whitespace.join(["乌鲁木齐", "70", "52", "↑18"]), text), "the biggest riser since 2019"
     assert "SYNTHETIC SAMPLE" in text
     # Every chart is drawn: an SVG laid out with a real size, captioned with its title.
-    drawn = page.eval_on_selector_all("figure", "figures => figures.map(f => [f.querySelector('figcaption').innerText, "
-                                      "f.querySelector('svg').getBoundingClientRect().height])")
+    drawn = page.eval_on_selector_all(
+        "figure",
+        "figures => figures.map(f => [f.querySelector('figcaption').innerText, "
+        "f.querySelector('svg').getBoundingClientRect().height])",
+    )
     assert len(drawn) >= len(CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR)
     assert all(height > 100 and caption for caption, height in drawn), drawn
     # Every table of contents entry leads to a section on the page.
@@ -144,17 +183,24 @@ def test_chart_pngs_are_sharp_non_blank_images_of_their_charts(sample: Project) 
         size = re.search(rf'<figure id="chart-{png.stem}"><svg [^>]*width="([\d.]+)" height="([\d.]+)"', html)
         assert size is not None, f"{png.name} has no chart in the report"
         pixels = pixel_summary(png)
-        assert (pixels.width, pixels.height) == (round(PNG_SCALE * float(size.group(1))), round(PNG_SCALE * float(size.group(2)))), (png.name, pixels)
+        assert (pixels.width, pixels.height) == (
+            round(PNG_SCALE * float(size.group(1))),
+            round(PNG_SCALE * float(size.group(2))),
+        ), (png.name, pixels)
         assert not pixels.looks_blank and pixels.background == "#ffffff", (png.name, pixels)
 
 
 def test_top_cities_png_is_coloured_by_tier(sample: Project) -> None:
     rows = sample.edition_rows(2020)
     with Image.open(sample.reports / "2020" / "top_cities.png") as image:
-        colours = {f"#{r:02x}{g:02x}{b:02x}": n for n, (r, g, b) in image.convert("RGB").getcolors(1 << 20) or []}
+        colours = {
+            f"#{r:02x}{g:02x}{b:02x}": n for n, (r, g, b) in image.convert("RGB").getcolors(1 << 20) or []
+        }
     fills = {code: fill for code, (fill, _) in tier_colors(rows).items()}
     # The 2020 top twenty are six first-tier and fourteen new-first-tier cities: both fills cover whole bars.
-    assert colours.get(fills["tier1"], 0) > 10_000 and colours.get(fills["new_tier1"], 0) > colours.get(fills["tier1"], 0), colours
+    assert colours.get(fills["tier1"], 0) > 10_000 and colours.get(fills["new_tier1"], 0) > colours.get(
+        fills["tier1"], 0
+    ), colours
     assert colours.get(fills["tier4"], 0) == 0, "no fourth-tier city is in the top twenty"
 
 
@@ -181,14 +227,21 @@ def test_report_and_pngs_need_no_browser_and_replace_the_old_pngs(sample: Projec
     with pytest.MonkeyPatch.context() as env:
         env.setenv("PATH", str(empty))  # no browser to be found
         env.setenv("DEI_CHROMIUM", str(tmp_path / "no-such-browser"))
-        result = dg.materialize([edition_report], partition_key="2020", instance=instance, resources={"warehouse": resource})
+        result = dg.materialize(
+            [edition_report], partition_key="2020", instance=instance, resources={"warehouse": resource}
+        )
     assert result.success
     assert (warehouse.parent / "reports" / "2020.html").is_file()
     assert {png.stem for png in old_pngs.glob("*.png")} >= CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR
-    assert not (old_pngs / "retired_chart.png").exists(), "a PNG of an earlier run would contradict the new report"
+    assert not (old_pngs / "retired_chart.png").exists(), (
+        "a PNG of an earlier run would contradict the new report"
+    )
     assert not pixel_summary(old_pngs / "movers.png").looks_blank
     metadata = result.asset_materializations_for_node("edition_report")[0].metadata
-    assert str(metadata["chart_pngs"].value) == f"{len(list(old_pngs.glob('*.png')))} PNG(s) rendered offline with vl-convert"
+    assert (
+        str(metadata["chart_pngs"].value)
+        == f"{len(list(old_pngs.glob('*.png')))} PNG(s) rendered offline with vl-convert"
+    )
 
 
 def test_rank_uncertainty_intervals_are_shown_where_the_mart_exists(sample: Project) -> None:
@@ -207,7 +260,9 @@ def test_without_intervals_for_the_edition_the_report_says_why(sample: Project, 
     rows = sample.edition_rows(2020, warehouse)
     assert rows.rank_intervals.rows is None
     assert "rank_uncertainty" not in edition_charts(rows)
-    assert "marts.rank_uncertainty has no city rows for 2020" in render_report(rows, edition_charts(rows), None)
+    assert "marts.rank_uncertainty has no city rows for 2020" in render_report(
+        rows, edition_charts(rows), None
+    )
 
 
 # --------------------------------------------------------------------- the figures against the paper
@@ -242,9 +297,16 @@ def test_movers_are_risers_then_fallers_among_returning_cities(sample: Project) 
     changes = moved["cohort_rank_change"].to_list()
     risers = [c for c in changes if c > 0]
     fallers = [c for c in changes if c < 0]
-    assert changes == risers + fallers and risers == sorted(risers, reverse=True) and fallers == sorted(fallers, reverse=True)
+    assert (
+        changes == risers + fallers
+        and risers == sorted(risers, reverse=True)
+        and fallers == sorted(fallers, reverse=True)
+    )
     returning = rows.city_changes.filter(pl.col("status") == "returning")
-    assert risers[0] == returning["cohort_rank_change"].max() and fallers[-1] == returning["cohort_rank_change"].min()
+    assert (
+        risers[0] == returning["cohort_rank_change"].max()
+        and fallers[-1] == returning["cohort_rank_change"].min()
+    )
     assert len(risers) == len(fallers) == figures.MOVERS_PER_SIDE
 
 
@@ -259,20 +321,40 @@ def test_charts_carry_bilingual_titles_sources_and_values_on_their_marks(sample:
     charts = edition_charts(sample.edition_rows(2020))
     for chart in charts.values():
         texts = _svg_text(chart.svg)
-        assert chart.title in texts and re.search(r"[\u4e00-\u9fff]", chart.title) and re.search(r"[A-Za-z]{4}", chart.title), chart.name
+        assert (
+            chart.title in texts
+            and re.search(r"[\u4e00-\u9fff]", chart.title)
+            and re.search(r"[A-Za-z]{4}", chart.title)
+        ), chart.name
         assert any(text.startswith(SOURCE_PREFIX) for text in texts), f"{chart.name} has no source line"
     top = _svg_text(charts["top_cities"].svg)
-    assert {"1. 上海", "90.5", "20. 厦门", "一线", "新一线"} <= set(top), "bar labels, values on the bars and the tier legend"
+    assert {"1. 上海", "90.5", "20. 厦门", "一线", "新一线"} <= set(top), (
+        "bar labels, values on the bars and the tier legend"
+    )
     assert "全国城市平均 57.3" in _svg_text(charts["regions"].svg), "the national mean as a reference line"
-    assert "综合平均 68.3" in _svg_text(charts["level1_by_tier"].svg), "the all-city mean of the infrastructure panel"
-    assert {"+18", "第70→52名  +6.4分"} <= set(_svg_text(charts["movers"].svg)), "乌鲁木齐's rise and its annotation"
+    assert "综合平均 68.3" in _svg_text(charts["level1_by_tier"].svg), (
+        "the all-city mean of the infrastructure panel"
+    )
+    assert {"+18", "第70→52名  +6.4分"} <= set(_svg_text(charts["movers"].svg)), (
+        "乌鲁木齐's rise and its annotation"
+    )
     tiers = _svg_text(charts["tier_distribution"].svg)
-    assert {"148", "69", "6"} <= set(tiers), "2020's total, its largest tier count and its thin first-tier segment"
+    assert {"148", "69", "6"} <= set(tiers), (
+        "2020's total, its largest tier count and its thin first-tier segment"
+    )
 
 
 def test_labels_are_escaped_in_svg() -> None:
-    chart = render("x", "A <b> & C", "sub", horizontal_bars(["<script>"], [BarSeries("s", "#000000", [1.0])], "axis"), "source")
-    assert "<script>" not in chart.svg and "&lt;script&gt;" in chart.svg and "A &lt;b&gt; &amp; C" in chart.svg
+    chart = render(
+        "x",
+        "A <b> & C",
+        "sub",
+        horizontal_bars(["<script>"], [BarSeries("s", "#000000", [1.0])], "axis"),
+        "source",
+    )
+    assert (
+        "<script>" not in chart.svg and "&lt;script&gt;" in chart.svg and "A &lt;b&gt; &amp; C" in chart.svg
+    )
 
 
 def test_page_escapes_every_value_it_shows(sample: Project) -> None:

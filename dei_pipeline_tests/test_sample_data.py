@@ -27,7 +27,10 @@ REGISTRY = {"city": "cities.csv", "county": "counties.csv"}
 
 @cache
 def wide(unit_type: str, edition: int) -> pl.DataFrame:
-    return pl.read_csv(DATA / "raw" / str(edition) / FILES[unit_type], schema_overrides={"unit_code": pl.String, "unit_name": pl.String})
+    return pl.read_csv(
+        DATA / "raw" / str(edition) / FILES[unit_type],
+        schema_overrides={"unit_code": pl.String, "unit_name": pl.String},
+    )
 
 
 @cache
@@ -39,7 +42,12 @@ def leaf_codes(unit_type: str, edition: int) -> list[str]:
 def composites(unit_type: str, edition: int) -> pl.DataFrame:
     """unit_code, unit_name, score: the composite aggregated from the written leaf scores."""
     table = wide(unit_type, edition)
-    long = table.unpivot(index=["unit_code"], on=leaf_codes(unit_type, edition), variable_name="indicator_code", value_name="score")
+    long = table.unpivot(
+        index=["unit_code"],
+        on=leaf_codes(unit_type, edition),
+        variable_name="indicator_code",
+        value_name="score",
+    )
     scores = composite_scores(aggregate_tiers(long, resolve_framework(DATA, unit_type, edition).nodes))
     return table.select("unit_code", "unit_name").join(scores, on="unit_code")
 
@@ -47,12 +55,17 @@ def composites(unit_type: str, edition: int) -> pl.DataFrame:
 @cache
 def published_scores(unit_type: str) -> pl.DataFrame:
     files = ["city_ranking.csv"] if unit_type == "city" else ["district_ranking.csv", "county_ranking.csv"]
-    return pl.concat([pl.read_csv(PUBLISHED / f).select("name_zh", pl.col("score").alias("published")) for f in files])
+    return pl.concat(
+        [pl.read_csv(PUBLISHED / f).select("name_zh", pl.col("score").alias("published")) for f in files]
+    )
 
 
 @cache
 def statements() -> dict[str, float]:
-    return {item["id"]: item["value"] for item in yaml.safe_load((PUBLISHED / "statements.yaml").read_text(encoding="utf-8"))}
+    return {
+        item["id"]: item["value"]
+        for item in yaml.safe_load((PUBLISHED / "statements.yaml").read_text(encoding="utf-8"))
+    }
 
 
 def tier_counts(scores: pl.Series) -> dict[str, int]:
@@ -72,10 +85,16 @@ def test_regenerating_reproduces_the_committed_files_byte_for_byte(tmp_path: Pat
     for name in INPUT_DIRS:
         shutil.copytree(DATA / name, tmp_path / name)
     written = write_sample_data(tmp_path, seed=2020)
-    committed = sorted(p.relative_to(DATA / "raw").as_posix() for p in (DATA / "raw").rglob("*") if p.suffix in (".csv", ".yaml"))
+    committed = sorted(
+        p.relative_to(DATA / "raw").as_posix()
+        for p in (DATA / "raw").rglob("*")
+        if p.suffix in (".csv", ".yaml")
+    )
     assert sorted(p.relative_to(tmp_path / "raw").as_posix() for p in written) == committed
     for path in written:
-        assert path.read_bytes() == (DATA / "raw" / path.relative_to(tmp_path / "raw")).read_bytes(), path.name
+        assert path.read_bytes() == (DATA / "raw" / path.relative_to(tmp_path / "raw")).read_bytes(), (
+            path.name
+        )
 
 
 @pytest.mark.parametrize(("unit_type", "edition"), editions())
@@ -89,7 +108,9 @@ def test_files_are_plain_csv_in_framework_order(unit_type: str, edition: int) ->
     table = wide(unit_type, edition)
     assert table["unit_code"].to_list() == sorted(table["unit_code"].to_list())
     assert table["unit_code"].str.contains(r"^\d{6}$").all()
-    registry = pl.read_csv(DATA / "registry" / REGISTRY[unit_type], infer_schema=False).select("unit_code", "name_zh")
+    registry = pl.read_csv(DATA / "registry" / REGISTRY[unit_type], infer_schema=False).select(
+        "unit_code", "name_zh"
+    )
     named = table.join(registry, on="unit_code", how="left")
     assert (named["unit_name"] == named["name_zh"]).all()
     values = table.select(leaf_codes(unit_type, edition)).to_numpy()
@@ -108,7 +129,9 @@ def test_manifest_flags_the_data_as_synthetic() -> None:
 
 @pytest.mark.parametrize("unit_type", ["city", "county"])
 def test_2020_composites_round_to_every_published_score(unit_type: str) -> None:
-    joined = composites(unit_type, 2020).join(published_scores(unit_type), left_on="unit_name", right_on="name_zh")
+    joined = composites(unit_type, 2020).join(
+        published_scores(unit_type), left_on="unit_name", right_on="name_zh"
+    )
     assert joined.height == published_scores(unit_type).height
     assert (joined["score"].round(1) == joined["published"]).all()
     assert (joined["score"] - joined["published"]).abs().max() < 0.001
@@ -116,7 +139,9 @@ def test_2020_composites_round_to_every_published_score(unit_type: str) -> None:
 
 def test_2020_level1_averages_within_005() -> None:
     table = wide("city", 2020)
-    long = table.unpivot(index=["unit_code"], on=leaf_codes("city", 2020), variable_name="indicator_code", value_name="score")
+    long = table.unpivot(
+        index=["unit_code"], on=leaf_codes("city", 2020), variable_name="indicator_code", value_name="score"
+    )
     tree = aggregate_tiers(long, resolve_framework(DATA, "city", 2020).nodes)
     averages = tree.filter(pl.col("level") == 1).group_by("node_code").agg(pl.col("score").mean())
     joined = pl.read_csv(PUBLISHED / "level1_averages.csv").join(averages, on="node_code")
@@ -144,7 +169,9 @@ def test_indicators_are_correlated_like_index_data() -> None:
     corr = np.corrcoef(values.T)
     mean_pairwise = corr[np.triu_indices_from(corr, 1)].mean()
     assert 0.3 < mean_pairwise < 0.95
-    assert values.mean(axis=0).std() > 5  # indicator levels differ (digital industries low, infrastructure high)
+    assert (
+        values.mean(axis=0).std() > 5
+    )  # indicator levels differ (digital industries low, infrastructure high)
 
 
 # --- earlier editions ---------------------------------------------------------------------------------
@@ -171,7 +198,9 @@ def test_earlier_city_editions_are_smaller_lower_and_have_dropped_and_returning_
     assert [len(codes[e]) for e in CITY_EDITIONS] == [40, 100, 113, 148]
     means = [composites("city", e)["score"].mean() for e in CITY_EDITIONS]
     assert means[0] < means[1] < means[2]
-    assert codes[2018] - codes[2019] and (codes[2018] - codes[2019]) <= codes[2020]  # dropped in 2019, back in 2020
+    assert (
+        codes[2018] - codes[2019] and (codes[2018] - codes[2019]) <= codes[2020]
+    )  # dropped in 2019, back in 2020
     assert codes[2017] - codes[2018] and (codes[2017] - codes[2018]) <= codes[2019]
     for earlier, later in zip(CITY_EDITIONS, CITY_EDITIONS[1:]):
         pair = composites("city", earlier).join(composites("city", later), on="unit_code", suffix="_later")

@@ -11,39 +11,87 @@ import pytest
 from dei_pipeline.aggregation import aggregate_tiers
 from dei_pipeline.analysis import sensitivity, uncertainty
 from dei_pipeline.analysis.sensitivity import (
-    AGGREGATION_FACTOR, SobolIndices, factors, rank_sensitivity, saltelli_block, sensitivity_rows, sobol_indices, weights_factor,
+    AGGREGATION_FACTOR,
+    SobolIndices,
+    factors,
+    rank_sensitivity,
+    saltelli_block,
+    sensitivity_rows,
+    sobol_indices,
+    weights_factor,
 )
 from dei_pipeline.analysis.uncertainty import (
-    AssumptionDraws, IndexTree, UncertaintySettings, draw_assumptions, nominal_composites, parse_uncertainty_settings,
-    perturbed_weights, quantiles_from_counts, rank_display_ticks, rank_uncertainty, ranking_problem, simulate_composites,
+    AssumptionDraws,
+    IndexTree,
+    UncertaintySettings,
+    draw_assumptions,
+    nominal_composites,
+    parse_uncertainty_settings,
+    perturbed_weights,
+    quantiles_from_counts,
+    rank_display_ticks,
+    rank_uncertainty,
+    ranking_problem,
+    simulate_composites,
 )
 from dei_pipeline.composite import rank_units
 from dei_pipeline.config import REPO_ROOT, MethodSettings, load_settings
 from dei_pipeline.frameworks import resolve_framework
 from dei_pipeline.tiers import load_tiers
-from dei_pipeline_tests.test_aggregation import FIVE, NODES  # NODES: an unbalanced tree, leaves at depths 2 and 3
+from dei_pipeline_tests.test_aggregation import (
+    FIVE,
+    NODES,
+)  # NODES: an unbalanced tree, leaves at depths 2 and 3
 
 DATA = REPO_ROOT / "data"
-METHOD = MethodSettings(display_decimals=1, score_min=0, score_max=100, tie_method="min", missing_rule="propagate",
-                        gdp_year_offset=-1, gdp_vintage="revised", score_tolerance=0.05)
+METHOD = MethodSettings(
+    display_decimals=1,
+    score_min=0,
+    score_max=100,
+    tie_method="min",
+    missing_rule="propagate",
+    gdp_year_offset=-1,
+    gdp_vintage="revised",
+    score_tolerance=0.05,
+)
 TIERS = load_tiers(DATA)
 
 # Two indicators straight under the composite, equal weights: the hand-derived case.
-TWO = pl.DataFrame({
-    "code": ["a", "b"], "parent_code": [None, None], "level": [1, 1], "weight": [0.5, 0.5], "is_leaf": [True, True],
-}, schema_overrides={"level": pl.Int32, "parent_code": pl.String})
+TWO = pl.DataFrame(
+    {
+        "code": ["a", "b"],
+        "parent_code": [None, None],
+        "level": [1, 1],
+        "weight": [0.5, 0.5],
+        "is_leaf": [True, True],
+    },
+    schema_overrides={"level": pl.Int32, "parent_code": pl.String},
+)
 
 
 def settings(**changes: object) -> UncertaintySettings:
-    base = {"draws": 20_000, "seed": 7, "weight_range": 0.25, "methods": ["arithmetic"], "method_choice": "per_level",
-            "geometric_floor": 1.0, "sensitivity_base_draws": 2_000,
-            "sensitivity_bootstrap": 200, "sensitivity_level": 0.9, "sensitivity_resolution": 0.1}
+    base = {
+        "draws": 20_000,
+        "seed": 7,
+        "weight_range": 0.25,
+        "methods": ["arithmetic"],
+        "method_choice": "per_level",
+        "geometric_floor": 1.0,
+        "sensitivity_base_draws": 2_000,
+        "sensitivity_bootstrap": 200,
+        "sensitivity_level": 0.9,
+        "sensitivity_resolution": 0.1,
+    }
     return parse_uncertainty_settings({**base, **changes})
 
 
 def long_scores(rows: dict[str, dict[str, float | None]]) -> pl.DataFrame:
     return pl.DataFrame(
-        [{"unit_code": unit, "indicator_code": code, "score": score} for unit, scores in rows.items() for code, score in scores.items()],
+        [
+            {"unit_code": unit, "indicator_code": code, "score": score}
+            for unit, scores in rows.items()
+            for code, score in scores.items()
+        ],
         schema={"unit_code": pl.String, "indicator_code": pl.String, "score": pl.Float64},
     )
 
@@ -52,7 +100,9 @@ def ranked(units: list[str], group: str = "all") -> pl.DataFrame:
     return pl.DataFrame({"unit_code": units, "rank_group": [group] * len(units)})
 
 
-def draws_with(tree: IndexTree, geometric: list[bool], multipliers: np.ndarray | None = None) -> AssumptionDraws:
+def draws_with(
+    tree: IndexTree, geometric: list[bool], multipliers: np.ndarray | None = None
+) -> AssumptionDraws:
     return AssumptionDraws(
         np.ones((1, tree.n_nodes)) if multipliers is None else multipliers[None, :],
         np.array([geometric]),
@@ -68,12 +118,15 @@ def test_the_repository_settings_load() -> None:
     assert set(loaded.methods) == {"arithmetic", "geometric"} and loaded.geometric_floor > 0
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"weight_range": 1.0}, "weight_range"),
-    ({"methods": ["harmonic"]}, "methods"),
-    ({"geometric_floor": 0}, "geometric_floor"),
-    ({"method_choice": "per_draw"}, "method_choice"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"weight_range": 1.0}, "weight_range"),
+        ({"methods": ["harmonic"]}, "methods"),
+        ({"geometric_floor": 0}, "geometric_floor"),
+        ({"method_choice": "per_draw"}, "method_choice"),
+    ],
+)
 def test_bad_settings_are_refused_naming_the_key(change: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         settings(**change)
@@ -83,24 +136,38 @@ def test_bad_settings_are_refused_naming_the_key(change: dict, message: str) -> 
 
 
 def test_nominal_draw_reproduces_the_pipeline_aggregation_on_an_unbalanced_tree() -> None:
-    scores = long_scores({"u": {"a1": 80, "a2": 40, "b1": 60, "b21": 100, "b22": 50}, "v": {"a1": 10, "a2": 90, "b1": 30, "b21": 0, "b22": 70}})
+    scores = long_scores(
+        {
+            "u": {"a1": 80, "a2": 40, "b1": 60, "b21": 100, "b22": 50},
+            "v": {"a1": 10, "a2": 90, "b1": 30, "b21": 0, "b22": 70},
+        }
+    )
     problem = ranking_problem(scores, NODES, ranked(["u", "v"]), METHOD, 0.01)
     # Hand: u: A = 50, B2 = 60, B = 60, composite 0.6*50 + 0.4*60 = 54.
     assert nominal_composites(problem)[0] == pytest.approx(54.0)
-    expected = aggregate_tiers(scores, NODES).filter(pl.col("level") == 0).sort("unit_code")["score"].to_numpy()
+    expected = (
+        aggregate_tiers(scores, NODES).filter(pl.col("level") == 0).sort("unit_code")["score"].to_numpy()
+    )
     np.testing.assert_allclose(nominal_composites(problem), expected, rtol=0, atol=1e-12)
 
 
 def test_nominal_draw_reproduces_the_published_2020_composites() -> None:
     framework = resolve_framework(DATA, "city", 2020)
     wide = pl.read_csv(DATA / "raw/2020/cities.csv", schema_overrides={"unit_code": pl.String})
-    scores = wide.drop("unit_name").unpivot(index="unit_code", variable_name="indicator_code", value_name="score")
+    scores = wide.drop("unit_name").unpivot(
+        index="unit_code", variable_name="indicator_code", value_name="score"
+    )
     composites = aggregate_tiers(scores, framework.nodes).filter(pl.col("level") == 0).sort("unit_code")
-    problem = ranking_problem(scores, framework.nodes, ranked(composites["unit_code"].to_list()), load_settings(DATA), 0.01)
+    problem = ranking_problem(
+        scores, framework.nodes, ranked(composites["unit_code"].to_list()), load_settings(DATA), 0.01
+    )
     np.testing.assert_allclose(nominal_composites(problem), composites["score"].to_numpy(), rtol=0, atol=1e-9)
     # The float32 simulation of the same draw agrees far below the display precision.
     nominal = uncertainty.nominal_assumptions(problem.tree)
-    assert np.max(np.abs(simulate_composites(problem, nominal, np.float32)[0] - composites["score"].to_numpy())) < 1e-3
+    assert (
+        np.max(np.abs(simulate_composites(problem, nominal, np.float32)[0] - composites["score"].to_numpy()))
+        < 1e-3
+    )
 
 
 def rescaled(x: float) -> float:
@@ -122,13 +189,19 @@ def test_geometric_and_mixed_methods_by_hand() -> None:
     b2_geo = unscaled(rescaled(100) ** 0.2 * rescaled(50) ** 0.8)
     b_geo = unscaled(rescaled(60) ** 0.5 * rescaled(b2_geo) ** 0.5)
     all_geometric = unscaled(rescaled(a_geo) ** 0.6 * rescaled(b_geo) ** 0.4)
-    assert simulate_composites(problem, draws_with(tree, [True, True, True]))[0, 0] == pytest.approx(all_geometric, rel=1e-12)
+    assert simulate_composites(problem, draws_with(tree, [True, True, True]))[0, 0] == pytest.approx(
+        all_geometric, rel=1e-12
+    )
     # Geometric at the bottom step only: B2 geometric, the rest arithmetic.
     mixed = 0.6 * 50 + 0.4 * (0.5 * 60 + 0.5 * b2_geo)
-    assert simulate_composites(problem, draws_with(tree, [True, False, False]))[0, 0] == pytest.approx(mixed, rel=1e-12)
+    assert simulate_composites(problem, draws_with(tree, [True, False, False]))[0, 0] == pytest.approx(
+        mixed, rel=1e-12
+    )
     # Arithmetic below, geometric at the top.
     top_geometric = unscaled(rescaled(50) ** 0.6 * rescaled(60) ** 0.4)
-    assert simulate_composites(problem, draws_with(tree, [False, False, True]))[0, 0] == pytest.approx(top_geometric, rel=1e-12)
+    assert simulate_composites(problem, draws_with(tree, [False, False, True]))[0, 0] == pytest.approx(
+        top_geometric, rel=1e-12
+    )
 
 
 def test_a_zero_enters_a_geometric_mean_at_the_floor() -> None:
@@ -136,19 +209,33 @@ def test_a_zero_enters_a_geometric_mean_at_the_floor() -> None:
     problem = ranking_problem(scores, TWO, ranked(["u"]), METHOD, 1.0)
     # On [1, 100]: sqrt(100 * 1) = 10, back on [0, 100]: 9 / 0.99 = 9.09. The zero pulls the mean far
     # below the arithmetic 50 without dominating it (a floor of 0.01 gave 1.0).
-    assert simulate_composites(problem, draws_with(problem.tree, [True]))[0, 0] == pytest.approx(9 / 0.99, rel=1e-12)
+    assert simulate_composites(problem, draws_with(problem.tree, [True]))[0, 0] == pytest.approx(
+        9 / 0.99, rel=1e-12
+    )
     assert simulate_composites(problem, draws_with(problem.tree, [False]))[0, 0] == pytest.approx(50.0)
     floored = ranking_problem(scores, TWO, ranked(["u"]), METHOD, 0.01)
-    assert simulate_composites(floored, draws_with(floored.tree, [True]))[0, 0] == pytest.approx((math.sqrt(100 * 0.01) - 0.01) / 0.9999, rel=1e-12)
+    assert simulate_composites(floored, draws_with(floored.tree, [True]))[0, 0] == pytest.approx(
+        (math.sqrt(100 * 0.01) - 0.01) / 0.9999, rel=1e-12
+    )
     with pytest.raises(ValueError, match="geometric_floor"):
         ranking_problem(scores, TWO, ranked(["u"]), METHOD, 100.0)
 
 
 def test_reweight_rule_matches_the_pipeline_with_missing_scores() -> None:
-    scores = long_scores({"u": {"a1": 80, "a2": None, "b1": 60, "b21": 100, "b22": None}, "v": {"a1": 10, "a2": 90, "b1": None, "b21": 20, "b22": 70}})
+    scores = long_scores(
+        {
+            "u": {"a1": 80, "a2": None, "b1": 60, "b21": 100, "b22": None},
+            "v": {"a1": 10, "a2": 90, "b1": None, "b21": 20, "b22": 70},
+        }
+    )
     method = MethodSettings(**{**METHOD.__dict__, "missing_rule": "reweight"})
     problem = ranking_problem(scores, NODES, ranked(["u", "v"]), method, 0.01)
-    expected = aggregate_tiers(scores.drop_nulls(), NODES, missing="reweight").filter(pl.col("level") == 0).sort("unit_code")["score"].to_numpy()
+    expected = (
+        aggregate_tiers(scores.drop_nulls(), NODES, missing="reweight")
+        .filter(pl.col("level") == 0)
+        .sort("unit_code")["score"]
+        .to_numpy()
+    )
     np.testing.assert_allclose(nominal_composites(problem), expected, atol=1e-12)
     # u: A = a1 alone = 80; B2 = b21 alone = 100; B = 0.5*60 + 0.5*100 = 80; composite 80.
     assert nominal_composites(problem)[0] == pytest.approx(80.0)
@@ -176,7 +263,9 @@ def test_counting_ranks_equal_polars_ranks_of_the_displayed_score(tie_method: st
     groups = rng.integers(0, 3, size=300)
     problem_ticks = np.rint(scores * 10).astype(np.int32)
     ranks = rank_display_ticks(problem_ticks, groups, 3, 0, 1001, tie_method)
-    frame = pl.DataFrame({"row": np.repeat(np.arange(40), 300), "group": np.tile(groups, 40), "score": scores.ravel()})
+    frame = pl.DataFrame(
+        {"row": np.repeat(np.arange(40), 300), "group": np.tile(groups, 40), "score": scores.ravel()}
+    )
     expected = rank_units(frame, ["row", "group"], 1, tie_method)["rank"].to_numpy().reshape(40, 300)
     np.testing.assert_array_equal(ranks, expected)
 
@@ -225,7 +314,15 @@ def quantile_of_w(q: float) -> float:
 @pytest.fixture(scope="module")
 def two_indicator_rows() -> pl.DataFrame:
     scores = long_scores({"x": {"a": 100.0, "b": 0.0}, "y": {"a": 45.0, "b": 45.0}})
-    nominal = pl.DataFrame({"unit_code": ["x", "y"], "rank_group": ["all", "all"], "score": [50.0, 45.0], "rank": [1, 2], "tier": ["tier2", "tier3"]})
+    nominal = pl.DataFrame(
+        {
+            "unit_code": ["x", "y"],
+            "rank_group": ["all", "all"],
+            "score": [50.0, 45.0],
+            "rank": [1, 2],
+            "tier": ["tier2", "tier3"],
+        }
+    )
     rows, check = rank_uncertainty(scores, TWO, nominal, METHOD, settings(), np.random.default_rng(11), TIERS)
     assert check["nominal_max_abs_difference"] < 1e-12
     return rows
@@ -271,18 +368,44 @@ def test_two_indicator_rank_interval_matches_the_hand_derivation(two_indicator_r
 
 
 def test_reweight_coverage_rule_matches_the_pipeline() -> None:
-    scores = long_scores({"u": {"a1": 90.0}, "v": {"a1": 90.0, "a2": 60.0, "a3": 30.0}, "w": {f"a{i}": 10.0 * i for i in range(1, 6)}})
+    scores = long_scores(
+        {
+            "u": {"a1": 90.0},
+            "v": {"a1": 90.0, "a2": 60.0, "a3": 30.0},
+            "w": {f"a{i}": 10.0 * i for i in range(1, 6)},
+        }
+    )
     method = MethodSettings(**{**METHOD.__dict__, "missing_rule": "reweight", "min_coverage": 0.5})
     problem = ranking_problem(scores, FIVE, ranked(["u", "v", "w"]), method, 1.0)
-    expected = aggregate_tiers(scores, FIVE, missing="reweight", min_coverage=0.5).filter(pl.col("level") == 0).sort("unit_code")["score"]
+    expected = (
+        aggregate_tiers(scores, FIVE, missing="reweight", min_coverage=0.5)
+        .filter(pl.col("level") == 0)
+        .sort("unit_code")["score"]
+    )
     assert expected.to_list()[0] is None  # u: 1 of 5 indicators
     np.testing.assert_allclose(nominal_composites(problem), expected.fill_null(np.nan).to_numpy(), atol=1e-12)
 
 
 def test_geometric_draws_put_the_unit_with_a_zero_last() -> None:
     scores = long_scores({"x": {"a": 100.0, "b": 0.0}, "y": {"a": 45.0, "b": 45.0}})
-    nominal = pl.DataFrame({"unit_code": ["x", "y"], "rank_group": ["all", "all"], "score": [50.0, 45.0], "rank": [1, 2], "tier": ["tier2", "tier3"]})
-    rows, _ = rank_uncertainty(scores, TWO, nominal, METHOD, settings(methods=["geometric"], draws=2_000), np.random.default_rng(2), TIERS)
+    nominal = pl.DataFrame(
+        {
+            "unit_code": ["x", "y"],
+            "rank_group": ["all", "all"],
+            "score": [50.0, 45.0],
+            "rank": [1, 2],
+            "tier": ["tier2", "tier3"],
+        }
+    )
+    rows, _ = rank_uncertainty(
+        scores,
+        TWO,
+        nominal,
+        METHOD,
+        settings(methods=["geometric"], draws=2_000),
+        np.random.default_rng(2),
+        TIERS,
+    )
     x = rows.filter(pl.col("unit_code") == "x").row(0, named=True)
     # a's weight w = m_a / (m_a + m_b) lies in [0.375, 0.625]; on [1, 100], 100^w * 1^(1-w) lies in
     # [10^0.75, 10^1.25] = [5.62, 17.78], back on [0, 100] in [4.67, 16.95]: always 四线 and second.
@@ -293,34 +416,66 @@ def test_geometric_draws_put_the_unit_with_a_zero_last() -> None:
 def test_without_uncertainty_every_draw_is_the_published_index() -> None:
     framework = resolve_framework(DATA, "city", 2020)
     wide = pl.read_csv(DATA / "raw/2020/cities.csv", schema_overrides={"unit_code": pl.String})
-    scores = wide.drop("unit_name").unpivot(index="unit_code", variable_name="indicator_code", value_name="score")
-    composites = aggregate_tiers(scores, framework.nodes).filter(pl.col("level") == 0).select("unit_code", "score")
-    nominal = rank_units(composites.with_columns(rank_group=pl.lit("all")), ["rank_group"], 1).with_columns(tier=pl.lit("tier2"))
-    rows, _ = rank_uncertainty(scores, framework.nodes, nominal, load_settings(DATA), settings(weight_range=0.0, draws=50), np.random.default_rng(0), None)
-    assert (rows["rank_p05"] == rows["nominal_rank"]).all() and (rows["rank_p95"] == rows["nominal_rank"]).all()
+    scores = wide.drop("unit_name").unpivot(
+        index="unit_code", variable_name="indicator_code", value_name="score"
+    )
+    composites = (
+        aggregate_tiers(scores, framework.nodes).filter(pl.col("level") == 0).select("unit_code", "score")
+    )
+    nominal = rank_units(composites.with_columns(rank_group=pl.lit("all")), ["rank_group"], 1).with_columns(
+        tier=pl.lit("tier2")
+    )
+    rows, _ = rank_uncertainty(
+        scores,
+        framework.nodes,
+        nominal,
+        load_settings(DATA),
+        settings(weight_range=0.0, draws=50),
+        np.random.default_rng(0),
+        None,
+    )
+    assert (rows["rank_p05"] == rows["nominal_rank"]).all() and (
+        rows["rank_p95"] == rows["nominal_rank"]
+    ).all()
     assert (rows["mean_abs_rank_shift"] == 0).all()
     assert (rows["score_median"] - rows["nominal_score"].round(1)).abs().max() == 0
 
 
 def test_seeded_and_independent_of_threads() -> None:
-    scores = long_scores({f"u{i}": {"a1": 10 + 7 * i % 90, "a2": 90 - 3 * i, "b1": 20 + i, "b21": 5 * i % 100, "b22": 50} for i in range(25)})
+    scores = long_scores(
+        {
+            f"u{i}": {"a1": 10 + 7 * i % 90, "a2": 90 - 3 * i, "b1": 20 + i, "b21": 5 * i % 100, "b22": 50}
+            for i in range(25)
+        }
+    )
     problem = ranking_problem(scores, NODES, ranked([f"u{i}" for i in range(25)]), METHOD, 0.01)
     nominal_ranks = np.arange(1, 26, dtype=np.int32)
     config = settings(methods=["arithmetic", "geometric"], draws=3_000)
 
     def run(workers: int) -> uncertainty.RankSummary:
-        draws = uncertainty.settings_draws(problem.tree, config, config.draws, uncertainty.edition_rng(7, 2020, "city", "test"))
+        draws = uncertainty.settings_draws(
+            problem.tree, config, config.draws, uncertainty.edition_rng(7, 2020, "city", "test")
+        )
         return uncertainty.rank_distribution(problem, draws, nominal_ranks, TIERS, workers=workers)
 
     one, two, again = run(1), run(2), run(1)
-    for field in ("median_rank", "rank_p05", "rank_p95", "mean_abs_rank_shift", "score_p05", "tier_probabilities"):
+    for field in (
+        "median_rank",
+        "rank_p05",
+        "rank_p95",
+        "mean_abs_rank_shift",
+        "score_p05",
+        "tier_probabilities",
+    ):
         np.testing.assert_array_equal(getattr(one, field), getattr(two, field))
         np.testing.assert_array_equal(getattr(one, field), getattr(again, field))
 
 
 def test_whole_index_method_choice_uses_one_method_per_draw() -> None:
     tree = IndexTree.from_nodes(NODES)
-    draws = draw_assumptions(tree, 1_000, 0.25, ["arithmetic", "geometric"], np.random.default_rng(0), "whole_index")
+    draws = draw_assumptions(
+        tree, 1_000, 0.25, ["arithmetic", "geometric"], np.random.default_rng(0), "whole_index"
+    )
     assert (draws.geometric.all(axis=1) | ~draws.geometric.any(axis=1)).all()
     assert 0.4 < draws.geometric[:, 0].mean() < 0.6
 
@@ -328,7 +483,9 @@ def test_whole_index_method_choice_uses_one_method_per_draw() -> None:
 # -------------------------------------------------------------------------------- sensitivity
 
 
-def saltelli_outputs(model: Callable[[np.ndarray], np.ndarray], a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def saltelli_outputs(
+    model: Callable[[np.ndarray], np.ndarray], a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """f(A), f(B) and f(A_B^i) for every column i, as (N, 1) and (k, N, 1) arrays."""
     mixed = []
     for factor in range(a.shape[1]):
@@ -349,14 +506,22 @@ def test_sobol_estimators_on_the_ishigami_function() -> None:
     v1, v2, v13 = (1 + b_ * math.pi**4 / 5) ** 2 / 2, a_**2 / 8, b_**2 * math.pi**8 * (1 / 18 - 1 / 50)
     v = v1 + v2 + v13
     first, total = np.array([v1, v2, 0.0]) / v, np.array([v1 + v13, v2, v13]) / v
-    assert first.round(4).tolist() == [0.3139, 0.4424, 0.0] and total.round(4).tolist() == [0.5576, 0.4424, 0.2437]
+    assert first.round(4).tolist() == [0.3139, 0.4424, 0.0] and total.round(4).tolist() == [
+        0.5576,
+        0.4424,
+        0.2437,
+    ]
     rng = np.random.default_rng(8)
     a, b = rng.uniform(-math.pi, math.pi, size=(2, 20_000, 3))
     indices = sobol_indices(*saltelli_outputs(ishigami, a, b), 300, rng)
     assert indices.variance[0] == pytest.approx(v, rel=0.03)
     np.testing.assert_array_less(np.abs(indices.first_order[:, 0] - first), 4 * indices.first_order_se[:, 0])
-    np.testing.assert_array_less(np.abs(indices.total_effect[:, 0] - total), 4 * indices.total_effect_se[:, 0])
-    assert (indices.first_order_low <= indices.first_order).all() and (indices.first_order <= indices.first_order_high).all()
+    np.testing.assert_array_less(
+        np.abs(indices.total_effect[:, 0] - total), 4 * indices.total_effect_se[:, 0]
+    )
+    assert (indices.first_order_low <= indices.first_order).all() and (
+        indices.first_order <= indices.first_order_high
+    ).all()
     assert indices.first_order_se.max() < 0.03 and indices.total_effect_se.max() < 0.03
 
 
@@ -372,10 +537,14 @@ def test_sobol_estimators_on_a_product_of_two_factors_by_hand() -> None:
     indices = sobol_indices(*saltelli_outputs(product, a, b), 300, np.random.default_rng(4))
     assert indices.variance[0] == pytest.approx(7 / 144, rel=0.03)
     np.testing.assert_array_less(np.abs(indices.first_order[:, 0] - 3 / 7), 4 * indices.first_order_se[:, 0])
-    np.testing.assert_array_less(np.abs(indices.total_effect[:, 0] - 4 / 7), 4 * indices.total_effect_se[:, 0])
+    np.testing.assert_array_less(
+        np.abs(indices.total_effect[:, 0] - 4 / 7), 4 * indices.total_effect_se[:, 0]
+    )
     # Centred: adding a constant to the output (a rank of 1000 instead of 0) changes nothing, where the
     # uncentred S estimator would gain a noise of 1000 x mean(f(A_B^i) - f(A)) / V.
-    shifted = sobol_indices(*saltelli_outputs(lambda x: product(x) + 1000.0, a, b), 300, np.random.default_rng(4))
+    shifted = sobol_indices(
+        *saltelli_outputs(lambda x: product(x) + 1000.0, a, b), 300, np.random.default_rng(4)
+    )
     # (Up to the float32 rounding of the per-draw terms, ~1e-6; the uncentred S would move by tens.)
     np.testing.assert_allclose(shifted.first_order, indices.first_order, atol=1e-5)
     np.testing.assert_allclose(shifted.total_effect, indices.total_effect, atol=1e-5)
@@ -392,8 +561,10 @@ def test_sobol_bootstrap_intervals_cover_the_true_indices() -> None:
     for _ in range(reps):
         a, b = rng.uniform(size=(2, 256, 2))
         found = sobol_indices(*saltelli_outputs(product, a, b), 200, rng)
-        hits += [(found.first_order_low[:, 0] <= 3 / 7) & (3 / 7 <= found.first_order_high[:, 0]),
-                 (found.total_effect_low[:, 0] <= 4 / 7) & (4 / 7 <= found.total_effect_high[:, 0])]
+        hits += [
+            (found.first_order_low[:, 0] <= 3 / 7) & (3 / 7 <= found.first_order_high[:, 0]),
+            (found.total_effect_low[:, 0] <= 4 / 7) & (4 / 7 <= found.total_effect_high[:, 0]),
+        ]
     coverage = hits / reps
     assert ((coverage > 0.83) & (coverage < 0.95)).all(), coverage
 
@@ -401,14 +572,18 @@ def test_sobol_bootstrap_intervals_cover_the_true_indices() -> None:
 def test_a_factor_that_cannot_move_the_ranks_has_zero_total_effect() -> None:
     # Within A and within B2 the leaves are equal, so the level-2 and level-3 weights change nothing;
     # only the level-1 weights (A against B) can reorder the units.
-    scores = long_scores({
-        "u": {"a1": 80, "a2": 80, "b1": 20, "b21": 20, "b22": 20},
-        "v": {"a1": 50, "a2": 50, "b1": 50, "b21": 50, "b22": 50},
-        "w": {"a1": 30, "a2": 30, "b1": 75, "b21": 75, "b22": 75},
-    })
+    scores = long_scores(
+        {
+            "u": {"a1": 80, "a2": 80, "b1": 20, "b21": 20, "b22": 20},
+            "v": {"a1": 50, "a2": 50, "b1": 50, "b21": 50, "b22": 50},
+            "w": {"a1": 30, "a2": 30, "b1": 75, "b21": 75, "b22": 75},
+        }
+    )
     problem = ranking_problem(scores, NODES, ranked(["u", "v", "w"]), METHOD, 0.01)
     config = settings(weight_range=0.5, sensitivity_base_draws=1_500)
-    names, indices = rank_sensitivity(problem, np.array([2, 3, 1], dtype=np.int32), config, np.random.default_rng(9))
+    names, indices = rank_sensitivity(
+        problem, np.array([2, 3, 1], dtype=np.int32), config, np.random.default_rng(9)
+    )
     assert names == [weights_factor(1), weights_factor(2), weights_factor(3)]
     overall = indices.total_effect[:, -1]
     assert overall[1] == 0 and overall[2] == 0  # exactly: A_B^i gives the same ranks as A
@@ -418,7 +593,10 @@ def test_a_factor_that_cannot_move_the_ranks_has_zero_total_effect() -> None:
 
 def test_factors_follow_the_settings() -> None:
     problem = ranking_problem(long_scores({"u": {"a": 1.0, "b": 2.0}}), TWO, ranked(["u"]), METHOD, 0.01)
-    assert [f.name for f in factors(problem, settings(methods=["arithmetic", "geometric"]))] == [weights_factor(1), AGGREGATION_FACTOR]
+    assert [f.name for f in factors(problem, settings(methods=["arithmetic", "geometric"]))] == [
+        weights_factor(1),
+        AGGREGATION_FACTOR,
+    ]
     assert [f.name for f in factors(problem, settings(weight_range=0.0))] == []
     draws_a = draw_assumptions(problem.tree, 3, 0.25, ["arithmetic", "geometric"], np.random.default_rng(0))
     draws_b = draw_assumptions(problem.tree, 3, 0.25, ["arithmetic", "geometric"], np.random.default_rng(1))
@@ -430,32 +608,50 @@ def test_factors_follow_the_settings() -> None:
 
 
 def test_an_index_is_resolved_only_when_narrow_and_plausible() -> None:
-    problem = ranking_problem(long_scores({"u": {"a": 1.0, "b": 2.0}, "v": {"a": 2.0, "b": 1.0}, "w": {"a": 3.0, "b": 3.0}}),
-                              TWO, ranked(["u", "v", "w"]), METHOD, 0.01)
+    problem = ranking_problem(
+        long_scores({"u": {"a": 1.0, "b": 2.0}, "v": {"a": 2.0, "b": 1.0}, "w": {"a": 3.0, "b": 3.0}}),
+        TWO,
+        ranked(["u", "v", "w"]),
+        METHOD,
+        0.01,
+    )
     # Outputs: u (narrow, plausible), v (S = 1.2: out of range), w (interval 0.25 wide), all units (no variance).
 
     def row(*values: float) -> np.ndarray:  # one factor
         return np.array([values])
 
     indices = SobolIndices(
-        first_order=row(0.30, 1.20, 0.30, np.nan), total_effect=row(0.40, 1.00, 0.40, np.nan),
-        first_order_se=row(0.02, 0.02, 0.08, np.nan), total_effect_se=row(0.02, 0.02, 0.02, np.nan),
-        first_order_low=row(0.25, 1.15, 0.20, np.nan), first_order_high=row(0.35, 1.25, 0.45, np.nan),
-        total_effect_low=row(0.35, 0.95, 0.35, np.nan), total_effect_high=row(0.45, 1.05, 0.45, np.nan),
+        first_order=row(0.30, 1.20, 0.30, np.nan),
+        total_effect=row(0.40, 1.00, 0.40, np.nan),
+        first_order_se=row(0.02, 0.02, 0.08, np.nan),
+        total_effect_se=row(0.02, 0.02, 0.02, np.nan),
+        first_order_low=row(0.25, 1.15, 0.20, np.nan),
+        first_order_high=row(0.35, 1.25, 0.45, np.nan),
+        total_effect_low=row(0.35, 0.95, 0.35, np.nan),
+        total_effect_high=row(0.45, 1.05, 0.45, np.nan),
         variance=np.array([4.0, 4.0, 4.0, 0.0]),
     )
     rows = sensitivity_rows(problem, [weights_factor(1)], indices, settings(sensitivity_resolution=0.2))
-    flags = {unit: (resolved, out) for unit, resolved, out in rows.select("unit_code", "resolved", "out_of_range").iter_rows()}
+    flags = {
+        unit: (resolved, out)
+        for unit, resolved, out in rows.select("unit_code", "resolved", "out_of_range").iter_rows()
+    }
     assert flags == {None: (None, None), "u": (True, False), "v": (False, True), "w": (False, False)}
 
 
 # -------------------------------------------------------------------------------- weight schemes
 
 # A over three indicators, nominal 0.5 / 0.25 / 0.25.
-THREE = pl.DataFrame({
-    "code": ["A", "a1", "a2", "a3"], "parent_code": [None, "A", "A", "A"], "level": [1, 2, 2, 2],
-    "weight": [1.0, 0.5, 0.25, 0.25], "is_leaf": [False, True, True, True],
-}, schema_overrides={"level": pl.Int32, "parent_code": pl.String})
+THREE = pl.DataFrame(
+    {
+        "code": ["A", "a1", "a2", "a3"],
+        "parent_code": [None, "A", "A", "A"],
+        "level": [1, 2, 2, 2],
+        "weight": [1.0, 0.5, 0.25, 0.25],
+        "is_leaf": [False, True, True, True],
+    },
+    schema_overrides={"level": pl.Int32, "parent_code": pl.String},
+)
 
 
 def test_equal_and_pca_weight_schemes_by_hand() -> None:
@@ -466,8 +662,12 @@ def test_equal_and_pca_weight_schemes_by_hand() -> None:
     units = ["p", "q", "r", "s"]
     scores = long_scores({u: {"a1": x[i], "a2": x[i], "a3": z[i]} for i, u in enumerate(units)})
     problem = ranking_problem(scores, THREE, ranked(units), METHOD, 1.0, ("nominal", "equal", "pca"))
-    np.testing.assert_allclose(uncertainty.scheme_weights(problem.tree, problem.leaf_scores, "pca")[1:], [0.5, 0.5, 0.0], atol=1e-12)
-    np.testing.assert_allclose(uncertainty.scheme_weights(problem.tree, problem.leaf_scores, "equal")[1:], [1 / 3] * 3)
+    np.testing.assert_allclose(
+        uncertainty.scheme_weights(problem.tree, problem.leaf_scores, "pca")[1:], [0.5, 0.5, 0.0], atol=1e-12
+    )
+    np.testing.assert_allclose(
+        uncertainty.scheme_weights(problem.tree, problem.leaf_scores, "equal")[1:], [1 / 3] * 3
+    )
     draws = AssumptionDraws(np.ones((3, 4)), np.zeros((3, 1), dtype=bool), np.array([0, 1, 2]))
     composites = simulate_composites(problem, draws)
     np.testing.assert_allclose(composites[0], [0.75 * v + 0.25 * w for v, w in zip(x, z)])  # nominal
@@ -477,7 +677,9 @@ def test_equal_and_pca_weight_schemes_by_hand() -> None:
 
 def test_weight_schemes_are_a_sensitivity_factor() -> None:
     config = settings(weight_schemes=["nominal", "equal"])
-    problem = ranking_problem(long_scores({"u": {"a": 1.0, "b": 2.0}}), TWO, ranked(["u"]), METHOD, 1.0, config.weight_schemes)
+    problem = ranking_problem(
+        long_scores({"u": {"a": 1.0, "b": 2.0}}), TWO, ranked(["u"]), METHOD, 1.0, config.weight_schemes
+    )
     assert [f.name for f in factors(problem, config)] == [weights_factor(1), "weight_scheme"]
     a = uncertainty.settings_draws(problem.tree, config, 4, np.random.default_rng(0))
     b = uncertainty.settings_draws(problem.tree, config, 4, np.random.default_rng(1))
@@ -506,7 +708,10 @@ def test_bootstrap_percentiles_are_numpys() -> None:
 def test_sobol_figures_do_not_depend_on_the_number_of_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(2)
     a, b = rng.uniform(size=(2, 300, 2))
-    (p_a, p_b, p_ab), (x_a, x_b, x_ab) = saltelli_outputs(product, a, b), saltelli_outputs(lambda x: x[:, 0], a, b)
+    (p_a, p_b, p_ab), (x_a, x_b, x_ab) = (
+        saltelli_outputs(product, a, b),
+        saltelli_outputs(lambda x: x[:, 0], a, b),
+    )
     f_a, f_b, f_ab = np.c_[p_a, x_a], np.c_[p_b, x_b], np.concatenate([p_ab, x_ab], axis=2)  # two outputs
     monkeypatch.setattr(sensitivity, "BOOTSTRAP_OUTPUTS", 1)  # one chunk per output, one per thread
     one = sobol_indices(f_a, f_b, f_ab, 100, np.random.default_rng(3), workers=1)

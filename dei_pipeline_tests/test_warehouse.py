@@ -8,7 +8,16 @@ import duckdb
 import polars as pl
 import pytest
 
-from dei_pipeline.warehouse import TABLES, documented_comment, export_parquet, open_warehouse, publish_serving_snapshot, replace_editions, run, schema_statements
+from dei_pipeline.warehouse import (
+    TABLES,
+    documented_comment,
+    export_parquet,
+    open_warehouse,
+    publish_serving_snapshot,
+    replace_editions,
+    run,
+    schema_statements,
+)
 
 
 def test_an_older_warehouse_gets_missing_columns_and_current_comments(tmp_path: Path) -> None:
@@ -20,17 +29,23 @@ def test_an_older_warehouse_gets_missing_columns_and_current_comments(tmp_path: 
         con.execute("COMMENT ON TABLE marts.city_index IS 'old words'").fetchall()
         con.execute("COMMENT ON COLUMN marts.city_index.score IS 'old words'").fetchall()
         con.execute("ALTER TABLE marts.city_index DROP COLUMN tier").fetchall()
-        con.execute("INSERT INTO marts.city_index (survey_year, unit_code) VALUES (2020, '330100')").fetchall()
+        con.execute(
+            "INSERT INTO marts.city_index (survey_year, unit_code) VALUES (2020, '330100')"
+        ).fetchall()
 
     with open_warehouse(path):
         pass
 
     table = TABLES["marts.city_index"]
     with duckdb.connect(str(path), read_only=True) as con:
-        assert con.sql("SELECT comment FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = 'city_index'").fetchall() == [(documented_comment(table),)]
-        columns = dict(con.sql(
-            "SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = 'marts' AND table_name = 'city_index'"
-        ).fetchall())
+        assert con.sql(
+            "SELECT comment FROM duckdb_tables() WHERE schema_name = 'marts' AND table_name = 'city_index'"
+        ).fetchall() == [(documented_comment(table),)]
+        columns = dict(
+            con.sql(
+                "SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = 'marts' AND table_name = 'city_index'"
+            ).fetchall()
+        )
         assert columns == {column.name: column.comment for column in table.columns}
         # The rows were kept; the added column is empty for them.
         assert con.sql("SELECT unit_code, tier FROM marts.city_index").fetchall() == [("330100", None)]
@@ -41,9 +56,18 @@ def test_an_up_to_date_warehouse_needs_no_schema_change(tmp_path: Path) -> None:
     with open_warehouse(path):
         pass
     with duckdb.connect(str(path), read_only=True) as con:
-        tables = {f"{schema}.{name}": comment for schema, name, comment in con.sql("SELECT schema_name, table_name, comment FROM duckdb_tables()").fetchall()}
-        columns = {(f"{schema}.{table}", column): comment for schema, table, column, comment in con.sql(
-            "SELECT schema_name, table_name, column_name, comment FROM duckdb_columns()").fetchall()}
+        tables = {
+            f"{schema}.{name}": comment
+            for schema, name, comment in con.sql(
+                "SELECT schema_name, table_name, comment FROM duckdb_tables()"
+            ).fetchall()
+        }
+        columns = {
+            (f"{schema}.{table}", column): comment
+            for schema, table, column, comment in con.sql(
+                "SELECT schema_name, table_name, column_name, comment FROM duckdb_columns()"
+            ).fetchall()
+        }
     assert set(tables) == set(TABLES)
     assert schema_statements(tables, columns) == []
 
@@ -53,12 +77,21 @@ def test_rows_written_in_parts_land_together_or_not_at_all(tmp_path: Path) -> No
 
     def regions(year: int, *names: str) -> pl.DataFrame:
         keys = pl.DataFrame({"survey_year": [year] * len(names), "region": list(names)})
-        return keys.with_columns(pl.lit(None).alias(name) for name in TABLES["marts.region_rollup"].column_names if name not in keys.columns)
+        return keys.with_columns(
+            pl.lit(None).alias(name)
+            for name in TABLES["marts.region_rollup"].column_names
+            if name not in keys.columns
+        )
 
     with open_warehouse(path) as con:
         assert replace_editions(con, "marts.region_rollup", regions(2020, "old"), [2020]) == 1
         # Parts made while writing (as unit_profile does): all of them, replacing the edition, in one go.
-        assert replace_editions(con, "marts.region_rollup", iter([regions(2019, "a"), regions(2020, "b", "c")]), [2019, 2020]) == 3
+        assert (
+            replace_editions(
+                con, "marts.region_rollup", iter([regions(2019, "a"), regions(2020, "b", "c")]), [2019, 2020]
+            )
+            == 3
+        )
 
         def failing_parts() -> Iterator[pl.DataFrame]:
             yield regions(2020, "d")
@@ -67,7 +100,11 @@ def test_rows_written_in_parts_land_together_or_not_at_all(tmp_path: Path) -> No
         with pytest.raises(RuntimeError, match="second part"):
             replace_editions(con, "marts.region_rollup", failing_parts(), [2020])
         # The failure rolled back the delete and the first part: the last good rows are there.
-        assert run(con, "SELECT survey_year, region FROM marts.region_rollup ORDER BY 1, 2") == [(2019, "a"), (2020, "b"), (2020, "c")]
+        assert run(con, "SELECT survey_year, region FROM marts.region_rollup ORDER BY 1, 2") == [
+            (2019, "a"),
+            (2020, "b"),
+            (2020, "c"),
+        ]
 
 
 def test_parquet_export_replaces_the_hive_layout_and_types_an_empty_edition(tmp_path: Path) -> None:
@@ -78,10 +115,17 @@ def test_parquet_export_replaces_the_hive_layout_and_types_an_empty_edition(tmp_
     with open_warehouse(tmp_path / "dei.duckdb") as con:
         counts = export_parquet(con, out, [2020], tables=("marts.city_index", "marts.dim_tier"))
     assert counts == {"city_index": 0, "dim_tier": 0}
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["city_index/city_index_2020.parquet", "dim_tier/dim_tier.parquet"]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "city_index/city_index_2020.parquet",
+        "dim_tier/dim_tier.parquet",
+    ]
     with duckdb.connect() as con:  # an edition without rows still has the mart's columns and types
-        described = con.sql(f"DESCRIBE SELECT * FROM '{out / 'city_index' / 'city_index_2020.parquet'}'").fetchall()
-    assert [(name, sql_type) for name, sql_type, *_ in described] == [(c.name, c.sql_type) for c in TABLES["marts.city_index"].columns]
+        described = con.sql(
+            f"DESCRIBE SELECT * FROM '{out / 'city_index' / 'city_index_2020.parquet'}'"
+        ).fetchall()
+    assert [(name, sql_type) for name, sql_type, *_ in described] == [
+        (c.name, c.sql_type) for c in TABLES["marts.city_index"].columns
+    ]
 
 
 @pytest.mark.parametrize("setting, tag", [(None, "v1.0.0+"), ("v1.2.0", "v1.2.0+")])
@@ -95,7 +139,9 @@ def test_the_serving_snapshot_is_written_in_the_configured_storage_version(
     with open_warehouse(tmp_path / "dei.duckdb") as con:
         publish_serving_snapshot(con, serving, "run-1")
     with duckdb.connect(str(serving), read_only=True) as con:
-        assert con.sql("SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = current_database()").fetchall() == [(tag,)]
+        assert con.sql(
+            "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchall() == [(tag,)]
         assert con.sql("SELECT storage_version FROM marts.snapshot_info").fetchall() == [(tag.rstrip("+"),)]
 
 
@@ -110,13 +156,16 @@ def test_each_tables_polars_schema_is_what_duckdb_returns_for_it(tmp_path: Path)
 def test_conform_gives_the_tables_columns_in_order_with_absent_ones_null() -> None:
     table = TABLES["marts.audit_units"]
     parts = [
-        pl.DataFrame({"unit_code": ["110000"], "survey_year": [2020], "n_missing": [2], "extra": ["dropped"]}),
+        pl.DataFrame(
+            {"unit_code": ["110000"], "survey_year": [2020], "n_missing": [2], "extra": ["dropped"]}
+        ),
         pl.DataFrame({"unit_code": ["310000"], "survey_year": [2021], "unit_type": ["city"]}),
     ]
     rows = table.conform(parts)
     assert rows.schema == pl.Schema(table.polars_schema())
     assert rows.select("survey_year", "unit_type", "unit_code", "n_missing").rows() == [
-        (2020, None, "110000", 2), (2021, "city", "310000", None),
+        (2020, None, "110000", 2),
+        (2021, "city", "310000", None),
     ]
     assert table.conform([]).schema == table.empty().schema
     assert table.conform([pl.DataFrame({"unit_code": []}, schema={"unit_code": pl.String})]).height == 0
@@ -130,4 +179,8 @@ def test_a_key_or_a_type_that_the_table_does_not_have_is_refused_when_declared()
     with pytest.raises(ValueError, match="no polars dtype"):
         Column("at", "TIMESTAMPTZ", "when")
     # Edition tables are keyed by edition first; the dimensions without editions by their own code.
-    assert all(table.key[0] == "survey_year" for table in TABLES.values() if table.key and "survey_year" in table.column_names)
+    assert all(
+        table.key[0] == "survey_year"
+        for table in TABLES.values()
+        if table.key and "survey_year" in table.column_names
+    )

@@ -73,6 +73,7 @@ pytestmark = [
 
 # ------------------------------------------------------------------------------------- helpers
 
+
 def _free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
@@ -130,14 +131,18 @@ class DagsterDev:
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
         request = urllib.request.Request(
-            f"{self.base_url}/graphql", data=body, method="POST",
+            f"{self.base_url}/graphql",
+            data=body,
+            method="POST",
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:
                 payload = json.loads(response.read())
         except urllib.error.HTTPError as error:
-            pytest.fail(f"GraphQL HTTP {error.code}: {error.read().decode(errors='replace')}\n{self.log_tail()}")
+            pytest.fail(
+                f"GraphQL HTTP {error.code}: {error.read().decode(errors='replace')}\n{self.log_tail()}"
+            )
         assert not payload.get("errors"), f"GraphQL errors: {payload['errors']}\nquery: {query}"
         return payload["data"]
 
@@ -169,7 +174,9 @@ class DagsterDev:
 def _expect(result: dict[str, Any], typename: str, what: str) -> dict[str, Any]:
     """A GraphQL union member of the expected type, or a failure showing the error it is instead."""
     if result.get("__typename") != typename:
-        pytest.fail(f"{what}: expected {typename}, got {json.dumps(result, ensure_ascii=False, indent=1)[:6000]}")
+        pytest.fail(
+            f"{what}: expected {typename}, got {json.dumps(result, ensure_ascii=False, indent=1)[:6000]}"
+        )
     return result
 
 
@@ -319,8 +326,11 @@ query Runs {
 
 # -------------------------------------------------------------------------------------- fixture
 
+
 @pytest.fixture
-def dagster_dev(tmp_path: Path, data_dir_factory: Callable[..., Path]) -> Iterator[tuple[DagsterDev, Path, Path, dict[str, str]]]:
+def dagster_dev(
+    tmp_path: Path, data_dir_factory: Callable[..., Path]
+) -> Iterator[tuple[DagsterDev, Path, Path, dict[str, str]]]:
     """`dagster dev` on a free loopback port over a private data dir with the 2019 and 2020 raw files,
     after `dei materialize` published them into a private warehouse with the same DAGSTER_HOME.
     Yields (server, data dir, warehouse file, environment); the process group is always terminated."""
@@ -330,14 +340,16 @@ def dagster_dev(tmp_path: Path, data_dir_factory: Callable[..., Path]) -> Iterat
     prepare_dagster_home(dagster_home)  # no telemetry: nothing but loopback traffic
     port = _free_loopback_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith(("DAGSTER_", "DEI_"))}
-    env.update({
-        "DEI_DATA_DIR": str(data_dir),
-        "DEI_WAREHOUSE": str(warehouse),
-        "DAGSTER_HOME": str(dagster_home),
-        "DEI_DAGSTER_WEBSERVER": f"{HOST}:{port}",  # as `make ui` sets it
-        "DAGSTER_DISABLE_TELEMETRY": "1",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "DEI_DATA_DIR": str(data_dir),
+            "DEI_WAREHOUSE": str(warehouse),
+            "DAGSTER_HOME": str(dagster_home),
+            "DEI_DAGSTER_WEBSERVER": f"{HOST}:{port}",  # as `make ui` sets it
+            "DAGSTER_DISABLE_TELEMETRY": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     published = dei_in(env, ["materialize"])
     assert published.returncode == 0, published.stderr
     server = DagsterDev(port, env, tmp_path / "dagster_dev.log")
@@ -349,6 +361,7 @@ def dagster_dev(tmp_path: Path, data_dir_factory: Callable[..., Path]) -> Iterat
 
 
 # ----------------------------------------------------------------------------------------- steps
+
 
 def _poll(probe: Callable[[], T | None], timeout: float, interval: float, failure: Callable[[], str]) -> T:
     """``probe()`` every ``interval`` seconds until it returns something; fail with ``failure()`` after ``timeout``."""
@@ -365,7 +378,9 @@ def _wait_for_location(server: DagsterDev, timeout: float) -> dict[str, Any]:
     last: dict[str, Any] = {}
 
     def loaded() -> dict[str, Any] | None:
-        workspace = _expect(server.graphql(WORKSPACE_QUERY)["workspaceOrError"], "Workspace", "workspaceOrError")
+        workspace = _expect(
+            server.graphql(WORKSPACE_QUERY)["workspaceOrError"], "Workspace", "workspaceOrError"
+        )
         entry = next((e for e in workspace["locationEntries"] if e["name"] == LOCATION), None)
         assert entry is not None, f"no code location {LOCATION!r} in {workspace['locationEntries']}"
         last["entry"] = entry
@@ -373,7 +388,14 @@ def _wait_for_location(server: DagsterDev, timeout: float) -> dict[str, Any]:
             return _expect(entry["locationOrLoadError"], "RepositoryLocation", f"code location {LOCATION}")
         return None
 
-    return _poll(loaded, timeout, 1, lambda: f"code location {LOCATION} not loaded within {timeout:.0f} s: {last.get('entry')}\n{server.log_tail()}")
+    return _poll(
+        loaded,
+        timeout,
+        1,
+        lambda: (
+            f"code location {LOCATION} not loaded within {timeout:.0f} s: {last.get('entry')}\n{server.log_tail()}"
+        ),
+    )
 
 
 def _runs(server: DagsterDev) -> list[dict[str, Any]]:
@@ -386,8 +408,11 @@ def _run_events(server: DagsterDev, run_id: str) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     cursor = None
     while True:
-        page = _expect(server.graphql(RUN_EVENTS_QUERY, {"runId": run_id, "cursor": cursor})["logsForRun"],
-                       "EventConnection", "logsForRun")
+        page = _expect(
+            server.graphql(RUN_EVENTS_QUERY, {"runId": run_id, "cursor": cursor})["logsForRun"],
+            "EventConnection",
+            "logsForRun",
+        )
         events += page["events"]
         cursor = page["cursor"]
         if not page["hasMore"] or not page["events"]:
@@ -404,7 +429,9 @@ def _failure_report(server: DagsterDev, run_id: str) -> str:
     return "\n".join(lines) + "\n" + server.log_tail()
 
 
-def _settle(server: DagsterDev, done: Callable[[], bool], since: int, what: str, allowed_failures: int = 0) -> list[dict[str, Any]]:
+def _settle(
+    server: DagsterDev, done: Callable[[], bool], since: int, what: str, allowed_failures: int = 0
+) -> list[dict[str, Any]]:
     """Wait until ``done()`` holds and no run or backfill is in progress for CALM_LOOKS looks; return the runs
     started since the ``since``-th. Runs that fail (beyond ``allowed_failures``) fail the test with their reasons."""
     calm = {"looks": 0}
@@ -413,14 +440,25 @@ def _settle(server: DagsterDev, done: Callable[[], bool], since: int, what: str,
         runs = _runs(server)
         failed = [run for run in runs[since:] if run["status"] == "FAILURE"]
         if len(failed) > allowed_failures:
-            pytest.fail(f"{what}: run {failed[-1]['runId']} ({failed[-1]['jobName']}) failed:\n{_failure_report(server, failed[-1]['runId'])}")
-        backfills = _expect(server.graphql(BACKFILLS_QUERY)["partitionBackfillsOrError"], "PartitionBackfills", "backfills")["results"]
+            pytest.fail(
+                f"{what}: run {failed[-1]['runId']} ({failed[-1]['jobName']}) failed:\n{_failure_report(server, failed[-1]['runId'])}"
+            )
+        backfills = _expect(
+            server.graphql(BACKFILLS_QUERY)["partitionBackfillsOrError"], "PartitionBackfills", "backfills"
+        )["results"]
         busy = bool(backfills) or any(run["status"] not in TERMINAL_RUN_STATUSES for run in runs)
         calm["looks"] = calm["looks"] + 1 if not busy and done() else 0
         return runs[since:] if calm["looks"] >= CALM_LOOKS else None
 
-    return _poll(settled, SETTLE_TIMEOUT, 5, lambda: f"{what}: not settled within {SETTLE_TIMEOUT:.0f} s; runs: "
-                 f"{[(r['jobName'], r['status'], r['tags'].get('dagster/partition')) for r in _runs(server)[since:]]}\n{server.log_tail()}")
+    return _poll(
+        settled,
+        SETTLE_TIMEOUT,
+        5,
+        lambda: (
+            f"{what}: not settled within {SETTLE_TIMEOUT:.0f} s; runs: "
+            f"{[(r['jobName'], r['status'], r['tags'].get('dagster/partition')) for r in _runs(server)[since:]]}\n{server.log_tail()}"
+        ),
+    )
 
 
 def _published_score(serving: Path, year: int) -> float | None:
@@ -437,36 +475,66 @@ def _sensor_selector(name: str) -> dict[str, str]:
 
 def _set_sensor(server: DagsterDev, name: str, running: bool) -> None:
     if running:
-        started = _expect(server.graphql(START_SENSOR_MUTATION, {"selector": _sensor_selector(name)})["startSensor"], "Sensor", f"startSensor {name}")
+        started = _expect(
+            server.graphql(START_SENSOR_MUTATION, {"selector": _sensor_selector(name)})["startSensor"],
+            "Sensor",
+            f"startSensor {name}",
+        )
         assert started["sensorState"]["status"] == "RUNNING"
         return
-    sensor = _expect(server.graphql(SENSOR_QUERY, {"selector": _sensor_selector(name)})["sensorOrError"], "Sensor", name)
-    stopped = _expect(server.graphql(STOP_SENSOR_MUTATION, {"id": sensor["id"]})["stopSensor"], "StopSensorMutationResult", f"stopSensor {name}")
+    sensor = _expect(
+        server.graphql(SENSOR_QUERY, {"selector": _sensor_selector(name)})["sensorOrError"], "Sensor", name
+    )
+    stopped = _expect(
+        server.graphql(STOP_SENSOR_MUTATION, {"id": sensor["id"]})["stopSensor"],
+        "StopSensorMutationResult",
+        f"stopSensor {name}",
+    )
     assert stopped["instigationState"]["status"] == "STOPPED"
 
 
 def _launch(server: DagsterDev, job_name: str, partition: str | None, assets: list[str] | None = None) -> str:
-    selector: dict[str, Any] = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": job_name}
+    selector: dict[str, Any] = {
+        "repositoryLocationName": LOCATION,
+        "repositoryName": REPOSITORY,
+        "jobName": job_name,
+    }
     if assets is not None:
         selector["assetSelection"] = [{"path": [name]} for name in assets]
     tags = [{"key": "dagster/partition", "value": partition}] if partition else []
-    launched = server.graphql(LAUNCH_RUN_MUTATION, {"params": {"selector": selector, "executionMetadata": {"tags": tags}}})
+    launched = server.graphql(
+        LAUNCH_RUN_MUTATION, {"params": {"selector": selector, "executionMetadata": {"tags": tags}}}
+    )
     return _expect(launched["launchRun"], "LaunchRunSuccess", f"launchRun {job_name}")["run"]["runId"]
 
 
 def _check_runs(server: DagsterDev, check_name: str, partition: str) -> list[tuple[str, bool]]:
-    executions = server.graphql(CHECK_EXECUTIONS_QUERY, {
-        "assetKey": {"path": ["reconciliation"]}, "checkName": check_name, "partition": partition})["assetCheckExecutions"]
-    return [(x["runId"], x["evaluation"]["success"]) for x in executions if x["evaluation"] and x["evaluation"]["partition"] == partition]
+    executions = server.graphql(
+        CHECK_EXECUTIONS_QUERY,
+        {"assetKey": {"path": ["reconciliation"]}, "checkName": check_name, "partition": partition},
+    )["assetCheckExecutions"]
+    return [
+        (x["runId"], x["evaluation"]["success"])
+        for x in executions
+        if x["evaluation"] and x["evaluation"]["partition"] == partition
+    ]
 
 
 def _published_by(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [run for run in runs if ["serving_snapshot"] in [a["path"] for a in run["assetSelection"] or []] or run["jobName"] == "publish_job"]
+    return [
+        run
+        for run in runs
+        if ["serving_snapshot"] in [a["path"] for a in run["assetSelection"] or []]
+        or run["jobName"] == "publish_job"
+    ]
 
 
 # ------------------------------------------------------------------------------------------ test
 
-def test_the_ui_stack_keeps_every_edition_consistent(dagster_dev: tuple[DagsterDev, Path, Path, dict[str, str]]) -> None:
+
+def test_the_ui_stack_keeps_every_edition_consistent(
+    dagster_dev: tuple[DagsterDev, Path, Path, dict[str, str]],
+) -> None:
     server, data_dir, warehouse, _ = dagster_dev
     serving = warehouse.with_name("dei_serving.duckdb")
 
@@ -474,7 +542,9 @@ def test_the_ui_stack_keeps_every_edition_consistent(dagster_dev: tuple[DagsterD
     location = _wait_for_location(server, SERVER_TIMEOUT)
     jobs = {job["name"] for repo in location["repositories"] for job in repo["jobs"]}
     assert JOBS <= jobs, jobs
-    nodes = {"/".join(node["assetKey"]["path"]): node for node in server.graphql(ASSET_NODES_QUERY)["assetNodes"]}
+    nodes = {
+        "/".join(node["assetKey"]["path"]): node for node in server.graphql(ASSET_NODES_QUERY)["assetNodes"]
+    }
     assert {name: nodes[name]["groupName"] for name in EXPECTED_GROUPS} == EXPECTED_GROUPS
     for name in EXPECTED_GROUPS:
         assert nodes[name]["partitionKeys"] == ["2019", "2020"], (name, nodes[name]["partitionKeys"])
@@ -488,27 +558,53 @@ def test_the_ui_stack_keeps_every_edition_consistent(dagster_dev: tuple[DagsterD
     since = len(_runs(server))
     original = (data_dir / "raw" / "2019" / "cities.csv").read_bytes()
     lower_every_indicator(data_dir, 2019, HANGZHOU, 20.0)
-    runs = _settle(server, lambda: _published_score(serving, 2019) == pytest.approx(old_2019 - 20.0, abs=1e-9), since, "a changed 2019 file")
-    assert [(r["jobName"], r["tags"].get("dagster/partition")) for r in runs if r["tags"].get("dagster/sensor_name") == "raw_files_sensor"] == [("index_job", "2019")]
+    runs = _settle(
+        server,
+        lambda: _published_score(serving, 2019) == pytest.approx(old_2019 - 20.0, abs=1e-9),
+        since,
+        "a changed 2019 file",
+    )
+    assert [
+        (r["jobName"], r["tags"].get("dagster/partition"))
+        for r in runs
+        if r["tags"].get("dagster/sensor_name") == "raw_files_sensor"
+    ] == [("index_job", "2019")]
     assert len(_published_by(runs)) == 1, [(r["jobName"], r["assetSelection"]) for r in runs]
     for database in (warehouse, serving):
         assert score(database, 2019, HANGZHOU)[0] == pytest.approx(old_2019 - 20.0, abs=1e-9)
         assert_editions_agree(database, 2020, 2019)
-    assert table(serving, "marts.rank_uncertainty", 2019).filter(pl.col("unit_code") == HANGZHOU)["nominal_score"][0] == pytest.approx(old_2019 - 20.0, abs=1e-9)
+    assert table(serving, "marts.rank_uncertainty", 2019).filter(pl.col("unit_code") == HANGZHOU)[
+        "nominal_score"
+    ][0] == pytest.approx(old_2019 - 20.0, abs=1e-9)
 
     # 3. "Materialize selected" for the 2019 reconciliation only: 2020's check results stay as they were.
     region_2020_before = _check_runs(server, "region_scores_match_published", "2020")
-    assert region_2020_before and region_2020_before[0][1] is False  # the white paper's GDP vintage gap: a finding
+    assert (
+        region_2020_before and region_2020_before[0][1] is False
+    )  # the white paper's GDP vintage gap: a finding
     since = len(_runs(server))
     run_id = _launch(server, ASSET_JOB, "2019", ["reconciliation"])
-    _settle(server, lambda: bool(_check_runs(server, "region_scores_match_published", "2019")), since, "a 2019 reconciliation run")
-    assert _check_runs(server, "region_scores_match_published", "2019")[0] == (run_id, True)  # nothing published for 2019
+    _settle(
+        server,
+        lambda: bool(_check_runs(server, "region_scores_match_published", "2019")),
+        since,
+        "a 2019 reconciliation run",
+    )
+    assert _check_runs(server, "region_scores_match_published", "2019")[0] == (
+        run_id,
+        True,
+    )  # nothing published for 2019
     assert _check_runs(server, "region_scores_match_published", "2020")[0] == region_2020_before[0]
 
     # 4. The file goes back to its earlier content: a change like any other.
     since = len(_runs(server))
     (data_dir / "raw" / "2019" / "cities.csv").write_bytes(original)
-    _settle(server, lambda: _published_score(serving, 2019) == pytest.approx(old_2019, abs=1e-9), since, "a reverted 2019 file")
+    _settle(
+        server,
+        lambda: _published_score(serving, 2019) == pytest.approx(old_2019, abs=1e-9),
+        since,
+        "a reverted 2019 file",
+    )
     for database in (warehouse, serving):
         assert_editions_agree(database, 2020, 2019)
 
@@ -519,24 +615,54 @@ def test_the_ui_stack_keeps_every_edition_consistent(dagster_dev: tuple[DagsterD
     _settle(server, lambda: True, len(_runs(server)), "the automation stopping")
     since = len(_runs(server))
     lower_every_indicator(data_dir, 2019, HANGZHOU, 20.0)
-    _settle(server, lambda: any(r["tags"].get("dagster/sensor_name") == "raw_files_sensor" for r in _runs(server)[since:]), since, "the index run")
-    stale = _expect(server.graphql(STALENESS_QUERY, {"assetKey": {"path": ["city_yoy"]}, "partitions": ["2020"]})["assetNodeOrError"], "AssetNode", "city_yoy")
-    runs_since = [(r["jobName"], r["status"], r["tags"].get("dagster/partition"), r["tags"].get("dagster/sensor_name")) for r in _runs(server)[since:]]
+    _settle(
+        server,
+        lambda: any(
+            r["tags"].get("dagster/sensor_name") == "raw_files_sensor" for r in _runs(server)[since:]
+        ),
+        since,
+        "the index run",
+    )
+    stale = _expect(
+        server.graphql(STALENESS_QUERY, {"assetKey": {"path": ["city_yoy"]}, "partitions": ["2020"]})[
+            "assetNodeOrError"
+        ],
+        "AssetNode",
+        "city_yoy",
+    )
+    runs_since = [
+        (r["jobName"], r["status"], r["tags"].get("dagster/partition"), r["tags"].get("dagster/sensor_name"))
+        for r in _runs(server)[since:]
+    ]
     assert stale["staleStatusByPartition"] == ["STALE"], (stale, runs_since)
     # The UI names the root cause: city_index of 2019 has a new data version.
-    assert any(cause["key"]["path"] == ["city_index"] and cause["partitionKey"] == "2019" for cause in stale["staleCausesByPartition"][0]), stale
+    assert any(
+        cause["key"]["path"] == ["city_index"] and cause["partitionKey"] == "2019"
+        for cause in stale["staleCausesByPartition"][0]
+    ), stale
     published = hashlib.sha256(serving.read_bytes()).hexdigest()
     since = len(_runs(server))
     refused = _launch(server, "publish_job", None)
     _settle(server, lambda: True, since, "a publication of disagreeing editions", allowed_failures=1)
-    evaluations = [e["evaluation"] for e in _run_events(server, refused) if e["__typename"] == "AssetCheckEvaluationEvent"]
+    evaluations = [
+        e["evaluation"]
+        for e in _run_events(server, refused)
+        if e["__typename"] == "AssetCheckEvaluationEvent"
+    ]
     failed = {e["checkName"]: e["description"] for e in evaluations if not e["success"]}
-    assert set(failed) == {"comparisons_match_index", "tier_counts_match_index", "analysis_matches_index"}, evaluations
+    assert set(failed) == {"comparisons_match_index", "tier_counts_match_index", "analysis_matches_index"}, (
+        evaluations
+    )
     assert f"marts.city_yoy 2020 unit {HANGZHOU} prev_score" in failed["comparisons_match_index"]
     assert hashlib.sha256(serving.read_bytes()).hexdigest() == published
     since = len(_runs(server))
     _set_sensor(server, "automation_sensor", running=True)
-    _settle(server, lambda: _published_score(serving, 2019) == pytest.approx(old_2019 - 20.0, abs=1e-9), since, "the automation catching up")
+    _settle(
+        server,
+        lambda: _published_score(serving, 2019) == pytest.approx(old_2019 - 20.0, abs=1e-9),
+        since,
+        "the automation catching up",
+    )
     for database in (warehouse, serving):
         assert_editions_agree(database, 2020, 2019)
 
@@ -544,8 +670,13 @@ def test_the_ui_stack_keeps_every_edition_consistent(dagster_dev: tuple[DagsterD
     #    before 2019, and 2019 is compared with it.
     since = len(_runs(server))
     shutil.copytree(data_dir / "raw" / "2019", data_dir / "raw" / "2016")
-    _settle(server, lambda: _published_editions(serving) == [2016, 2019, 2020], since, "a 2016 folder added later")
-    keys = {"/".join(node["assetKey"]["path"]): node["partitionKeys"] for node in server.graphql(ASSET_NODES_QUERY)["assetNodes"]}
+    _settle(
+        server, lambda: _published_editions(serving) == [2016, 2019, 2020], since, "a 2016 folder added later"
+    )
+    keys = {
+        "/".join(node["assetKey"]["path"]): node["partitionKeys"]
+        for node in server.graphql(ASSET_NODES_QUERY)["assetNodes"]
+    }
     assert keys["city_yoy"] == ["2016", "2019", "2020"]
     for database in (warehouse, serving):
         assert set(table(database, "marts.city_yoy", 2016)["status"].to_list()) == {"first_edition"}

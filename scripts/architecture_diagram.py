@@ -17,7 +17,9 @@ PAGE = REPO_ROOT / "docs" / "architecture.md"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--page", type=Path, default=PAGE)
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 when the page is stale")
     args = parser.parse_args(argv)
@@ -27,7 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     updated = update_architecture(current, generated_sections(defs))
     if args.check:
         if updated != current:
-            print(f"architecture_diagram: {args.page} is stale; run scripts/architecture_diagram.py", file=sys.stderr)
+            print(
+                f"architecture_diagram: {args.page} is stale; run scripts/architecture_diagram.py",
+                file=sys.stderr,
+            )
             return 1
         print(f"architecture_diagram: {args.page} is up to date")
         return 0

@@ -24,10 +24,20 @@ GUIDE = REPO_ROOT / "docs" / "bi.md"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--serving", type=Path, help="serving snapshot (default: $DEI_SERVING or data/warehouse/dei_serving.duckdb)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--serving",
+        type=Path,
+        help="serving snapshot (default: $DEI_SERVING or data/warehouse/dei_serving.duckdb)",
+    )
     parser.add_argument("--guide", type=Path, default=GUIDE)
-    parser.add_argument("--from-sample", action="store_true", help="materialize the committed sample privately and use its snapshot")
+    parser.add_argument(
+        "--from-sample",
+        action="store_true",
+        help="materialize the committed sample privately and use its snapshot",
+    )
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 when the guide is stale")
     args = parser.parse_args(argv)
     if args.from_sample:
@@ -36,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="dei-bi-guide-") as scratch:
             print("bi_guide: materializing the sample in a private directory ...", flush=True)
             return _generate(materialize_sample(Path(scratch)).serving, args.guide, args.check)
-    return _generate((args.serving or default_serving_path(default_warehouse_path())).resolve(), args.guide, args.check)
+    return _generate(
+        (args.serving or default_serving_path(default_warehouse_path())).resolve(), args.guide, args.check
+    )
 
 
 def _generate(serving: Path, guide: Path, check: bool) -> int:

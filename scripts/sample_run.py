@@ -34,13 +34,15 @@ class SampleRun:
     def environment(self) -> dict[str, str]:
         """The process environment of a run over this sample: its data, warehouse and instance."""
         env = {key: value for key, value in os.environ.items() if not key.startswith(("DAGSTER_", "DEI_"))}
-        env.update({
-            "DEI_DATA_DIR": str(self.data_dir),
-            "DEI_WAREHOUSE": str(self.warehouse),
-            "DAGSTER_HOME": str(self.dagster_home),
-            "DAGSTER_DISABLE_TELEMETRY": "1",
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "DEI_DATA_DIR": str(self.data_dir),
+                "DEI_WAREHOUSE": str(self.warehouse),
+                "DAGSTER_HOME": str(self.dagster_home),
+                "DAGSTER_DISABLE_TELEMETRY": "1",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         return env
 
 
@@ -55,8 +57,23 @@ def prepare_sample(root: Path) -> SampleRun:
 
 def materialize_sample(root: Path, quiet: bool = True) -> SampleRun:
     sample = prepare_sample(root)
-    command = [str(DEI), "materialize", "--years", "all", "--job", "all", "--data-dir", str(sample.data_dir), "--warehouse", str(sample.warehouse)]
-    completed = subprocess.run(command, env=sample.environment(), cwd=REPO_ROOT, capture_output=quiet, text=True)
+    command = [
+        str(DEI),
+        "materialize",
+        "--years",
+        "all",
+        "--job",
+        "all",
+        "--data-dir",
+        str(sample.data_dir),
+        "--warehouse",
+        str(sample.warehouse),
+    ]
+    completed = subprocess.run(
+        command, env=sample.environment(), cwd=REPO_ROOT, capture_output=quiet, text=True
+    )
     if completed.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({completed.returncode}):\n{completed.stdout}\n{completed.stderr}")
+        raise RuntimeError(
+            f"{' '.join(command)} failed ({completed.returncode}):\n{completed.stdout}\n{completed.stderr}"
+        )
     return sample

@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Locator, Page
+from sample_run import SampleRun, materialize_sample  # scripts/ is on sys.path when this file runs
 
 from dei_pipeline.browser import chromium, pixel_summary
 from dei_pipeline.config import REPO_ROOT
-from sample_run import SampleRun, materialize_sample  # scripts/ is on sys.path when this file runs
 
 HOST = "127.0.0.1"  # loopback only
 DAGSTER = Path(sys.executable).with_name("dagster")
@@ -56,10 +56,13 @@ class Shot:
 
 # --------------------------------------------------------------------------------- page helpers
 
+
 def settle(page: Page) -> None:
     """Wait until the page is quiet: no request in flight and no CSS animation or transition running."""
     page.wait_for_load_state("networkidle", timeout=PAGE_TIMEOUT_MS)
-    page.wait_for_function("document.getAnimations().every(a => a.playState !== 'running')", timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_function(
+        "document.getAnimations().every(a => a.playState !== 'running')", timeout=PAGE_TIMEOUT_MS
+    )
 
 
 def shown_text(page: Page, text: str) -> Locator:
@@ -77,7 +80,9 @@ def button(page: Page, label: str) -> Locator:
     """A button by its visible text or its icon's aria-label (zoom_out, panel_show_right, ...). Not by
     role and name: a button's accessible name joins its icon's label and its text."""
     buttons = page.locator("button")
-    return buttons.filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")).or_(buttons.filter(has=page.locator(f'[aria-label="{label}"]')))
+    return buttons.filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")).or_(
+        buttons.filter(has=page.locator(f'[aria-label="{label}"]'))
+    )
 
 
 def hide_side_panels(page: Page) -> None:
@@ -129,8 +134,10 @@ def _still(page: Page) -> dict[str, Any]:
 
 def _fits(geometry: dict[str, Any], margin: float) -> bool:
     area, box = geometry["area"], geometry["box"]
-    return (box["right"] - box["left"] <= area["right"] - area["left"] - 2 * margin
-            and box["bottom"] - box["top"] <= area["bottom"] - area["top"] - 2 * margin)
+    return (
+        box["right"] - box["left"] <= area["right"] - area["left"] - 2 * margin
+        and box["bottom"] - box["top"] <= area["bottom"] - area["top"] - 2 * margin
+    )
 
 
 def _zoom(page: Page, direction: str) -> dict[str, Any]:
@@ -171,6 +178,7 @@ def fit_graph(page: Page, margin: float = 24) -> None:
 
 # ---------------------------------------------------------------------------------------- shots
 
+
 def shot_asset_groups(page: Page, base: str, sample: SampleRun) -> None:
     open_page(page, f"{base}/asset-groups", "Materialize all", 1500, 900)
     hide_side_panels(page)
@@ -178,7 +186,9 @@ def shot_asset_groups(page: Page, base: str, sample: SampleRun) -> None:
 
 
 def shot_report_lineage(page: Page, base: str, sample: SampleRun) -> None:
-    open_page(page, f"{base}/assets/edition_report?view=lineage&lineageScope=upstream&lineageDepth=1", "Graph depth")
+    open_page(
+        page, f"{base}/assets/edition_report?view=lineage&lineageScope=upstream&lineageDepth=1", "Graph depth"
+    )
     hide_side_panels(page)
     _still(page)  # the graph lays itself out to fit this view
 
@@ -207,17 +217,38 @@ def shot_report(page: Page, base: str, sample: SampleRun) -> None:
 
 
 SHOTS = (
-    Shot("ui_asset_groups.png", "Dagster UI, global asset lineage: the asset groups and how they feed each other", shot_asset_groups),
-    Shot("ui_report_lineage.png", "Dagster UI, the edition_report asset and the marts it reads, boxed by asset group "
-         "(red: reconciliation, whose regional check fails)", shot_report_lineage),
-    Shot("ui_partitioned_asset.png", "Dagster UI, a partitioned asset: city_index, one partition per survey edition, 2020 selected", partial(shot_partition_2020, "city_index", "top_ten")),
-    Shot("ui_asset_checks.png", "Dagster UI, the reconciliation checks; the regional scores disagree with the white paper", shot_asset_checks),
-    Shot("ui_report_asset.png", "Dagster UI, the edition_report asset: the ranking's top rows as Markdown metadata", partial(shot_partition_2020, "edition_report", "top_of_ranking")),
+    Shot(
+        "ui_asset_groups.png",
+        "Dagster UI, global asset lineage: the asset groups and how they feed each other",
+        shot_asset_groups,
+    ),
+    Shot(
+        "ui_report_lineage.png",
+        "Dagster UI, the edition_report asset and the marts it reads, boxed by asset group "
+        "(red: reconciliation, whose regional check fails)",
+        shot_report_lineage,
+    ),
+    Shot(
+        "ui_partitioned_asset.png",
+        "Dagster UI, a partitioned asset: city_index, one partition per survey edition, 2020 selected",
+        partial(shot_partition_2020, "city_index", "top_ten"),
+    ),
+    Shot(
+        "ui_asset_checks.png",
+        "Dagster UI, the reconciliation checks; the regional scores disagree with the white paper",
+        shot_asset_checks,
+    ),
+    Shot(
+        "ui_report_asset.png",
+        "Dagster UI, the edition_report asset: the ranking's top rows as Markdown metadata",
+        partial(shot_partition_2020, "edition_report", "top_of_ranking"),
+    ),
     Shot("report_2020.png", "The 2020 edition report (SYNTHETIC sample data), first screen", shot_report),
 )
 
 
 # ---------------------------------------------------------------------------------------- server
+
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -229,15 +260,26 @@ def _free_port() -> int:
 def dagster_dev(sample: SampleRun, log: Path) -> Iterator[str]:
     """`dagster dev` on a free loopback port over the sample; yields its base URL, always stops it."""
     env = sample.environment()
-    stopped = subprocess.run([str(DAGSTER), "sensor", "stop", "raw_files_sensor", "-w", "workspace.yaml"],
-                             env=env, cwd=REPO_ROOT, capture_output=True, text=True)
+    stopped = subprocess.run(
+        [str(DAGSTER), "sensor", "stop", "raw_files_sensor", "-w", "workspace.yaml"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
     if stopped.returncode != 0:
         raise RuntimeError(f"could not stop raw_files_sensor:\n{stopped.stdout}\n{stopped.stderr}")
     port = _free_port()
     with log.open("wb") as output:
-        server = subprocess.Popen([str(DAGSTER), "dev", "-h", HOST, "-p", str(port), "-w", "workspace.yaml"],
-                                  env=env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                                  start_new_session=True)  # its own process group: webserver, daemon, code server
+        server = subprocess.Popen(
+            [str(DAGSTER), "dev", "-h", HOST, "-p", str(port), "-w", "workspace.yaml"],
+            env=env,
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # its own process group: webserver, daemon, code server
         try:
             base = f"http://{HOST}:{port}"
             deadline = time.monotonic() + SERVER_TIMEOUT
@@ -249,7 +291,9 @@ def dagster_dev(sample: SampleRun, log: Path) -> Iterator[str]:
                         break
                 except (urllib.error.URLError, ConnectionError, TimeoutError):
                     if time.monotonic() > deadline:
-                        raise RuntimeError(f"dagster dev did not answer within {SERVER_TIMEOUT:.0f} s; see {log}") from None
+                        raise RuntimeError(
+                            f"dagster dev did not answer within {SERVER_TIMEOUT:.0f} s; see {log}"
+                        ) from None
                     time.sleep(1)
             yield base
         finally:
@@ -263,8 +307,11 @@ def dagster_dev(sample: SampleRun, log: Path) -> Iterator[str]:
 
 # ------------------------------------------------------------------------------------------ main
 
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="where the PNGs go (default: docs/images)")
     parser.add_argument("--only", nargs="*", help="file names of the shots to take (default: all)")
     args = parser.parse_args(argv)
@@ -287,8 +334,11 @@ def main(argv: list[str] | None = None) -> int:
                 pixels = pixel_summary(target)
                 if pixels.looks_blank:
                     raise RuntimeError(f"{target} looks blank: {pixels}")
-                print(f"  {target.relative_to(REPO_ROOT) if target.is_relative_to(REPO_ROOT) else target}: "
-                      f"{pixels.width}x{pixels.height} — {shot.caption} (SYNTHETIC sample data)", flush=True)
+                print(
+                    f"  {target.relative_to(REPO_ROOT) if target.is_relative_to(REPO_ROOT) else target}: "
+                    f"{pixels.width}x{pixels.height} — {shot.caption} (SYNTHETIC sample data)",
+                    flush=True,
+                )
     return 0
 
 

@@ -39,8 +39,16 @@ ATTRIBUTED_LEVELS: tuple[int, ...] = (0, 1, 2)  # the composite (the total), lev
 COMPARABLE, NOT_COMPARABLE, INCOMPLETE = "comparable", "framework_not_comparable", "incomplete_data"
 
 
-def _tree(leaf_scores: pl.DataFrame, nodes: pl.DataFrame, missing: MissingRule, min_coverage: float) -> pl.DataFrame:
-    return aggregate_tiers(leaf_scores.select("unit_code", "indicator_code", "score"), nodes, keys=("unit_code",), missing=missing, min_coverage=min_coverage)
+def _tree(
+    leaf_scores: pl.DataFrame, nodes: pl.DataFrame, missing: MissingRule, min_coverage: float
+) -> pl.DataFrame:
+    return aggregate_tiers(
+        leaf_scores.select("unit_code", "indicator_code", "score"),
+        nodes,
+        keys=("unit_code",),
+        missing=missing,
+        min_coverage=min_coverage,
+    )
 
 
 def _composite(tree: pl.DataFrame, name: str) -> pl.DataFrame:
@@ -64,20 +72,43 @@ def attribute_changes(
     """
     current = _tree(current_leaves, current_nodes, missing, min_coverage)  # d1 under F1
     published = _tree(previous_leaves, previous_nodes, missing, min_coverage)  # d0 under F0
-    recomputed = _tree(previous_leaves, current_nodes, missing, min_coverage)  # d0 under F1 (indicators it lacks: missing)
+    recomputed = _tree(
+        previous_leaves, current_nodes, missing, min_coverage
+    )  # d0 under F1 (indicators it lacks: missing)
     current_then = _tree(current_leaves, previous_nodes, missing, min_coverage)  # d1 under F0
     # Each node's weighted change under the earlier framework (the data-first order), by node code.
-    earlier_weights = previous_nodes.select(pl.col("code").alias("node_code"), pl.col("effective_weight").alias("earlier_weight"))
+    earlier_weights = previous_nodes.select(
+        pl.col("code").alias("node_code"), pl.col("effective_weight").alias("earlier_weight")
+    )
     earlier_change = (
         current_then.select("unit_code", "node_code", pl.col("score").alias("now_then"))
-        .join(published.select("unit_code", "node_code", pl.col("score").alias("before_then")), on=["unit_code", "node_code"])
-        .join(pl.concat([earlier_weights, pl.DataFrame({"node_code": [COMPOSITE_CODE], "earlier_weight": [1.0]})]), on="node_code")
-        .select("unit_code", "node_code", (pl.col("earlier_weight") * (pl.col("now_then") - pl.col("before_then"))).alias("earlier_contribution"))
+        .join(
+            published.select("unit_code", "node_code", pl.col("score").alias("before_then")),
+            on=["unit_code", "node_code"],
+        )
+        .join(
+            pl.concat(
+                [earlier_weights, pl.DataFrame({"node_code": [COMPOSITE_CODE], "earlier_weight": [1.0]})]
+            ),
+            on="node_code",
+        )
+        .select(
+            "unit_code",
+            "node_code",
+            (pl.col("earlier_weight") * (pl.col("now_then") - pl.col("before_then"))).alias(
+                "earlier_contribution"
+            ),
+        )
     )
     comparable_previous = recomputed.select("unit_code", "node_code", pl.col("score").alias("prev_score"))
     leaf_codes = current_nodes.filter(pl.col("is_leaf"))["code"].to_list()
     complete_in_both = (
-        pl.concat([current_leaves.select("unit_code", "indicator_code", "score"), previous_leaves.select("unit_code", "indicator_code", "score")])
+        pl.concat(
+            [
+                current_leaves.select("unit_code", "indicator_code", "score"),
+                previous_leaves.select("unit_code", "indicator_code", "score"),
+            ]
+        )
         .filter(pl.col("indicator_code").is_in(leaf_codes) & pl.col("score").is_not_null())
         .group_by("unit_code")
         .agg((pl.len() == 2 * len(leaf_codes)).alias("complete"))
@@ -100,20 +131,41 @@ def attribute_changes(
             (pl.col("total_change") - pl.col("method_change")).alias("data_change"),
             # Under rule 'reweight' a unit with missing indicators has weights of its own, and the
             # framework's effective weights would not add up to its change: no contributions then.
-            pl.when(pl.col("prev_score_comparable").is_null() | pl.col("current_score_earlier").is_null()).then(pl.lit(NOT_COMPARABLE))
-            .when(~pl.col("complete").fill_null(False)).then(pl.lit(INCOMPLETE))
-            .otherwise(pl.lit(COMPARABLE)).alias("status"),
+            pl.when(pl.col("prev_score_comparable").is_null() | pl.col("current_score_earlier").is_null())
+            .then(pl.lit(NOT_COMPARABLE))
+            .when(~pl.col("complete").fill_null(False))
+            .then(pl.lit(INCOMPLETE))
+            .otherwise(pl.lit(COMPARABLE))
+            .alias("status"),
         )
     )
-    nodes = pl.concat([
-        current_nodes.select(
-            pl.col("code").alias("node_code"), pl.col("parent_code"), pl.col("level").cast(pl.Int32), "name_zh", "effective_weight",
-        ),
-        pl.DataFrame(
-            {"node_code": [COMPOSITE_CODE], "parent_code": [None], "level": [0], "name_zh": ["综合指数"], "effective_weight": [1.0]},
-            schema={"node_code": pl.String, "parent_code": pl.String, "level": pl.Int32, "name_zh": pl.String, "effective_weight": pl.Float64},
-        ),
-    ]).filter(pl.col("level").is_in(list(ATTRIBUTED_LEVELS)))
+    nodes = pl.concat(
+        [
+            current_nodes.select(
+                pl.col("code").alias("node_code"),
+                pl.col("parent_code"),
+                pl.col("level").cast(pl.Int32),
+                "name_zh",
+                "effective_weight",
+            ),
+            pl.DataFrame(
+                {
+                    "node_code": [COMPOSITE_CODE],
+                    "parent_code": [None],
+                    "level": [0],
+                    "name_zh": ["综合指数"],
+                    "effective_weight": [1.0],
+                },
+                schema={
+                    "node_code": pl.String,
+                    "parent_code": pl.String,
+                    "level": pl.Int32,
+                    "name_zh": pl.String,
+                    "effective_weight": pl.Float64,
+                },
+            ),
+        ]
+    ).filter(pl.col("level").is_in(list(ATTRIBUTED_LEVELS)))
     comparable = pl.col("status") == COMPARABLE
     return (
         units.join(nodes, how="cross")
@@ -127,15 +179,36 @@ def attribute_changes(
         .with_columns(
             # A node the earlier framework lacks has no weighted change under it: 0 in that order.
             pl.when(comparable)
-            .then((pl.col("effective_weight") * pl.col("score_change") + pl.col("earlier_contribution").fill_null(0.0)) / 2)
+            .then(
+                (
+                    pl.col("effective_weight") * pl.col("score_change")
+                    + pl.col("earlier_contribution").fill_null(0.0)
+                )
+                / 2
+            )
             .alias("contribution"),
         )
         .with_columns(
-            pl.when(pl.col("data_change") != 0).then(pl.col("contribution") / pl.col("data_change")).alias("share_of_change"),
+            pl.when(pl.col("data_change") != 0)
+            .then(pl.col("contribution") / pl.col("data_change"))
+            .alias("share_of_change"),
         )
         .select(
-            "unit_code", "status", "node_code", "level", "parent_code", "name_zh", "effective_weight", "score", "prev_score",
-            "score_change", "contribution", "share_of_change", "total_change", "data_change", "method_change",
+            "unit_code",
+            "status",
+            "node_code",
+            "level",
+            "parent_code",
+            "name_zh",
+            "effective_weight",
+            "score",
+            "prev_score",
+            "score_change",
+            "contribution",
+            "share_of_change",
+            "total_change",
+            "data_change",
+            "method_change",
             "prev_score_published",
         )
         .sort("unit_code", "level", "node_code")

@@ -45,18 +45,39 @@ COMPOSITE_NAME_ZH = "综合指数"
 def _tree(nodes: pl.DataFrame) -> pl.DataFrame:
     """The framework's nodes and the composite: node_code, parent_code ('composite' for level 1,
     null for the composite), level, name_zh, weight, effective_weight, is_leaf."""
-    return pl.concat([
-        nodes.select(
-            pl.col("code").alias("node_code"), pl.col("parent_code").fill_null(COMPOSITE_CODE), pl.col("level").cast(pl.Int32),
-            "name_zh", "weight", "effective_weight", "is_leaf",
-        ),
-        pl.DataFrame(
-            {"node_code": [COMPOSITE_CODE], "parent_code": [None], "level": [0], "name_zh": [COMPOSITE_NAME_ZH],
-             "weight": [1.0], "effective_weight": [1.0], "is_leaf": [False]},
-            schema={"node_code": pl.String, "parent_code": pl.String, "level": pl.Int32, "name_zh": pl.String,
-                    "weight": pl.Float64, "effective_weight": pl.Float64, "is_leaf": pl.Boolean},
-        ),
-    ])
+    return pl.concat(
+        [
+            nodes.select(
+                pl.col("code").alias("node_code"),
+                pl.col("parent_code").fill_null(COMPOSITE_CODE),
+                pl.col("level").cast(pl.Int32),
+                "name_zh",
+                "weight",
+                "effective_weight",
+                "is_leaf",
+            ),
+            pl.DataFrame(
+                {
+                    "node_code": [COMPOSITE_CODE],
+                    "parent_code": [None],
+                    "level": [0],
+                    "name_zh": [COMPOSITE_NAME_ZH],
+                    "weight": [1.0],
+                    "effective_weight": [1.0],
+                    "is_leaf": [False],
+                },
+                schema={
+                    "node_code": pl.String,
+                    "parent_code": pl.String,
+                    "level": pl.Int32,
+                    "name_zh": pl.String,
+                    "weight": pl.Float64,
+                    "effective_weight": pl.Float64,
+                    "is_leaf": pl.Boolean,
+                },
+            ),
+        ]
+    )
 
 
 def _wide(scores: pl.DataFrame, node_codes: list[str]) -> tuple[pl.Series, np.ndarray, np.ndarray]:
@@ -102,7 +123,13 @@ def _correlation(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
 def _ranks(values: np.ndarray, present: np.ndarray) -> np.ndarray:
     """Each column's average ranks (ties share the mean rank) among its present entries; 0 elsewhere."""
     frame = pl.DataFrame(np.where(present, values, np.nan)).fill_nan(None)
-    return frame.select(pl.all().rank(method="average")).fill_null(0.0).to_numpy().astype(np.float64).reshape(values.shape)
+    return (
+        frame.select(pl.all().rank(method="average"))
+        .fill_null(0.0)
+        .to_numpy()
+        .astype(np.float64)
+        .reshape(values.shape)
+    )
 
 
 def _normal_cdf(x: np.ndarray) -> np.ndarray:
@@ -146,30 +173,63 @@ def audit_nodes(node_scores: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
     # Every statistic comes from one units × nodes matrix, column i being the tree's node i.
     units, values, present = _wide(scores, tree["node_code"].to_list())
     index = tree.select("node_code", "parent_code").with_row_index("col")
-    parent_pairs = index.join(index.select(pl.col("node_code").alias("parent_code"), pl.col("col").alias("other_col")), on="parent_code")
+    parent_pairs = index.join(
+        index.select(pl.col("node_code").alias("parent_code"), pl.col("col").alias("other_col")),
+        on="parent_code",
+    )
     corr_parent = _pearson(values, present, parent_pairs, "corr_with_parent")
     composite_col = index.filter(pl.col("node_code") == COMPOSITE_CODE)["col"].item()
     corr_composite = _pearson(
-        values, present,
-        index.filter(pl.col("node_code") != COMPOSITE_CODE).with_columns(pl.lit(composite_col, pl.UInt32).alias("other_col")),
+        values,
+        present,
+        index.filter(pl.col("node_code") != COMPOSITE_CODE).with_columns(
+            pl.lit(composite_col, pl.UInt32).alias("other_col")
+        ),
         "corr_with_composite",
     )
     pairs = _pearson(
-        values, present,
-        index.join(index.select(pl.col("node_code").alias("sibling_code"), pl.col("col").alias("other_col"), "parent_code"), on="parent_code")
-        .filter(pl.col("node_code") != pl.col("sibling_code")),
+        values,
+        present,
+        index.join(
+            index.select(
+                pl.col("node_code").alias("sibling_code"), pl.col("col").alias("other_col"), "parent_code"
+            ),
+            on="parent_code",
+        ).filter(pl.col("node_code") != pl.col("sibling_code")),
         "corr",
     )
-    sibling_summary = pairs.group_by("node_code").agg(
-        pl.col("corr").abs().max().alias("max_abs_sibling_corr"),
-        pl.col("sibling_code").filter(pl.col("corr").abs() > REDUNDANT_CORRELATION).sort().str.join(",").alias("redundant_with"),
-    ).with_columns(pl.when(pl.col("redundant_with") != "").then(pl.col("redundant_with")).alias("redundant_with"))
+    sibling_summary = (
+        pairs.group_by("node_code")
+        .agg(
+            pl.col("corr").abs().max().alias("max_abs_sibling_corr"),
+            pl.col("sibling_code")
+            .filter(pl.col("corr").abs() > REDUNDANT_CORRELATION)
+            .sort()
+            .str.join(",")
+            .alias("redundant_with"),
+        )
+        .with_columns(
+            pl.when(pl.col("redundant_with") != "").then(pl.col("redundant_with")).alias("redundant_with")
+        )
+    )
     presence = index.select("node_code", pl.Series("n_units", present.sum(axis=0), pl.Int32))
 
     audited = (
         tree.join(presence, on="node_code", how="left")
-        .join(corr_parent.select("node_code", "corr_with_parent", "spearman_corr_with_parent", "corr_with_parent_p"), on="node_code", how="left")
-        .join(corr_composite.select("node_code", "corr_with_composite", "spearman_corr_with_composite", "corr_with_composite_p"), on="node_code", how="left")
+        .join(
+            corr_parent.select(
+                "node_code", "corr_with_parent", "spearman_corr_with_parent", "corr_with_parent_p"
+            ),
+            on="node_code",
+            how="left",
+        )
+        .join(
+            corr_composite.select(
+                "node_code", "corr_with_composite", "spearman_corr_with_composite", "corr_with_composite_p"
+            ),
+            on="node_code",
+            how="left",
+        )
         .join(sibling_summary, on="node_code", how="left")
         .join(_cronbach_alpha(values, present, index), on="node_code", how="left")
         .join(_group_pca(values, present, index), on="node_code", how="left")
@@ -178,20 +238,32 @@ def audit_nodes(node_scores: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
             pl.col("n_units").fill_null(0),
             (1 - pl.col("n_units").fill_null(0) / max(len(units), 1)).alias("missing_share"),
             # The measured weights: squared correlations as shares within the siblings / the level.
-            (pl.col("corr_with_parent") ** 2 / (pl.col("corr_with_parent") ** 2).sum().over("parent_code")).alias("measured_weight"),
-            (pl.col("corr_with_composite") ** 2 / (pl.col("corr_with_composite") ** 2).sum().over("level")).alias("measured_effective_weight"),
+            (
+                pl.col("corr_with_parent") ** 2 / (pl.col("corr_with_parent") ** 2).sum().over("parent_code")
+            ).alias("measured_weight"),
+            (
+                pl.col("corr_with_composite") ** 2 / (pl.col("corr_with_composite") ** 2).sum().over("level")
+            ).alias("measured_effective_weight"),
             pl.len().over("parent_code").alias("n_siblings_and_self"),
         )
         .with_columns(
-            pl.when(pl.col("n_siblings_and_self") > 1).then(pl.col("measured_weight") / pl.col("weight")).alias("weight_ratio"),
+            pl.when(pl.col("n_siblings_and_self") > 1)
+            .then(pl.col("measured_weight") / pl.col("weight"))
+            .alias("weight_ratio"),
         )
     )
     low, high = WEIGHT_RATIO_RANGE
     flags = [
-        pl.when((pl.col("corr_with_parent") < 0) & (pl.col("corr_with_parent_p") < NEGATIVE_CORR_ALPHA)).then(pl.lit("negative_corr_parent")),
-        pl.when((pl.col("corr_with_composite") < 0) & (pl.col("corr_with_composite_p") < NEGATIVE_CORR_ALPHA)).then(pl.lit("negative_corr_composite")),
+        pl.when((pl.col("corr_with_parent") < 0) & (pl.col("corr_with_parent_p") < NEGATIVE_CORR_ALPHA)).then(
+            pl.lit("negative_corr_parent")
+        ),
+        pl.when(
+            (pl.col("corr_with_composite") < 0) & (pl.col("corr_with_composite_p") < NEGATIVE_CORR_ALPHA)
+        ).then(pl.lit("negative_corr_composite")),
         pl.when(pl.col("redundant_with").is_not_null()).then(pl.lit("redundant")),
-        pl.when((pl.col("weight_ratio") < low) | (pl.col("weight_ratio") > high)).then(pl.lit("weight_mismatch")),
+        pl.when((pl.col("weight_ratio") < low) | (pl.col("weight_ratio") > high)).then(
+            pl.lit("weight_mismatch")
+        ),
         pl.when(pl.col("cronbach_alpha") < LOW_ALPHA).then(pl.lit("low_alpha")),
     ]
     return (
@@ -202,11 +274,30 @@ def audit_nodes(node_scores: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
             pl.col("effective_weight").alias("nominal_effective_weight"),
         )
         .select(
-            "node_code", "level", "parent_code", "name_zh", "n_units", "missing_share", "nominal_weight", "nominal_effective_weight",
-            "measured_weight", "measured_effective_weight", "weight_ratio", "corr_with_parent", "corr_with_composite",
-            pl.col("spearman_corr_with_parent").alias("spearman_with_parent"), pl.col("spearman_corr_with_composite").alias("spearman_with_composite"),
-            pl.col("corr_with_parent_p").alias("negative_corr_parent_p"), pl.col("corr_with_composite_p").alias("negative_corr_composite_p"),
-            "max_abs_sibling_corr", "redundant_with", "n_children", "cronbach_alpha", "pca_first_share", "pca_weight", "flags",
+            "node_code",
+            "level",
+            "parent_code",
+            "name_zh",
+            "n_units",
+            "missing_share",
+            "nominal_weight",
+            "nominal_effective_weight",
+            "measured_weight",
+            "measured_effective_weight",
+            "weight_ratio",
+            "corr_with_parent",
+            "corr_with_composite",
+            pl.col("spearman_corr_with_parent").alias("spearman_with_parent"),
+            pl.col("spearman_corr_with_composite").alias("spearman_with_composite"),
+            pl.col("corr_with_parent_p").alias("negative_corr_parent_p"),
+            pl.col("corr_with_composite_p").alias("negative_corr_composite_p"),
+            "max_abs_sibling_corr",
+            "redundant_with",
+            "n_children",
+            "cronbach_alpha",
+            "pca_first_share",
+            "pca_weight",
+            "flags",
         )
         .sort("level", "node_code")
     )
@@ -218,24 +309,33 @@ def _cronbach_alpha(values: np.ndarray, present: np.ndarray, index: pl.DataFrame
 
     ``index``: node_code, parent_code and col, the node's column in the wide matrix."""
     children = index.drop_nulls("parent_code").sort("parent_code", "node_code")  # fixed summation order
-    groups = children.group_by("parent_code", maintain_order=True).agg(pl.len().cast(pl.Int32).alias("n_children"))
+    groups = children.group_by("parent_code", maintain_order=True).agg(
+        pl.len().cast(pl.Int32).alias("n_children")
+    )
     k = groups["n_children"].to_numpy()
     starts = np.cumsum(k) - k  # each parent's children are contiguous columns
     cols = children["col"].to_numpy()
     complete = np.add.reduceat(present[:, cols].astype(np.int64), starts, axis=1) == k  # units × parents
     item_variance = np.add.reduceat(_variance(values[:, cols], np.repeat(complete, k, axis=1)), starts)
-    total = np.add.reduceat(values[:, cols], starts, axis=1)  # of the complete units' children (missing ones are 0)
+    total = np.add.reduceat(
+        values[:, cols], starts, axis=1
+    )  # of the complete units' children (missing ones are 0)
     n_complete = complete.sum(axis=0)
     return (
         groups.with_columns(
-            pl.Series("total_variance", _variance(total, complete)), pl.Series("item_variance", item_variance),
+            pl.Series("total_variance", _variance(total, complete)),
+            pl.Series("item_variance", item_variance),
             pl.Series("n_complete", n_complete),
         )
         .filter(pl.col("n_complete") > 0)  # no unit with all the children: no row (n_children null)
         .with_columns(
             # One complete unit gives NaN variances, and NaN > 0 holds in polars: hence n_complete > 1.
             pl.when((pl.col("n_children") > 1) & (pl.col("n_complete") > 1) & (pl.col("total_variance") > 0))
-            .then(pl.col("n_children") / (pl.col("n_children") - 1) * (1 - pl.col("item_variance") / pl.col("total_variance")))
+            .then(
+                pl.col("n_children")
+                / (pl.col("n_children") - 1)
+                * (1 - pl.col("item_variance") / pl.col("total_variance"))
+            )
             .alias("cronbach_alpha")
         )
         .select(pl.col("parent_code").alias("node_code"), "n_children", "cronbach_alpha")
@@ -270,7 +370,9 @@ def _group_pca(values: np.ndarray, present: np.ndarray, index: pl.DataFrame) -> 
             continue
         parents.append((parent, found[0]))
         loadings.extend(zip(group["node_code"].to_list(), found[1].tolist(), strict=True))
-    shares = pl.DataFrame(parents, schema={"node_code": pl.String, "pca_first_share": pl.Float64}, orient="row")
+    shares = pl.DataFrame(
+        parents, schema={"node_code": pl.String, "pca_first_share": pl.Float64}, orient="row"
+    )
     weights = pl.DataFrame(loadings, schema={"node_code": pl.String, "pca_weight": pl.Float64}, orient="row")
     return shares.join(weights, on="node_code", how="full", coalesce=True)
 
@@ -287,11 +389,18 @@ def audit_units(leaf_scores: pl.DataFrame, leaf_codes: list[str], composites: pl
     # codes per unit on integers, hashing the strings once, is much cheaper than on the strings.
     indicator = pl.col("indicator_code").cast(pl.Enum(leaf_codes), strict=False)
     present = leaf_scores.group_by("unit_code").agg(
-        indicator.filter(pl.col("score").is_not_null()).drop_nulls().n_unique().cast(pl.Int32).alias("n_present")
+        indicator.filter(pl.col("score").is_not_null())
+        .drop_nulls()
+        .n_unique()
+        .cast(pl.Int32)
+        .alias("n_present")
     )
     return (
         present.join(
-            composites.select("unit_code", pl.col("score").is_not_null().alias("has_composite")), on="unit_code", how="full", coalesce=True,
+            composites.select("unit_code", pl.col("score").is_not_null().alias("has_composite")),
+            on="unit_code",
+            how="full",
+            coalesce=True,
         )
         .with_columns(
             pl.lit(len(leaf_codes), pl.Int32).alias("n_indicators"),
@@ -300,6 +409,8 @@ def audit_units(leaf_scores: pl.DataFrame, leaf_codes: list[str], composites: pl
         )
         .with_columns((pl.col("n_missing") / pl.col("n_indicators")).alias("missing_share"))
         .with_columns((pl.col("missing_share") > MAX_MISSING_SHARE).alias("too_many_missing"))
-        .select("unit_code", "n_indicators", "n_missing", "missing_share", "has_composite", "too_many_missing")
+        .select(
+            "unit_code", "n_indicators", "n_missing", "missing_share", "has_composite", "too_many_missing"
+        )
         .sort("unit_code")
     )

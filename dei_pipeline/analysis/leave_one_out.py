@@ -34,28 +34,46 @@ def removal_impact(problem: RankingProblem) -> pl.DataFrame:
     change, the share of units that move, and the unit that moves most (the first by code on a tie)."""
     tree = problem.tree
     removed = removable_nodes(problem)
-    schema = {"node_code": pl.String, "level": pl.Int32, "mean_abs_rank_change": pl.Float64, "max_abs_rank_change": pl.Int32,
-              "share_units_moved": pl.Float64, "most_moved_unit": pl.String, "most_moved_rank_change": pl.Int32, "n_units": pl.Int32}
+    schema = {
+        "node_code": pl.String,
+        "level": pl.Int32,
+        "mean_abs_rank_change": pl.Float64,
+        "max_abs_rank_change": pl.Int32,
+        "share_units_moved": pl.Float64,
+        "most_moved_unit": pl.String,
+        "most_moved_rank_change": pl.Int32,
+        "n_units": pl.Int32,
+    }
     if removed.size == 0 or problem.n_units == 0:
         return pl.DataFrame(schema=schema)
     # Row 0: nothing removed; row i: node removed[i - 1] with weight 0.
     multipliers = np.ones((removed.size + 1, tree.n_nodes))
     multipliers[np.arange(1, removed.size + 1), removed] = 0.0
-    ranks = simulate_ranks(problem, AssumptionDraws(multipliers, np.zeros((removed.size + 1, tree.n_steps), dtype=bool))).ranks
+    ranks = simulate_ranks(
+        problem, AssumptionDraws(multipliers, np.zeros((removed.size + 1, tree.n_steps), dtype=bool))
+    ).ranks
     # Positive: the unit moves up without the node (its rank number falls), as rank_change elsewhere.
     change = ranks[:1] - ranks[1:]  # (removed nodes, units)
     moved = np.abs(change)
     most = moved.argmax(axis=1)  # units are in code order: the first by code on a tie
-    return pl.DataFrame({
-        "node_code": [tree.node_codes[i] for i in removed],
-        "level": tree.node_levels[removed].astype(np.int32),
-        "mean_abs_rank_change": moved.mean(axis=1),
-        "max_abs_rank_change": moved.max(axis=1).astype(np.int32),
-        "share_units_moved": (moved > 0).mean(axis=1),
-        "most_moved_unit": [problem.unit_codes[u] for u in most],
-        "most_moved_rank_change": change[np.arange(removed.size), most].astype(np.int32),
-        "n_units": np.full(removed.size, problem.n_units, dtype=np.int32),
-    }, schema=schema).with_columns(
-        # Nothing moves: no unit to name.
-        pl.when(pl.col("max_abs_rank_change") > 0).then(pl.col(c)).alias(c) for c in ("most_moved_unit", "most_moved_rank_change")
-    ).sort("level", "node_code")
+    return (
+        pl.DataFrame(
+            {
+                "node_code": [tree.node_codes[i] for i in removed],
+                "level": tree.node_levels[removed].astype(np.int32),
+                "mean_abs_rank_change": moved.mean(axis=1),
+                "max_abs_rank_change": moved.max(axis=1).astype(np.int32),
+                "share_units_moved": (moved > 0).mean(axis=1),
+                "most_moved_unit": [problem.unit_codes[u] for u in most],
+                "most_moved_rank_change": change[np.arange(removed.size), most].astype(np.int32),
+                "n_units": np.full(removed.size, problem.n_units, dtype=np.int32),
+            },
+            schema=schema,
+        )
+        .with_columns(
+            # Nothing moves: no unit to name.
+            pl.when(pl.col("max_abs_rank_change") > 0).then(pl.col(c)).alias(c)
+            for c in ("most_moved_unit", "most_moved_rank_change")
+        )
+        .sort("level", "node_code")
+    )

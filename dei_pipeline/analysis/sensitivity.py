@@ -38,7 +38,11 @@ import numpy as np
 import polars as pl
 
 from dei_pipeline.analysis.uncertainty import (
-    AssumptionDraws, RankingProblem, UncertaintySettings, settings_draws, simulate_ranks,
+    AssumptionDraws,
+    RankingProblem,
+    UncertaintySettings,
+    settings_draws,
+    simulate_ranks,
 )
 
 AGGREGATION_FACTOR = "aggregation_method"
@@ -77,7 +81,9 @@ def factors(problem: RankingProblem, settings: UncertaintySettings) -> list[Fact
     if len(settings.methods) > 1:
         found.append(Factor(AGGREGATION_FACTOR, np.array([], dtype=np.intp), np.arange(tree.n_steps)))
     if len(settings.weight_schemes) > 1:
-        found.append(Factor(SCHEME_FACTOR, np.array([], dtype=np.intp), np.array([], dtype=np.intp), scheme=True))
+        found.append(
+            Factor(SCHEME_FACTOR, np.array([], dtype=np.intp), np.array([], dtype=np.intp), scheme=True)
+        )
     return found
 
 
@@ -93,7 +99,11 @@ def saltelli_block(a: AssumptionDraws, b: AssumptionDraws, factor_list: Sequence
         geometric.append(mixed_geometric)
         if schemes is not None:
             schemes.append(b.scheme if factor.scheme else a.scheme)
-    return AssumptionDraws(np.concatenate(multipliers), np.concatenate(geometric), None if schemes is None else np.concatenate(schemes))
+    return AssumptionDraws(
+        np.concatenate(multipliers),
+        np.concatenate(geometric),
+        None if schemes is None else np.concatenate(schemes),
+    )
 
 
 @dataclass(frozen=True)
@@ -131,7 +141,7 @@ def _estimates(means: np.ndarray, n_factors: int, n: int) -> tuple[np.ndarray, n
     variance = means[..., 0, :] / 2 * (2 * n) / (2 * n - 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(variance > 0, variance, np.nan)[..., None, :]
-        return means[..., 1:1 + k, :] / scale, means[..., 1 + k:, :] / 2 / scale, variance
+        return means[..., 1 : 1 + k, :] / scale, means[..., 1 + k :, :] / 2 / scale, variance
 
 
 def _terms(g_a: np.ndarray, g_b: np.ndarray, g_ab: np.ndarray) -> np.ndarray:
@@ -143,8 +153,8 @@ def _terms(g_a: np.ndarray, g_b: np.ndarray, g_ab: np.ndarray) -> np.ndarray:
     np.square(g_a, out=terms[:, 0])
     terms[:, 0] += np.square(g_b)
     d = np.subtract(np.moveaxis(g_ab, 0, 1), g_a[:, None], dtype=np.float32)
-    np.multiply(g_b[:, None], d, out=terms[:, 1:1 + k])
-    np.square(d, out=terms[:, 1 + k:])
+    np.multiply(g_b[:, None], d, out=terms[:, 1 : 1 + k])
+    np.square(d, out=terms[:, 1 + k :])
     return terms
 
 
@@ -156,13 +166,23 @@ def _percentiles(samples: np.ndarray, quantiles: Sequence[float]) -> np.ndarray:
     below = [int(np.floor(h)) for h in positions]
     kth = sorted({i for lo in below for i in (lo, min(lo + 1, len(samples) - 1))})
     ordered = np.partition(rows, kth, axis=1)
-    found = np.stack([ordered[:, lo] + (h - lo) * (ordered[:, min(lo + 1, len(samples) - 1)] - ordered[:, lo]) for h, lo in zip(positions, below)])
+    found = np.stack(
+        [
+            ordered[:, lo] + (h - lo) * (ordered[:, min(lo + 1, len(samples) - 1)] - ordered[:, lo])
+            for h, lo in zip(positions, below)
+        ]
+    )
     found[:, np.isnan(rows).any(axis=1)] = np.nan
     return found.reshape(len(quantiles), *samples.shape[1:])
 
 
 def sobol_indices(
-    f_a: np.ndarray, f_b: np.ndarray, f_ab: np.ndarray, n_boot: int, rng: np.random.Generator, level: float = 0.90,
+    f_a: np.ndarray,
+    f_b: np.ndarray,
+    f_ab: np.ndarray,
+    n_boot: int,
+    rng: np.random.Generator,
+    level: float = 0.90,
     workers: int | None = None,
 ) -> SobolIndices:
     """Sobol indices from the outputs of a Saltelli design: ``f_a``, ``f_b`` (N, outputs) and ``f_ab``
@@ -193,8 +213,15 @@ def sobol_indices(
         first_bounds = _percentiles(boot_first, tails)
         total_bounds = _percentiles(boot_total, tails)
         return (
-            first, total, boot_first.std(axis=0, ddof=1), boot_total.std(axis=0, ddof=1),
-            first_bounds[0], first_bounds[1], total_bounds[0], total_bounds[1], variance,
+            first,
+            total,
+            boot_first.std(axis=0, ddof=1),
+            boot_total.std(axis=0, ddof=1),
+            first_bounds[0],
+            first_bounds[1],
+            total_bounds[0],
+            total_bounds[1],
+            variance,
         )
 
     # Chunks of outputs on threads (numpy releases the GIL); the resamples are drawn above, once, so
@@ -235,7 +262,9 @@ def rank_sensitivity(
 
     def run(start: int) -> None:
         rows = np.arange(start, min(start + block, n))
-        ranks = simulate_ranks(problem, saltelli_block(a.take(rows), b.take(rows), factor_list)).ranks.astype(np.float32)
+        ranks = simulate_ranks(problem, saltelli_block(a.take(rows), b.take(rows), factor_list)).ranks.astype(
+            np.float32
+        )
         shift = np.abs(ranks - nominal_ranks[None, :]).mean(axis=1, keepdims=True)
         outputs[:, rows] = np.concatenate([ranks, shift], axis=1).reshape(k + 2, rows.size, n_outputs)
 
@@ -246,7 +275,15 @@ def rank_sensitivity(
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(run, starts))
-    indices = sobol_indices(outputs[0], outputs[1], outputs[2:], settings.sensitivity_bootstrap, rng, settings.sensitivity_level, workers)
+    indices = sobol_indices(
+        outputs[0],
+        outputs[1],
+        outputs[2:],
+        settings.sensitivity_bootstrap,
+        rng,
+        settings.sensitivity_level,
+        workers,
+    )
     return [factor.name for factor in factor_list], indices
 
 
@@ -254,7 +291,9 @@ def rank_sensitivity(
 PLAUSIBLE_RANGE: tuple[float, float] = (-0.05, 1.05)
 
 
-def sensitivity_rows(problem: RankingProblem, factor_names: Sequence[str], indices: SobolIndices, settings: UncertaintySettings) -> pl.DataFrame:
+def sensitivity_rows(
+    problem: RankingProblem, factor_names: Sequence[str], indices: SobolIndices, settings: UncertaintySettings
+) -> pl.DataFrame:
     """``marts.sensitivity`` rows of one edition and unit type (without survey_year and unit_type): per
     target (each unit's rank, and the mean absolute rank shift) and factor, the indices with their
     bootstrap errors and bounds, whether they are resolved, and the factors ordered by total effect
@@ -273,20 +312,23 @@ def sensitivity_rows(problem: RankingProblem, factor_names: Sequence[str], indic
     def narrow(index: str) -> pl.Expr:
         return (pl.col(f"{index}_ci_high") - pl.col(f"{index}_ci_low")) <= settings.sensitivity_resolution
 
-    rows = pl.DataFrame({
-        "target": np.tile(targets, n_factors),
-        "unit_code": units * n_factors,
-        "factor": np.repeat(list(factor_names), n_outputs),
-        "first_order": indices.first_order.reshape(-1),
-        "total_effect": indices.total_effect.reshape(-1),
-        "first_order_se": indices.first_order_se.reshape(-1),
-        "total_effect_se": indices.total_effect_se.reshape(-1),
-        "first_order_ci_low": indices.first_order_low.reshape(-1),
-        "first_order_ci_high": indices.first_order_high.reshape(-1),
-        "total_effect_ci_low": indices.total_effect_low.reshape(-1),
-        "total_effect_ci_high": indices.total_effect_high.reshape(-1),
-        "output_variance": np.tile(indices.variance, n_factors),
-    }, schema_overrides={"unit_code": pl.String}).with_columns(pl.col(pl.Float64).fill_nan(None))
+    rows = pl.DataFrame(
+        {
+            "target": np.tile(targets, n_factors),
+            "unit_code": units * n_factors,
+            "factor": np.repeat(list(factor_names), n_outputs),
+            "first_order": indices.first_order.reshape(-1),
+            "total_effect": indices.total_effect.reshape(-1),
+            "first_order_se": indices.first_order_se.reshape(-1),
+            "total_effect_se": indices.total_effect_se.reshape(-1),
+            "first_order_ci_low": indices.first_order_low.reshape(-1),
+            "first_order_ci_high": indices.first_order_high.reshape(-1),
+            "total_effect_ci_low": indices.total_effect_low.reshape(-1),
+            "total_effect_ci_high": indices.total_effect_high.reshape(-1),
+            "output_variance": np.tile(indices.variance, n_factors),
+        },
+        schema_overrides={"unit_code": pl.String},
+    ).with_columns(pl.col(pl.Float64).fill_nan(None))
     return (
         rows.with_columns(
             pl.when(pl.col("total_effect").is_not_null())
@@ -296,7 +338,14 @@ def sensitivity_rows(problem: RankingProblem, factor_names: Sequence[str], indic
             (outside("first_order") | outside("total_effect")).alias("out_of_range"),
             # Null bounds (a resample without variance) leave the comparison null: not resolved.
             pl.when(pl.col("total_effect").is_not_null())
-            .then((~outside("first_order") & ~outside("total_effect") & narrow("first_order") & narrow("total_effect")).fill_null(False))
+            .then(
+                (
+                    ~outside("first_order")
+                    & ~outside("total_effect")
+                    & narrow("first_order")
+                    & narrow("total_effect")
+                ).fill_null(False)
+            )
             .alias("resolved"),
             pl.lit(settings.sensitivity_base_draws, pl.Int32).alias("n_base_draws"),
             pl.lit(settings.sensitivity_base_draws * (n_factors + 2), pl.Int32).alias("n_evaluations"),
@@ -308,10 +357,22 @@ def sensitivity_rows(problem: RankingProblem, factor_names: Sequence[str], indic
 
 
 _ROW_SCHEMA: dict[str, pl.DataType] = {
-    "target": pl.String(), "unit_code": pl.String(), "factor": pl.String(), "first_order": pl.Float64(),
-    "total_effect": pl.Float64(), "first_order_se": pl.Float64(), "total_effect_se": pl.Float64(),
-    "first_order_ci_low": pl.Float64(), "first_order_ci_high": pl.Float64(), "total_effect_ci_low": pl.Float64(),
-    "total_effect_ci_high": pl.Float64(), "resolved": pl.Boolean(), "out_of_range": pl.Boolean(),
-    "output_variance": pl.Float64(), "influence_rank": pl.Int32(), "n_base_draws": pl.Int32(), "n_evaluations": pl.Int32(),
+    "target": pl.String(),
+    "unit_code": pl.String(),
+    "factor": pl.String(),
+    "first_order": pl.Float64(),
+    "total_effect": pl.Float64(),
+    "first_order_se": pl.Float64(),
+    "total_effect_se": pl.Float64(),
+    "first_order_ci_low": pl.Float64(),
+    "first_order_ci_high": pl.Float64(),
+    "total_effect_ci_low": pl.Float64(),
+    "total_effect_ci_high": pl.Float64(),
+    "resolved": pl.Boolean(),
+    "out_of_range": pl.Boolean(),
+    "output_variance": pl.Float64(),
+    "influence_rank": pl.Int32(),
+    "n_base_draws": pl.Int32(),
+    "n_evaluations": pl.Int32(),
     "n_bootstrap": pl.Int32(),
 }

@@ -55,7 +55,14 @@ import polars as pl
 from dei_pipeline.aggregation import COMPOSITE_CODE, covered
 from dei_pipeline.analysis.audit import first_component
 from dei_pipeline.config import (
-    AggregationMethod, MethodChoice, MethodSettings, SettingsError, UncertaintySettings, WeightScheme, load_settings, settings_path,
+    AggregationMethod,
+    MethodChoice,
+    MethodSettings,
+    SettingsError,
+    UncertaintySettings,
+    WeightScheme,
+    load_settings,
+    settings_path,
     validated,
 )
 from dei_pipeline.tiers import tier_expr
@@ -93,7 +100,9 @@ def load_uncertainty_settings(data_dir: Path) -> UncertaintySettings:
     """The ``uncertainty:`` block of ``<data_dir>/method/settings.yaml``, validated with the rest of the file."""
     settings = load_settings(data_dir).uncertainty
     if settings is None:
-        raise SettingsError(f"{settings_path(data_dir)}: no 'uncertainty:' block (draws, seed, weight_range, methods, geometric_floor, sensitivity_*)")
+        raise SettingsError(
+            f"{settings_path(data_dir)}: no 'uncertainty:' block (draws, seed, weight_range, methods, geometric_floor, sensitivity_*)"
+        )
     return settings
 
 
@@ -105,7 +114,9 @@ def parse_uncertainty_settings(block: Mapping[str, Any], where: str = "uncertain
 def edition_rng(seed: int, survey_year: int, unit_type: str, purpose: str) -> np.random.Generator:
     """The random stream of one edition, unit type and analysis: independent of which other editions
     are computed in the same run, so a partition's figures do not depend on the backfill it is in."""
-    return np.random.default_rng([seed, survey_year, zlib.crc32(unit_type.encode()), zlib.crc32(purpose.encode())])
+    return np.random.default_rng(
+        [seed, survey_year, zlib.crc32(unit_type.encode()), zlib.crc32(purpose.encode())]
+    )
 
 
 # ------------------------------------------------------------------------------- the tree as arrays
@@ -117,7 +128,9 @@ class IndexTree:
 
     node_codes: tuple[str, ...]
     node_levels: np.ndarray  # (nodes,) level of each node, 1 = top
-    node_parents: np.ndarray  # (nodes,) position of the parent, -1 for a level-1 node (child of the composite)
+    node_parents: (
+        np.ndarray
+    )  # (nodes,) position of the parent, -1 for a level-1 node (child of the composite)
     node_is_leaf: np.ndarray  # (nodes,) bool
     nominal_weights: np.ndarray  # (nodes,) weight within the parent
     sibling_membership: np.ndarray  # (nodes, parents) 1 where the node is a child of the parent
@@ -193,7 +206,9 @@ class Segment:
     """
 
     output_codes: tuple[str, ...]
-    paths: np.ndarray  # (inputs, longest path) node positions from an input upwards; padded with n_nodes (weight 1)
+    paths: (
+        np.ndarray
+    )  # (inputs, longest path) node positions from an input upwards; padded with n_nodes (weight 1)
     leaf_groups: tuple[InputGroup, ...]
     inner_groups: tuple[InputGroup, ...]
 
@@ -207,8 +222,10 @@ def build_segment(tree: IndexTree, first_step: int, last_step: int) -> Segment:
     below_rows = {node: row for row, node in enumerate(tree.inner_nodes_at(bottom))} if first_step > 0 else {}
     leaf_column = {node: column for column, node in enumerate(np.flatnonzero(tree.node_is_leaf).tolist())}
     inputs = [
-        node for node in range(tree.n_nodes)
-        if top < tree.node_levels[node] <= bottom and (tree.node_is_leaf[node] or (tree.node_levels[node] == bottom and first_step > 0))
+        node
+        for node in range(tree.n_nodes)
+        if top < tree.node_levels[node] <= bottom
+        and (tree.node_is_leaf[node] or (tree.node_levels[node] == bottom and first_step > 0))
     ]
     longest = bottom - top
     paths = np.full((len(inputs), longest), tree.n_nodes, dtype=np.intp)
@@ -223,11 +240,22 @@ def build_segment(tree: IndexTree, first_step: int, last_step: int) -> Segment:
         leaves = [row for row in mine if tree.node_is_leaf[inputs[row]]]
         inner = [row for row in mine if not tree.node_is_leaf[inputs[row]]]
         if leaves:
-            leaf_groups.append(InputGroup(output_row[output], np.array(leaves), np.array([leaf_column[inputs[r]] for r in leaves])))
+            leaf_groups.append(
+                InputGroup(
+                    output_row[output], np.array(leaves), np.array([leaf_column[inputs[r]] for r in leaves])
+                )
+            )
         if inner:
             sources = np.array([below_rows[inputs[r]] for r in inner])
             consecutive = bool(np.all(np.diff(sources) == 1))
-            inner_groups.append(InputGroup(output_row[output], np.array(inner), sources, slice(int(sources[0]), int(sources[-1]) + 1) if consecutive else None))
+            inner_groups.append(
+                InputGroup(
+                    output_row[output],
+                    np.array(inner),
+                    sources,
+                    slice(int(sources[0]), int(sources[-1]) + 1) if consecutive else None,
+                )
+            )
     return Segment(
         output_codes=tuple(COMPOSITE_CODE if node == -1 else tree.node_codes[node] for node in outputs),
         paths=paths,
@@ -263,11 +291,20 @@ class AssumptionDraws:
         return int(self.weight_multipliers.shape[0])
 
     def take(self, index: np.ndarray) -> AssumptionDraws:
-        return AssumptionDraws(self.weight_multipliers[index], self.geometric[index], None if self.scheme is None else self.scheme[index])
+        return AssumptionDraws(
+            self.weight_multipliers[index],
+            self.geometric[index],
+            None if self.scheme is None else self.scheme[index],
+        )
 
 
 def draw_assumptions(
-    tree: IndexTree, n_draws: int, weight_range: float, methods: Sequence[str], rng: np.random.Generator, method_choice: str = PER_LEVEL,
+    tree: IndexTree,
+    n_draws: int,
+    weight_range: float,
+    methods: Sequence[str],
+    rng: np.random.Generator,
+    method_choice: str = PER_LEVEL,
     n_schemes: int = 1,
 ) -> AssumptionDraws:
     """Independent draws: a uniform factor in [1 - weight_range, 1 + weight_range] per node, a method
@@ -275,13 +312,25 @@ def draw_assumptions(
     several weight schemes, one of them uniformly (drawn last: one scheme leaves the stream as it was)."""
     multipliers = rng.uniform(1.0 - weight_range, 1.0 + weight_range, size=(n_draws, tree.n_nodes))
     choice = rng.integers(0, len(methods), size=(n_draws, tree.n_steps if method_choice == PER_LEVEL else 1))
-    geometric = np.broadcast_to(np.array([method == GEOMETRIC for method in methods])[choice], (n_draws, tree.n_steps)).copy()
+    geometric = np.broadcast_to(
+        np.array([method == GEOMETRIC for method in methods])[choice], (n_draws, tree.n_steps)
+    ).copy()
     scheme = rng.integers(0, n_schemes, size=n_draws) if n_schemes > 1 else None
     return AssumptionDraws(multipliers, geometric, scheme)
 
 
-def settings_draws(tree: IndexTree, settings: UncertaintySettings, n_draws: int, rng: np.random.Generator) -> AssumptionDraws:
-    return draw_assumptions(tree, n_draws, settings.weight_range, settings.methods, rng, settings.method_choice, len(settings.weight_schemes))
+def settings_draws(
+    tree: IndexTree, settings: UncertaintySettings, n_draws: int, rng: np.random.Generator
+) -> AssumptionDraws:
+    return draw_assumptions(
+        tree,
+        n_draws,
+        settings.weight_range,
+        settings.methods,
+        rng,
+        settings.method_choice,
+        len(settings.weight_schemes),
+    )
 
 
 def nominal_assumptions(tree: IndexTree) -> AssumptionDraws:
@@ -292,7 +341,11 @@ def nominal_assumptions(tree: IndexTree) -> AssumptionDraws:
 def draw_weights(problem: RankingProblem, draws: AssumptionDraws) -> np.ndarray:
     """(draws, nodes) weights of the draws: each draw's scheme (as a ratio to the nominal weights, which
     renormalising makes a change of base weights), times its multipliers, renormalised."""
-    multipliers = draws.weight_multipliers if draws.scheme is None else draws.weight_multipliers * problem.scheme_ratios[draws.scheme]
+    multipliers = (
+        draws.weight_multipliers
+        if draws.scheme is None
+        else draws.weight_multipliers * problem.scheme_ratios[draws.scheme]
+    )
     return perturbed_weights(problem.tree, multipliers)
 
 
@@ -384,7 +437,9 @@ class RankingProblem:
             self._cache[key] = build_segment(self.tree, first_step, last_step)
         return self._cache[key]
 
-    def leaf_block(self, first_step: int, last_step: int, group_index: int, dtype: type[np.floating]) -> LeafBlock:
+    def leaf_block(
+        self, first_step: int, last_step: int, group_index: int, dtype: type[np.floating]
+    ) -> LeafBlock:
         key = ("leaves", first_step, last_step, group_index, np.dtype(dtype).str)
         if key not in self._cache:
             columns = self.segment(first_step, last_step).leaf_groups[group_index].sources
@@ -414,22 +469,38 @@ def ranking_problem(
     without a composite under the missing-value rule has no rank and is left out, as it is there).
     """
     if method.tie_method not in SUPPORTED_TIE_METHODS:
-        raise ValueError(f"ranking.tie_method {method.tie_method!r}: the simulation supports {list(SUPPORTED_TIE_METHODS)}")
+        raise ValueError(
+            f"ranking.tie_method {method.tie_method!r}: the simulation supports {list(SUPPORTED_TIE_METHODS)}"
+        )
     if not 0 < geometric_floor < method.score_max:
-        raise ValueError(f"uncertainty.geometric_floor {geometric_floor} must lie in (0, scores.max = {method.score_max})")
+        raise ValueError(
+            f"uncertainty.geometric_floor {geometric_floor} must lie in (0, scores.max = {method.score_max})"
+        )
     tree = IndexTree.from_nodes(nodes)
     code_column = "indicator_code" if "indicator_code" in leaf_scores.columns else "node_code"
-    units = ranked_units.select("unit_code", pl.col("rank_group").cast(pl.String)).unique("unit_code").sort("unit_code")
-    wide = (
-        leaf_scores.filter(pl.col(code_column).is_in(list(tree.leaf_codes)))
-        .pivot(on=code_column, index="unit_code", values="score", aggregate_function="first")
+    units = (
+        ranked_units.select("unit_code", pl.col("rank_group").cast(pl.String))
+        .unique("unit_code")
+        .sort("unit_code")
+    )
+    wide = leaf_scores.filter(pl.col(code_column).is_in(list(tree.leaf_codes))).pivot(
+        on=code_column, index="unit_code", values="score", aggregate_function="first"
     )
     matrix = units.join(wide, on="unit_code", how="left", maintain_order="left")
-    matrix = matrix.with_columns(pl.lit(None, pl.Float64).alias(code) for code in tree.leaf_codes if code not in matrix.columns)
-    scores = matrix.select(pl.col(list(tree.leaf_codes)).cast(pl.Float64)).to_numpy().astype(np.float64).reshape(units.height, len(tree.leaf_codes))
+    matrix = matrix.with_columns(
+        pl.lit(None, pl.Float64).alias(code) for code in tree.leaf_codes if code not in matrix.columns
+    )
+    scores = (
+        matrix.select(pl.col(list(tree.leaf_codes)).cast(pl.Float64))
+        .to_numpy()
+        .astype(np.float64)
+        .reshape(units.height, len(tree.leaf_codes))
+    )
     complete = not bool(np.isnan(scores).any())
     if method.missing_rule == "propagate" and not complete:
-        raise ValueError("a ranked unit lacks leaf scores, which rule 'propagate' cannot score: the inputs disagree")
+        raise ValueError(
+            "a ranked unit lacks leaf scores, which rule 'propagate' cannot score: the inputs disagree"
+        )
     group_names = tuple(sorted(set(units["rank_group"].to_list())))
     scale = 10**method.display_decimals
     tick_min = math.floor(method.score_min * scale)
@@ -447,7 +518,9 @@ def ranking_problem(
         score_min=method.score_min,
         score_max=method.score_max,
         min_coverage=method.min_coverage,
-        scheme_ratios=np.stack([scheme_weights(tree, scores, scheme) / tree.nominal_weights for scheme in weight_schemes]),
+        scheme_ratios=np.stack(
+            [scheme_weights(tree, scores, scheme) / tree.nominal_weights for scheme in weight_schemes]
+        ),
         complete=complete,
     )
 
@@ -488,7 +561,9 @@ def scheme_weights(tree: IndexTree, leaf_scores: np.ndarray, scheme: str) -> np.
 # ------------------------------------------------------------------------------------ aggregation
 
 
-def _composite_block(problem: RankingProblem, weights: np.ndarray, geometric_steps: Sequence[bool], dtype: type[np.floating]) -> np.ndarray:
+def _composite_block(
+    problem: RankingProblem, weights: np.ndarray, geometric_steps: Sequence[bool], dtype: type[np.floating]
+) -> np.ndarray:
     """(draws, units) composites of a chunk of draws that share their methods; ``weights`` is the
     chunk's (draws, nodes) renormalised weight matrix."""
     n_draws = weights.shape[0]
@@ -514,15 +589,23 @@ def _composite_block(problem: RankingProblem, weights: np.ndarray, geometric_ste
         if problem.complete:
             below = _segment_outputs(problem, first, last, segment, path_weights, children, geometric, dtype)
         else:
-            below = _segment_outputs_with_missing(problem, first, last, segment, path_weights, children, geometric, dtype)
+            below = _segment_outputs_with_missing(
+                problem, first, last, segment, path_weights, children, geometric, dtype
+            )
         below_in_logs = geometric
     assert below is not None
     return problem.from_rescaled_logs(below[0]) if below_in_logs else below[0]
 
 
 def _segment_outputs(
-    problem: RankingProblem, first: int, last: int, segment: Segment, path_weights: np.ndarray,
-    children: np.ndarray | None, geometric: bool, dtype: type[np.floating],
+    problem: RankingProblem,
+    first: int,
+    last: int,
+    segment: Segment,
+    path_weights: np.ndarray,
+    children: np.ndarray | None,
+    geometric: bool,
+    dtype: type[np.floating],
 ) -> np.ndarray:
     """(outputs, draws, units): each output the path-weighted sum of its inputs (in log space when
     geometric). einsum rather than matmul: the products are small, and BLAS threads fight for the
@@ -531,7 +614,12 @@ def _segment_outputs(
     written: set[int] = set()
     for index, group in enumerate(segment.leaf_groups):
         block = problem.leaf_block(first, last, index, dtype)
-        np.einsum("ck,ku->cu", path_weights[:, group.inputs], block.logs if geometric else block.values, out=total[group.output])
+        np.einsum(
+            "ck,ku->cu",
+            path_weights[:, group.inputs],
+            block.logs if geometric else block.values,
+            out=total[group.output],
+        )
         written.add(group.output)
     for group in segment.inner_groups:
         assert children is not None
@@ -544,19 +632,31 @@ def _segment_outputs(
 
 
 def _segment_outputs_with_missing(
-    problem: RankingProblem, first: int, last: int, segment: Segment, path_weights: np.ndarray,
-    children: np.ndarray | None, geometric: bool, dtype: type[np.floating],
+    problem: RankingProblem,
+    first: int,
+    last: int,
+    segment: Segment,
+    path_weights: np.ndarray,
+    children: np.ndarray | None,
+    geometric: bool,
+    dtype: type[np.floating],
 ) -> np.ndarray:
     """As _segment_outputs for a one-step segment, where a parent is the weighted mean of the children
     that have a score (rule 'reweight'), and has none when no child has one or fewer than
     ``min_coverage`` of its children have one (as :func:`dei_pipeline.aggregation.covered`)."""
     shape = (len(segment.output_codes), path_weights.shape[0], problem.n_units)
-    total, present_weight, present = np.zeros(shape, dtype=dtype), np.zeros(shape, dtype=dtype), np.zeros(shape, dtype=dtype)
+    total, present_weight, present = (
+        np.zeros(shape, dtype=dtype),
+        np.zeros(shape, dtype=dtype),
+        np.zeros(shape, dtype=dtype),
+    )
     n_children = np.zeros(len(segment.output_codes))
     for index, group in enumerate(segment.leaf_groups):
         block = problem.leaf_block(first, last, index, dtype)
         group_weights = path_weights[:, group.inputs]
-        total[group.output] += np.einsum("ck,ku->cu", group_weights, block.logs if geometric else block.values)
+        total[group.output] += np.einsum(
+            "ck,ku->cu", group_weights, block.logs if geometric else block.values
+        )
         assert block.present is not None
         present_weight[group.output] += np.einsum("ck,ku->cu", group_weights, block.present)
         present[group.output] += block.present.sum(axis=0)
@@ -585,14 +685,19 @@ def _method_chunks(geometric: np.ndarray, chunk_draws: int) -> Iterator[tuple[tu
             continue
         methods = tuple(bool(g) for g in geometric[same_methods[0]])
         for start in range(0, same_methods.size, chunk_draws):
-            yield methods, same_methods[start:start + chunk_draws]
+            yield methods, same_methods[start : start + chunk_draws]
 
 
 def _chunk_draws(n_units: int) -> int:
     return max(1, CHUNK_ELEMENTS // max(n_units, 1))
 
 
-def _composite_chunks(problem: RankingProblem, weights: np.ndarray, chunks: Sequence[tuple[tuple[bool, ...], np.ndarray]], dtype: type[np.floating]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _composite_chunks(
+    problem: RankingProblem,
+    weights: np.ndarray,
+    chunks: Sequence[tuple[tuple[bool, ...], np.ndarray]],
+    dtype: type[np.floating],
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(draw indices, (chunk draws, units) composites) chunk by chunk; ``weights``: (draws, nodes)."""
     for methods, index in chunks:
         yield index, _composite_block(problem, weights[index], methods, dtype)
@@ -602,7 +707,9 @@ def _chunks_of(problem: RankingProblem, draws: AssumptionDraws) -> list[tuple[tu
     return list(_method_chunks(draws.geometric, _chunk_draws(problem.n_units)))
 
 
-def simulate_composites(problem: RankingProblem, draws: AssumptionDraws, dtype: type[np.floating] = np.float64) -> np.ndarray:
+def simulate_composites(
+    problem: RankingProblem, draws: AssumptionDraws, dtype: type[np.floating] = np.float64
+) -> np.ndarray:
     """(draws, units) composite scores at full precision."""
     composites = np.empty((draws.n_draws, problem.n_units))
     weights = draw_weights(problem, draws)
@@ -620,7 +727,9 @@ def nominal_composites(problem: RankingProblem) -> np.ndarray:
 # ---------------------------------------------------------------------------------------- ranking
 
 
-def rank_display_ticks(ticks: np.ndarray, groups: np.ndarray, n_groups: int, tick_min: int, n_ticks: int, tie_method: str = "min") -> np.ndarray:
+def rank_display_ticks(
+    ticks: np.ndarray, groups: np.ndarray, n_groups: int, tick_min: int, n_ticks: int, tie_method: str = "min"
+) -> np.ndarray:
     """(draws, units) ranks of display scores given as grid integers (score x 10^d), by descending score
     within each group, in every row at once, with composite.rank_expr's tie rules: 'min' (ties share
     the best rank), 'max' (the worst) or 'dense'."""
@@ -633,7 +742,14 @@ def _bin_offsets(groups: np.ndarray, n_groups: int, n_ticks: int, n_rows: int) -
     return (groups * n_ticks)[None, :] + (np.arange(n_rows) * (n_groups * n_ticks))[:, None]
 
 
-def _rank_slots(slots: np.ndarray, groups: np.ndarray, n_groups: int, n_ticks: int, tie_method: str, offsets: np.ndarray | None = None) -> np.ndarray:
+def _rank_slots(
+    slots: np.ndarray,
+    groups: np.ndarray,
+    n_groups: int,
+    n_ticks: int,
+    tie_method: str,
+    offsets: np.ndarray | None = None,
+) -> np.ndarray:
     """Ranks from grid positions: read off per-row counts of each display score (linear in the number
     of units, no sort). ``offsets``: _bin_offsets of this shape, when the caller keeps them."""
     n_rows, n_units = slots.shape
@@ -663,17 +779,34 @@ class SimulatedRanks:
     ranks: np.ndarray  # (draws, units) int32
 
 
-def _rank_chunks(problem: RankingProblem, weights: np.ndarray, chunks: Sequence[tuple[tuple[bool, ...], np.ndarray]]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _rank_chunks(
+    problem: RankingProblem, weights: np.ndarray, chunks: Sequence[tuple[tuple[bool, ...], np.ndarray]]
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(draw indices, display-grid positions, ranks) chunk by chunk."""
     n_groups = len(problem.group_names)
     offsets: dict[int, np.ndarray] = {}  # per chunk height: few distinct ones, reused
     for index, composites in _composite_chunks(problem, weights, chunks, SIMULATION_DTYPE):
         slots = problem.display_ticks(composites)
         slots -= problem.tick_min
-        np.clip(slots, 0, problem.n_ticks - 1, out=slots)  # float32 rounding may step a hair outside the range
+        np.clip(
+            slots, 0, problem.n_ticks - 1, out=slots
+        )  # float32 rounding may step a hair outside the range
         if slots.shape[0] not in offsets:
-            offsets[slots.shape[0]] = _bin_offsets(problem.rank_groups, n_groups, problem.n_ticks, slots.shape[0])
-        yield index, slots, _rank_slots(slots, problem.rank_groups, n_groups, problem.n_ticks, problem.tie_method, offsets[slots.shape[0]])
+            offsets[slots.shape[0]] = _bin_offsets(
+                problem.rank_groups, n_groups, problem.n_ticks, slots.shape[0]
+            )
+        yield (
+            index,
+            slots,
+            _rank_slots(
+                slots,
+                problem.rank_groups,
+                n_groups,
+                problem.n_ticks,
+                problem.tie_method,
+                offsets[slots.shape[0]],
+            ),
+        )
 
 
 def simulate_ranks(problem: RankingProblem, draws: AssumptionDraws) -> SimulatedRanks:
@@ -703,9 +836,15 @@ def tier_lookup(tiers: pl.DataFrame, problem: RankingProblem) -> tuple[tuple[str
     """Tier codes in tier order and the tier of every point of the display grid (index len(codes) where
     no tier applies), computed with tiers.tier_expr on the grid's display scores."""
     codes = tuple(tiers.sort("tier_order")["tier_code"].to_list())
-    grid = pl.DataFrame({"score": (np.arange(problem.n_ticks) + problem.tick_min) / 10.0**problem.display_decimals})
-    tier_of_grid = grid.select(tier_expr(pl.col("score"), tiers, problem.display_decimals).alias("tier"))["tier"]
-    index = tier_of_grid.replace_strict(list(codes), list(range(len(codes))), default=len(codes), return_dtype=pl.Int64)
+    grid = pl.DataFrame(
+        {"score": (np.arange(problem.n_ticks) + problem.tick_min) / 10.0**problem.display_decimals}
+    )
+    tier_of_grid = grid.select(tier_expr(pl.col("score"), tiers, problem.display_decimals).alias("tier"))[
+        "tier"
+    ]
+    index = tier_of_grid.replace_strict(
+        list(codes), list(range(len(codes))), default=len(codes), return_dtype=pl.Int64
+    )
     return codes, index.to_numpy()
 
 
@@ -735,7 +874,9 @@ def _add_counts(counts: np.ndarray, values: np.ndarray) -> None:
     for start in range(0, n_units, block):
         stop = min(start + block, n_units)
         flat = (values[:, start:stop] + (np.arange(stop - start, dtype=np.intp) * n_values)[None, :]).ravel()
-        counts[start:stop] += np.bincount(flat, minlength=(stop - start) * n_values).reshape(stop - start, n_values)
+        counts[start:stop] += np.bincount(flat, minlength=(stop - start) * n_values).reshape(
+            stop - start, n_values
+        )
 
 
 class _DistributionCounter:
@@ -760,8 +901,8 @@ class _DistributionCounter:
         while done < slots.shape[0]:  # a chunk may straddle two batches
             take = min(slots.shape[0] - done, self.batch_draws - self.filled)
             rows = slice(self.filled, self.filled + take)
-            self.batch_ranks[rows] = ranks[done:done + take]
-            self.batch_slots[rows] = slots[done:done + take]
+            self.batch_ranks[rows] = ranks[done : done + take]
+            self.batch_slots[rows] = slots[done : done + take]
             self.filled, done = self.filled + take, done + take
             if self.filled == self.batch_draws:
                 self.flush()
@@ -769,8 +910,8 @@ class _DistributionCounter:
     def flush(self) -> None:
         if not self.filled:
             return
-        _add_counts(self.rank_counts, self.batch_ranks[:self.filled])
-        _add_counts(self.score_counts, self.batch_slots[:self.filled])
+        _add_counts(self.rank_counts, self.batch_ranks[: self.filled])
+        _add_counts(self.score_counts, self.batch_slots[: self.filled])
         self.filled = 0
 
     def merge(self, other: _DistributionCounter) -> None:
@@ -827,7 +968,9 @@ def rank_distribution(
         rank_quantiles[:, rows] = quantiles_from_counts(rank_counts, RANK_QUANTILES)
         score_slots[:, rows] = quantiles_from_counts(counter.score_counts[rows], RANK_QUANTILES)
         # Mean |rank - published rank|, read off the rank counts.
-        shift_sum[rows] = (rank_counts * np.abs(np.arange(rank_counts.shape[1])[None, :] - nominal_ranks[rows, None])).sum(axis=1)
+        shift_sum[rows] = (
+            rank_counts * np.abs(np.arange(rank_counts.shape[1])[None, :] - nominal_ranks[rows, None])
+        ).sum(axis=1)
     scores = (score_slots + problem.tick_min) / 10.0**problem.display_decimals
     return RankSummary(
         n_draws=draws.n_draws,
@@ -839,7 +982,9 @@ def rank_distribution(
         score_median=scores[1],
         score_p95=scores[2],
         tier_codes=tier_codes,
-        tier_probabilities=None if tier_of_slot is None else _tier_counts(counter.score_counts, tier_of_slot, len(tier_codes)) / draws.n_draws,
+        tier_probabilities=None
+        if tier_of_slot is None
+        else _tier_counts(counter.score_counts, tier_of_slot, len(tier_codes)) / draws.n_draws,
     )
 
 
@@ -879,22 +1024,34 @@ def rank_uncertainty(
     cities, tier. ``tiers``: the tier table for cities, None for units without tiers (counties).
     """
     ranked = nominal.filter(pl.col("rank").is_not_null())
-    problem = ranking_problem(leaf_scores, nodes, ranked, method, settings.geometric_floor, settings.weight_schemes)
-    published = pl.DataFrame({"unit_code": list(problem.unit_codes)}).join(ranked, on="unit_code", how="left", maintain_order="left")
+    problem = ranking_problem(
+        leaf_scores, nodes, ranked, method, settings.geometric_floor, settings.weight_schemes
+    )
+    published = pl.DataFrame({"unit_code": list(problem.unit_codes)}).join(
+        ranked, on="unit_code", how="left", maintain_order="left"
+    )
     nominal_ranks = published["rank"].to_numpy().astype(np.int32)
     draws = settings_draws(problem.tree, settings, settings.draws, rng)
     summary = rank_distribution(problem, draws, nominal_ranks, tiers)
     # The simulation's own nominal composite must be the published one: a check, not a figure.
     recomputed = nominal_composites(problem)
-    check = {"nominal_max_abs_difference": float(np.max(np.abs(recomputed - published["score"].to_numpy()), initial=0.0))}
+    check = {
+        "nominal_max_abs_difference": float(
+            np.max(np.abs(recomputed - published["score"].to_numpy()), initial=0.0)
+        )
+    }
 
     columns: dict[str, Any] = {
         "unit_code": list(problem.unit_codes),
         "rank_group": [problem.group_names[g] for g in problem.rank_groups],
-        "n_ranked": np.bincount(problem.rank_groups, minlength=len(problem.group_names))[problem.rank_groups].astype(np.int32),
+        "n_ranked": np.bincount(problem.rank_groups, minlength=len(problem.group_names))[
+            problem.rank_groups
+        ].astype(np.int32),
         "nominal_score": published["score"].to_numpy(),
         "nominal_rank": nominal_ranks,
-        "nominal_tier": published["tier"].to_list() if "tier" in published.columns else [None] * problem.n_units,
+        "nominal_tier": published["tier"].to_list()
+        if "tier" in published.columns
+        else [None] * problem.n_units,
         "median_rank": summary.median_rank.astype(np.int32),
         "rank_p05": summary.rank_p05.astype(np.int32),
         "rank_p95": summary.rank_p95.astype(np.int32),
@@ -906,11 +1063,19 @@ def rank_uncertainty(
     frame = pl.DataFrame(columns, schema_overrides={"nominal_tier": pl.String})
     if summary.tier_probabilities is not None:
         frame = frame.with_columns(
-            pl.Series(probability_column(code), summary.tier_probabilities[:, i]) for i, code in enumerate(summary.tier_codes)
+            pl.Series(probability_column(code), summary.tier_probabilities[:, i])
+            for i, code in enumerate(summary.tier_codes)
         )
-        same_tier = pl.coalesce([
-            pl.when(pl.col("nominal_tier") == code).then(pl.col(probability_column(code))) for code in summary.tier_codes
-        ]) if summary.tier_codes else pl.lit(None, pl.Float64)
+        same_tier = (
+            pl.coalesce(
+                [
+                    pl.when(pl.col("nominal_tier") == code).then(pl.col(probability_column(code)))
+                    for code in summary.tier_codes
+                ]
+            )
+            if summary.tier_codes
+            else pl.lit(None, pl.Float64)
+        )
         frame = frame.with_columns(same_tier.alias("prob_same_tier"))
     else:
         frame = frame.with_columns(pl.lit(None, pl.Float64).alias("prob_same_tier"))

@@ -4,7 +4,6 @@ inputs from the warehouse, calls a pure function of ``dei_pipeline.analysis`` pe
 and replaces exactly its editions' rows (the audit writes two marts, of nodes and of units, in one step:
 each step costs a process start under the UI's executor). What the figures mean: docs/analysis.md."""
 
-
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,17 +12,37 @@ import dagster as dg
 import polars as pl
 import polars.selectors as cs
 
-from dei_pipeline.aggregation import COMPOSITE_CODE
 from dei_pipeline import comparisons
-from dei_pipeline.analysis import attribution, audit as audit_module, leave_one_out, profile, sensitivity as sensitivity_module, uncertainty
+from dei_pipeline.aggregation import COMPOSITE_CODE
+from dei_pipeline.analysis import (
+    attribution,
+    leave_one_out,
+    profile,
+    uncertainty,
+)
+from dei_pipeline.analysis import (
+    audit as audit_module,
+)
+from dei_pipeline.analysis import (
+    sensitivity as sensitivity_module,
+)
 from dei_pipeline.analysis.attribution import attribute_changes
 from dei_pipeline.analysis.audit import audit_nodes, audit_units
-from dei_pipeline.analysis.profile import unit_profiles
 from dei_pipeline.analysis.leave_one_out import removal_impact as removal_rows
+from dei_pipeline.analysis.profile import unit_profiles
 from dei_pipeline.analysis.sensitivity import OVERALL_TARGET, rank_sensitivity, sensitivity_rows
 from dei_pipeline.comparisons import previous_editions
 from dei_pipeline.defs.assets import (
-    FRAMEWORKS, SETTINGS, city_index, county_index, framework, indicator_scores, mart_asset, subindex_scores, table_metadata, written,
+    FRAMEWORKS,
+    SETTINGS,
+    city_index,
+    county_index,
+    framework,
+    indicator_scores,
+    mart_asset,
+    subindex_scores,
+    table_metadata,
+    written,
 )
 from dei_pipeline.defs.partitions import partition_editions, previous_edition
 from dei_pipeline.defs.resources import WarehouseResource
@@ -33,22 +52,38 @@ GROUP = "analysis"
 
 
 def _with_keys(frame: pl.DataFrame, year: int, unit_type: str) -> pl.DataFrame:
-    return frame.with_columns(pl.lit(year, pl.Int32).alias("survey_year"), pl.lit(unit_type).alias("unit_type"))
+    return frame.with_columns(
+        pl.lit(year, pl.Int32).alias("survey_year"), pl.lit(unit_type).alias("unit_type")
+    )
 
 
 def _ranked_units(con: Any, editions: list[int]) -> dict[str, pl.DataFrame]:
     """The published index per unit type: survey_year, unit_code, name_zh, rank_group (the units
     ranked together), score, rank and (cities) tier."""
     cities = read_table(con, "marts.city_index", editions).select(
-        "survey_year", "unit_code", "name_zh", pl.lit(uncertainty.ALL_UNITS_GROUP).alias("rank_group"), "score", "rank", "tier",
+        "survey_year",
+        "unit_code",
+        "name_zh",
+        pl.lit(uncertainty.ALL_UNITS_GROUP).alias("rank_group"),
+        "score",
+        "rank",
+        "tier",
     )
     counties = read_table(con, "marts.county_index", editions).select(
-        "survey_year", "unit_code", "name_zh", pl.col("kind").alias("rank_group"), "score", "rank", pl.lit(None, pl.String).alias("tier"),
+        "survey_year",
+        "unit_code",
+        "name_zh",
+        pl.col("kind").alias("rank_group"),
+        "score",
+        "rank",
+        pl.lit(None, pl.String).alias("tier"),
     )
     return {"city": cities, "county": counties}
 
 
-def _ranked_editions(warehouse: WarehouseResource, editions: list[int]) -> Iterator[tuple[int, str, pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
+def _ranked_editions(
+    warehouse: WarehouseResource, editions: list[int]
+) -> Iterator[tuple[int, str, pl.DataFrame, pl.DataFrame, pl.DataFrame]]:
     """Each (edition, unit type) with ranked units: its leaf scores, its framework nodes and its
     published index (every unit, ranked or not). Read first, then handed out with the warehouse closed,
     so that other writers need not wait for a simulation."""
@@ -61,7 +96,9 @@ def _ranked_editions(warehouse: WarehouseResource, editions: list[int]) -> Itera
             yield year, unit_type, leaves, warehouse.framework(unit_type, year).nodes, nominal
 
 
-def _read_by_edition(con: Any, table_name: str, editions: list[int]) -> Iterator[tuple[int, str, pl.DataFrame]]:
+def _read_by_edition(
+    con: Any, table_name: str, editions: list[int]
+) -> Iterator[tuple[int, str, pl.DataFrame]]:
     """Each (edition, unit type)'s rows of a table, read one edition at a time: a run over twenty
     national editions holds one edition's millions of rows in memory, not all of them."""
     for year in sorted(editions):
@@ -82,8 +119,12 @@ def _table(frame: pl.DataFrame) -> dg.TableMetadataValue:
 
 def _settings_metadata(settings: uncertainty.UncertaintySettings) -> dict[str, Any]:
     return {
-        "draws": settings.draws, "seed": settings.seed, "weight_range": settings.weight_range,
-        "methods": ", ".join(settings.methods), "method_choice": settings.method_choice, "geometric_floor": settings.geometric_floor,
+        "draws": settings.draws,
+        "seed": settings.seed,
+        "weight_range": settings.weight_range,
+        "methods": ", ".join(settings.methods),
+        "method_choice": settings.method_choice,
+        "geometric_floor": settings.geometric_floor,
         "weight_schemes": ", ".join(settings.weight_schemes),
     }
 
@@ -104,22 +145,40 @@ def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     5th-95th percentile rank interval and each tier's probability. Settings: data/method/settings.yaml
     (uncertainty); seeded per edition and unit type."""
     editions = partition_editions(context)
-    method, settings, tiers = warehouse.settings(), uncertainty.load_uncertainty_settings(warehouse.data_path), warehouse.tiers()
+    method, settings, tiers = (
+        warehouse.settings(),
+        uncertainty.load_uncertainty_settings(warehouse.data_path),
+        warehouse.tiers(),
+    )
     expected = {uncertainty.probability_column(code) for code in tiers["tier_code"].to_list()}
-    documented = {name for name in TABLES["marts.rank_uncertainty"].column_names if name.startswith("prob_") and name != "prob_same_tier"}
+    documented = {
+        name
+        for name in TABLES["marts.rank_uncertainty"].column_names
+        if name.startswith("prob_") and name != "prob_same_tier"
+    }
     if expected != documented:
-        raise dg.Failure(f"data/method/tiers.csv has tiers {sorted(expected)} but marts.rank_uncertainty documents {sorted(documented)}: update warehouse.py")
+        raise dg.Failure(
+            f"data/method/tiers.csv has tiers {sorted(expected)} but marts.rank_uncertainty documents {sorted(documented)}: update warehouse.py"
+        )
     frames, seconds, nominal_check = [], {}, {}
     for year, unit_type, leaves, nodes, nominal in _ranked_editions(warehouse, editions):
         started = time.perf_counter()
         rows, check = uncertainty.rank_uncertainty(
-            leaves, nodes, nominal, method, settings,
+            leaves,
+            nodes,
+            nominal,
+            method,
+            settings,
             uncertainty.edition_rng(settings.seed, year, unit_type, "rank_uncertainty"),
             tiers if unit_type == "city" else None,
         )
         seconds[f"{year}/{unit_type}"] = round(time.perf_counter() - started, 3)
         nominal_check[f"{year}/{unit_type}"] = check["nominal_max_abs_difference"]
-        frames.append(_with_keys(rows.join(nominal.select("unit_code", "name_zh"), on="unit_code", how="left"), year, unit_type))
+        frames.append(
+            _with_keys(
+                rows.join(nominal.select("unit_code", "name_zh"), on="unit_code", how="left"), year, unit_type
+            )
+        )
     rows = TABLES["marts.rank_uncertainty"].conform(frames)
     with warehouse.connection() as con:
         replace_editions(con, "marts.rank_uncertainty", rows, editions)
@@ -128,10 +187,14 @@ def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         .with_columns((pl.col("rank_p95") - pl.col("rank_p05")).alias("interval_width"))
         .sort(["survey_year", "interval_width", "nominal_rank"], descending=[True, True, False])
         .head(10)
-        .select("survey_year", "name_zh", "nominal_rank", "median_rank", "rank_p05", "rank_p95", "prob_same_tier")
+        .select(
+            "survey_year", "name_zh", "nominal_rank", "median_rank", "rank_p05", "rank_p95", "prob_same_tier"
+        )
     )
     return written(
-        "marts.rank_uncertainty", rows, editions,
+        "marts.rank_uncertainty",
+        rows,
+        editions,
         **_settings_metadata(settings),
         seconds_per_edition=dg.MetadataValue.json(seconds),
         # The simulation's composite under the published assumptions against the published one.
@@ -144,7 +207,13 @@ def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 # ------------------------------------------------------------------------------------ sensitivity
 
 
-@mart_asset("marts.sensitivity", GROUP, uses=[uncertainty, sensitivity_module], kinds={"numpy", "duckdb"}, deps=[indicator_scores, framework, city_index, county_index, SETTINGS])
+@mart_asset(
+    "marts.sensitivity",
+    GROUP,
+    uses=[uncertainty, sensitivity_module],
+    kinds={"numpy", "duckdb"},
+    deps=[indicator_scores, framework, city_index, county_index, SETTINGS],
+)
 def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Which assumption moves the ranks most: first-order and total-effect Sobol indices of each unit's
     rank and of the mean absolute rank shift, over the weights of each level and the aggregation
@@ -156,21 +225,46 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     for year, unit_type, leaves, nodes, all_units in _ranked_editions(warehouse, editions):
         nominal = all_units.filter(pl.col("rank").is_not_null())
         started = time.perf_counter()
-        problem = uncertainty.ranking_problem(leaves, nodes, nominal, method, settings.geometric_floor, settings.weight_schemes)
-        nominal_ranks = pl.DataFrame({"unit_code": list(problem.unit_codes)}).join(nominal, on="unit_code", how="left", maintain_order="left")["rank"].to_numpy()
-        names, indices = rank_sensitivity(problem, nominal_ranks, settings, uncertainty.edition_rng(settings.seed, year, unit_type, "sensitivity"))
+        problem = uncertainty.ranking_problem(
+            leaves, nodes, nominal, method, settings.geometric_floor, settings.weight_schemes
+        )
+        nominal_ranks = (
+            pl.DataFrame({"unit_code": list(problem.unit_codes)})
+            .join(nominal, on="unit_code", how="left", maintain_order="left")["rank"]
+            .to_numpy()
+        )
+        names, indices = rank_sensitivity(
+            problem,
+            nominal_ranks,
+            settings,
+            uncertainty.edition_rng(settings.seed, year, unit_type, "sensitivity"),
+        )
         seconds[f"{year}/{unit_type}"] = round(time.perf_counter() - started, 3)
         frames.append(_with_keys(sensitivity_rows(problem, names, indices, settings), year, unit_type))
     rows = TABLES["marts.sensitivity"].conform(frames)
     with warehouse.connection() as con:
         replace_editions(con, "marts.sensitivity", rows, editions)
-    overall = rows.filter(pl.col("target") == OVERALL_TARGET).sort("survey_year", "unit_type", "influence_rank").select(
-        "survey_year", "unit_type", "factor", "first_order", "first_order_ci_low", "first_order_ci_high",
-        "total_effect", "total_effect_ci_low", "total_effect_ci_high", "resolved",
+    overall = (
+        rows.filter(pl.col("target") == OVERALL_TARGET)
+        .sort("survey_year", "unit_type", "influence_rank")
+        .select(
+            "survey_year",
+            "unit_type",
+            "factor",
+            "first_order",
+            "first_order_ci_low",
+            "first_order_ci_high",
+            "total_effect",
+            "total_effect_ci_low",
+            "total_effect_ci_high",
+            "resolved",
+        )
     )
     unit_rows = rows.filter((pl.col("target") != OVERALL_TARGET) & pl.col("resolved").is_not_null())
     return written(
-        "marts.sensitivity", rows, editions,
+        "marts.sensitivity",
+        rows,
+        editions,
         **_settings_metadata(settings),
         base_draws=settings.sensitivity_base_draws,
         bootstrap_resamples=settings.sensitivity_bootstrap,
@@ -184,7 +278,13 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
 # ---------------------------------------------------------------------------------- leave one out
 
 
-@mart_asset("marts.removal_impact", GROUP, uses=[leave_one_out, uncertainty], kinds={"numpy", "duckdb"}, deps=[indicator_scores, framework, city_index, county_index, SETTINGS])
+@mart_asset(
+    "marts.removal_impact",
+    GROUP,
+    uses=[leave_one_out, uncertainty],
+    kinds={"numpy", "duckdb"},
+    deps=[indicator_scores, framework, city_index, county_index, SETTINGS],
+)
 def removal_impact(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Leave one out: per framework node with a sibling, how much the ranking changes when the node is
     left out and its siblings' weights renormalised (mean and largest absolute rank change, share of
@@ -193,13 +293,25 @@ def removal_impact(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     method, settings = warehouse.settings(), uncertainty.load_uncertainty_settings(warehouse.data_path)
     frames = []
     for year, unit_type, leaves, nodes, all_units in _ranked_editions(warehouse, editions):
-        problem = uncertainty.ranking_problem(leaves, nodes, all_units.filter(pl.col("rank").is_not_null()), method, settings.geometric_floor)
+        problem = uncertainty.ranking_problem(
+            leaves, nodes, all_units.filter(pl.col("rank").is_not_null()), method, settings.geometric_floor
+        )
         frames.append(_with_keys(removal_rows(problem), year, unit_type))
     rows = TABLES["marts.removal_impact"].conform(frames)
     with warehouse.connection() as con:
         replace_editions(con, "marts.removal_impact", rows, editions)
-    strongest = rows.sort(["survey_year", "mean_abs_rank_change"], descending=True).head(10).select(
-        "survey_year", "unit_type", "node_code", "level", "mean_abs_rank_change", "max_abs_rank_change", "share_units_moved",
+    strongest = (
+        rows.sort(["survey_year", "mean_abs_rank_change"], descending=True)
+        .head(10)
+        .select(
+            "survey_year",
+            "unit_type",
+            "node_code",
+            "level",
+            "mean_abs_rank_change",
+            "max_abs_rank_change",
+            "share_units_moved",
+        )
     )
     return written("marts.removal_impact", rows, editions, largest_mean_rank_changes=_table(strongest))
 
@@ -208,7 +320,10 @@ def removal_impact(context: dg.AssetExecutionContext, warehouse: WarehouseResour
 
 
 @mart_asset(
-    "marts.yoy_attribution", GROUP, uses=[attribution, comparisons], kinds={"polars", "duckdb"},
+    "marts.yoy_attribution",
+    GROUP,
+    uses=[attribution, comparisons],
+    kinds={"polars", "duckdb"},
     deps=[previous_edition(indicator_scores), framework, subindex_scores, FRAMEWORKS, SETTINGS],
 )
 def yoy_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -221,9 +336,13 @@ def yoy_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     method = warehouse.settings()
     frames = []
     with warehouse.connection() as con:
-        history = read_table(con, "core.indicator_scores").select("survey_year", "unit_type", "unit_code", "indicator_code", "score")
+        history = read_table(con, "core.indicator_scores").select(
+            "survey_year", "unit_type", "unit_code", "indicator_code", "score"
+        )
         for (unit_type,), unit_history in history.group_by("unit_type"):
-            prev_years = previous_editions(unit_history["survey_year"].unique().to_list()).drop_nulls("prev_year")
+            prev_years = previous_editions(unit_history["survey_year"].unique().to_list()).drop_nulls(
+                "prev_year"
+            )
             for year, prev_year in prev_years.filter(pl.col("survey_year").is_in(editions)).iter_rows():
                 changes = attribute_changes(
                     unit_history.filter(pl.col("survey_year") == year),
@@ -233,14 +352,26 @@ def yoy_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                     method.missing_rule,  # type: ignore[arg-type]
                     method.min_coverage,
                 )
-                frames.append(_with_keys(changes, year, str(unit_type)).with_columns(pl.lit(prev_year, pl.Int32).alias("prev_year")))
+                frames.append(
+                    _with_keys(changes, year, str(unit_type)).with_columns(
+                        pl.lit(prev_year, pl.Int32).alias("prev_year")
+                    )
+                )
         rows = TABLES["marts.yoy_attribution"].conform(frames)
         replace_editions(con, "marts.yoy_attribution", rows, editions)
     totals = rows.filter(pl.col("level") == 0)
     return written(
-        "marts.yoy_attribution", rows, editions,
+        "marts.yoy_attribution",
+        rows,
+        editions,
         status_counts=dg.MetadataValue.json(
-            {f"{y}/{t}/{s}": n for y, t, s, n in totals.group_by("survey_year", "unit_type", "status").len().sort("survey_year", "unit_type", "status").iter_rows()}
+            {
+                f"{y}/{t}/{s}": n
+                for y, t, s, n in totals.group_by("survey_year", "unit_type", "status")
+                .len()
+                .sort("survey_year", "unit_type", "status")
+                .iter_rows()
+            }
         ),
         max_abs_method_change=float(totals["method_change"].abs().max() or 0.0),  # type: ignore[arg-type]
     )
@@ -249,7 +380,13 @@ def yoy_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 # ---------------------------------------------------------------------------------------- audit
 
 
-@mart_asset("marts.audit", GROUP, uses=[audit_module], kinds={"polars", "duckdb"}, deps=[indicator_scores, framework, subindex_scores])
+@mart_asset(
+    "marts.audit",
+    GROUP,
+    uses=[audit_module],
+    kinds={"polars", "duckdb"},
+    deps=[indicator_scores, framework, subindex_scores],
+)
 def audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Statistical audit. marts.audit: every framework node's correlation with its parent and the
     composite, redundant siblings (|r| > 0.9), Cronbach's alpha per group, measured against nominal
@@ -269,11 +406,24 @@ def audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg
         replace_editions(con, "marts.audit_units", unit_rows, editions)
     flagged = rows.drop_nulls("flags").with_columns(pl.col("flags").str.split(",")).explode("flags")
     return written(
-        "marts.audit", rows, editions,
+        "marts.audit",
+        rows,
+        editions,
         flag_counts=dg.MetadataValue.json(
-            {f"{y}/{t}/{f}": n for y, t, f, n in flagged.group_by("survey_year", "unit_type", "flags").len().sort("survey_year", "unit_type", "flags").iter_rows()}
+            {
+                f"{y}/{t}/{f}": n
+                for y, t, f, n in flagged.group_by("survey_year", "unit_type", "flags")
+                .len()
+                .sort("survey_year", "unit_type", "flags")
+                .iter_rows()
+            }
         ),
-        lowest_alpha=_table(rows.drop_nulls("cronbach_alpha").sort("cronbach_alpha").head(5).select("survey_year", "unit_type", "node_code", "cronbach_alpha")),
+        lowest_alpha=_table(
+            rows.drop_nulls("cronbach_alpha")
+            .sort("cronbach_alpha")
+            .head(5)
+            .select("survey_year", "unit_type", "node_code", "cronbach_alpha")
+        ),
         audit_units_rows=unit_rows.height,
         units_with_too_many_missing=int(unit_rows["too_many_missing"].sum()),
     )
@@ -282,7 +432,13 @@ def audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg
 # -------------------------------------------------------------------------------------- profile
 
 
-@mart_asset("marts.unit_profile", GROUP, uses=[profile], kinds={"polars", "duckdb"}, deps=[framework, subindex_scores, city_index, county_index])
+@mart_asset(
+    "marts.unit_profile",
+    GROUP,
+    uses=[profile],
+    kinds={"polars", "duckdb"},
+    deps=[framework, subindex_scores, city_index, county_index],
+)
 def unit_profile(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Each unit's indicators against its peers (the cities of its tier, the county units of its
     kind): gap to the peers' mean, z and rank among them; the five strengths and five weaknesses.
@@ -297,16 +453,34 @@ def unit_profile(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         nonlocal profiled_units
         ranked = _ranked_units(con, editions)
         for year, unit_type, scores in _read_by_edition(con, "marts.subindex_scores", editions):
-            published = ranked[unit_type].filter((pl.col("survey_year") == year) & pl.col("rank").is_not_null())
+            published = ranked[unit_type].filter(
+                (pl.col("survey_year") == year) & pl.col("rank").is_not_null()
+            )
             peers = published.select("unit_code", pl.coalesce("tier", "rank_group").alias("peer_group"))
             fw = warehouse.framework(unit_type, year)
-            profile = unit_profiles(scores.filter(pl.col("node_code") != COMPOSITE_CODE), peers, fw.leaf_codes, decimals)
+            profile = unit_profiles(
+                scores.filter(pl.col("node_code") != COMPOSITE_CODE), peers, fw.leaf_codes, decimals
+            )
             profiled_units += profile["unit_code"].n_unique()
-            yield TABLES["marts.unit_profile"].conform([_with_keys(
-                profile.join(published.select("unit_code", pl.col("name_zh").alias("unit_name_zh")), on="unit_code", how="left")
-                .join(fw.nodes.select(pl.col("code").alias("node_code"), pl.col("name_zh").alias("node_name_zh")), on="node_code", how="left"),
-                year, unit_type,
-            )])
+            yield TABLES["marts.unit_profile"].conform(
+                [
+                    _with_keys(
+                        profile.join(
+                            published.select("unit_code", pl.col("name_zh").alias("unit_name_zh")),
+                            on="unit_code",
+                            how="left",
+                        ).join(
+                            fw.nodes.select(
+                                pl.col("code").alias("node_code"), pl.col("name_zh").alias("node_name_zh")
+                            ),
+                            on="node_code",
+                            how="left",
+                        ),
+                        year,
+                        unit_type,
+                    )
+                ]
+            )
 
     with warehouse.connection() as con:
         row_count = replace_editions(con, "marts.unit_profile", edition_profiles(con), editions)

@@ -3,11 +3,10 @@ comparisons -> reconciliation -> exports. Each asset is partitioned by survey ed
 inputs from the warehouse, calls a pure function of the package and replaces exactly its editions'
 rows in one transaction. A single-run backfill hands an asset all selected editions at once."""
 
-
 import hashlib
 import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
@@ -15,12 +14,27 @@ from typing import Any, NoReturn
 import dagster as dg
 import polars as pl
 
-
 from dei_pipeline import aggregation, comparisons, composite, ingest, rollups, validation
-from dei_pipeline import frameworks as frameworks_module, reconciliation as reconciliation_module, tiers as tiers_module
+from dei_pipeline import (
+    frameworks as frameworks_module,
+)
+from dei_pipeline import (
+    reconciliation as reconciliation_module,
+)
+from dei_pipeline import (
+    tiers as tiers_module,
+)
 from dei_pipeline.aggregation import COMPOSITE_CODE, aggregate_tiers, batches_by_framework
-from dei_pipeline.comparisons import cohort_summary, previous_editions, tier_summary as tier_summary_rows, unit_changes
-from dei_pipeline.composite import city_index as city_index_rows, county_index as county_index_rows
+from dei_pipeline.comparisons import (
+    cohort_summary,
+    previous_editions,
+    unit_changes,
+)
+from dei_pipeline.comparisons import (
+    tier_summary as tier_summary_rows,
+)
+from dei_pipeline.composite import city_index as city_index_rows
+from dei_pipeline.composite import county_index as county_index_rows
 from dei_pipeline.defs.partitions import DEFAULT_EDITIONS, Editions, partition_editions, previous_edition
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.defs.sources import REFERENCE_SOURCES, raw_files
@@ -30,7 +44,17 @@ from dei_pipeline.published import load_published
 from dei_pipeline.reconciliation import CHECK_CATEGORIES, Computed, reconcile
 from dei_pipeline.registry import units
 from dei_pipeline.removal import MassRemovalError, mass_removals, removal_confirmed
-from dei_pipeline.rollups import RollupError, check_member_gdp, gdp_years_for, region_rollup as region_rollup_rows, region_tier_mix as region_tier_mix_rows
+from dei_pipeline.rollups import (
+    RollupError,
+    check_member_gdp,
+    gdp_years_for,
+)
+from dei_pipeline.rollups import (
+    region_rollup as region_rollup_rows,
+)
+from dei_pipeline.rollups import (
+    region_tier_mix as region_tier_mix_rows,
+)
 from dei_pipeline.validation import IndicatorValidationError, Reference, validate_cells
 from dei_pipeline.warehouse import TABLES, edition_units, editions_in, read_table, replace_editions
 
@@ -46,7 +70,8 @@ PARTITIONED: dict[str, Any] = {
     "pool": "duckdb_warehouse",
 }
 SETTINGS, REGISTRY, CITY_GDP, FRAMEWORKS, PUBLISHED = (
-    REFERENCE_SOURCES[name] for name in ("method_settings", "registry", "city_gdp", "frameworks", "published_figures")
+    REFERENCE_SOURCES[name]
+    for name in ("method_settings", "registry", "city_gdp", "frameworks", "published_figures")
 )
 
 
@@ -56,8 +81,16 @@ def code_version(function: Callable[..., Any], uses: Sequence[ModuleType] = ()) 
     digest = hashlib.sha256(inspect.getsource(function).encode())
     for module in uses:
         package_dirs = getattr(module, "__path__", None)
-        files = sorted(p for d in package_dirs for p in Path(d).rglob("*") if p.is_file() and p.suffix in (".py", ".j2", ".css", ".html")) \
-            if package_dirs else [Path(inspect.getfile(module))]
+        files = (
+            sorted(
+                p
+                for d in package_dirs
+                for p in Path(d).rglob("*")
+                if p.is_file() and p.suffix in (".py", ".j2", ".css", ".html")
+            )
+            if package_dirs
+            else [Path(inspect.getfile(module))]
+        )
         for path in files:
             digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
@@ -68,7 +101,8 @@ def column_schema(table_name: str) -> dg.TableSchema:
     table = TABLES[table_name]
     key = dg.TableConstraints(other=[f"unique key: {', '.join(table.key)}"]) if table.key else None
     return dg.TableSchema(
-        columns=[dg.TableColumn(c.name, c.sql_type, description=c.comment) for c in table.columns], constraints=key
+        columns=[dg.TableColumn(c.name, c.sql_type, description=c.comment) for c in table.columns],
+        constraints=key,
     )
 
 
@@ -76,9 +110,19 @@ def table_metadata(rows: pl.DataFrame) -> dg.TableMetadataValue:
     """Rows as a table in the Dagster UI, with typed columns (ints, floats, booleans, text)."""
 
     def kind(dtype: pl.DataType) -> str:
-        return "int" if dtype.is_integer() else "float" if dtype.is_float() else "bool" if dtype == pl.Boolean else "string"
+        return (
+            "int"
+            if dtype.is_integer()
+            else "float"
+            if dtype.is_float()
+            else "bool"
+            if dtype == pl.Boolean
+            else "string"
+        )
 
-    schema = dg.TableSchema(columns=[dg.TableColumn(name, kind(dtype)) for name, dtype in rows.schema.items()])
+    schema = dg.TableSchema(
+        columns=[dg.TableColumn(name, kind(dtype)) for name, dtype in rows.schema.items()]
+    )
     return dg.MetadataValue.table([dg.TableRecord(row) for row in rows.iter_rows(named=True)], schema=schema)
 
 
@@ -87,7 +131,9 @@ def table_asset_metadata(table_name: str) -> dict[str, Any]:
     return {"dagster/table_name": table_name, "dagster/column_schema": column_schema(table_name)}
 
 
-def edition_asset(group: str, uses: Sequence[ModuleType] = (), **asset_arguments: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+def edition_asset(
+    group: str, uses: Sequence[ModuleType] = (), **asset_arguments: Any
+) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """The decorator of an asset computed for some editions: partitioned by edition, automated, with a
     code version of its own code and of the modules it ``uses`` (``asset_arguments``: kinds, deps,
     metadata, ... as dg.asset takes them)."""
@@ -99,17 +145,26 @@ def edition_asset(group: str, uses: Sequence[ModuleType] = (), **asset_arguments
     return decorate
 
 
-def mart_asset(table_name: str, group: str, uses: Sequence[ModuleType] = (), **asset_arguments: Any) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+def mart_asset(
+    table_name: str, group: str, uses: Sequence[ModuleType] = (), **asset_arguments: Any
+) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """The decorator of an asset that writes one warehouse table: an edition asset with the table's
     name and documented columns as metadata."""
     return edition_asset(group, uses, metadata=table_asset_metadata(table_name), **asset_arguments)
 
 
-def written(table_name: str, rows: pl.DataFrame | int, editions: list[int], data_version: dg.DataVersion | None = None,
-            **extra: Any) -> dg.MaterializeResult:
+def written(
+    table_name: str,
+    rows: pl.DataFrame | int,
+    editions: list[int],
+    data_version: dg.DataVersion | None = None,
+    **extra: Any,
+) -> dg.MaterializeResult:
     """Materialization metadata common to every asset: what was written for which editions. Each
     edition's materialization carries its own row count (a single-run backfill writes several)."""
-    per_edition = _by_edition(rows) if isinstance(rows, pl.DataFrame) and "survey_year" in rows.columns else {}
+    per_edition = (
+        _by_edition(rows) if isinstance(rows, pl.DataFrame) and "survey_year" in rows.columns else {}
+    )
     context = dg.AssetExecutionContext.get()
     for year in editions:
         count = per_edition.get(str(year), 0) if isinstance(rows, pl.DataFrame) else rows
@@ -133,7 +188,14 @@ def _by_edition(rows: pl.DataFrame) -> dict[str, int]:
 
 # Not automated: a new or changed edition folder is picked up by raw_files_sensor, the yearly schedule
 # or a user; whatever follows from it is automated.
-@mart_asset("staging.raw_scores", "ingestion", uses=[ingest], kinds={"csv", "polars", "duckdb"}, deps=[raw_files], automation_condition=None)
+@mart_asset(
+    "staging.raw_scores",
+    "ingestion",
+    uses=[ingest],
+    kinds={"csv", "polars", "duckdb"},
+    deps=[raw_files],
+    automation_condition=None,
+)
 def raw_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """An edition's raw files (CSV, Parquet or .xlsx under data/raw/<edition>/) as they are: every
     cell as text, with the source file, its SHA-256, its encoding and the row's line number. A file
@@ -148,10 +210,16 @@ def raw_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
         except IngestError as error:
             failures[year] = error
     with warehouse.connection() as con:
-        if not removal_confirmed(context.run.tags):  # a missing or cut-off file must not empty an edition unasked
+        if not removal_confirmed(
+            context.run.tags
+        ):  # a missing or cut-off file must not empty an edition unasked
             incoming = {edition.survey_year: edition.cells for edition in ingested}
-            failures |= mass_removals(edition_units(con, list(incoming)), incoming, warehouse.settings().removal_max_share,
-                                      lambda: units(warehouse.registry()))
+            failures |= mass_removals(
+                edition_units(con, list(incoming)),
+                incoming,
+                warehouse.settings().removal_max_share,
+                lambda: units(warehouse.registry()),
+            )
         if failures:
             _fail_with_quarantine(con, failures, "Ingestion")
         rows = pl.concat([edition.cells for edition in ingested])
@@ -159,22 +227,36 @@ def raw_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     # The data version is the content of the files ingested, so that what reads an edition is stale
     # exactly when its files changed (Dagster 1.13 does not take input data versions from the
     # observations of a partitioned source). A single-run backfill gives its editions one version.
-    versions = {str(e.survey_year): fingerprint((f.relative_path, f.content_hash) for f in e.files) for e in ingested}
+    versions = {
+        str(e.survey_year): fingerprint((f.relative_path, f.content_hash) for f in e.files) for e in ingested
+    }
     version = next(iter(versions.values())) if len(versions) == 1 else fingerprint(versions.items())
     return written(
-        "staging.raw_scores", rows, editions, data_version=dg.DataVersion(version),
-        source_files=dg.MetadataValue.json({f.relative_path: f.content_hash for e in ingested for f in e.files}),
+        "staging.raw_scores",
+        rows,
+        editions,
+        data_version=dg.DataVersion(version),
+        source_files=dg.MetadataValue.json(
+            {f.relative_path: f.content_hash for e in ingested for f in e.files}
+        ),
         encodings=dg.MetadataValue.json({path: enc for e in ingested for path, enc in e.encodings.items()}),
         cells_per_edition=dg.MetadataValue.json(_by_edition(rows)),
     )
 
 
-def _fail_with_quarantine(con: Any, failures: Mapping[int, IngestError | IndicatorValidationError | MassRemovalError], stage: str) -> NoReturn:
+def _fail_with_quarantine(
+    con: Any, failures: Mapping[int, IngestError | IndicatorValidationError | MassRemovalError], stage: str
+) -> NoReturn:
     """Keep every rejected cell of the failing editions in core.quarantine, then fail the step with
     all of them in the message. The editions' previous good rows stay where they are."""
     rejected = pl.concat([error.failures.cast(QUARANTINE_SCHEMA) for error in failures.values()])  # type: ignore[arg-type]
-    recorded_at = datetime.now(timezone.utc).replace(tzinfo=None)
-    replace_editions(con, "core.quarantine", rejected.with_columns(pl.lit(recorded_at).alias("recorded_at")), list(failures))
+    recorded_at = datetime.now(UTC).replace(tzinfo=None)
+    replace_editions(
+        con,
+        "core.quarantine",
+        rejected.with_columns(pl.lit(recorded_at).alias("recorded_at")),
+        list(failures),
+    )
     years = ", ".join(map(str, failures))
     details = "\n".join(f"edition {year}: {error}" for year, error in failures.items())
     # A refusal that is not about cells (a file that is not a file, a mass removal) has nothing in
@@ -191,7 +273,10 @@ def _fail_with_quarantine(con: Any, failures: Mapping[int, IngestError | Indicat
 
 
 @mart_asset(
-    "core.indicator_scores", "validation", uses=[validation, rollups], kinds={"pandera", "duckdb"},
+    "core.indicator_scores",
+    "validation",
+    uses=[validation, rollups],
+    kinds={"pandera", "duckdb"},
     deps=[raw_scores, FRAMEWORKS, REGISTRY, CITY_GDP, SETTINGS],
 )
 def indicator_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -218,8 +303,12 @@ def indicator_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
                 cells.group_by("survey_year", "unit_type", "source_file", "content_hash")
                 .agg(pl.col("unit_code").n_unique().cast(pl.Int32).alias("n_units"))
                 .with_columns(
-                    pl.col("unit_type").replace_strict({ut: fw.source_file.name for ut, fw in frameworks.items()}).alias("framework_file"),
-                    pl.col("unit_type").replace_strict({ut: fw.version for ut, fw in frameworks.items()}).alias("framework_version"),
+                    pl.col("unit_type")
+                    .replace_strict({ut: fw.source_file.name for ut, fw in frameworks.items()})
+                    .alias("framework_file"),
+                    pl.col("unit_type")
+                    .replace_strict({ut: fw.version for ut, fw in frameworks.items()})
+                    .alias("framework_version"),
                     pl.lit(registry.version).alias("registry_version"),
                 )
             )
@@ -233,9 +322,14 @@ def indicator_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         replace_editions(con, "core.indicator_scores", rows, editions)
         replace_editions(con, "core.edition_sources", source_rows, editions)
     return written(
-        "core.indicator_scores", rows, editions,
+        "core.indicator_scores",
+        rows,
+        editions,
         framework_versions=dg.MetadataValue.json(
-            {f"{r['survey_year']}/{r['unit_type']}": r["framework_version"] for r in source_rows.iter_rows(named=True)}
+            {
+                f"{r['survey_year']}/{r['unit_type']}": r["framework_version"]
+                for r in source_rows.iter_rows(named=True)
+            }
         ),
         registry_version=registry.version,
         scores_per_edition=dg.MetadataValue.json(_by_edition(rows)),
@@ -250,15 +344,23 @@ def _check_reference_data(validated: pl.DataFrame, registry: Any, settings: Any,
     try:
         check_member_gdp(cities, registry.region_members, registry.city_gdp, gdp_years, settings.gdp_vintage)
     except RollupError as error:
-        raise dg.Failure(description=f"Reference data incomplete: {error}. Nothing of edition(s) "
-                         f"{', '.join(map(str, editions))} was written.") from error
+        raise dg.Failure(
+            description=f"Reference data incomplete: {error}. Nothing of edition(s) "
+            f"{', '.join(map(str, editions))} was written."
+        ) from error
 
 
 # ------------------------------------------------------------------------------------ framework
 
 
 # Written only once the edition's scores have passed validation.
-@mart_asset("marts.framework", "reference", uses=[frameworks_module], kinds={"csv", "duckdb"}, deps=[indicator_scores, FRAMEWORKS])
+@mart_asset(
+    "marts.framework",
+    "reference",
+    uses=[frameworks_module],
+    kinds={"csv", "duckdb"},
+    deps=[indicator_scores, FRAMEWORKS],
+)
 def framework(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """The indicator system each edition uses, with weights and effective weights. An edition without
     a framework file of its own uses the latest one before it, else the earliest one."""
@@ -273,7 +375,12 @@ def framework(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -
                     pl.lit(year, pl.Int32).alias("survey_year"),
                     pl.lit(raw_file.unit_type).alias("unit_type"),
                     pl.col("code").alias("node_code"),
-                    "parent_code", "level", "name_zh", "name_en", "weight", "effective_weight",
+                    "parent_code",
+                    "level",
+                    "name_zh",
+                    "name_en",
+                    "weight",
+                    "effective_weight",
                     pl.lit(fw.source_file.name).alias("framework_file"),
                 )
             )
@@ -286,7 +393,13 @@ def framework(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -
 # ---------------------------------------------------------------------------------- aggregation
 
 
-@mart_asset("marts.subindex_scores", "aggregation", uses=[aggregation], kinds={"polars", "duckdb"}, deps=[indicator_scores, framework, SETTINGS])
+@mart_asset(
+    "marts.subindex_scores",
+    "aggregation",
+    uses=[aggregation],
+    kinds={"polars", "duckdb"},
+    deps=[indicator_scores, framework, SETTINGS],
+)
 def subindex_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Weighted aggregation tier by tier: level 3 -> level 2 -> level 1 -> composite (level 0), one
     generic function over the framework tree. Missing-value rule from data/method/settings.yaml."""
@@ -296,55 +409,103 @@ def subindex_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     with warehouse.connection() as con:
         scores = read_table(con, "core.indicator_scores", editions)
         for fw, leaf_scores in batches_by_framework(scores, warehouse.framework):
-            names = pl.concat([
-                fw.nodes.select(pl.col("code").alias("node_code"), "name_zh"),
-                pl.DataFrame({"node_code": [COMPOSITE_CODE], "name_zh": [COMPOSITE_NAME_ZH]}),
-            ])
-            tree = aggregate_tiers(leaf_scores, fw.nodes, keys=("survey_year", "unit_type", "unit_code"), missing=settings.missing_rule,  # type: ignore[arg-type]
-                                   min_coverage=settings.min_coverage)
+            names = pl.concat(
+                [
+                    fw.nodes.select(pl.col("code").alias("node_code"), "name_zh"),
+                    pl.DataFrame({"node_code": [COMPOSITE_CODE], "name_zh": [COMPOSITE_NAME_ZH]}),
+                ]
+            )
+            tree = aggregate_tiers(
+                leaf_scores,
+                fw.nodes,
+                keys=("survey_year", "unit_type", "unit_code"),
+                missing=settings.missing_rule,  # type: ignore[arg-type]
+                min_coverage=settings.min_coverage,
+            )
             frames.append(tree.join(names, on="node_code", how="left"))
         rows = pl.concat(frames)
         replace_editions(con, "marts.subindex_scores", rows, editions)
     unscored = rows.filter((pl.col("level") == 0) & pl.col("score").is_null()).height
-    return written("marts.subindex_scores", rows, editions, units_without_composite=unscored, missing_rule=settings.missing_rule)
+    return written(
+        "marts.subindex_scores",
+        rows,
+        editions,
+        units_without_composite=unscored,
+        missing_rule=settings.missing_rule,
+    )
 
 
 # ---------------------------------------------------------------------------------------- index
 
 
 def _composites(con: Any, unit_type: str, editions: list[int]) -> pl.DataFrame:
-    return read_table(con, "marts.subindex_scores", editions, where={"level": [0], "unit_type": [unit_type]}).select(
-        "survey_year", "unit_code", "score"
-    )
+    return read_table(
+        con, "marts.subindex_scores", editions, where={"level": [0], "unit_type": [unit_type]}
+    ).select("survey_year", "unit_code", "score")
 
 
-@mart_asset("marts.city_index", "index", uses=[composite, tiers_module], kinds={"polars", "duckdb"}, deps=[subindex_scores, REGISTRY, SETTINGS])
+@mart_asset(
+    "marts.city_index",
+    "index",
+    uses=[composite, tiers_module],
+    kinds={"polars", "duckdb"},
+    deps=[subindex_scores, REGISTRY, SETTINGS],
+)
 def city_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Composite score, rank (ties share the best rank) and tier of every city; tiers from
     data/method/tiers.csv (一线 >85, 新一线 65-85, 二线 50-65, 三线 40-50, 四线 <40)."""
     editions = partition_editions(context)
     settings, registry, tiers = warehouse.settings(), warehouse.registry(), warehouse.tiers()
     with warehouse.connection() as con:
-        rows = city_index_rows(_composites(con, "city", editions), registry.cities, tiers, settings.display_decimals, settings.tie_method)
+        rows = city_index_rows(
+            _composites(con, "city", editions),
+            registry.cities,
+            tiers,
+            settings.display_decimals,
+            settings.tie_method,
+        )
         replace_editions(con, "marts.city_index", rows, editions)
     top = rows.sort("survey_year", "rank", descending=[True, False]).head(10)
     return written(
-        "marts.city_index", rows, editions,
-        top_ten=table_metadata(top.select(
-            pl.col("survey_year").alias("edition"), "rank", pl.col("name_zh").alias("city"), pl.col("score").round(1), "tier")),
-        tier_counts=dg.MetadataValue.json({
-            str(year): dict(group.group_by("tier").len().sort("tier").iter_rows()) for (year,), group in rows.group_by("survey_year")
-        }),
+        "marts.city_index",
+        rows,
+        editions,
+        top_ten=table_metadata(
+            top.select(
+                pl.col("survey_year").alias("edition"),
+                "rank",
+                pl.col("name_zh").alias("city"),
+                pl.col("score").round(1),
+                "tier",
+            )
+        ),
+        tier_counts=dg.MetadataValue.json(
+            {
+                str(year): dict(group.group_by("tier").len().sort("tier").iter_rows())
+                for (year,), group in rows.group_by("survey_year")
+            }
+        ),
     )
 
 
-@mart_asset("marts.county_index", "index", uses=[composite], kinds={"polars", "duckdb"}, deps=[subindex_scores, REGISTRY, SETTINGS])
+@mart_asset(
+    "marts.county_index",
+    "index",
+    uses=[composite],
+    kinds={"polars", "duckdb"},
+    deps=[subindex_scores, REGISTRY, SETTINGS],
+)
 def county_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Composite score and rank of the county units, ranked within their kind (市辖区 / 县市)."""
     editions = partition_editions(context)
     settings, registry = warehouse.settings(), warehouse.registry()
     with warehouse.connection() as con:
-        rows = county_index_rows(_composites(con, "county", editions), registry.counties, settings.display_decimals, settings.tie_method)
+        rows = county_index_rows(
+            _composites(con, "county", editions),
+            registry.counties,
+            settings.display_decimals,
+            settings.tie_method,
+        )
         replace_editions(con, "marts.county_index", rows, editions)
     return written("marts.county_index", rows, editions)
 
@@ -352,7 +513,13 @@ def county_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 # -------------------------------------------------------------------------------------- rollups
 
 
-@mart_asset("marts.region_rollup", "rollups", uses=[rollups], kinds={"polars", "duckdb"}, deps=[city_index, CITY_GDP, REGISTRY, SETTINGS])
+@mart_asset(
+    "marts.region_rollup",
+    "rollups",
+    uses=[rollups],
+    kinds={"polars", "duckdb"},
+    deps=[city_index, CITY_GDP, REGISTRY, SETTINGS],
+)
 def region_rollup(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """GDP-weighted and plain mean score of each key region's scored cities; GDP year and vintage
     from data/method/settings.yaml (recorded on each row)."""
@@ -364,11 +531,22 @@ def region_rollup(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
         scores = read_table(con, "marts.city_index", editions).select("survey_year", "unit_code", "score")
         rows = region_rollup_rows(scores, registry.region_members, gdp, gdp_years, settings.gdp_vintage)
         replace_editions(con, "marts.region_rollup", rows, editions)
-    return written("marts.region_rollup", rows, editions, gdp_vintage=settings.gdp_vintage,
-                   gdp_years=dg.MetadataValue.json(dict(gdp_years.iter_rows())))
+    return written(
+        "marts.region_rollup",
+        rows,
+        editions,
+        gdp_vintage=settings.gdp_vintage,
+        gdp_years=dg.MetadataValue.json(dict(gdp_years.iter_rows())),
+    )
 
 
-@mart_asset("marts.region_tier_mix", "rollups", uses=[rollups], kinds={"polars", "duckdb"}, deps=[city_index, REGISTRY, SETTINGS])
+@mart_asset(
+    "marts.region_tier_mix",
+    "rollups",
+    uses=[rollups],
+    kinds={"polars", "duckdb"},
+    deps=[city_index, REGISTRY, SETTINGS],
+)
 def region_tier_mix(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """How many of each region's scored cities fall in each tier."""
     editions = partition_editions(context)
@@ -383,13 +561,25 @@ def region_tier_mix(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 # ---------------------------------------------------------------------------------- comparisons
 
 
-def _history_and_previous(con: Any, table_name: str, editions: list[int]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def _history_and_previous(
+    con: Any, table_name: str, editions: list[int]
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Every edition of a table, the rows of the editions at hand, and each edition's predecessor."""
     history = read_table(con, table_name)
-    return history, history.filter(pl.col("survey_year").is_in(editions)), previous_editions(editions_in(con, table_name))
+    return (
+        history,
+        history.filter(pl.col("survey_year").is_in(editions)),
+        previous_editions(editions_in(con, table_name)),
+    )
 
 
-@mart_asset("marts.city_yoy", "comparisons", uses=[comparisons], kinds={"polars", "duckdb"}, deps=[previous_edition(city_index)])
+@mart_asset(
+    "marts.city_yoy",
+    "comparisons",
+    uses=[comparisons],
+    kinds={"polars", "duckdb"},
+    deps=[previous_edition(city_index)],
+)
 def city_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Each city against the previous edition that has data: score, rank and tier then and now;
     new, returning and dropped cities."""
@@ -398,11 +588,29 @@ def city_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) ->
         history, current, prev_years = _history_and_previous(con, "marts.city_index", editions)
         rows = unit_changes(current, history, prev_years, ["score", "rank", "tier"])
         replace_editions(con, "marts.city_yoy", rows, editions)
-    return written("marts.city_yoy", rows, editions, status_counts=dg.MetadataValue.json(
-        {f"{y}/{s}": n for y, s, n in rows.group_by("survey_year", "status").len().sort("survey_year", "status").iter_rows()}))
+    return written(
+        "marts.city_yoy",
+        rows,
+        editions,
+        status_counts=dg.MetadataValue.json(
+            {
+                f"{y}/{s}": n
+                for y, s, n in rows.group_by("survey_year", "status")
+                .len()
+                .sort("survey_year", "status")
+                .iter_rows()
+            }
+        ),
+    )
 
 
-@mart_asset("marts.county_yoy", "comparisons", uses=[comparisons], kinds={"polars", "duckdb"}, deps=[previous_edition(county_index)])
+@mart_asset(
+    "marts.county_yoy",
+    "comparisons",
+    uses=[comparisons],
+    kinds={"polars", "duckdb"},
+    deps=[previous_edition(county_index)],
+)
 def county_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Each county unit against the previous edition that has data (rank within its kind)."""
     editions = partition_editions(context)
@@ -415,7 +623,13 @@ def county_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
     return written("marts.county_yoy", rows, editions)
 
 
-@mart_asset("marts.subindex_yoy", "comparisons", uses=[comparisons], kinds={"polars", "duckdb"}, deps=[previous_edition(subindex_scores)])
+@mart_asset(
+    "marts.subindex_yoy",
+    "comparisons",
+    uses=[comparisons],
+    kinds={"polars", "duckdb"},
+    deps=[previous_edition(subindex_scores)],
+)
 def subindex_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Level-1 sub-index and composite changes of every unit against its previous edition."""
     editions = partition_editions(context)
@@ -425,27 +639,43 @@ def subindex_yoy(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         for (unit_type,), unit_history in history.group_by("unit_type"):
             prev_years = previous_editions(unit_history["survey_year"].unique().to_list())
             current = unit_history.filter(pl.col("survey_year").is_in(editions))
-            changes = unit_changes(current, unit_history, prev_years, ["score"], keys=("unit_code", "node_code", "level"))
+            changes = unit_changes(
+                current, unit_history, prev_years, ["score"], keys=("unit_code", "node_code", "level")
+            )
             frames.append(changes.with_columns(pl.lit(unit_type).alias("unit_type")))
         rows = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
         replace_editions(con, "marts.subindex_yoy", rows, editions)
     return written("marts.subindex_yoy", rows, editions)
 
 
-@mart_asset("marts.yoy_summary", "comparisons", uses=[comparisons], kinds={"polars", "duckdb"}, deps=[city_yoy, county_yoy])
+@mart_asset(
+    "marts.yoy_summary",
+    "comparisons",
+    uses=[comparisons],
+    kinds={"polars", "duckdb"},
+    deps=[city_yoy, county_yoy],
+)
 def yoy_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """New, returning and dropped units per edition and the returning cohort's average then and now."""
     editions = partition_editions(context)
     with warehouse.connection() as con:
-        rows = pl.concat([
-            cohort_summary(read_table(con, "marts.city_yoy", editions), "city"),
-            cohort_summary(read_table(con, "marts.county_yoy", editions), "county"),
-        ])
+        rows = pl.concat(
+            [
+                cohort_summary(read_table(con, "marts.city_yoy", editions), "city"),
+                cohort_summary(read_table(con, "marts.county_yoy", editions), "county"),
+            ]
+        )
         replace_editions(con, "marts.yoy_summary", rows, editions)
     return written("marts.yoy_summary", rows, editions)
 
 
-@mart_asset("marts.tier_summary", "comparisons", uses=[comparisons], kinds={"polars", "duckdb"}, deps=[previous_edition(city_index), SETTINGS])
+@mart_asset(
+    "marts.tier_summary",
+    "comparisons",
+    uses=[comparisons],
+    kinds={"polars", "duckdb"},
+    deps=[previous_edition(city_index), SETTINGS],
+)
 def tier_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Cities per tier now and in the previous edition, with the change in percent (the white
     paper's "新一线城市数量增长31.8%")."""
@@ -459,6 +689,7 @@ def tier_summary(context: dg.AssetExecutionContext, warehouse: WarehouseResource
 
 # ------------------------------------------------------------------------------- reconciliation
 
+
 def _reconciliation_rows(editions: list[int], warehouse: WarehouseResource) -> pl.DataFrame:
     """Every published figure of the editions against the computed one, written to marts.reconciliation."""
     settings, tiers = warehouse.settings(), warehouse.tiers()
@@ -471,7 +702,9 @@ def _reconciliation_rows(editions: list[int], warehouse: WarehouseResource) -> p
             computed = Computed(
                 city_index=read_table(con, "marts.city_index", [year]),
                 county_index=read_table(con, "marts.county_index", [year]),
-                city_subindex=read_table(con, "marts.subindex_scores", [year]).filter(pl.col("unit_type") == "city"),
+                city_subindex=read_table(con, "marts.subindex_scores", [year]).filter(
+                    pl.col("unit_type") == "city"
+                ),
                 region_rollup=read_table(con, "marts.region_rollup", [year]),
                 yoy_summary=read_table(con, "marts.yoy_summary", [year]),
                 tier_summary=read_table(con, "marts.tier_summary", [year]),
@@ -490,20 +723,41 @@ def reconciliation_asset(editions: Editions) -> dg.AssetsDefinition:
         "reconciliation",
         group_name="reconciliation",
         kinds={"polars", "duckdb"},
-        deps=[city_index, county_index, subindex_scores, region_rollup, yoy_summary, tier_summary, PUBLISHED, SETTINGS],
+        deps=[
+            city_index,
+            county_index,
+            subindex_scores,
+            region_rollup,
+            yoy_summary,
+            tier_summary,
+            PUBLISHED,
+            SETTINGS,
+        ],
         metadata=table_asset_metadata("marts.reconciliation"),
         partitions_def=editions.partitions_def,
         automation_condition=PARTITIONED["automation_condition"],
         code_version=code_version(_reconciliation_rows, [reconciliation_module]),
     )
     checks = [
-        dg.AssetCheckSpec(name, asset="reconciliation", partitions_def=editions.partitions_def,
-                          description=f"Computed figures of categories {', '.join(categories)} agree with the white paper")
+        dg.AssetCheckSpec(
+            name,
+            asset="reconciliation",
+            partitions_def=editions.partitions_def,
+            description=f"Computed figures of categories {', '.join(categories)} agree with the white paper",
+        )
         for name, categories in CHECK_CATEGORIES.items()
     ]
 
-    @dg.multi_asset(specs=[spec], check_specs=checks, can_subset=True, backfill_policy=PARTITIONED["backfill_policy"], pool=PARTITIONED["pool"])
-    def reconciliation(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation]:
+    @dg.multi_asset(
+        specs=[spec],
+        check_specs=checks,
+        can_subset=True,
+        backfill_policy=PARTITIONED["backfill_policy"],
+        pool=PARTITIONED["pool"],
+    )
+    def reconciliation(
+        context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation]:
         """Every published figure of the white paper (data/published/<edition>/) against the computed
         one: city and county scores, tier counts and lists, level-1 and industry averages, regional
         GDP-weighted scores and the year-over-year statements. One row per comparison; the checks
@@ -511,20 +765,36 @@ def reconciliation_asset(editions: Editions) -> dg.AssetsDefinition:
         reconcile, and its checks say so)."""
         editions = partition_editions(context)
         rows = _reconciliation_rows(editions, warehouse)
-        status_counts = {s: n for s, n in rows.group_by("status").len().sort("status").iter_rows()} if rows.height else {}
-        yield written("marts.reconciliation", rows, editions, status_counts=dg.MetadataValue.json(status_counts))
+        status_counts = (
+            {s: n for s, n in rows.group_by("status").len().sort("status").iter_rows()} if rows.height else {}
+        )
+        yield written(
+            "marts.reconciliation", rows, editions, status_counts=dg.MetadataValue.json(status_counts)
+        )
         for year in editions:
             edition_rows = rows.filter(pl.col("survey_year") == year) if rows.height else rows
             for check_name, categories in CHECK_CATEGORIES.items():
-                in_check = edition_rows.filter(pl.col("category").is_in(categories)) if edition_rows.height else edition_rows
+                in_check = (
+                    edition_rows.filter(pl.col("category").is_in(categories))
+                    if edition_rows.height
+                    else edition_rows
+                )
                 yield _check_evaluation(check_name, in_check, year)
 
     return reconciliation
 
 
-def _evaluation(check_name: str, year: int, passed: bool, metadata: dict[str, Any]) -> dg.AssetCheckEvaluation:
-    return dg.AssetCheckEvaluation(asset_key=dg.AssetKey("reconciliation"), check_name=check_name, partition=str(year),
-                                   severity=dg.AssetCheckSeverity.WARN, passed=passed, metadata=metadata)
+def _evaluation(
+    check_name: str, year: int, passed: bool, metadata: dict[str, Any]
+) -> dg.AssetCheckEvaluation:
+    return dg.AssetCheckEvaluation(
+        asset_key=dg.AssetKey("reconciliation"),
+        check_name=check_name,
+        partition=str(year),
+        severity=dg.AssetCheckSeverity.WARN,
+        passed=passed,
+        metadata=metadata,
+    )
 
 
 def _check_evaluation(check_name: str, rows: pl.DataFrame, year: int) -> dg.AssetCheckEvaluation:
@@ -534,22 +804,46 @@ def _check_evaluation(check_name: str, rows: pl.DataFrame, year: int) -> dg.Asse
     failing = rows.filter(pl.col("status").is_in(["mismatch", "missing"]))
     known = rows.filter(pl.col("status") == "known_contradiction")
     worst = failing.sort(pl.col("difference").abs(), descending=True, nulls_last=False).head(10)
-    return _evaluation(check_name, year, failing.height == 0, {
-        "compared": rows.height,
-        "matching": rows.filter(pl.col("status") == "match").height,
-        "disagreeing": failing.height,
-        "known_contradictions": known.height,
-        "max_abs_difference": float(rows["difference"].abs().max() or 0.0),  # type: ignore[arg-type]
-        "disagreements": table_metadata((worst if failing.height else known).select(
-            pl.col("survey_year").alias("edition"), "item", "published", pl.col("computed").round(3), "status")),
-    })
+    return _evaluation(
+        check_name,
+        year,
+        failing.height == 0,
+        {
+            "compared": rows.height,
+            "matching": rows.filter(pl.col("status") == "match").height,
+            "disagreeing": failing.height,
+            "known_contradictions": known.height,
+            "max_abs_difference": float(rows["difference"].abs().max() or 0.0),  # type: ignore[arg-type]
+            "disagreements": table_metadata(
+                (worst if failing.height else known).select(
+                    pl.col("survey_year").alias("edition"),
+                    "item",
+                    "published",
+                    pl.col("computed").round(3),
+                    "status",
+                )
+            ),
+        },
+    )
 
 
 # The marts BI reads, and with the ingestion assets, the index's own assets. The exports (Parquet,
 # serving snapshot) are built over these and the analysis marts in exports.py.
 reconciliation = reconciliation_asset(DEFAULT_EDITIONS)
-MART_ASSETS = [framework, subindex_scores, city_index, county_index, region_rollup, region_tier_mix,
-               city_yoy, county_yoy, subindex_yoy, yoy_summary, tier_summary, reconciliation]
+MART_ASSETS = [
+    framework,
+    subindex_scores,
+    city_index,
+    county_index,
+    region_rollup,
+    region_tier_mix,
+    city_yoy,
+    county_yoy,
+    subindex_yoy,
+    yoy_summary,
+    tier_summary,
+    reconciliation,
+]
 
 
 ALL_ASSETS = [raw_scores, indicator_scores, *MART_ASSETS]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -33,15 +32,19 @@ from dei_pipeline.warehouse import connect, run
 
 # The dimensions not split by edition are rewritten whole, from every edition, right before the publication.
 WHOLE_DIMENSIONS = [asset for asset in DIMENSION_ASSETS if asset.partitions_def is None]
-PUBLICATION = dg.AssetSelection.assets(*WHOLE_DIMENSIONS, "edition_consistency", "mart_parquet", "serving_snapshot")
+PUBLICATION = dg.AssetSelection.assets(
+    *WHOLE_DIMENSIONS, "edition_consistency", "mart_parquet", "serving_snapshot"
+)
 
 # The white paper's method: raw files to the index marts. The yearly schedule, the raw-files sensor and
 # `dei materialize` run it; it recomputes twenty years of history at national scale in about half a minute.
 index_job = dg.define_asset_job(
     "index_job",
-    selection=dg.AssetSelection.assets(*ALL_ASSETS, *(asset for asset in DIMENSION_ASSETS if asset.partitions_def is not None)),
+    selection=dg.AssetSelection.assets(
+        *ALL_ASSETS, *(asset for asset in DIMENSION_ASSETS if asset.partitions_def is not None)
+    ),
     description="The index for the selected editions: raw files to the index marts. What it makes stale in later "
-                "editions, the analysis, the report and the publication follow by declarative automation.",
+    "editions, the analysis, the report and the publication follow by declarative automation.",
 )
 
 # Beyond the white paper (rank uncertainty, sensitivity, attribution, audit, unit profiles) and the
@@ -57,7 +60,7 @@ publish_job = dg.define_asset_job(
     "publish_job",
     selection=PUBLICATION,
     description="Checks that the editions agree with each other and, if they do, publishes every edition as Parquet "
-                "and as the BI serving snapshot; otherwise BI keeps the last consistent publication.",
+    "and as the BI serving snapshot; otherwise BI keeps the last consistent publication.",
 )
 
 automation_sensor = dg.AutomationConditionSensorDefinition(
@@ -118,7 +121,9 @@ def build_raw_files_sensor(editions: Editions) -> dg.SensorDefinition:
     """The sensor of the raw files, for the partitions of these editions."""
 
     @dg.sensor(job=index_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
-    def raw_files_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource) -> dg.SensorResult | dg.SkipReason:
+    def raw_files_sensor(
+        context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+    ) -> dg.SensorResult | dg.SkipReason:
         """Runs index_job for every edition whose raw files differ from what the warehouse ingested
         (compared on every tick; several editions in one run), and records the raw and reference
         files' data versions as observations, so that the UI marks what reads a changed file stale."""
@@ -131,32 +136,50 @@ def build_raw_files_sensor(editions: Editions) -> dg.SensorDefinition:
         # An edition already requested with these files is not requested again (it may be running, or
         # have failed on them); once the warehouse holds them, the entry goes, so a revert is noticed.
         requested: dict[str, str] = {
-            key: fp for key, fp in cursor.get("requested", {}).items() if key in current and current[key] != ingested.get(key)
+            key: fp
+            for key, fp in cursor.get("requested", {}).items()
+            if key in current and current[key] != ingested.get(key)
         }
-        changed = [key for key in editions.keys if key in current and current[key] != ingested.get(key) and requested.get(key) != current[key]]
+        changed = [
+            key
+            for key in editions.keys
+            if key in current and current[key] != ingested.get(key) and requested.get(key) != current[key]
+        ]
         requested.update({key: current[key] for key in changed})
         versions = current_versions(warehouse, editions.years, raw=current)
         # The versions last observed: from the cursor, or on the first tick from the instance.
         last_observed = (
-            {source: version for source in versions if (version := cursor["observed"].get(_source_label(source)))}
-            if "observed" in cursor else last_observed_versions(context.instance, versions)
+            {
+                source: version
+                for source in versions
+                if (version := cursor["observed"].get(_source_label(source)))
+            }
+            if "observed" in cursor
+            else last_observed_versions(context.instance, versions)
         )
         unknown = sorted(set(current) - set(editions.keys))
         if unknown:
             folders = f"edition folder(s) {', '.join(unknown)} under {warehouse.data_path / 'raw'}"
             if address := os.environ.get(WEBSERVER_ENV):
                 _reload_definitions_later(address)
-                context.log.info(f"{folders} have no partition yet: reloading the definitions; the next tick runs them")
+                context.log.info(
+                    f"{folders} have no partition yet: reloading the definitions; the next tick runs them"
+                )
             else:
-                context.log.warning(f"{folders} have no partition yet: reload the definitions (Deployment > Reload) to add "
-                                    "them; the next tick runs them")
+                context.log.warning(
+                    f"{folders} have no partition yet: reload the definitions (Deployment > Reload) to add "
+                    "them; the next tick runs them"
+                )
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(partition_key=block[0] if len(block) == 1 else None, tags=range_tags(block))
                 for block in contiguous_blocks(changed, editions.keys)
             ],
             asset_events=observations(versions, last_observed),
-            cursor=json.dumps({"requested": requested, "observed": {_source_label(s): v for s, v in versions.items()}}, sort_keys=True),
+            cursor=json.dumps(
+                {"requested": requested, "observed": {_source_label(s): v for s, v in versions.items()}},
+                sort_keys=True,
+            ),
         )
 
     return raw_files_sensor
@@ -165,13 +188,16 @@ def build_raw_files_sensor(editions: Editions) -> dg.SensorDefinition:
 def build_yearly_schedule(editions: Editions) -> dg.ScheduleDefinition:
 
     @dg.schedule(job=index_job, cron_schedule="0 6 1 4 *", execution_timezone="Asia/Shanghai")
-    def yearly_index_schedule(context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource) -> dg.RunRequest | dg.SkipReason:
+    def yearly_index_schedule(
+        context: dg.ScheduleEvaluationContext, warehouse: WarehouseResource
+    ) -> dg.RunRequest | dg.SkipReason:
         """Each year (1 April, 06:00 Beijing time) materialize the newest edition; what it makes stale
         follows by automation."""
         if not editions.years:
             return dg.SkipReason(f"no edition folder under {warehouse.data_path / 'raw'}")
         newest = editions.keys[-1]
-        return dg.RunRequest(partition_key=newest, run_key=f"yearly:{newest}:{context.scheduled_execution_time:%Y-%m-%d}")
+        return dg.RunRequest(
+            partition_key=newest, run_key=f"yearly:{newest}:{context.scheduled_execution_time:%Y-%m-%d}"
+        )
 
     return yearly_index_schedule
-

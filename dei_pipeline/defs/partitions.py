@@ -58,7 +58,9 @@ class Editions:
 
     def mapping(self, reads: EditionReads) -> dg.StaticPartitionMapping:
         """Upstream edition -> the downstream editions that read it."""
-        return dg.StaticPartitionMapping({str(year): {str(y) for y in self.readers_of(year, reads)} for year in self.years})
+        return dg.StaticPartitionMapping(
+            {str(year): {str(y) for y in self.readers_of(year, reads)} for year in self.years}
+        )
 
 
 def editions_of_data_dir() -> Editions:
@@ -72,7 +74,9 @@ DEFAULT_EDITIONS = editions_of_data_dir()
 
 
 def _edition_dep(asset: dg.AssetsDefinition | str, reads: EditionReads) -> dg.AssetDep:
-    return dg.AssetDep(asset, partition_mapping=DEFAULT_EDITIONS.mapping(reads), metadata={EDITION_READS_KEY: reads})
+    return dg.AssetDep(
+        asset, partition_mapping=DEFAULT_EDITIONS.mapping(reads), metadata={EDITION_READS_KEY: reads}
+    )
 
 
 def previous_edition(asset: dg.AssetsDefinition | str) -> dg.AssetDep:
@@ -98,7 +102,8 @@ def bind_editions(assets: Sequence[dg.AssetsDefinition], editions: Editions) -> 
             return spec
         deps = [
             dg.AssetDep(dep.asset_key, partition_mapping=editions.mapping(reads), metadata=dep.metadata)
-            if (reads := edition_reads(dep)) else dep
+            if (reads := edition_reads(dep))
+            else dep
             for dep in spec.deps
         ]
         return spec.replace_attributes(partitions_def=editions.partitions_def, deps=deps)

@@ -4,23 +4,45 @@ data/warehouse/reports/<edition>/<chart>.png). Partitioned by edition like the m
 
 import dagster as dg
 
+from dei_pipeline import report
 from dei_pipeline.config import data_provenance_note
 from dei_pipeline.defs.analysis_assets import rank_uncertainty
 from dei_pipeline.defs.assets import (
-    REGISTRY, SETTINGS, city_index, city_yoy, county_index, edition_asset, framework, reconciliation, region_rollup,
-    region_tier_mix, subindex_scores, tier_summary,
+    REGISTRY,
+    SETTINGS,
+    city_index,
+    city_yoy,
+    county_index,
+    edition_asset,
+    framework,
+    reconciliation,
+    region_rollup,
+    region_tier_mix,
+    subindex_scores,
+    tier_summary,
 )
-from dei_pipeline import report
 from dei_pipeline.defs.partitions import edition_history, partition_editions
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.report.figures import top_rows
-from dei_pipeline.terminal import frame_table
 from dei_pipeline.report.publish import write_edition_report
 from dei_pipeline.report.rows import read_edition_rows
+from dei_pipeline.terminal import frame_table
 
 # The report's tier chart shows every edition up to its own.
-REPORTED_MARTS = [city_index, county_index, edition_history(tier_summary), region_rollup, region_tier_mix, subindex_scores,
-                  city_yoy, reconciliation, framework, rank_uncertainty, REGISTRY, SETTINGS]
+REPORTED_MARTS = [
+    city_index,
+    county_index,
+    edition_history(tier_summary),
+    region_rollup,
+    region_tier_mix,
+    subindex_scores,
+    city_yoy,
+    reconciliation,
+    framework,
+    rank_uncertainty,
+    REGISTRY,
+    SETTINGS,
+]
 
 
 @edition_asset("report", uses=[report], kinds={"html", "svg"}, deps=REPORTED_MARTS)
@@ -38,16 +60,25 @@ def edition_report(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     reports_dir = warehouse.warehouse_file.parent / "reports"
     reports = [write_edition_report(rows, reports_dir) for rows in edition_rows]
     png_note = f"{sum(len(r.png_paths) for r in reports)} PNG(s) rendered offline with vl-convert"
-    newest_first = sorted(zip(edition_rows, reports, strict=True), key=lambda pair: pair[0].survey_year, reverse=True)
-    return dg.MaterializeResult(metadata={
-        # The newest edition only, as Markdown: a table this short is shown inline in the UI, not behind a button.
-        "top_of_ranking": dg.MetadataValue.md(frame_table(top_rows(newest_first[0][0]), markdown=True)),
-        **{f"report_{report.survey_year}": dg.MetadataValue.path(str(report.html_path)) for _, report in newest_first},
-        "charts": dg.MetadataValue.json({str(r.survey_year): r.chart_names for r in reports}),
-        "chart_pngs": png_note,
-        "rank_uncertainty": dg.MetadataValue.json({str(rows.survey_year): rows.rank_intervals.note for rows in edition_rows}),
-        "editions": ", ".join(map(str, editions)),
-    })
+    newest_first = sorted(
+        zip(edition_rows, reports, strict=True), key=lambda pair: pair[0].survey_year, reverse=True
+    )
+    return dg.MaterializeResult(
+        metadata={
+            # The newest edition only, as Markdown: a table this short is shown inline in the UI, not behind a button.
+            "top_of_ranking": dg.MetadataValue.md(frame_table(top_rows(newest_first[0][0]), markdown=True)),
+            **{
+                f"report_{report.survey_year}": dg.MetadataValue.path(str(report.html_path))
+                for _, report in newest_first
+            },
+            "charts": dg.MetadataValue.json({str(r.survey_year): r.chart_names for r in reports}),
+            "chart_pngs": png_note,
+            "rank_uncertainty": dg.MetadataValue.json(
+                {str(rows.survey_year): rows.rank_intervals.note for rows in edition_rows}
+            ),
+            "editions": ", ".join(map(str, editions)),
+        }
+    )
 
 
 REPORT_ASSETS = [edition_report]

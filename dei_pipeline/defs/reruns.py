@@ -26,10 +26,15 @@ class Step:
 
 def _edition_deps(defs: dg.Definitions) -> dict[dg.AssetKey, dict[dg.AssetKey, EditionReads | None]]:
     """For every asset, its parents and which editions of each it reads."""
-    return {spec.key: {dep.asset_key: edition_reads(dep) for dep in spec.deps} for spec in defs.resolve_all_asset_specs()}
+    return {
+        spec.key: {dep.asset_key: edition_reads(dep) for dep in spec.deps}
+        for spec in defs.resolve_all_asset_specs()
+    }
 
 
-def stale_after(defs: dg.Definitions, keys: set[dg.AssetKey], selected: Sequence[int], editions: Editions) -> dict[int, set[dg.AssetKey]]:
+def stale_after(
+    defs: dg.Definitions, keys: set[dg.AssetKey], selected: Sequence[int], editions: Editions
+) -> dict[int, set[dg.AssetKey]]:
     """Per edition, the assets among ``keys`` that a rerun of ``keys`` for ``selected`` editions
     changes: their own editions and, following the dependencies and their edition mappings, the later
     editions that read them."""
@@ -54,15 +59,27 @@ def stale_after(defs: dg.Definitions, keys: set[dg.AssetKey], selected: Sequence
     return dict(by_edition)
 
 
-def rerun_steps(defs: dg.Definitions, job_names: Sequence[str], selected: Sequence[int], editions: Editions,
-                propagate: bool = True) -> list[Step]:
+def rerun_steps(
+    defs: dg.Definitions,
+    job_names: Sequence[str],
+    selected: Sequence[int],
+    editions: Editions,
+    propagate: bool = True,
+) -> list[Step]:
     """The runs that bring ``job_names`` up to date after a change of the ``selected`` editions: for
     each job, whole-job runs over blocks of the selected editions, then (``propagate``) runs of the
     assets that the later editions must refresh, edition blocks with the same assets together."""
-    keys_of = {job_name: set(defs.resolve_job_def(job_name).asset_layer.executable_asset_keys) for job_name in job_names}
+    keys_of = {
+        job_name: set(defs.resolve_job_def(job_name).asset_layer.executable_asset_keys)
+        for job_name in job_names
+    }
     every_key = set().union(*keys_of.values())
     # Across the jobs: a changed index makes the later editions' analysis stale too.
-    stale_in_all = stale_after(defs, every_key, selected, editions) if propagate else {year: every_key for year in selected}
+    stale_in_all = (
+        stale_after(defs, every_key, selected, editions)
+        if propagate
+        else {year: every_key for year in selected}
+    )
     steps: list[Step] = []
     for job_name, keys in keys_of.items():
         stale = {year: found & keys for year, found in stale_in_all.items() if found & keys}
@@ -73,5 +90,7 @@ def rerun_steps(defs: dg.Definitions, job_names: Sequence[str], selected: Sequen
             if year in stale and stale[year] != keys:
                 partial[tuple(sorted(stale[year], key=lambda key: key.to_user_string()))].append(str(year))
         for assets, years in partial.items():
-            steps += [Step(job_name, tuple(block), assets) for block in contiguous_blocks(years, editions.keys)]
+            steps += [
+                Step(job_name, tuple(block), assets) for block in contiguous_blocks(years, editions.keys)
+            ]
     return steps

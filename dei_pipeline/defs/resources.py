@@ -10,7 +10,13 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from dei_pipeline.config import MethodSettings, cached_on_content, default_data_dir, default_warehouse_path, load_settings
+from dei_pipeline.config import (
+    MethodSettings,
+    cached_on_content,
+    default_data_dir,
+    default_warehouse_path,
+    load_settings,
+)
 from dei_pipeline.frameworks import Framework, load_framework, resolve_framework_path
 from dei_pipeline.registry import REGISTRY_FILES, REGISTRY_SUBDIR, Registry, load_registry
 from dei_pipeline.tiers import load_tiers, tiers_path
@@ -24,7 +30,7 @@ class WarehouseResource(dg.ConfigurableResource):
     warehouse_path: str
 
     @classmethod
-    def from_environment(cls) -> "WarehouseResource":
+    def from_environment(cls) -> WarehouseResource:
         data_dir = default_data_dir()
         return cls(data_dir=str(data_dir), warehouse_path=str(default_warehouse_path(data_dir)))
 

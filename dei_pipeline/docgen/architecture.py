@@ -24,11 +24,18 @@ class AssetNode:
 def asset_nodes(defs: dg.Definitions) -> list[AssetNode]:
     """Every asset with its group and upstream assets, in dependency order (ties by name)."""
     graph = defs.resolve_asset_graph()
-    nodes = {n.key.to_user_string(): AssetNode(n.key.to_user_string(), n.group_name or "default",
-                                               tuple(sorted(k.to_user_string() for k in n.parent_keys)))
-             for n in graph.asset_nodes}
+    nodes = {
+        n.key.to_user_string(): AssetNode(
+            n.key.to_user_string(),
+            n.group_name or "default",
+            tuple(sorted(k.to_user_string() for k in n.parent_keys)),
+        )
+        for n in graph.asset_nodes
+    }
     # In waves: each wave is what its predecessors made ready, sorted by name.
-    sorter = graphlib.TopologicalSorter({name: [p for p in node.parents if p in nodes] for name, node in nodes.items()})
+    sorter = graphlib.TopologicalSorter(
+        {name: [p for p in node.parents if p in nodes] for name, node in nodes.items()}
+    )
     try:
         sorter.prepare()
     except graphlib.CycleError as error:
@@ -51,8 +58,14 @@ def group_flow_mermaid(nodes: list[AssetNode]) -> str:
     for node in nodes:
         by_group[node.group].append(node.name)
     group_of = {node.name: node.group for node in nodes}
-    flows = sorted({(group_of[parent], node.group) for node in nodes for parent in node.parents
-                    if parent in group_of and group_of[parent] != node.group})
+    flows = sorted(
+        {
+            (group_of[parent], node.group)
+            for node in nodes
+            for parent in node.parents
+            if parent in group_of and group_of[parent] != node.group
+        }
+    )
     lines = ["```mermaid", "flowchart LR"]
     for group in _group_order(nodes):
         lines.append(f'  g_{group}["<b>{group}</b><br/>{"<br/>".join(by_group[group])}"]')
@@ -69,7 +82,9 @@ def asset_graph_mermaid(nodes: list[AssetNode]) -> str:
         lines.append(f"  subgraph g_{group} [{group}]")
         lines += [f"    a_{node.name}[{node.name}]" for node in nodes if node.group == group]
         lines.append("  end")
-    lines += [f"  a_{parent} --> a_{node.name}" for node in nodes for parent in node.parents if parent in names]
+    lines += [
+        f"  a_{parent} --> a_{node.name}" for node in nodes for parent in node.parents if parent in names
+    ]
     lines.append("```")
     return "\n".join(lines)
 

@@ -209,9 +209,21 @@ def marts_markdown(con: duckdb.DuckDBPyConnection) -> str:
     parts += [f"| [`marts.{t}`](#marts{t}) | {_cell(c)} |" for t, c in tables.iter_rows()]
     for table_name, table_comment in tables.iter_rows():
         columns = documentation.filter(pl.col("table_name") == table_name)
-        parts += ["", f"### `marts.{table_name}`", "", _cell(table_comment), "", "| column | type | meaning |", "|---|---|---|"]
-        parts += [f"| `{name}` | {data_type} | {_cell(comment)} |"
-                  for name, data_type, comment in columns.select("column_name", "data_type", "column_comment").iter_rows()]
+        parts += [
+            "",
+            f"### `marts.{table_name}`",
+            "",
+            _cell(table_comment),
+            "",
+            "| column | type | meaning |",
+            "|---|---|---|",
+        ]
+        parts += [
+            f"| `{name}` | {data_type} | {_cell(comment)} |"
+            for name, data_type, comment in columns.select(
+                "column_name", "data_type", "column_comment"
+            ).iter_rows()
+        ]
     return "\n".join(parts)
 
 
@@ -219,7 +231,16 @@ def examples_markdown(queries: tuple[ExampleQuery, ...] = EXAMPLE_QUERIES) -> st
     parts: list[str] = []
     for number, query in enumerate(queries, start=1):
         marts = ", ".join(f"`{m}`" for m in query.marts)
-        parts += [f"### {number}. {query.question}", "", f"Marts: {marts}", "", "```sql", query.sql + ";", "```", ""]
+        parts += [
+            f"### {number}. {query.question}",
+            "",
+            f"Marts: {marts}",
+            "",
+            "```sql",
+            query.sql + ";",
+            "```",
+            "",
+        ]
     return "\n".join(parts).rstrip()
 
 

@@ -9,16 +9,18 @@ import re
 
 
 def markers(name: str, generator: str) -> tuple[str, str]:
-    return (f"<!-- BEGIN GENERATED: {name} (by {generator}; edit the generator, not this block) -->",
-            f"<!-- END GENERATED: {name} -->")
+    return (
+        f"<!-- BEGIN GENERATED: {name} (by {generator}; edit the generator, not this block) -->",
+        f"<!-- END GENERATED: {name} -->",
+    )
 
 
 def update_generated_sections(document: str, sections: dict[str, str], generator: str) -> str:
     """The document with the content between each section's markers replaced."""
     for name, content in sections.items():
         begin, end = markers(name, generator)
-        block = re.search(re.escape(begin) + r"\n.*?" + re.escape(end), document, re.S)
+        block = re.search(re.escape(begin) + r"\n.*?" + re.escape(end), document, re.DOTALL)
         if block is None:
             raise ValueError(f"the document has no block {begin!r} ... {end!r}")
-        document = f"{document[:block.start()]}{begin}\n{content}\n{end}{document[block.end():]}"
+        document = f"{document[: block.start()]}{begin}\n{content}\n{end}{document[block.end() :]}"
     return document

@@ -107,19 +107,24 @@ def _int(value: int | None) -> str:
     return "–" if value is None else str(value)
 
 
-def _field(name: str, format_value: Callable[[Any], str] = lambda v: "–" if v is None else str(v)) -> Callable[[dict[str, Any]], str]:
+def _field(
+    name: str, format_value: Callable[[Any], str] = lambda v: "–" if v is None else str(v)
+) -> Callable[[dict[str, Any]], str]:
     return lambda row: format_value(row[name])
 
 
 def table(columns: Sequence[Column], records: Sequence[dict[str, Any]], caption: str | None = None) -> Table:
-    cells = [[cell if isinstance(cell := column.cell(record), Cell) else Cell(cell) for column in columns] for record in records]
+    cells = [
+        [cell if isinstance(cell := column.cell(record), Cell) else Cell(cell) for column in columns]
+        for record in records
+    ]
     return Table(columns, cells, caption)
 
 
 def blocks(columns: Sequence[Column], records: Sequence[dict[str, Any]], n_blocks: int) -> Row:
     """A long table cut into side-by-side blocks, read column by column like the white paper's."""
     size = max(1, math.ceil(len(records) / n_blocks))
-    return Row([table(columns, records[start:start + size]) for start in range(0, len(records), size)])
+    return Row([table(columns, records[start : start + size]) for start in range(0, len(records), size)])
 
 
 def _chip(rows: EditionRows) -> Callable[[dict[str, Any]], Cell]:
@@ -151,13 +156,16 @@ def _figure(chart: Chart | None, png_folder: str | None) -> list[Content]:
 
 # ----------------------------------------------------------------------------------- sections
 
+
 def _ranking_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str | None) -> Section:
     section = Section("ranking", "城市排名", "城市评分及排名", "City ranking")
     ranked = figures.ranking(rows).to_dicts()
     if not ranked:
         section.items.append(Paragraph("本年度无城市数据 No ranked cities in this edition."))
         return section
-    compare = f"，与{rows.previous_year}年相比的名次变化（在两年均参评的城市中计算）" if rows.previous_year else ""
+    compare = (
+        f"，与{rows.previous_year}年相比的名次变化（在两年均参评的城市中计算）" if rows.previous_year else ""
+    )
     columns = [
         Column("排名", _field("rank", _int), numeric=True),
         Column("城市", _field("name_zh")),
@@ -168,10 +176,16 @@ def _ranking_section(rows: EditionRows, charts: dict[str, Chart], png_folder: st
     if rows.previous_year:
         columns.append(Column(f"较{rows.previous_year}", _rank_change, numeric=True))
     section.items += [
-        Paragraph(f"{len(ranked)}个城市按综合评分排名{compare}；同分同名次。"
-                  f" All {len(ranked)} cities by composite score (ties share the best rank), with their tier (城市画像)"
-                  + (f" and their rank change since {rows.previous_year} among the cities ranked in both editions"
-                     " (the two editions' published ranks rank different sets of cities)." if rows.previous_year else ".")),
+        Paragraph(
+            f"{len(ranked)}个城市按综合评分排名{compare}；同分同名次。"
+            f" All {len(ranked)} cities by composite score (ties share the best rank), with their tier (城市画像)"
+            + (
+                f" and their rank change since {rows.previous_year} among the cities ranked in both editions"
+                " (the two editions' published ranks rank different sets of cities)."
+                if rows.previous_year
+                else "."
+            )
+        ),
         blocks(columns, ranked, RANKING_BLOCKS),
         *_figure(charts.get("top_cities"), png_folder),
     ]
@@ -191,11 +205,25 @@ def _tier_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str |
         Column("变化 %", _field("change_pct", lambda v: "–" if v is None else f"{v:+.1f}%"), numeric=True),
     ]
     count_columns = [Column(name, _field(name, _int), numeric=True) for name in counts.columns]
-    return Section("tiers", "城市画像分布", "数字经济城市画像", "Tier distribution across editions", [
-        Row([*_figure(charts.get("tier_distribution"), png_folder),
-             table(count_columns, counts.to_dicts(), "各年度城市画像分布 Cities per tier by edition")]),
-        table(change_columns, current.to_dicts(), f"{rows.survey_year}年各画像城市数及较上次评估的变化 Change since the previous edition"),
-    ])
+    return Section(
+        "tiers",
+        "城市画像分布",
+        "数字经济城市画像",
+        "Tier distribution across editions",
+        [
+            Row(
+                [
+                    *_figure(charts.get("tier_distribution"), png_folder),
+                    table(count_columns, counts.to_dicts(), "各年度城市画像分布 Cities per tier by edition"),
+                ]
+            ),
+            table(
+                change_columns,
+                current.to_dicts(),
+                f"{rows.survey_year}年各画像城市数及较上次评估的变化 Change since the previous edition",
+            ),
+        ],
+    )
 
 
 def _level1_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str | None) -> Section | None:
@@ -203,14 +231,25 @@ def _level1_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str
     if table_rows.height == 0:
         return None
     labels = figures.tier_labels(rows)
-    published = dict(rows.reconciliation.filter(pl.col("category") == "level1_average").select("item", "published").iter_rows())
+    published = dict(
+        rows.reconciliation.filter(pl.col("category") == "level1_average")
+        .select("item", "published")
+        .iter_rows()
+    )
     columns = [Column("一级指标", _field("name_zh"))]
     columns += [Column(labels[code], _field(code, _score), numeric=True) for code in rows.tiers["tier_code"]]
     columns.append(Column("综合平均", _field("all_cities", _score), numeric=True))
     if published:
-        columns.append(Column("白皮书公布平均", lambda r: _score(published.get(r["node_code"])), numeric=True))
-    return Section("level1", "一级指标", "一级指标：按城市画像", "Level-1 averages by tier",
-                   [*_figure(charts.get("level1_by_tier"), png_folder), table(columns, table_rows.to_dicts())])
+        columns.append(
+            Column("白皮书公布平均", lambda r: _score(published.get(r["node_code"])), numeric=True)
+        )
+    return Section(
+        "level1",
+        "一级指标",
+        "一级指标：按城市画像",
+        "Level-1 averages by tier",
+        [*_figure(charts.get("level1_by_tier"), png_folder), table(columns, table_rows.to_dicts())],
+    )
 
 
 def _industry_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str | None) -> Section | None:
@@ -223,11 +262,18 @@ def _industry_section(rows: EditionRows, charts: dict[str, Chart], png_folder: s
         Column("Top10平均", _field("top10_average", _score), numeric=True),
     ]
     if industries["published_average"].is_not_null().any():
-        columns += [Column("白皮书：整体", _field("published_average", _score), numeric=True),
-                    Column("白皮书：Top10", _field("published_top10_average", _score), numeric=True)]
+        columns += [
+            Column("白皮书：整体", _field("published_average", _score), numeric=True),
+            Column("白皮书：Top10", _field("published_top10_average", _score), numeric=True),
+        ]
     columns.append(Column("城市数", _field("n_cities", _int), numeric=True))
-    return Section("industries", "产业", "数字经济产业篇：产业平均得分", "Industry averages",
-                   [*_figure(charts.get("industry_averages"), png_folder), table(columns, industries.to_dicts())])
+    return Section(
+        "industries",
+        "产业",
+        "数字经济产业篇：产业平均得分",
+        "Industry averages",
+        [*_figure(charts.get("industry_averages"), png_folder), table(columns, industries.to_dicts())],
+    )
 
 
 def _region_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str | None) -> Section:
@@ -243,25 +289,53 @@ def _region_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str
         Column("GDP加权得分", _field("gdp_weighted_score", _score), numeric=True),
     ]
     if regions["published_score"].is_not_null().any():
-        columns += [Column("白皮书公布", _field("published_score", _score), numeric=True),
-                    Column("差", lambda r: "–" if r["published_score"] is None else f"{r['gdp_weighted_score'] - r['published_score']:+.1f}", numeric=True)]
+        columns += [
+            Column("白皮书公布", _field("published_score", _score), numeric=True),
+            Column(
+                "差",
+                lambda r: (
+                    "–"
+                    if r["published_score"] is None
+                    else f"{r['gdp_weighted_score'] - r['published_score']:+.1f}"
+                ),
+                numeric=True,
+            ),
+        ]
     columns += [Column("算术平均", _field("mean_score", _score), numeric=True)]
     columns += [Column(labels[code], _field(code, _int), numeric=True) for code in rows.tiers["tier_code"]]
-    columns += [Column("GDP（亿元）", _field("gdp_total_100m_yuan", lambda v: "–" if v is None else f"{v:,.0f}"), numeric=True),
-                Column("GDP年份", lambda r: f"{r['gdp_year']} {r['gdp_vintage']}")]
+    columns += [
+        Column(
+            "GDP（亿元）",
+            _field("gdp_total_100m_yuan", lambda v: "–" if v is None else f"{v:,.0f}"),
+            numeric=True,
+        ),
+        Column("GDP年份", lambda r: f"{r['gdp_year']} {r['gdp_vintage']}"),
+    ]
     section.items += [
         *_figure(charts.get("regions"), png_folder),
         table(columns, regions.to_dicts()),
-        Paragraph("成员含未参评的香港、澳门（粤港澳大湾区11城中参评9城）。GDP加权得分以参评城市的GDP比重加权。"
-                  " Members include Hong Kong and Macao, which are not scored; the weighted score uses the scored members' GDP shares.", "muted"),
+        Paragraph(
+            "成员含未参评的香港、澳门（粤港澳大湾区11城中参评9城）。GDP加权得分以参评城市的GDP比重加权。"
+            " Members include Hong Kong and Macao, which are not scored; the weighted score uses the scored members' GDP shares.",
+            "muted",
+        ),
     ]
     return section
 
 
 def _movers_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str | None) -> Section:
     if rows.previous_year is None:
-        return Section("movers", "排名变化", "排名变化", "Biggest movers", [
-            Paragraph(f"{rows.survey_year}年是仓库中最早的评估年度，无可比较的上一版。 No earlier edition to compare with.")])
+        return Section(
+            "movers",
+            "排名变化",
+            "排名变化",
+            "Biggest movers",
+            [
+                Paragraph(
+                    f"{rows.survey_year}年是仓库中最早的评估年度，无可比较的上一版。 No earlier edition to compare with."
+                )
+            ],
+        )
     moved = figures.movers(rows)
     columns = [
         Column("城市", _field("name_zh")),
@@ -274,12 +348,20 @@ def _movers_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str
     ]
     counts = dict(rows.city_changes.group_by("status").len().iter_rows())
     new, returning, dropped = (counts.get(status, 0) for status in ("new", "returning", "dropped"))
-    return Section("movers", "排名变化", "排名变化", f"Biggest movers since {rows.previous_year}", [
-        Paragraph(f"与{rows.previous_year}年相比：新增{new}城，连续参评{returning}城，退出{dropped}城。名次变化只比较两次都参评的城市。"
-                  f" Against {rows.previous_year}: {new} new, {returning} returning, {dropped} dropped cities."),
-        *_figure(charts.get("movers"), png_folder),
-        table(columns, moved.to_dicts()),
-    ])
+    return Section(
+        "movers",
+        "排名变化",
+        "排名变化",
+        f"Biggest movers since {rows.previous_year}",
+        [
+            Paragraph(
+                f"与{rows.previous_year}年相比：新增{new}城，连续参评{returning}城，退出{dropped}城。名次变化只比较两次都参评的城市。"
+                f" Against {rows.previous_year}: {new} new, {returning} returning, {dropped} dropped cities."
+            ),
+            *_figure(charts.get("movers"), png_folder),
+            table(columns, moved.to_dicts()),
+        ],
+    )
 
 
 def _uncertainty_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str | None) -> Section:
@@ -303,13 +385,17 @@ def _county_section(rows: EditionRows) -> Section:
         Column("名称", _field("name_zh")),
         Column("评分", _field("score", _score), numeric=True),
     ]
-    for kind, title, title_en in (("district", "典型市辖区数字经济发展水平评分及排名", "Districts"),
-                                  ("county", "典型县市数字经济发展水平评分及排名", "County-level units")):
+    for kind, title, title_en in (
+        ("district", "典型市辖区数字经济发展水平评分及排名", "Districts"),
+        ("county", "典型县市数字经济发展水平评分及排名", "County-level units"),
+    ):
         ranked = figures.county_ranking(rows, kind)
         if ranked.height:
             mean = ranked["score"].mean()
-            section.items += [Heading(title, f"{title_en}: {ranked.height}, 平均 {_score(mean)}"),  # type: ignore[arg-type]
-                              blocks(columns, ranked.to_dicts(), COUNTY_BLOCKS)]
+            section.items += [
+                Heading(title, f"{title_en}: {ranked.height}, 平均 {_score(mean)}"),  # type: ignore[arg-type]
+                blocks(columns, ranked.to_dicts(), COUNTY_BLOCKS),
+            ]
     return section
 
 
@@ -321,28 +407,50 @@ def _reconciliation_section(rows: EditionRows) -> Section:
         return section
     pivot = counts.pivot("status", index="category", values="len").fill_null(0).sort("category")
     status_columns = [c for c in pivot.columns if c != "category"]
-    columns = [Column("类别 category", _field("category"))] + [Column(s, _field(s, _int), numeric=True) for s in status_columns]
+    columns = [Column("类别 category", _field("category"))] + [
+        Column(s, _field(s, _int), numeric=True) for s in status_columns
+    ]
     detail_columns = [
-        Column("类别", _field("category")), Column("项目", _field("item")),
+        Column("类别", _field("category")),
+        Column("项目", _field("item")),
         Column("公布", _field("published", lambda v: "–" if v is None else f"{v:g}"), numeric=True),
-        Column("计算", _field("computed", lambda v: "–" if v is None else (f"{v:g}" if float(v).is_integer() else f"{v:.2f}")), numeric=True),
+        Column(
+            "计算",
+            _field(
+                "computed",
+                lambda v: "–" if v is None else (f"{v:g}" if float(v).is_integer() else f"{v:.2f}"),
+            ),
+            numeric=True,
+        ),
         Column("状态", _field("status")),
         Column("说明", _field("note", lambda v: v or ""), wrap=True),
     ]
     section.items += [
-        Paragraph("每个公布数字与计算结果对照；不一致之处如实列出，不作修补。 tie_rule: equal printed scores share a rank here,"
-                  " the paper numbers them apart. Every published figure against the computed one; disagreements are listed, never patched."),
+        Paragraph(
+            "每个公布数字与计算结果对照；不一致之处如实列出，不作修补。 tie_rule: equal printed scores share a rank here,"
+            " the paper numbers them apart. Every published figure against the computed one; disagreements are listed, never patched."
+        ),
         table(columns, pivot.to_dicts()),
     ]
     if noteworthy.height:
-        section.items.append(table(detail_columns, noteworthy.to_dicts(), "不一致与白皮书自相矛盾之处 Disagreements and known contradictions"))
+        section.items.append(
+            table(
+                detail_columns,
+                noteworthy.to_dicts(),
+                "不一致与白皮书自相矛盾之处 Disagreements and known contradictions",
+            )
+        )
     return section
 
 
 def _cards(rows: EditionRows) -> list[tuple[str, str]]:
     """The key figures at the top of the page, as (value, label)."""
     key = figures.key_figures(rows)
-    tier_counts = dict(rows.tier_history.filter(pl.col("survey_year") == rows.survey_year).select("tier", "n_cities").iter_rows())
+    tier_counts = dict(
+        rows.tier_history.filter(pl.col("survey_year") == rows.survey_year)
+        .select("tier", "n_cities")
+        .iter_rows()
+    )
     first_tier = rows.tiers.sort("tier_order")["tier_code"][0]
     statuses = key.reconciliation_status
     agreeing = statuses.get("match", 0) + statuses.get("tie_rule", 0)
@@ -350,11 +458,16 @@ def _cards(rows: EditionRows) -> list[tuple[str, str]]:
         (str(key.n_cities), "参评城市 cities"),
         (_score(key.mean_score), "平均得分 mean score"),
         (f"{key.top_city} {_score(key.top_score)}" if key.top_city else "–", "最高分 top score"),
-        (str(tier_counts.get(first_tier, 0)), f"{figures.tier_labels(rows)[first_tier]}城市 first-tier cities"),
+        (
+            str(tier_counts.get(first_tier, 0)),
+            f"{figures.tier_labels(rows)[first_tier]}城市 first-tier cities",
+        ),
         (f"{key.n_districts} + {key.n_counties}", "市辖区 + 县市 districts + counties"),
     ]
     if statuses:
-        cards.append((f"{agreeing}/{sum(statuses.values())}", "与白皮书公布数字一致 published figures reproduced"))
+        cards.append(
+            (f"{agreeing}/{sum(statuses.values())}", "与白皮书公布数字一致 published figures reproduced")
+        )
     return cards
 
 

@@ -52,17 +52,28 @@ def read_rank_intervals(con: duckdb.DuckDBPyConnection, survey_year: int) -> Ran
     it: every run that writes creates the declared tables and columns), where it has them."""
     rows = con.sql(
         f"SELECT unit_code, rank_p05 AS rank_low, rank_p95 AS rank_high, max(n_draws) AS n_draws FROM {RANK_UNCERTAINTY_TABLE} "
-        "WHERE survey_year = $1 AND unit_type = 'city' GROUP BY ALL", params=[survey_year],
+        "WHERE survey_year = $1 AND unit_type = 'city' GROUP BY ALL",
+        params=[survey_year],
     ).pl()
     if rows.height == 0:
         return RankIntervals(None, f"{RANK_UNCERTAINTY_TABLE} has no city rows for {survey_year}.")
     n_draws = rows["n_draws"].max()
-    simulation = f" over {n_draws:,} Monte Carlo draws of the weights and the aggregation method" if n_draws else ""
-    return RankIntervals(rows.drop("n_draws"), f"5th to 95th percentile of each city's simulated rank{simulation} ({RANK_UNCERTAINTY_TABLE}).")
+    simulation = (
+        f" over {n_draws:,} Monte Carlo draws of the weights and the aggregation method" if n_draws else ""
+    )
+    return RankIntervals(
+        rows.drop("n_draws"),
+        f"5th to 95th percentile of each city's simulated rank{simulation} ({RANK_UNCERTAINTY_TABLE}).",
+    )
 
 
-def read_edition_rows(con: duckdb.DuckDBPyConnection, survey_year: int, tiers: pl.DataFrame,
-                      region_names: pl.DataFrame, data_note: str | None) -> EditionRows:
+def read_edition_rows(
+    con: duckdb.DuckDBPyConnection,
+    survey_year: int,
+    tiers: pl.DataFrame,
+    region_names: pl.DataFrame,
+    data_note: str | None,
+) -> EditionRows:
     changes = read_table(con, "marts.city_yoy", [survey_year])
     previous = changes["prev_year"].drop_nulls()
     return EditionRows(
@@ -74,7 +85,9 @@ def read_edition_rows(con: duckdb.DuckDBPyConnection, survey_year: int, tiers: p
         tier_history=read_table(con, "marts.tier_summary").filter(pl.col("survey_year") <= survey_year),
         regions=read_table(con, "marts.region_rollup", [survey_year]),
         region_tiers=read_table(con, "marts.region_tier_mix", [survey_year]),
-        city_scores=read_table(con, "marts.subindex_scores", [survey_year]).filter(pl.col("unit_type") == "city"),
+        city_scores=read_table(con, "marts.subindex_scores", [survey_year]).filter(
+            pl.col("unit_type") == "city"
+        ),
         framework=read_table(con, "marts.framework", [survey_year]).filter(pl.col("unit_type") == "city"),
         reconciliation=read_table(con, "marts.reconciliation", [survey_year]),
         rank_intervals=read_rank_intervals(con, survey_year),
