@@ -20,6 +20,7 @@ national --out DIR`` writes one). Nothing is asserted; the figures are printed a
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import time
@@ -166,24 +167,24 @@ def per_draw_rerun(data: DataSet, problem: Problem, draws: int) -> Figures:
     )
     weights = perturbed_weights(tree, sampled.weight_multipliers)
     groups = problem.nominal.select("unit_code", "rank_group")
+
+    def run(nodes: pl.DataFrame) -> pl.DataFrame:
+        composites = composite_scores(
+            aggregate_tiers(problem.leaves, nodes, missing=data.method.missing_rule)
+        )  # type: ignore[arg-type]
+        ranked = rank_units(
+            composites.join(groups, on="unit_code"),
+            ["rank_group"],
+            data.method.display_decimals,
+            data.method.tie_method,
+        )
+        return ranked.with_columns(
+            tier_expr(pl.col("score"), data.tiers, data.method.display_decimals).alias("tier")
+        )
+
     for draw in range(draws):
         nodes = framework_nodes.with_columns(pl.Series("weight", weights[draw]))
-
-        def run() -> pl.DataFrame:
-            composites = composite_scores(
-                aggregate_tiers(problem.leaves, nodes, missing=data.method.missing_rule)
-            )  # type: ignore[arg-type]
-            ranked = rank_units(
-                composites.join(groups, on="unit_code"),
-                ["rank_group"],
-                data.method.display_decimals,
-                data.method.tie_method,
-            )
-            return ranked.with_columns(
-                tier_expr(pl.col("score"), data.tiers, data.method.display_decimals).alias("tier")
-            )
-
-        measure_once(run, figures)
+        measure_once(functools.partial(run, nodes), figures)
     return figures
 
 

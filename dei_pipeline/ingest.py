@@ -33,6 +33,8 @@ import io
 import os
 import re
 import unicodedata
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -414,12 +416,31 @@ def _undecodable(raw_file: RawFile, raw: bytes, error: UnicodeDecodeError) -> In
     )
 
 
+# What openpyxl raises for a damaged workbook, none of them its own: the archive is not a zip file or
+# its members do not inflate (BadZipFile, zlib.error, EOFError, OSError), a part is missing (KeyError,
+# AttributeError, IndexError), a part is not XML (ParseError, a SyntaxError) or holds values of the
+# wrong kind (ValueError, TypeError); InvalidFileException for a format it does not read.
+_XLSX_READ_ERRORS: tuple[type[Exception], ...] = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    KeyError,
+    AttributeError,
+    IndexError,
+    SyntaxError,
+    ValueError,
+    TypeError,
+)
+
+
 def _read_xlsx(raw_file: RawFile) -> WideTable:
     from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
 
     try:
         workbook = load_workbook(raw_file.path, read_only=False, data_only=True)
-    except Exception as exc:  # openpyxl raises many types for a damaged file
+    except (*_XLSX_READ_ERRORS, InvalidFileException) as exc:
         raise _file_error(
             raw_file,
             1,

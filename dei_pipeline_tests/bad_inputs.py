@@ -341,8 +341,10 @@ CASES: list[Case] = [
         "a value of 1 MB",
         set_cell(CITIES, "杭州", COLUMN, HUGE),
         message=(
-            f"{CITIES} line {{line}}, column {COLUMN}: value '{'x' * 60}'… (1,000,000 characters, the first 60 shown) "
-            f"breaks rule: {NOT_A_NUMBER}",
+            (
+                f"{CITIES} line {{line}}, column {COLUMN}: value '{'x' * 60}'… (1,000,000 characters, the first 60 shown) "
+                f"breaks rule: {NOT_A_NUMBER}"
+            ),
         ),
         quarantine=((None, COLUMN, "x" * 60 + "… [1,000,000 characters]"),),
         failing_step="indicator_scores",

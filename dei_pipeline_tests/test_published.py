@@ -9,6 +9,7 @@ The last part checks the loader's error messages on broken copies.
 from __future__ import annotations
 
 import shutil
+from itertools import pairwise
 from pathlib import Path
 
 import polars as pl
@@ -77,7 +78,7 @@ def test_ranks_are_1_to_148_and_scores_never_increase(published: Published) -> N
     assert ranking["rank"].to_list() == list(range(1, 149))
     assert ranking["name_zh"].n_unique() == 148 == statement_value(published, "n_cities")
     scores = ranking["score"].to_list()
-    assert all(a >= b for a, b in zip(scores, scores[1:]))
+    assert all(a >= b for a, b in pairwise(scores))
 
 
 def test_city_mean_and_max(published: Published) -> None:
@@ -211,7 +212,7 @@ def test_county_level_scores_never_increase(published: Published, name: str) -> 
     table = getattr(published, name).sort("rank")
     assert table["rank"].to_list() == list(range(1, 51))
     scores = table["score"].to_list()
-    assert all(a >= b for a, b in zip(scores, scores[1:]))
+    assert all(a >= b for a, b in pairwise(scores))
 
 
 def test_county_units_by_region(published: Published) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -202,7 +203,7 @@ def test_earlier_city_editions_are_smaller_lower_and_have_dropped_and_returning_
         codes[2018] - codes[2019] and (codes[2018] - codes[2019]) <= codes[2020]
     )  # dropped in 2019, back in 2020
     assert codes[2017] - codes[2018] and (codes[2017] - codes[2018]) <= codes[2019]
-    for earlier, later in zip(CITY_EDITIONS, CITY_EDITIONS[1:]):
+    for earlier, later in pairwise(CITY_EDITIONS):
         pair = composites("city", earlier).join(composites("city", later), on="unit_code", suffix="_later")
         rise = pair["score_later"] - pair["score"]
         assert rise.mean() > 2 and (rise > 0).mean() > 0.9  # paths rise, with noise
