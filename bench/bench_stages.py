@@ -35,7 +35,7 @@ from harness import in_rounds, part_arguments, print_table, ratio, repeats_setti
 from dei_pipeline.aggregation import aggregate_tiers, batches_by_framework, composite_scores
 from dei_pipeline.comparisons import cohort_summary, previous_editions, tier_summary, unit_changes
 from dei_pipeline.composite import city_index, county_index
-from dei_pipeline.config import MethodSettings, load_settings
+from dei_pipeline.config import MethodSettings, MissingRule, load_settings
 from dei_pipeline.frameworks import Framework, resolve_framework
 from dei_pipeline.ingest import ingest_edition, list_editions
 from dei_pipeline.registry import Registry, load_registry, units
@@ -45,7 +45,7 @@ from dei_pipeline.validation import Reference, validate_cells
 
 KEYS: tuple[str, ...] = ("survey_year", "unit_type", "unit_code")
 UNIT_TYPES: tuple[str, ...] = ("city", "county")
-MISSING_RULE = "propagate"  # the baselines implement the default rule
+MISSING_RULE: MissingRule = "propagate"  # the baselines implement the default rule
 WIDENING = 4  # leaves per original leaf in the "more indicators" size
 SCALING_REPEATS = 3
 
@@ -95,7 +95,7 @@ def aggregate_polars(scores: pl.DataFrame, inputs: Inputs) -> pl.DataFrame:
     that uses it."""
     return pl.concat(
         [
-            aggregate_tiers(leaf_scores, fw.nodes, keys=KEYS, missing=MISSING_RULE)  # type: ignore[arg-type]
+            aggregate_tiers(leaf_scores, fw.nodes, keys=KEYS, missing=MISSING_RULE)
             for fw, leaf_scores in batches_by_framework(
                 scores, lambda unit_type, year: inputs.frameworks[(unit_type, year)]
             )

@@ -118,7 +118,7 @@ def load_data_set(
                 "unit_code", "indicator_code", pl.col("raw_value").cast(pl.Float64).alias("score")
             )
             nodes = resolve_framework(data_dir, str(unit_type), edition).nodes
-            composites = composite_scores(aggregate_tiers(leaves, nodes, missing=method.missing_rule))  # type: ignore[arg-type]
+            composites = composite_scores(aggregate_tiers(leaves, nodes, missing=method.missing_rule))
             groups = (
                 composites.join(kinds, on="unit_code", how="left").with_columns(
                     pl.col("rank_group").fill_null("all")
@@ -171,7 +171,7 @@ def per_draw_rerun(data: DataSet, problem: Problem, draws: int) -> Figures:
     def run(nodes: pl.DataFrame) -> pl.DataFrame:
         composites = composite_scores(
             aggregate_tiers(problem.leaves, nodes, missing=data.method.missing_rule)
-        )  # type: ignore[arg-type]
+        )
         ranked = rank_units(
             composites.join(groups, on="unit_code"),
             ["rank_group"],

@@ -54,13 +54,13 @@ BOM_ENCODINGS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 
-RAW_SCHEMA: dict[str, pl.DataType] = TABLES["staging.raw_scores"].polars_schema()
+RAW_SCHEMA: pl.Schema = TABLES["staging.raw_scores"].polars_schema()
 # Line ends as a text editor counts them (and as the CSV reader below splits lines).
 LINE_END = re.compile(r"\r\n|\r|\n")
 MAX_SHOWN_CHARS = 60
 
 # The quarantine rows a failure carries; the time is added when they are recorded.
-QUARANTINE_SCHEMA: dict[str, pl.DataType] = TABLES["core.quarantine"].polars_schema(exclude=["recorded_at"])
+QUARANTINE_SCHEMA: pl.Schema = TABLES["core.quarantine"].polars_schema(exclude=["recorded_at"])
 
 
 class IngestError(ValueError):
@@ -416,31 +416,28 @@ def _undecodable(raw_file: RawFile, raw: bytes, error: UnicodeDecodeError) -> In
     )
 
 
-# What openpyxl raises for a damaged workbook, none of them its own: the archive is not a zip file or
-# its members do not inflate (BadZipFile, zlib.error, EOFError, OSError), a part is missing (KeyError,
-# AttributeError, IndexError), a part is not XML (ParseError, a SyntaxError) or holds values of the
-# wrong kind (ValueError, TypeError); InvalidFileException for a format it does not read.
-_XLSX_READ_ERRORS: tuple[type[Exception], ...] = (
-    zipfile.BadZipFile,
-    zlib.error,
-    EOFError,
-    OSError,
-    KeyError,
-    AttributeError,
-    IndexError,
-    SyntaxError,
-    ValueError,
-    TypeError,
-)
-
-
 def _read_xlsx(raw_file: RawFile) -> WideTable:
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
     try:
         workbook = load_workbook(raw_file.path, read_only=False, data_only=True)
-    except (*_XLSX_READ_ERRORS, InvalidFileException) as exc:
+    # What openpyxl raises for a damaged workbook: the file is not a zip archive or its members do not
+    # inflate, a part is missing, a part is not XML (ParseError is a SyntaxError) or holds values of the
+    # wrong kind, or it is a format openpyxl does not read.
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        KeyError,
+        AttributeError,
+        IndexError,
+        SyntaxError,
+        ValueError,
+        TypeError,
+        InvalidFileException,
+    ) as exc:
         raise _file_error(
             raw_file,
             1,
@@ -562,7 +559,7 @@ def to_long(raw_file: RawFile, wide: pl.DataFrame) -> pl.DataFrame:
             pl.lit(raw_file.content_hash).alias("content_hash"),
         )
         .select(list(RAW_SCHEMA))
-        .cast(RAW_SCHEMA)  # type: ignore[arg-type]
+        .cast(RAW_SCHEMA)
     )
 
 

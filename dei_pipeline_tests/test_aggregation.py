@@ -119,7 +119,7 @@ def test_units_are_independent_and_keys_are_kept() -> None:
 
 def test_unknown_missing_rule_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown missing-value rule 'drop'"):
-        aggregate_tiers(leaves("u", {"a1": 1}), NODES, missing="drop")  # type: ignore[arg-type]
+        aggregate_tiers(leaves("u", {"a1": 1}), NODES, missing="drop")  # type: ignore[arg-type]  # a rule the type forbids, refused at run time
 
 
 def test_several_editions_in_one_call_equal_one_call_per_edition() -> None:

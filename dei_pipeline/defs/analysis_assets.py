@@ -108,8 +108,8 @@ def _read_by_edition(
 def _editions_and_types(scores: pl.DataFrame) -> Iterator[tuple[int, str, pl.DataFrame]]:
     """Each (edition, unit type)'s rows, in that order, each in the order read (no sort of all rows)."""
     parts = scores.partition_by("survey_year", "unit_type", as_dict=True, maintain_order=True)
-    for year, unit_type in sorted(parts):  # type: ignore[type-var]
-        yield int(year), str(unit_type), parts[(year, unit_type)]  # type: ignore[call-overload]
+    for year, unit_type in sorted(parts):
+        yield int(year), str(unit_type), parts[(year, unit_type)]
 
 
 def _table(frame: pl.DataFrame) -> dg.TableMetadataValue:
@@ -349,7 +349,7 @@ def yoy_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                     unit_history.filter(pl.col("survey_year") == prev_year),
                     warehouse.framework(str(unit_type), year).nodes,
                     warehouse.framework(str(unit_type), prev_year).nodes,
-                    method.missing_rule,  # type: ignore[arg-type]
+                    method.missing_rule,
                     method.min_coverage,
                 )
                 frames.append(

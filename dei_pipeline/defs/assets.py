@@ -249,7 +249,7 @@ def _fail_with_quarantine(
 ) -> NoReturn:
     """Keep every rejected cell of the failing editions in core.quarantine, then fail the step with
     all of them in the message. The editions' previous good rows stay where they are."""
-    rejected = pl.concat([error.failures.cast(QUARANTINE_SCHEMA) for error in failures.values()])  # type: ignore[arg-type]
+    rejected = pl.concat([error.failures.cast(QUARANTINE_SCHEMA) for error in failures.values()])
     recorded_at = datetime.now(UTC).replace(tzinfo=None)
     replace_editions(
         con,
@@ -419,7 +419,7 @@ def subindex_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                 leaf_scores,
                 fw.nodes,
                 keys=("survey_year", "unit_type", "unit_code"),
-                missing=settings.missing_rule,  # type: ignore[arg-type]
+                missing=settings.missing_rule,
                 min_coverage=settings.min_coverage,
             )
             frames.append(tree.join(names, on="node_code", how="left"))
