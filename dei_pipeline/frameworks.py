@@ -16,6 +16,8 @@ from pathlib import Path
 
 import polars as pl
 
+from dei_pipeline.scalars import integer
+
 REQUIRED_COLUMNS: tuple[str, ...] = ("code", "parent_code", "name_zh", "name_en", "weight")
 CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 WEIGHT_SUM_TOLERANCE = 1e-9
@@ -42,7 +44,7 @@ class Framework:
 
     @property
     def depth(self) -> int:
-        return int(self.nodes["level"].max())  # type: ignore[arg-type]
+        return integer(self.nodes["level"].max())
 
     @property
     def leaf_codes(self) -> list[str]:

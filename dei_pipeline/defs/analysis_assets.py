@@ -46,6 +46,7 @@ from dei_pipeline.defs.assets import (
 )
 from dei_pipeline.defs.partitions import partition_editions, previous_edition
 from dei_pipeline.defs.resources import WarehouseResource
+from dei_pipeline.scalars import number_or_none
 from dei_pipeline.warehouse import TABLES, read_table, replace_editions
 
 GROUP = "analysis"
@@ -270,7 +271,7 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         bootstrap_resamples=settings.sensitivity_bootstrap,
         seconds_per_edition=dg.MetadataValue.json(seconds),
         mean_abs_rank_shift_indices=_table(overall),
-        unit_indices_resolved_share=float(unit_rows["resolved"].mean() or 0.0),  # type: ignore[arg-type]
+        unit_indices_resolved_share=number_or_none(unit_rows["resolved"].mean()) or 0.0,
         indices_out_of_range=int(rows["out_of_range"].sum()),
     )
 
@@ -373,7 +374,7 @@ def yoy_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                 .iter_rows()
             }
         ),
-        max_abs_method_change=float(totals["method_change"].abs().max() or 0.0),  # type: ignore[arg-type]
+        max_abs_method_change=number_or_none(totals["method_change"].abs().max()) or 0.0,
     )
 
 

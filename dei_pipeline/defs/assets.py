@@ -55,6 +55,7 @@ from dei_pipeline.rollups import (
 from dei_pipeline.rollups import (
     region_tier_mix as region_tier_mix_rows,
 )
+from dei_pipeline.scalars import number_or_none
 from dei_pipeline.validation import IndicatorValidationError, Reference, validate_cells
 from dei_pipeline.warehouse import TABLES, edition_units, editions_in, read_table, replace_editions
 
@@ -813,7 +814,7 @@ def _check_evaluation(check_name: str, rows: pl.DataFrame, year: int) -> dg.Asse
             "matching": rows.filter(pl.col("status") == "match").height,
             "disagreeing": failing.height,
             "known_contradictions": known.height,
-            "max_abs_difference": float(rows["difference"].abs().max() or 0.0),  # type: ignore[arg-type]
+            "max_abs_difference": number_or_none(rows["difference"].abs().max()) or 0.0,
             "disagreements": table_metadata(
                 (worst if failing.height else known).select(
                     pl.col("survey_year").alias("edition"),

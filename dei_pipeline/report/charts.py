@@ -21,7 +21,7 @@ import vl_convert
 
 from dei_pipeline.report import figures
 from dei_pipeline.report.rows import EditionRows
-from dei_pipeline.scalars import integer
+from dei_pipeline.scalars import integer, number_or_none
 
 FONT_FAMILY = (
     "'Noto Sans CJK SC','Noto Sans SC','Source Han Sans SC','PingFang SC','Microsoft YaHei',"
@@ -423,7 +423,7 @@ def regions(rows: EditionRows) -> Chart | None:
     table = figures.region_summary(rows)
     if table.height == 0:
         return None
-    mean = rows.cities["score"].mean()
+    mean = number_or_none(rows.cities["score"].mean())
     chart = horizontal_bars(
         [f"{r['region_zh']}（{r['n_scored']}城）" for r in table.iter_rows(named=True)],
         [
@@ -431,7 +431,7 @@ def regions(rows: EditionRows) -> Chart | None:
             BarSeries("算术平均 Plain mean", MUTED_BAR, table["mean_score"].to_list()),
         ],
         SCORE_AXIS,
-        reference=(float(mean), "全国城市平均") if mean is not None else None,  # type: ignore[arg-type]
+        reference=(mean, "全国城市平均") if mean is not None else None,
     )
     return render(
         "regions",
