@@ -5,7 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import dagster as dg
@@ -34,7 +34,7 @@ def evaluate(
     return result
 
 
-def requested(result: dg.SensorResult) -> list[tuple[str | None, dict[str, str]]]:
+def requested(result: dg.SensorResult) -> list[tuple[str | None, Mapping[str, str]]]:
     return [(request.partition_key, request.tags) for request in result.run_requests or []]
 
 
@@ -135,6 +135,7 @@ def test_sensor_records_data_versions_of_changed_sources(data_dir_factory: Calla
     gdp = data_dir / "registry" / "city_gdp.csv"
     gdp.write_text(gdp.read_text(encoding="utf-8") + "\n", encoding="utf-8")
     [event] = evaluate(first.cursor, instance, data_dir).asset_events
+    assert isinstance(event, dg.AssetObservation) and first.cursor is not None
     assert (
         event.asset_key == dg.AssetKey("city_gdp")
         and event.tags["dagster/data_version"] != json.loads(first.cursor)["observed"]["city_gdp/"]
@@ -156,10 +157,8 @@ def test_cross_edition_reads_are_declared_in_the_asset_graph(data_dir_factory: C
     history = graph.get_partition_mapping(dg.AssetKey("edition_report"), dg.AssetKey("tier_summary"))
     assert history.downstream_partition_keys_by_upstream_partition_key["2017"] == {"2017", "2019", "2020"}  # type: ignore[attr-defined]
     for key in (dg.AssetKey("region_rollup"), dg.AssetKey("yoy_attribution")):
-        assert (
-            graph.get(key).automation_condition is not None
-            and graph.get(key).automation_condition.get_label() == "eager"
-        )  # type: ignore[union-attr]
+        condition = graph.get(key).automation_condition
+        assert condition is not None and condition.get_label() == "eager"
     assert (
         graph.get(dg.AssetKey("raw_scores")).automation_condition is None
     )  # the sensor, the schedule or a user starts it

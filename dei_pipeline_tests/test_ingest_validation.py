@@ -19,15 +19,18 @@ from dei_pipeline.ingest import (
     validate_edition_key,
 )
 from dei_pipeline.registry import load_registry, units
+from dei_pipeline.scalars import number
 from dei_pipeline.validation import IndicatorValidationError, Reference, validate_cells
 
 
 def write_xlsx(table: pl.DataFrame, path: Path) -> None:
     """Write a sheet with openpyxl, the way a spreadsheet export looks (numbers as numbers)."""
     from openpyxl import Workbook
+    from openpyxl.worksheet.worksheet import Worksheet
 
     workbook = Workbook()
     sheet = workbook.active
+    assert isinstance(sheet, Worksheet)  # a new workbook's one sheet
     sheet.append(table.columns)
     for row in table.iter_rows():
         sheet.append(list(row))
@@ -92,7 +95,7 @@ def test_parquet_and_excel_give_the_same_validated_scores(
     key = ["unit_type", "unit_code", "indicator_code"]
     joined = expected.join(got, on=key, suffix="_new")
     assert joined.height == expected.height
-    assert (joined["score"] - joined["score_new"]).abs().max() < 1e-9
+    assert number((joined["score"] - joined["score_new"]).abs().max()) < 1e-9
     assert got.filter(pl.col("unit_type") == "city")["line_number"].min() == 2
 
 
