@@ -40,6 +40,7 @@ from dei_pipeline.frameworks import Framework, resolve_framework
 from dei_pipeline.ingest import ingest_edition, list_editions
 from dei_pipeline.registry import Registry, load_registry, units
 from dei_pipeline.rollups import gdp_years_for, region_rollup, region_tier_mix
+from dei_pipeline.scalars import integer
 from dei_pipeline.tiers import load_tiers
 from dei_pipeline.validation import Reference, validate_cells
 
@@ -179,7 +180,7 @@ class AggregationCase:
 
     @property
     def depth(self) -> int:
-        return max(int(nodes["level"].max()) for nodes in self.nodes.values())  # type: ignore[arg-type]
+        return max(integer(nodes["level"].max()) for nodes in self.nodes.values())
 
     def runners(self) -> dict[str, Callable[[], Any]]:
         leaf_scores = self.scores.select(*KEYS, "indicator_code", "score")
