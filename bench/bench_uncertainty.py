@@ -47,7 +47,6 @@ from harness import (
 from dei_pipeline.aggregation import aggregate_tiers, composite_scores
 from dei_pipeline.analysis.uncertainty import (
     IndexTree,
-    UncertaintySettings,
     draw_assumptions,
     edition_rng,
     load_uncertainty_settings,
@@ -55,7 +54,7 @@ from dei_pipeline.analysis.uncertainty import (
     rank_uncertainty,
 )
 from dei_pipeline.composite import rank_units
-from dei_pipeline.config import MethodSettings, load_settings
+from dei_pipeline.config import MethodSettings, UncertaintySettings, load_settings
 from dei_pipeline.frameworks import resolve_framework
 from dei_pipeline.ingest import ingest_edition, list_editions
 from dei_pipeline.registry import load_registry

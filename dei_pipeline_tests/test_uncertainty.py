@@ -23,7 +23,6 @@ from dei_pipeline.analysis.sensitivity import (
 from dei_pipeline.analysis.uncertainty import (
     AssumptionDraws,
     IndexTree,
-    UncertaintySettings,
     draw_assumptions,
     nominal_composites,
     parse_uncertainty_settings,
@@ -35,7 +34,7 @@ from dei_pipeline.analysis.uncertainty import (
     simulate_composites,
 )
 from dei_pipeline.composite import rank_units
-from dei_pipeline.config import REPO_ROOT, MethodSettings, TieMethod, load_settings
+from dei_pipeline.config import REPO_ROOT, MethodSettings, TieMethod, UncertaintySettings, load_settings
 from dei_pipeline.frameworks import resolve_framework
 from dei_pipeline.tiers import load_tiers
 from dei_pipeline_tests.test_aggregation import (

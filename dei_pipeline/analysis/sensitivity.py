@@ -40,10 +40,10 @@ import polars as pl
 from dei_pipeline.analysis.uncertainty import (
     AssumptionDraws,
     RankingProblem,
-    UncertaintySettings,
     settings_draws,
     simulate_ranks,
 )
+from dei_pipeline.config import UncertaintySettings
 
 AGGREGATION_FACTOR = "aggregation_method"
 SCHEME_FACTOR = "weight_scheme"

@@ -32,6 +32,7 @@ from dei_pipeline.analysis.leave_one_out import removal_impact as removal_rows
 from dei_pipeline.analysis.profile import unit_profiles
 from dei_pipeline.analysis.sensitivity import OVERALL_TARGET, rank_sensitivity, sensitivity_rows
 from dei_pipeline.comparisons import previous_editions
+from dei_pipeline.config import UncertaintySettings
 from dei_pipeline.defs.assets import (
     FRAMEWORKS,
     SETTINGS,
@@ -118,7 +119,7 @@ def _table(frame: pl.DataFrame) -> dg.TableMetadataValue:
     return table_metadata(frame.with_columns(cs.float().round_sig_figs(3)))
 
 
-def _settings_metadata(settings: uncertainty.UncertaintySettings) -> dict[str, Any]:
+def _settings_metadata(settings: UncertaintySettings) -> dict[str, Any]:
     return {
         "draws": settings.draws,
         "seed": settings.seed,
