@@ -44,17 +44,12 @@ from harness import (
 )
 
 from dei_pipeline.aggregation import aggregate_tiers, composite_scores
-from dei_pipeline.analysis.uncertainty import (
-    IndexTree,
-    UncertaintySettings,
-    draw_assumptions,
-    edition_rng,
-    load_uncertainty_settings,
-    perturbed_weights,
-    rank_uncertainty,
-)
+from dei_pipeline.analysis.assumption_draws import draw_assumptions, edition_rng, load_uncertainty_settings
+from dei_pipeline.analysis.index_tree import IndexTree
+from dei_pipeline.analysis.rank_uncertainty import rank_uncertainty
+from dei_pipeline.analysis.weight_draws import perturbed_weights
 from dei_pipeline.composite import rank_units
-from dei_pipeline.config import MethodSettings, load_settings
+from dei_pipeline.config import MethodSettings, UncertaintySettings, load_settings
 from dei_pipeline.frameworks import resolve_framework
 from dei_pipeline.ingest import ingest_edition, list_editions
 from dei_pipeline.registry import load_registry
@@ -169,7 +164,7 @@ def per_draw_rerun(data: DataSet, problem: Problem, draws: int) -> Figures:
     for draw in range(draws):
         nodes = framework_nodes.with_columns(pl.Series("weight", weights[draw]))
 
-        def run() -> pl.DataFrame:
+        def run(nodes: pl.DataFrame = nodes) -> pl.DataFrame:
             composites = composite_scores(
                 aggregate_tiers(problem.leaves, nodes, missing=data.method.missing_rule)
             )  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
 """Which assumption moves the ranks most: first-order and total-effect Sobol indices.
 
-The uncertain inputs of the Monte Carlo (``uncertainty``) form a few factors, each a group of inputs:
+The uncertain inputs of the Monte Carlo (``rank_uncertainty``) form a few factors, each a group of inputs:
 the weights of each level (``weights_level_1``, ``weights_level_2``, ...: the multipliers of that
 level's nodes), the aggregation method (``aggregation_method``: the method of every aggregation
 step) and, when several are drawn, the weight scheme (``weight_scheme``: nominal, equal or PCA). For an output Y of the simulation (a unit's rank, or the mean absolute rank shift of all units
@@ -37,13 +37,10 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from dei_pipeline.analysis.uncertainty import (
-    AssumptionDraws,
-    RankingProblem,
-    UncertaintySettings,
-    settings_draws,
-    simulate_ranks,
-)
+from dei_pipeline.analysis.assumption_draws import AssumptionDraws, settings_draws
+from dei_pipeline.analysis.draw_ranks import simulate_ranks
+from dei_pipeline.analysis.ranking_problem import RankingProblem
+from dei_pipeline.config import UncertaintySettings
 
 AGGREGATION_FACTOR = "aggregation_method"
 SCHEME_FACTOR = "weight_scheme"
