@@ -24,7 +24,7 @@ from dei_pipeline.defs.assets import (
 from dei_pipeline.defs.partitions import edition_history, partition_editions
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.report.figures import top_rows
-from dei_pipeline.report.publish import write_edition_reports
+from dei_pipeline.report.publish import write_edition_report
 from dei_pipeline.report.rows import read_edition_rows
 from dei_pipeline.terminal import frame_table
 
@@ -58,7 +58,7 @@ def edition_report(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     with warehouse.connection() as con:
         edition_rows = [read_edition_rows(con, year, tiers, region_names, note) for year in editions]
     reports_dir = warehouse.warehouse_file.parent / "reports"
-    reports = write_edition_reports(edition_rows, reports_dir)
+    reports = [write_edition_report(rows, reports_dir) for rows in edition_rows]
     png_note = f"{sum(len(r.png_paths) for r in reports)} PNG(s) rendered offline with vl-convert"
     newest_first = sorted(
         zip(edition_rows, reports, strict=True), key=lambda pair: pair[0].survey_year, reverse=True

@@ -1,20 +1,12 @@
 """Writing an edition's report to disk: ``<reports>/<edition>.html`` and
 ``<reports>/<edition>/<chart>.png`` for slides. Files are replaced whole (write aside, then rename),
-so a reader never opens a half-written report and no PNG outlives the chart it was made from.
-
-vl-convert draws one chart at a time per process (its Vega runtime is single-threaded), so several
-editions are drawn in worker processes, one per core: each edition's files are written by one worker,
-and the results do not depend on the number of workers."""
+so a reader never opens a half-written report and no PNG outlives the chart it was made from."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from itertools import repeat
 from pathlib import Path
 
 from dei_pipeline.report.charts import edition_charts
@@ -63,24 +55,3 @@ def write_edition_report(rows: EditionRows, reports_dir: Path) -> WrittenReport:
     partial.write_text(render_report(rows, charts, target_png_dir.name), encoding="utf-8")
     os.replace(partial, html_path)
     return WrittenReport(year, html_path, list(charts), [target_png_dir / f"{name}.png" for name in charts])
-
-
-def report_workers(n_editions: int, workers: int | None = None) -> int:
-    """Worker processes for ``n_editions`` reports: one per core the process may use, at most one per
-    edition; 1 (no worker process) for a single edition, whose start-up would cost more than it saves."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(workers or cores, n_editions))
-
-
-def write_edition_reports(
-    edition_rows: Sequence[EditionRows], reports_dir: Path, workers: int | None = None
-) -> list[WrittenReport]:
-    """:func:`write_edition_report` for every edition, in edition order; on ``workers`` processes
-    (default: one per core) when there are several editions. Workers are spawned, not forked: the
-    calling process may hold a warehouse connection and threads that a fork would copy."""
-    count = report_workers(len(edition_rows), workers)
-    if count == 1:
-        return [write_edition_report(rows, reports_dir) for rows in edition_rows]
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    with ProcessPoolExecutor(max_workers=count, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(pool.map(write_edition_report, edition_rows, repeat(reports_dir)))
