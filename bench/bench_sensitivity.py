@@ -28,8 +28,9 @@ from harness import (
     write_json,
 )
 
+from dei_pipeline.analysis.assumption_draws import edition_rng
+from dei_pipeline.analysis.ranking_problem import ranking_problem
 from dei_pipeline.analysis.sensitivity import OVERALL_TARGET, rank_sensitivity, sensitivity_rows
-from dei_pipeline.analysis.uncertainty import edition_rng, ranking_problem
 from dei_pipeline.config import UncertaintySettings
 
 TARGET_S = 20.0  # half the 40 s the design cost at N = 2000 with the uncentred estimators
@@ -59,7 +60,11 @@ def sensitivity_all(data: DataSet, settings: UncertaintySettings) -> pl.DataFram
             settings,
             edition_rng(settings.seed, problem.edition, problem.unit_type, "sensitivity"),
         )
-        frames.append(sensitivity_rows(ranking, names, indices, settings))
+        frames.append(
+            sensitivity_rows(ranking, names, indices, settings).with_columns(
+                pl.lit(problem.unit_type).alias("unit_type")
+            )
+        )
     return pl.concat(frames)
 
 
@@ -83,6 +88,14 @@ def case(data: DataSet, base_draws: int) -> dict[str, Any]:
         "peak_rss_mib": round(peak_rss_mib(), 1),
         "unit_indices": units.height,
         "unit_resolved_share": round(float(np.mean(units["resolved"].to_numpy())), 4),
+        "unit_resolved_share_by_unit_type": {
+            str(unit_type): round(float(np.mean(of_type["resolved"].to_numpy())), 4)
+            for (unit_type,), of_type in units.group_by("unit_type", maintain_order=True)
+        },
+        "unit_median_interval_width_by_factor": {
+            str(factor): round(float(width), 3)
+            for factor, width in units.group_by("factor").agg(widths.median()).sort("factor").iter_rows()
+        },
         "out_of_range": int(rows["out_of_range"].sum()),
         "overall_widest_interval": round(float(overall.select(widths.max()).item()), 4),
     }
@@ -107,6 +120,7 @@ def main() -> None:
             "CPU s",
             "peak RSS MiB",
             "unit indices resolved",
+            "by unit type",
             "out of range",
             "widest all-unit interval",
         ],
@@ -118,6 +132,7 @@ def main() -> None:
                 r["cpu_seconds"],
                 r["peak_rss_mib"],
                 r["unit_resolved_share"],
+                ", ".join(f"{k} {v}" for k, v in r["unit_resolved_share_by_unit_type"].items()),
                 r["out_of_range"],
                 r["overall_widest_interval"],
             ]

@@ -45,14 +45,10 @@ from harness import (
 )
 
 from dei_pipeline.aggregation import aggregate_tiers, composite_scores
-from dei_pipeline.analysis.uncertainty import (
-    IndexTree,
-    draw_assumptions,
-    edition_rng,
-    load_uncertainty_settings,
-    perturbed_weights,
-    rank_uncertainty,
-)
+from dei_pipeline.analysis.assumption_draws import draw_assumptions, edition_rng, load_uncertainty_settings
+from dei_pipeline.analysis.index_tree import IndexTree
+from dei_pipeline.analysis.rank_uncertainty import rank_uncertainty
+from dei_pipeline.analysis.weight_draws import perturbed_weights
 from dei_pipeline.composite import rank_units
 from dei_pipeline.config import MethodSettings, UncertaintySettings, load_settings
 from dei_pipeline.frameworks import resolve_framework

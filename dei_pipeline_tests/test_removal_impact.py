@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from dei_pipeline.analysis.leave_one_out import removal_impact
-from dei_pipeline.analysis.uncertainty import ranking_problem
+from dei_pipeline.analysis.ranking_problem import ranking_problem
 from dei_pipeline_tests.test_aggregation import FIVE
 from dei_pipeline_tests.test_uncertainty import METHOD, TWO, long_scores, ranked
 

@@ -25,6 +25,7 @@ from playwright.sync_api import Browser, Page
 from dei_pipeline.browser import chromium, find_chromium, pixel_summary
 from dei_pipeline.defs.report_assets import edition_report
 from dei_pipeline.published import load_published
+from dei_pipeline.report import charts as charts_module
 from dei_pipeline.report import figures
 from dei_pipeline.report.charts import (
     SOURCE_PREFIX,
@@ -345,6 +346,14 @@ def test_charts_carry_bilingual_titles_sources_and_values_on_their_marks(sample:
     assert {"148", "69", "6"} <= set(tiers), (
         "2020's total, its largest tier count and its thin first-tier segment"
     )
+
+
+def test_every_chart_spec_is_valid_vega_lite(sample: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipeline draws the charts without Altair's schema validation (it costs about as much as a
+    simple chart's drawing): every chart of every sample edition is validated here instead."""
+    monkeypatch.setattr(charts_module, "VALIDATE_SPECS", True)
+    for year in (2017, 2018, 2019, 2020):
+        assert edition_charts(sample.edition_rows(year)), year
 
 
 def test_labels_are_escaped_in_svg() -> None:

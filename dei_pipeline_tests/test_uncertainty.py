@@ -9,7 +9,22 @@ import polars as pl
 import pytest
 
 from dei_pipeline.aggregation import aggregate_tiers
-from dei_pipeline.analysis import sensitivity, uncertainty
+from dei_pipeline.analysis import sensitivity
+from dei_pipeline.analysis.assumption_draws import (
+    AssumptionDraws,
+    draw_assumptions,
+    edition_rng,
+    load_uncertainty_settings,
+    nominal_assumptions,
+    parse_uncertainty_settings,
+    settings_draws,
+)
+from dei_pipeline.analysis.draw_aggregation import nominal_composites, simulate_composites
+from dei_pipeline.analysis.draw_ranks import rank_display_ticks
+from dei_pipeline.analysis.index_tree import IndexTree
+from dei_pipeline.analysis.rank_summaries import RankSummary, quantiles_from_counts, rank_distribution
+from dei_pipeline.analysis.rank_uncertainty import rank_uncertainty
+from dei_pipeline.analysis.ranking_problem import ranking_problem
 from dei_pipeline.analysis.sensitivity import (
     AGGREGATION_FACTOR,
     SobolIndices,
@@ -20,19 +35,7 @@ from dei_pipeline.analysis.sensitivity import (
     sobol_indices,
     weights_factor,
 )
-from dei_pipeline.analysis.uncertainty import (
-    AssumptionDraws,
-    IndexTree,
-    draw_assumptions,
-    nominal_composites,
-    parse_uncertainty_settings,
-    perturbed_weights,
-    quantiles_from_counts,
-    rank_display_ticks,
-    rank_uncertainty,
-    ranking_problem,
-    simulate_composites,
-)
+from dei_pipeline.analysis.weight_draws import perturbed_weights, scheme_weights
 from dei_pipeline.composite import rank_units
 from dei_pipeline.config import REPO_ROOT, MethodSettings, TieMethod, UncertaintySettings, load_settings
 from dei_pipeline.frameworks import resolve_framework
@@ -112,7 +115,7 @@ def draws_with(
 
 
 def test_the_repository_settings_load() -> None:
-    loaded = uncertainty.load_uncertainty_settings(DATA)
+    loaded = load_uncertainty_settings(DATA)
     assert loaded.draws >= 1 and 0 < loaded.weight_range < 1
     assert set(loaded.methods) == {"arithmetic", "geometric"} and loaded.geometric_floor > 0
 
@@ -162,7 +165,7 @@ def test_nominal_draw_reproduces_the_published_2020_composites() -> None:
     )
     np.testing.assert_allclose(nominal_composites(problem), composites["score"].to_numpy(), rtol=0, atol=1e-9)
     # The float32 simulation of the same draw agrees far below the display precision.
-    nominal = uncertainty.nominal_assumptions(problem.tree)
+    nominal = nominal_assumptions(problem.tree)
     assert (
         np.max(np.abs(simulate_composites(problem, nominal, np.float32)[0] - composites["score"].to_numpy()))
         < 1e-3
@@ -451,11 +454,9 @@ def test_seeded_and_independent_of_threads() -> None:
     nominal_ranks = np.arange(1, 26, dtype=np.int32)
     config = settings(methods=["arithmetic", "geometric"], draws=3_000)
 
-    def run(workers: int) -> uncertainty.RankSummary:
-        draws = uncertainty.settings_draws(
-            problem.tree, config, config.draws, uncertainty.edition_rng(7, 2020, "city", "test")
-        )
-        return uncertainty.rank_distribution(problem, draws, nominal_ranks, TIERS, workers=workers)
+    def run(workers: int) -> RankSummary:
+        draws = settings_draws(problem.tree, config, config.draws, edition_rng(7, 2020, "city", "test"))
+        return rank_distribution(problem, draws, nominal_ranks, TIERS, workers=workers)
 
     one, two, again = run(1), run(2), run(1)
     for field in (
@@ -662,11 +663,9 @@ def test_equal_and_pca_weight_schemes_by_hand() -> None:
     scores = long_scores({u: {"a1": x[i], "a2": x[i], "a3": z[i]} for i, u in enumerate(units)})
     problem = ranking_problem(scores, THREE, ranked(units), METHOD, 1.0, ("nominal", "equal", "pca"))
     np.testing.assert_allclose(
-        uncertainty.scheme_weights(problem.tree, problem.leaf_scores, "pca")[1:], [0.5, 0.5, 0.0], atol=1e-12
+        scheme_weights(problem.tree, problem.leaf_scores, "pca")[1:], [0.5, 0.5, 0.0], atol=1e-12
     )
-    np.testing.assert_allclose(
-        uncertainty.scheme_weights(problem.tree, problem.leaf_scores, "equal")[1:], [1 / 3] * 3
-    )
+    np.testing.assert_allclose(scheme_weights(problem.tree, problem.leaf_scores, "equal")[1:], [1 / 3] * 3)
     draws = AssumptionDraws(np.ones((3, 4)), np.zeros((3, 1), dtype=bool), np.array([0, 1, 2]))
     composites = simulate_composites(problem, draws)
     np.testing.assert_allclose(composites[0], [0.75 * v + 0.25 * w for v, w in zip(x, z)])  # nominal
@@ -680,8 +679,8 @@ def test_weight_schemes_are_a_sensitivity_factor() -> None:
         long_scores({"u": {"a": 1.0, "b": 2.0}}), TWO, ranked(["u"]), METHOD, 1.0, config.weight_schemes
     )
     assert [f.name for f in factors(problem, config)] == [weights_factor(1), "weight_scheme"]
-    a = uncertainty.settings_draws(problem.tree, config, 4, np.random.default_rng(0))
-    b = uncertainty.settings_draws(problem.tree, config, 4, np.random.default_rng(1))
+    a = settings_draws(problem.tree, config, 4, np.random.default_rng(0))
+    b = settings_draws(problem.tree, config, 4, np.random.default_rng(1))
     assert a.scheme is not None and b.scheme is not None
     block = saltelli_block(a, b, factors(problem, config))
     assert block.scheme is not None
@@ -690,7 +689,7 @@ def test_weight_schemes_are_a_sensitivity_factor() -> None:
     np.testing.assert_array_equal(block.scheme[12:16], b.scheme)
     np.testing.assert_array_equal(block.weight_multipliers[12:16], a.weight_multipliers)
     # One scheme draws nothing more: the random stream, and so every earlier figure, is unchanged.
-    one = uncertainty.settings_draws(problem.tree, settings(), 4, np.random.default_rng(0))
+    one = settings_draws(problem.tree, settings(), 4, np.random.default_rng(0))
     assert one.scheme is None and np.array_equal(one.weight_multipliers, a.weight_multipliers)
     with pytest.raises(ValueError, match="weight_schemes"):
         settings(weight_schemes=["nominal", "budget"])

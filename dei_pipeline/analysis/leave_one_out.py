@@ -18,7 +18,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from dei_pipeline.analysis.uncertainty import AssumptionDraws, RankingProblem, simulate_ranks
+from dei_pipeline.analysis.assumption_draws import AssumptionDraws
+from dei_pipeline.analysis.draw_ranks import simulate_ranks
+from dei_pipeline.analysis.ranking_problem import RankingProblem
 
 
 def removable_nodes(problem: RankingProblem) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Which assumption moves the ranks most: first-order and total-effect Sobol indices.
 
-The uncertain inputs of the Monte Carlo (``uncertainty``) form a few factors, each a group of inputs:
+The uncertain inputs of the Monte Carlo (``rank_uncertainty``) form a few factors, each a group of inputs:
 the weights of each level (``weights_level_1``, ``weights_level_2``, ...: the multipliers of that
 level's nodes), the aggregation method (``aggregation_method``: the method of every aggregation
 step) and, when several are drawn, the weight scheme (``weight_scheme``: nominal, equal or PCA). For an output Y of the simulation (a unit's rank, or the mean absolute rank shift of all units
@@ -21,10 +21,10 @@ bootstrap interval (resampling the N base draws, the centre and V recomputed in 
 COINr's ``Nboot`` does for its indices but COINr holds V fixed) and a flag saying whether it is resolved:
 its interval is at most ``sensitivity_resolution`` wide and it lies in [-0.05, 1.05].
 
-Choice of N (``sensitivity_base_draws``: 1000): each index known to about ±0.1 (90% interval at most
-0.2 wide). At N = 1000 on the sample's 2020 editions, 99% of the cities' and 96% of the county units'
-per-unit indices are resolved (median width 0.04-0.12 by factor) and the all-unit indices' widest
-interval is 0.13; N = 2000 would narrow the intervals by 1/sqrt(2) at twice the cost.
+Choice of N (``sensitivity_base_draws``: 500): each index known to about ±0.1 (90% interval at most
+0.2 wide). At N = 500 on the national data set's 20 editions, 99.4% of the per-unit indices are
+resolved and the all-unit indices' widest interval is 0.20 (99.7% and 0.14 at N = 1000, for 1.6 times
+the CPU time; docs/analysis.md).
 """
 
 from __future__ import annotations
@@ -37,12 +37,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from dei_pipeline.analysis.uncertainty import (
-    AssumptionDraws,
-    RankingProblem,
-    settings_draws,
-    simulate_ranks,
-)
+from dei_pipeline.analysis.assumption_draws import AssumptionDraws, settings_draws
+from dei_pipeline.analysis.draw_ranks import simulate_ranks
+from dei_pipeline.analysis.ranking_problem import RankingProblem
 from dei_pipeline.config import UncertaintySettings
 
 AGGREGATION_FACTOR = "aggregation_method"

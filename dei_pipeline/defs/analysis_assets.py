@@ -15,21 +15,37 @@ import polars.selectors as cs
 from dei_pipeline import comparisons
 from dei_pipeline.aggregation import COMPOSITE_CODE
 from dei_pipeline.analysis import (
+    assumption_draws,
     attribution,
+    draw_aggregation,
+    draw_ranks,
+    index_tree,
     leave_one_out,
     profile,
-    uncertainty,
+    rank_summaries,
+    weight_draws,
 )
 from dei_pipeline.analysis import (
     audit as audit_module,
 )
 from dei_pipeline.analysis import (
+    rank_uncertainty as rank_uncertainty_module,
+)
+from dei_pipeline.analysis import (
+    ranking_problem as ranking_problem_module,
+)
+from dei_pipeline.analysis import (
     sensitivity as sensitivity_module,
 )
+from dei_pipeline.analysis.assumption_draws import edition_rng, load_uncertainty_settings
 from dei_pipeline.analysis.attribution import attribute_changes
 from dei_pipeline.analysis.audit import audit_nodes, audit_units
 from dei_pipeline.analysis.leave_one_out import removal_impact as removal_rows
 from dei_pipeline.analysis.profile import unit_profiles
+from dei_pipeline.analysis.rank_summaries import probability_column
+from dei_pipeline.analysis.rank_uncertainty import ALL_UNITS_GROUP
+from dei_pipeline.analysis.rank_uncertainty import rank_uncertainty as uncertainty_rows
+from dei_pipeline.analysis.ranking_problem import ranking_problem
 from dei_pipeline.analysis.sensitivity import OVERALL_TARGET, rank_sensitivity, sensitivity_rows
 from dei_pipeline.comparisons import previous_editions
 from dei_pipeline.config import UncertaintySettings
@@ -51,6 +67,16 @@ from dei_pipeline.scalars import number_or_none
 from dei_pipeline.warehouse import TABLES, read_table, replace_editions
 
 GROUP = "analysis"
+# The modules of the Monte Carlo (the code version of every asset that simulates draws).
+MONTE_CARLO = [
+    index_tree,
+    assumption_draws,
+    weight_draws,
+    ranking_problem_module,
+    draw_aggregation,
+    draw_ranks,
+    rank_summaries,
+]
 
 
 def _with_keys(frame: pl.DataFrame, year: int, unit_type: str) -> pl.DataFrame:
@@ -66,7 +92,7 @@ def _ranked_units(con: Any, editions: list[int]) -> dict[str, pl.DataFrame]:
         "survey_year",
         "unit_code",
         "name_zh",
-        pl.lit(uncertainty.ALL_UNITS_GROUP).alias("rank_group"),
+        pl.lit(ALL_UNITS_GROUP).alias("rank_group"),
         "score",
         "rank",
         "tier",
@@ -137,7 +163,7 @@ def _settings_metadata(settings: UncertaintySettings) -> dict[str, Any]:
 @mart_asset(
     "marts.rank_uncertainty",
     GROUP,
-    uses=[uncertainty],
+    uses=[*MONTE_CARLO, rank_uncertainty_module],
     kinds={"numpy", "duckdb"},
     deps=[indicator_scores, framework, city_index, county_index, SETTINGS],
 )
@@ -149,10 +175,10 @@ def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     editions = partition_editions(context)
     method, settings, tiers = (
         warehouse.settings(),
-        uncertainty.load_uncertainty_settings(warehouse.data_path),
+        load_uncertainty_settings(warehouse.data_path),
         warehouse.tiers(),
     )
-    expected = {uncertainty.probability_column(code) for code in tiers["tier_code"].to_list()}
+    expected = {probability_column(code) for code in tiers["tier_code"].to_list()}
     documented = {
         name
         for name in TABLES["marts.rank_uncertainty"].column_names
@@ -165,13 +191,13 @@ def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     frames, seconds, nominal_check = [], {}, {}
     for year, unit_type, leaves, nodes, nominal in _ranked_editions(warehouse, editions):
         started = time.perf_counter()
-        rows, check = uncertainty.rank_uncertainty(
+        rows, check = uncertainty_rows(
             leaves,
             nodes,
             nominal,
             method,
             settings,
-            uncertainty.edition_rng(settings.seed, year, unit_type, "rank_uncertainty"),
+            edition_rng(settings.seed, year, unit_type, "rank_uncertainty"),
             tiers if unit_type == "city" else None,
         )
         seconds[f"{year}/{unit_type}"] = round(time.perf_counter() - started, 3)
@@ -212,7 +238,7 @@ def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 @mart_asset(
     "marts.sensitivity",
     GROUP,
-    uses=[uncertainty, sensitivity_module],
+    uses=[*MONTE_CARLO, sensitivity_module],
     kinds={"numpy", "duckdb"},
     deps=[indicator_scores, framework, city_index, county_index, SETTINGS],
 )
@@ -222,12 +248,12 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     method (Saltelli design, N = uncertainty.sensitivity_base_draws; centred estimators with bootstrap
     intervals and a flag saying whether each index is resolved at that N)."""
     editions = partition_editions(context)
-    method, settings = warehouse.settings(), uncertainty.load_uncertainty_settings(warehouse.data_path)
+    method, settings = warehouse.settings(), load_uncertainty_settings(warehouse.data_path)
     frames, seconds = [], {}
     for year, unit_type, leaves, nodes, all_units in _ranked_editions(warehouse, editions):
         nominal = all_units.filter(pl.col("rank").is_not_null())
         started = time.perf_counter()
-        problem = uncertainty.ranking_problem(
+        problem = ranking_problem(
             leaves, nodes, nominal, method, settings.geometric_floor, settings.weight_schemes
         )
         nominal_ranks = (
@@ -239,7 +265,7 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
             problem,
             nominal_ranks,
             settings,
-            uncertainty.edition_rng(settings.seed, year, unit_type, "sensitivity"),
+            edition_rng(settings.seed, year, unit_type, "sensitivity"),
         )
         seconds[f"{year}/{unit_type}"] = round(time.perf_counter() - started, 3)
         frames.append(_with_keys(sensitivity_rows(problem, names, indices, settings), year, unit_type))
@@ -283,7 +309,7 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
 @mart_asset(
     "marts.removal_impact",
     GROUP,
-    uses=[leave_one_out, uncertainty],
+    uses=[leave_one_out, *MONTE_CARLO],
     kinds={"numpy", "duckdb"},
     deps=[indicator_scores, framework, city_index, county_index, SETTINGS],
 )
@@ -292,10 +318,10 @@ def removal_impact(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     left out and its siblings' weights renormalised (mean and largest absolute rank change, share of
     units that move)."""
     editions = partition_editions(context)
-    method, settings = warehouse.settings(), uncertainty.load_uncertainty_settings(warehouse.data_path)
+    method, settings = warehouse.settings(), load_uncertainty_settings(warehouse.data_path)
     frames = []
     for year, unit_type, leaves, nodes, all_units in _ranked_editions(warehouse, editions):
-        problem = uncertainty.ranking_problem(
+        problem = ranking_problem(
             leaves, nodes, all_units.filter(pl.col("rank").is_not_null()), method, settings.geometric_floor
         )
         frames.append(_with_keys(removal_rows(problem), year, unit_type))
