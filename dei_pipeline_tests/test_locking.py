@@ -35,9 +35,12 @@ def test_a_second_process_is_told_who_holds_the_warehouse_and_gives_up_after_the
     process = holder(warehouse, 60)
     try:
         told: list[str] = []
-        with pytest.raises(
-            WarehouseBusyError, match=rf"in use by pid {process.pid} since .* for more than 0 s"
-        ), warehouse_lock(warehouse, timeout=0.3, on_wait=told.append):
+        with (
+            pytest.raises(
+                WarehouseBusyError, match=rf"in use by pid {process.pid} since .* for more than 0 s"
+            ),
+            warehouse_lock(warehouse, timeout=0.3, on_wait=told.append),
+        ):
             pass
         assert len(told) == 1 and told[0].startswith(
             f"waiting for the warehouse {warehouse}: in use by pid {process.pid} since "
