@@ -14,19 +14,18 @@ import pytest
 import yaml
 
 from dei_pipeline.aggregation import aggregate_tiers, composite_scores
-from dei_pipeline.config import REPO_ROOT, load_settings
+from dei_pipeline.config import REPO_ROOT
 from dei_pipeline.frameworks import resolve_framework
 from dei_pipeline.sample_data import (
     CITY_EDITIONS,
     COUNTY_EDITIONS,
     MEASUREMENT_DECIMALS,
     MEASUREMENT_EDITIONS,
-    MEASUREMENT_FILES,
     TOP_N,
     write_sample_data,
 )
-from dei_pipeline.scoring.stage import score_measurements
 from dei_pipeline.tiers import load_tiers, tier_expr
+from dei_pipeline_tests.sample_scores import raw_path, scored_cells, wide_scores
 
 DATA = REPO_ROOT / "data"
 PUBLISHED = DATA / "published" / "2020"
@@ -35,56 +34,11 @@ FILES = {"city": "cities.csv", "county": "counties.csv"}
 REGISTRY = {"city": "cities.csv", "county": "counties.csv"}
 
 
-def raw_path(unit_type: str, edition: int) -> Path:
-    names = MEASUREMENT_FILES if (unit_type, edition) in MEASUREMENT_EDITIONS else FILES
-    return DATA / "raw" / str(edition) / names[unit_type]
-
-
 @cache
 def wide(unit_type: str, edition: int) -> pl.DataFrame:
     """The edition's leaf scores, one column per leaf: as written, or made from the measurements by
     the scoring stage (with the framework's methods and the settings' thresholds)."""
-    table = pl.read_csv(raw_path(unit_type, edition), infer_schema=False)
-    codes = [c for c in table.columns if c not in ("unit_code", "unit_name")]
-    if (unit_type, edition) not in MEASUREMENT_EDITIONS:
-        return table.with_columns(pl.col(codes).cast(pl.Float64))
-    return (
-        table.select("unit_code", "unit_name")
-        .join(
-            scored_cells(unit_type, edition).pivot("indicator_code", index="unit_code", values="score"),
-            on="unit_code",
-        )
-        .select("unit_code", "unit_name", *codes)
-    )
-
-
-@cache
-def scored_cells(unit_type: str, edition: int) -> pl.DataFrame:
-    """marts.measurement_scores of the edition as the pipeline makes it (provinces as peer groups)."""
-    table = pl.read_csv(raw_path(unit_type, edition), infer_schema=False)
-    cells = table.unpivot(index=["unit_code", "unit_name"], variable_name="indicator_code").select(
-        pl.lit(edition, pl.Int32).alias("survey_year"),
-        pl.lit(unit_type).alias("unit_type"),
-        "unit_code",
-        "indicator_code",
-        pl.col("value").cast(pl.Float64).alias("measurement"),
-    )
-    peers = pl.read_csv(DATA / "registry" / REGISTRY[unit_type], infer_schema=False).select(
-        pl.lit(edition, pl.Int32).alias("survey_year"),
-        pl.lit(unit_type).alias("unit_type"),
-        "unit_code",
-        pl.col("province_code").alias("province"),
-    )
-    methods = resolve_framework(DATA, unit_type, edition).methods
-    assert methods is not None
-    settings = load_settings(DATA)
-    return score_measurements(
-        cells,
-        methods.with_columns(pl.lit(unit_type).alias("unit_type")),
-        peers,
-        None,
-        settings.scoring.rule(settings.score_min, settings.score_max),
-    )
+    return wide_scores(unit_type, edition)
 
 
 @cache
