@@ -75,3 +75,19 @@ def leaf_scores(unit_type: str, edition: int) -> pl.DataFrame:
         .drop("unit_name")
         .unpivot(index="unit_code", variable_name="indicator_code", value_name="score")
     )
+
+
+def as_score_file(data_dir: Path, unit_type: str = "city", edition: int = 2020) -> None:
+    """Give an edition's unit type as a score file (2 decimals, as the scores the stage makes of the
+    sample's measurements) instead of measurements: for tests of score files' validation and of the
+    runs around it, written before the sample's 2020 cities became measurements."""
+    measured = raw_path(unit_type, edition, data_dir)
+    if measured.name != MEASUREMENT_FILES[unit_type] or not measured.exists():
+        return
+    scores = wide_scores(unit_type, edition)
+    codes = [c for c in scores.columns if c not in ("unit_code", "unit_name")]
+    text = scores.with_columns(
+        pl.col(codes).round(2).map_elements(lambda v: f"{v:.2f}", return_dtype=pl.String)
+    )
+    text.write_csv(data_dir / "raw" / str(edition) / UNIT_FILES[unit_type], line_terminator="\n")
+    measured.unlink()

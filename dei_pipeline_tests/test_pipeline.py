@@ -225,12 +225,12 @@ def test_rerun_is_idempotent_and_touches_only_its_edition(pipeline: Pipeline) ->
     after = pipeline.snapshot()
     for name in before:
         assert before[name].equals(after[name]), name
-    # Change one 2020 score; a rerun of 2020 changes 2020 and leaves 2019 byte-identical.
-    path = pipeline.data_dir / "raw/2020/cities.csv"
+    # Change one 2020 measurement; a rerun of 2020 changes 2020 and leaves 2019 byte-identical.
+    path = pipeline.data_dir / "raw/2020/cities_measurements.csv"
     table = pl.read_csv(path, infer_schema=False)
     table = table.with_columns(
         pl.when(pl.col("unit_name") == "上海")
-        .then(pl.lit("0.00"))
+        .then(pl.lit("5.0000"))
         .otherwise(pl.col("infra_data_open"))
         .alias("infra_data_open")
     )
@@ -274,7 +274,7 @@ def test_partial_rerun_of_the_rollups_after_a_gdp_fix(pipeline: Pipeline) -> Non
 def test_bad_input_fails_the_run_and_keeps_the_last_good_data(pipeline: Pipeline) -> None:
     pipeline.materialize("2020")
     before = pipeline.snapshot(2020)
-    path = pipeline.data_dir / "raw/2020/cities.csv"
+    path = pipeline.data_dir / "raw/2020/cities_measurements.csv"
     table = pl.read_csv(path, infer_schema=False)
     table.with_columns(
         pl.when(pl.col("unit_name") == "杭州")
@@ -285,12 +285,12 @@ def test_bad_input_fails_the_run_and_keeps_the_last_good_data(pipeline: Pipeline
     result = pipeline.materialize("2020", raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    assert failure.step_key == "indicator_scores"
+    assert failure.step_key == "measurement_scores"
     description = failure.step_failure_data.user_failure_data.description  # type: ignore[union-attr]
     line = 2 + table["unit_name"].to_list().index("杭州")
     assert (
-        f"raw/2020/cities.csv line {line}, column infra_data_open: value '—' breaks rule: score is a number"
-        in description
+        f"raw/2020/cities_measurements.csv line {line}, column infra_data_open: value '—' breaks rule: "
+        "measurement is a number or blank" in description
     )
     after = pipeline.snapshot(2020)
     for name in before:
