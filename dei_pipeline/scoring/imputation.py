@@ -28,84 +28,119 @@ def unit_coverage(cells: pl.DataFrame, min_coverage: float) -> pl.DataFrame:
     ).with_columns((pl.col("unit_coverage") >= min_coverage - 1e-12).alias("covered"))
 
 
-def previous_observations(cells: pl.DataFrame, history: pl.DataFrame) -> pl.DataFrame:
-    """``cells`` with ``previous_value`` and ``previous_year``: the unit's last measurement of the
-    indicator observed in an edition before the cell's (``history`` holds earlier editions' cells:
-    survey_year, unit_type, unit_code, indicator_code, measurement; ``cells`` count as history of
-    their later editions)."""
-    current = cells.select(*CELL_KEYS, "measurement").with_columns(pl.lit(True).alias("__current"))
-    earlier = (
-        history.select(*CELL_KEYS, "measurement")
-        .join(current.select(CELL_KEYS), on=CELL_KEYS, how="anti")
-        .with_columns(pl.lit(False).alias("__current"))
-    )
-    panel = (
-        pl.concat([earlier, current], how="vertical_relaxed")
-        .sort("survey_year")
-        .with_columns(
-            pl.col("measurement").forward_fill().shift(1).over(SERIES).alias("previous_value"),
-            pl.when(pl.col("measurement").is_not_null())
-            .then(pl.col("survey_year"))
-            .forward_fill()
-            .shift(1)
-            .over(SERIES)
-            .alias("previous_year"),
+PEER_COLUMNS: dict[str, str | None] = {
+    "all": None,
+    "province": "province",
+    "county_kind": "county_kind",
+    "tier": "tier",
+}
+
+
+def _peer_values(todo: pl.DataFrame, observed: pl.DataFrame) -> list[pl.DataFrame]:
+    """__row, __value, __rule of the cells to impute from a peer group: the group's statistics are
+    one group_by over the observed cells per kind of peer group (at most four), joined to the cells."""
+    found = []
+    for kind, column in PEER_COLUMNS.items():
+        rows = todo.filter(
+            pl.col("imputation").is_in(["group_mean", "group_median"]) & (pl.col("peer_group") == kind)
         )
-        .filter(pl.col("__current"))
-        .select(*CELL_KEYS, "previous_value", "previous_year")
+        if not rows.height:
+            continue
+        keys = [*INDICATOR_GROUP, *([column] if column else [])]
+        stats = observed.group_by(keys).agg(
+            pl.col("measurement").mean().alias("__mean"),
+            pl.col("measurement").median().alias("__median"),
+            pl.len().alias("__peers"),
+        )
+        label = pl.lit("all") if column is None else pl.concat_str(pl.lit(f"{kind}="), pl.col(column))
+        found.append(
+            rows.join(stats, on=keys, how="left").select(
+                "__row",
+                pl.when(pl.col("imputation") == "group_mean")
+                .then(pl.col("__mean"))
+                .otherwise(pl.col("__median"))
+                .alias("__value"),
+                pl.concat_str(
+                    pl.col("imputation"),
+                    pl.lit(": "),
+                    label,
+                    pl.lit(" ("),
+                    pl.col("__peers").cast(pl.String),
+                    pl.lit(" peers)"),
+                ).alias("__rule"),
+            )
+        )
+    return found
+
+
+def _previous_values(todo: pl.DataFrame, observed: pl.DataFrame) -> list[pl.DataFrame]:
+    """__row, __value, __rule of the cells to impute with the unit's last earlier measurement."""
+    rows = todo.filter(pl.col("imputation") == "previous")
+    if not rows.height:
+        return []
+    earlier = observed.select(
+        *SERIES, pl.col("survey_year").alias("__year"), pl.col("measurement").alias("__value")
     )
-    return cells.join(panel, on=CELL_KEYS, how="left")
+    last = (
+        rows.select("__row", *SERIES, "survey_year")
+        .join(earlier, on=SERIES)
+        .filter(pl.col("__year") < pl.col("survey_year"))
+        .sort("__year")
+        .group_by("__row")
+        .agg(pl.col("__value").last(), pl.col("__year").last())
+    )
+    return [
+        last.select(
+            "__row",
+            "__value",
+            pl.concat_str(pl.lit("previous: edition "), pl.col("__year").cast(pl.String)).alias("__rule"),
+        )
+    ]
 
 
 def impute(cells: pl.DataFrame, history: pl.DataFrame | None = None) -> pl.DataFrame:
     """``cells`` (CELL_KEYS, measurement, covered, imputation, peer_group and the peer columns
     province, county_kind, tier) with ``imputed_value``, ``imputed`` and ``imputation_rule`` (how the
-    value was imputed, null when it was measured or stays missing)."""
-    if history is None:
-        history = cells.clear().select(*CELL_KEYS, "measurement")
-    frame = previous_observations(cells, history)
-    peer = (
-        pl.when(pl.col("peer_group") == "province")
-        .then(pl.concat_str(pl.lit("province="), pl.col("province")))
-        .when(pl.col("peer_group") == "county_kind")
-        .then(pl.concat_str(pl.lit("county_kind="), pl.col("county_kind")))
-        .when(pl.col("peer_group") == "tier")
-        .then(pl.concat_str(pl.lit("tier="), pl.col("tier")))
-        .otherwise(pl.lit("all"))
+    value was imputed, null when it was measured or stays missing). ``history``: earlier editions'
+    cells (CELL_KEYS, measurement) for rule ``previous``; ``cells`` count as history of their later
+    editions. Peer statistics use the observed measurements of covered units only; a peer group that
+    is unknown (a null tier) or has no measured peer leaves the cell missing.
+
+    Only the cells to impute are joined to statistics, so the cost is one group_by per kind of peer
+    group used plus a join of the missing cells, whatever the size of the edition."""
+    frame = cells.with_row_index("__row")
+    todo = frame.filter(
+        pl.col("measurement").is_null()
+        & pl.col("covered")
+        & (pl.col("imputation").fill_null("none") != "none")
     )
-    observed = pl.when(pl.col("covered")).then(pl.col("measurement"))
-    group = [*INDICATOR_GROUP, "__peer"]
-    frame = frame.with_columns(peer.alias("__peer")).with_columns(
-        observed.mean().over(group).alias("__peer_mean"),
-        observed.median().over(group).alias("__peer_median"),
-        observed.count().over(group).alias("__peers"),
+    peer_columns = [c for c in ("province", "county_kind", "tier") if c in frame.columns]
+    observed = frame.select(*CELL_KEYS, *peer_columns, "measurement", "covered").filter(
+        pl.col("covered") & pl.col("measurement").is_not_null()
     )
-    rule = pl.col("imputation")
-    candidate = (
-        pl.when(rule == "group_mean")
-        .then(pl.col("__peer_mean"))
-        .when(rule == "group_median")
-        .then(pl.col("__peer_median"))
-        .when(rule == "previous")
-        .then(pl.col("previous_value"))
+    found = _peer_values(todo, observed) if todo.height else []
+    if todo.height and history is not None and history.height:
+        past = history.select(*CELL_KEYS, "measurement").filter(pl.col("measurement").is_not_null())
+        observed_all = pl.concat([past, observed.select(*CELL_KEYS, "measurement")], how="vertical_relaxed")
+    else:
+        observed_all = observed
+    if todo.height:
+        found += _previous_values(todo, observed_all)
+    filled = (
+        pl.concat(found, how="vertical_relaxed").filter(pl.col("__value").is_not_null())
+        if found
+        else pl.DataFrame(schema={"__row": pl.UInt32, "__value": pl.Float64, "__rule": pl.String})
     )
-    imputed = pl.col("measurement").is_null() & pl.col("covered") & candidate.is_not_null()
-    described = (
-        pl.when(rule == "previous")
-        .then(pl.concat_str(pl.lit("previous: edition "), pl.col("previous_year").cast(pl.String)))
-        .otherwise(
-            pl.concat_str(
-                rule,
-                pl.lit(": "),
-                pl.col("__peer"),
-                pl.lit(" ("),
-                pl.col("__peers").cast(pl.String),
-                pl.lit(" peers)"),
-            )
+    # The imputed values and rules put in place by row number (a scatter, not a join of every cell).
+    n = frame.height
+    value = pl.Series("__value", [None] * n, dtype=pl.Float64).scatter(filled["__row"], filled["__value"])
+    rule = pl.Series("__rule", [None] * n, dtype=pl.String).scatter(filled["__row"], filled["__rule"])
+    return (
+        frame.with_columns(value, rule)
+        .with_columns(
+            pl.coalesce(pl.col("measurement"), pl.col("__value")).alias("imputed_value"),
+            pl.col("__value").is_not_null().alias("imputed"),
+            pl.col("__rule").alias("imputation_rule"),
         )
+        .drop("__row", "__value", "__rule")
     )
-    return frame.with_columns(
-        pl.when(imputed).then(candidate).otherwise(pl.col("measurement")).alias("imputed_value"),
-        imputed.alias("imputed"),
-        pl.when(imputed).then(described).alias("imputation_rule"),
-    ).drop("__peer", "__peer_mean", "__peer_median", "__peers", "previous_value", "previous_year")

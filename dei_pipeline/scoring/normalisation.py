@@ -27,6 +27,9 @@ def _fmt(column: str) -> pl.Expr:
     return pl.col(column).round(6).cast(pl.String)
 
 
+METHOD_COLUMNS = ["direction", "normalisation", "goal_low", "goal_high", "target", "log"]
+
+
 def normalise(
     frame: pl.DataFrame,
     score_min: float = 0.0,
@@ -36,45 +39,78 @@ def normalise(
     group: list[str] = GROUP,
 ) -> pl.DataFrame:
     """``frame`` (``value`` on the analysed scale, method columns direction, normalisation, goal_low,
-    goal_high, target, log, treatment_applied) with ``score`` and ``normalisation_rule``."""
+    goal_high, target, log, treatment_applied) with ``score`` and ``normalisation_rule``.
+
+    The statistics of each indicator (min, max, mean, sd, count) and its rule are one group_by, joined
+    back to the cells; only the methods present are computed."""
     x = pl.col(value)
     lower = pl.col("direction") == "lower"
-    log = pl.col("log")
-    fallback = (pl.col("treatment_applied") == "log").any().over(group)
-    method = (
+    signed = pl.when(lower).then(-x).otherwise(x)
+    stats = frame.group_by(group).agg(
+        x.max().alias("__top"),
+        x.min().alias("__bottom"),
+        signed.mean().alias("__mean"),
+        signed.std().alias("__sd"),
+        x.count().alias("__n"),
+        (pl.col("treatment_applied") == "log").any().alias("__fallback"),
+        *(pl.col(column).first() for column in METHOD_COLUMNS),
+    )
+    fallback = pl.col("__fallback")
+    stats = stats.with_columns(
         pl.when(fallback & pl.col("normalisation").is_in(["goalposts", "target"]))
         .then(pl.lit("minmax"))
         .otherwise(pl.col("normalisation"))
+        .alias("__method")
     )
+    stats = stats.with_columns(_rule(zscore_clip).alias("normalisation_rule")).drop(METHOD_COLUMNS)
+    methods = set(stats["__method"].drop_nulls().to_list())
+    joined = frame.join(stats, on=group, how="left")
+    method, log = pl.col("__method"), pl.col("log")
 
     def scale(column: str) -> pl.Expr:
         return pl.when(log).then(pl.col(column).log()).otherwise(pl.col(column))
 
-    low, high, target = scale("goal_low"), scale("goal_high"), scale("target")
-    top, bottom = x.max().over(group), x.min().over(group)
-    signed = pl.when(lower).then(-x).otherwise(x)
-    z = (signed - signed.mean().over(group)) / signed.std().over(group)
-    n = x.count().over(group)
-    rank = (signed.rank("average").over(group) - 1) / (n - 1)
-    span = top - bottom
-    frac = (
-        pl.when(method == "minmax")
-        .then(pl.when(lower).then(top - x).otherwise(x - bottom) / pl.when(span > 0).then(span))
-        .when(method == "goalposts")
-        .then((pl.when(lower).then(high - x).otherwise(x - low) / (high - low)).clip(0.0, 1.0))
-        .when(method == "zscore")
-        .then((z.clip(-zscore_clip, zscore_clip) + zscore_clip) / (2 * zscore_clip))
-        .when(method == "rank")
-        .then(pl.when(n > 1).then(rank))
-        .when(method == "target")
-        .then(
-            pl.when(lower)
-            .then((top - x) / (top - target))
-            .otherwise((x - bottom) / (target - bottom))
-            .clip(0.0, 1.0)
+    top, bottom = pl.col("__top"), pl.col("__bottom")
+    branches: list[tuple[str, pl.Expr]] = []
+    if "minmax" in methods:
+        span = top - bottom
+        branches.append(
+            ("minmax", pl.when(lower).then(top - x).otherwise(x - bottom) / pl.when(span > 0).then(span))
         )
+    if "goalposts" in methods:
+        low, high = scale("goal_low"), scale("goal_high")
+        branches.append(
+            ("goalposts", (pl.when(lower).then(high - x).otherwise(x - low) / (high - low)).clip(0.0, 1.0))
+        )
+    if "zscore" in methods:
+        z = (signed - pl.col("__mean")) / pl.col("__sd")
+        branches.append(("zscore", (z.clip(-zscore_clip, zscore_clip) + zscore_clip) / (2 * zscore_clip)))
+    if "rank" in methods:
+        rank = (signed.rank("average").over(group) - 1) / (pl.col("__n") - 1)
+        branches.append(("rank", pl.when(pl.col("__n") > 1).then(rank)))
+    if "target" in methods:
+        target = scale("target")
+        branches.append(
+            (
+                "target",
+                pl.when(lower)
+                .then((top - x) / (top - target))
+                .otherwise((x - bottom) / (target - bottom))
+                .clip(0.0, 1.0),
+            )
+        )
+    frac: pl.Expr = pl.lit(None, pl.Float64)
+    for name, expression in reversed(branches):
+        frac = pl.when(method == name).then(expression).otherwise(frac)
+    return joined.with_columns((score_min + (score_max - score_min) * frac).alias("score")).drop(
+        "__top", "__bottom", "__mean", "__sd", "__n", "__fallback", "__method"
     )
-    rule = pl.concat_str(
+
+
+def _rule(zscore_clip: float) -> pl.Expr:
+    """The rule of an indicator, from its method and whether the log fallback applied."""
+    method, log, lower = pl.col("__method"), pl.col("log"), pl.col("direction") == "lower"
+    return pl.concat_str(
         method,
         pl.when(method == "goalposts")
         .then(pl.concat_str(pl.lit(" ["), _fmt("goal_low"), pl.lit(", "), _fmt("goal_high"), pl.lit("]")))
@@ -84,11 +120,8 @@ def normalise(
         .then(pl.lit(f" (clipped to ±{zscore_clip:g} sd)"))
         .otherwise(pl.lit("")),
         pl.when(log).then(pl.lit(", log scale")).otherwise(pl.lit("")),
-        pl.when(fallback & (method != pl.col("normalisation")))
+        pl.when(pl.col("__fallback") & (method != pl.col("normalisation")))
         .then(pl.concat_str(pl.lit(" (instead of "), pl.col("normalisation"), pl.lit(": log fallback)")))
         .otherwise(pl.lit("")),
         pl.when(lower).then(pl.lit(", lower is better")).otherwise(pl.lit(", higher is better")),
-    )
-    return frame.with_columns(
-        (score_min + (score_max - score_min) * frac).alias("score"), rule.alias("normalisation_rule")
     )
