@@ -194,7 +194,7 @@ def main() -> int:
         .with_columns(pl.col("__indicator").first().over(GROUP))
     )
     treated_pd = treated.select(
-        *GROUP, "treated", "direction", "normalisation", "goal_low", "goal_high", "log"
+        "__indicator", "treated", "direction", "normalisation", "goal_low", "goal_high", "log"
     ).to_pandas()
     polars_scores = normalise(treated, group=["__indicator"])["score"].to_numpy()
     pandas_scores = pandas_normalise(treated_pd)

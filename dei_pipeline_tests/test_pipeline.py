@@ -84,6 +84,31 @@ def test_every_published_2020_figure_is_reproduced_from_the_sample(sample: Proje
         assert statements[statement] == "match", statement
 
 
+def test_the_2020_cities_are_scored_from_measurements_through_the_scoring_marts(sample: Project) -> None:
+    cells = sample.table("marts.measurement_scores")
+    # Only the 2020 cities are given as measurements: every cell has its path, and every score goes on.
+    assert cells.select("survey_year", "unit_type").unique().rows() == [(2020, "city")]
+    assert cells.height == 148 * 46 and (cells["status"] == "scored").all()
+    assert cells["imputed"].sum() == 3 and cells["treated"].sum() == 1
+    treated = cells.filter(pl.col("treated")).row(0, named=True)
+    assert (treated["unit_code"], treated["measurement"], treated["treated_value"], treated["score"]) == (
+        "440300",
+        1800.0,
+        300.0,
+        100.0,
+    )
+    scores = sample.table("core.indicator_scores", 2020).filter(pl.col("unit_type") == "city")
+    joined = scores.join(cells, on=["unit_code", "indicator_code"], suffix="_measured")
+    assert joined.height == 148 * 46 and (joined["score"] == joined["score_measured"]).all()
+    summary = sample.table("marts.measurement_summary", 2020)
+    assert summary.height == 46
+    driving = summary.filter(pl.col("indicator_code") == "industry_digital_driving").row(0, named=True)
+    assert driving["n_winsorised"] == 1 and driving["outliers_before"]
+    assert driving["skewness_before"] > 2 and driving["kurtosis_before"] > 3.5
+    assert driving["skewness_after"] < 2
+    assert summary["n_imputed"].sum() == 3
+
+
 def test_city_index_2020_matches_the_white_paper(sample: Project) -> None:
     index = sample.table("marts.city_index", 2020)
     top = index.sort("rank").head(3)
