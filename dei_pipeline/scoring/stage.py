@@ -40,7 +40,7 @@ def score_measurements(
     :mod:`.method`. ``peers``: survey_year, unit_type, unit_code and any of province, county_kind,
     tier. ``history``: earlier editions' cells (for imputation ``previous``)."""
     rule = rule or ScoringRule()
-    frame = cells.join(methods, on=["unit_type", "indicator_code"], how="left")
+    frame = cells.with_row_index("__order").join(methods, on=["unit_type", "indicator_code"], how="left")
     if peers is not None:
         frame = frame.join(peers, on=["survey_year", "unit_type", "unit_code"], how="left")
     frame = frame.with_columns(
@@ -73,26 +73,31 @@ def score_measurements(
         .then(pl.lit("missing"))
         .otherwise(pl.lit("scored"))
     )
-    return frame.select(
-        "survey_year",
-        "unit_type",
-        "unit_code",
-        "indicator_code",
-        pl.col("unit").alias("measure_unit"),
-        "measurement",
-        "unit_coverage",
-        "imputed",
-        "imputation_rule",
-        pl.when(pl.col("covered")).then(pl.col("imputed_value")).alias("imputed_value"),
-        pl.when(pl.col("covered")).then(natural).alias("treated_value"),
-        pl.col("treatment_applied").is_not_null().alias("treated"),
-        pl.col("treatment_applied").alias("treatment_rule"),
-        pl.when(pl.col("covered")).then(pl.col("score")).alias("score"),
-        "normalisation_rule",
-        status.alias("status"),
-        "source_file",
-        "line_number",
-    ).sort("survey_year", "unit_type", "unit_code", "indicator_code")
+    return (
+        frame.select(
+            "survey_year",
+            "unit_type",
+            "unit_code",
+            "indicator_code",
+            pl.col("unit").alias("measure_unit"),
+            "measurement",
+            "unit_coverage",
+            "imputed",
+            "imputation_rule",
+            pl.when(pl.col("covered")).then(pl.col("imputed_value")).alias("imputed_value"),
+            pl.when(pl.col("covered")).then(natural).alias("treated_value"),
+            pl.col("treatment_applied").is_not_null().alias("treated"),
+            pl.col("treatment_applied").alias("treatment_rule"),
+            pl.when(pl.col("covered")).then(pl.col("score")).alias("score"),
+            "normalisation_rule",
+            status.alias("status"),
+            "source_file",
+            "line_number",
+            "__order",
+        )
+        .sort("__order")
+        .drop("__order")
+    )  # the order of ``cells``
 
 
 def summarise(scored: pl.DataFrame, methods: pl.DataFrame, rule: TreatmentRule | None = None) -> pl.DataFrame:
