@@ -380,3 +380,65 @@ def test_measurements_of_any_sign_and_size_or_blank_pass_and_text_is_named() -> 
     with pytest.raises(IndicatorValidationError) as as_scores:
         validate_cells(raw.head(3), reference)
     assert as_scores.value.failures.height == 3
+
+
+# --- what the asset adds: peer groups and the method checks -------------------------------------------
+
+
+def test_peer_groups_take_the_tier_of_the_latest_earlier_edition() -> None:
+    from types import SimpleNamespace
+
+    from dei_pipeline.defs.assets import _peers
+
+    registry = SimpleNamespace(
+        cities=pl.DataFrame({"unit_code": ["110000", "120000"], "province_code": ["11", "12"]}),
+        counties=pl.DataFrame({"unit_code": ["130209"], "province_code": ["13"], "kind": ["district"]}),
+    )
+    tiers = pl.DataFrame(
+        {
+            "survey_year": [2018, 2019, 2018],
+            "unit_code": ["110000", "110000", "120000"],
+            "tier": ["tier2", "tier1", "tier3"],
+        },
+        schema={"survey_year": pl.Int32, "unit_code": pl.String, "tier": pl.String},
+    )
+    peers = _peers(registry, tiers, [2020]).sort("unit_code")
+    assert peers.select("unit_code", "province", "county_kind", "tier").rows() == [
+        ("110000", "11", None, "tier1"),  # 2019, the latest before 2020
+        ("120000", "12", None, "tier3"),  # not in 2019: its 2018 tier
+        ("130209", "13", "district", None),
+    ]
+
+
+def test_a_measured_indicator_without_a_method_or_with_a_non_positive_log_value_is_named() -> None:
+    from types import SimpleNamespace
+
+    from dei_pipeline.defs.assets import _measurement_failures
+
+    valid = pl.DataFrame(
+        {
+            "unit_type": ["city", "city"],
+            "indicator_code": ["a_x", "a_y"],
+            "score": [0.0, 3.0],
+            "source_file": ["raw/2020/cities_measurements.csv"] * 2,
+            "line_number": [2, 2],
+        }
+    )
+    fw = SimpleNamespace(
+        methods=methods(
+            method(indicator_code="a_x", normalisation="goalposts", goal_low=1.0, goal_high=10.0, log=True),
+            method(indicator_code="a_y", normalisation=None),
+        ).drop("unit_type"),
+        leaf_codes=["a_x", "a_y"],
+        source_file=Path("city_2020.csv"),
+    )
+    error = _measurement_failures(valid, {"city": fw}, 2020)
+    assert error is not None
+    assert error.failures.select("line_number", "column_name", "value").rows() == [
+        (1, "a_y", ""),
+        (2, "a_x", "0.0"),
+    ]
+    assert (
+        "column a_x: value '0.0' breaks rule: measurement is > 0 (the indicator is normalised on a log scale)"
+        in str(error)
+    )
