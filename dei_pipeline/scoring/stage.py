@@ -46,13 +46,12 @@ def score_measurements(
     frame = frame.with_columns(
         pl.lit(None, pl.String).alias(column) for column in PEER_COLUMNS if column not in frame.columns
     )
-    for column in ("source_file",):
-        if column not in frame.columns:
-            frame = frame.with_columns(pl.lit(None, pl.String).alias(column))
+    if "source_file" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, pl.String).alias("source_file"))
     if "line_number" not in frame.columns:
         frame = frame.with_columns(pl.lit(None, pl.Int64).alias("line_number"))
     # One integer per (edition, unit type, indicator): the windows and group_bys of treatment and
-    # normalisation run over it rather than over three text columns (8x faster at national scale).
+    # normalisation run over it rather than over three text columns (docs/performance.md).
     frame = frame.with_row_index("__indicator").with_columns(pl.col("__indicator").first().over(GROUP))
     frame = impute(unit_coverage(frame, rule.min_unit_coverage), history)
     analysed = pl.when(pl.col("log")).then(pl.col("imputed_value").log()).otherwise(pl.col("imputed_value"))
