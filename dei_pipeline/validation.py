@@ -156,6 +156,11 @@ def _failures_from_pandera(prepared: pl.DataFrame, errors: pa.errors.SchemaError
         .then(pl.concat_str(column, pl.lit(" is not empty")))
         .otherwise(check)
         .alias("rule"),
+        # The unit whose row holds the cell (not for a problem of the header), for the message.
+        pl.when(unknown_column)
+        .then(None)
+        .otherwise(pl.concat_str(pl.col("unit_code"), pl.lit(" "), pl.col("unit_name").fill_null("")))
+        .alias("unit"),
     )
 
 
@@ -201,7 +206,7 @@ def validate_cells(
     try:
         cells_schema(reference, score_min, score_max, value_kind).validate(prepared, lazy=True)
     except pa.errors.SchemaErrors as errors:
-        failures = pl.concat([failures, _failures_from_pandera(prepared, errors)])
+        failures = pl.concat([failures, _failures_from_pandera(prepared, errors)], how="diagonal")
     # One row per bad cell (NaN breaks both "is a number" and the range; the first rule says it).
     failures = failures.unique(
         ["source_file", "line_number", "column_name"], keep="first", maintain_order=True
@@ -218,9 +223,12 @@ def validate_cells(
 
 
 def format_failures(failures: pl.DataFrame) -> str:
+    """One line per bad cell: file, line, column, value and rule, then the unit of the row when the
+    failures name it (column ``unit``)."""
     listed = failures.head(MAX_ERRORS_IN_MESSAGE).iter_rows(named=True)
     lines = [
         f"  {row['source_file']} line {row['line_number']}, column {row['column_name']}: value {shown(row['value'])} breaks rule: {row['rule']}"
+        + (f" (unit {row['unit'].strip()})" if row.get("unit") else "")
         for row in listed
     ]
     more = failures.height - MAX_ERRORS_IN_MESSAGE

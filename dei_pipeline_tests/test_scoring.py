@@ -376,6 +376,8 @@ def test_measurements_of_any_sign_and_size_or_blank_pass_and_text_is_named() -> 
         "raw/2020/cities_measurements.csv line 5, column x: value 'abc' breaks rule: measurement is a number or blank"
         in str(caught.value)
     )
+    assert "not text, NaN or infinite) (unit 130200 唐山)" in str(caught.value)
+    assert "raw/2020/cities_measurements.csv line 6" in str(caught.value)
     # The same cells as scores: blank, negative and 1e6 break the score rules.
     with pytest.raises(IndicatorValidationError) as as_scores:
         validate_cells(raw.head(3), reference)
@@ -422,6 +424,7 @@ def test_a_measured_indicator_without_a_method_or_with_a_non_positive_log_value_
             "score": [0.0, 3.0],
             "source_file": ["raw/2020/cities_measurements.csv"] * 2,
             "line_number": [2, 2],
+            "unit_code": ["110000", "110000"],
         }
     )
     fw = SimpleNamespace(

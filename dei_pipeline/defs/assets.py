@@ -294,6 +294,7 @@ def _measurement_failures(
                 "value": "",
                 "rule": f"a measured indicator has a normalisation in its framework file {fw.source_file.name} "
                 "(method columns, data/frameworks/README.md)",
+                "unit": None,
             }
             for code in unmethodical
         ]
@@ -308,13 +309,16 @@ def _measurement_failures(
                     "column_name": r["indicator_code"],
                     "value": repr(r["score"]),
                     "rule": "measurement is > 0 (the indicator is normalised on a log scale)",
+                    "unit": r["unit_code"],
                 }
                 for r in bad.iter_rows(named=True)
             ]
     if not rows:
         return None
-    failures = pl.DataFrame(rows, schema=QUARANTINE_SCHEMA)
-    return IndicatorValidationError(validation.format_failures(failures), failures)
+    failures = pl.DataFrame(rows, schema={**QUARANTINE_SCHEMA, "unit": pl.String()})
+    return IndicatorValidationError(
+        validation.format_failures(failures), failures.select(list(QUARANTINE_SCHEMA))
+    )
 
 
 def _peers(registry: Any, city_tiers: pl.DataFrame, editions: list[int]) -> pl.DataFrame:
