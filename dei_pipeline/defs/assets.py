@@ -513,8 +513,14 @@ def indicator_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
                 failures[year] = error
                 continue
             # Unit types given as measurements: the scores the scoring stage made of them.
+            measured_types = sorted(set(cells["unit_type"].unique()) - set(score_cells["unit_type"].unique()))
             validated.append(
-                read_table(con, "marts.measurement_scores", [year], where={"status": ["scored"]})
+                read_table(
+                    con,
+                    "marts.measurement_scores",
+                    [year],
+                    where={"status": ["scored"], "unit_type": measured_types or [""]},
+                )
                 .select(list(validation.VALID_SCHEMA))
                 .cast(validation.VALID_SCHEMA)  # type: ignore[arg-type]
             )
