@@ -9,7 +9,7 @@ UI_HOST ?= 127.0.0.1
 UI_PORT ?= 3000
 DASHBOARD_PORT ?= 8501
 
-.PHONY: install fonts browser run test test-fast ui dashboards screenshots sample-data lock clean bench
+.PHONY: install fonts browser run lint test test-fast ui dashboards screenshots sample-data lock clean bench
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ browser: fonts
 
 run: install fonts
 	$(BIN)/dei materialize --years all
+
+# The linter, the formatter's check and the type checker over the whole tree (settings in pyproject.toml).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: install browser
 	$(BIN)/python -m pytest

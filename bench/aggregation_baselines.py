@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from dei_pipeline.aggregation import COMPOSITE_CODE
+from dei_pipeline.scalars import number_or_none
 
 LEAF_TABLE = "leaf_scores"
 TREE_TABLE = "framework_tree"
@@ -149,5 +150,5 @@ def compare(
         "same_rows": both.height == reference.height == other.height
         and (both["level"] == both["level_other"]).all(),
         "same_missing": bool((both["score"].is_null() == both["score_other"].is_null()).all()),
-        "max_abs_difference": float((both["score"] - both["score_other"]).abs().max() or 0.0),  # type: ignore[arg-type]
+        "max_abs_difference": number_or_none((both["score"] - both["score_other"]).abs().max()) or 0.0,
     }

@@ -295,12 +295,12 @@ def main() -> None:
     )
     one_vs_many = round(per_edition.median_wall / all_in_one.median_wall, 3)
     print(f"  one run per edition / all editions in one run = {one_vs_many:.2f} (wall time)")
-    publication = {
+    publication_wall = {
         data_set: cases[f"{data_set}_publication"].median_wall for data_set in ("national", "sample")
     }
     print(
-        f"  the whole publication (index, analysis, report, exports), national: {publication['national']:.1f} s; "
-        f"sample: {publication['sample']:.1f} s (wall time)"
+        f"  the whole publication (index, analysis, report, exports), national: {publication_wall['national']:.1f} s; "
+        f"sample: {publication_wall['sample']:.1f} s (wall time)"
     )
     rerun_vs_full = {
         data_set: round(

@@ -29,7 +29,8 @@ from harness import (
 )
 
 from dei_pipeline.analysis.sensitivity import OVERALL_TARGET, rank_sensitivity, sensitivity_rows
-from dei_pipeline.analysis.uncertainty import UncertaintySettings, edition_rng, ranking_problem
+from dei_pipeline.analysis.uncertainty import edition_rng, ranking_problem
+from dei_pipeline.config import UncertaintySettings
 
 TARGET_S = 20.0  # half the 40 s the design cost at N = 2000 with the uncentred estimators
 

@@ -35,17 +35,18 @@ from harness import in_rounds, part_arguments, print_table, ratio, repeats_setti
 from dei_pipeline.aggregation import aggregate_tiers, batches_by_framework, composite_scores
 from dei_pipeline.comparisons import cohort_summary, previous_editions, tier_summary, unit_changes
 from dei_pipeline.composite import city_index, county_index
-from dei_pipeline.config import MethodSettings, load_settings
+from dei_pipeline.config import MethodSettings, MissingRule, load_settings
 from dei_pipeline.frameworks import Framework, resolve_framework
 from dei_pipeline.ingest import ingest_edition, list_editions
 from dei_pipeline.registry import Registry, load_registry, units
 from dei_pipeline.rollups import gdp_years_for, region_rollup, region_tier_mix
+from dei_pipeline.scalars import integer
 from dei_pipeline.tiers import load_tiers
 from dei_pipeline.validation import Reference, validate_cells
 
 KEYS: tuple[str, ...] = ("survey_year", "unit_type", "unit_code")
 UNIT_TYPES: tuple[str, ...] = ("city", "county")
-MISSING_RULE = "propagate"  # the baselines implement the default rule
+MISSING_RULE: MissingRule = "propagate"  # the baselines implement the default rule
 WIDENING = 4  # leaves per original leaf in the "more indicators" size
 SCALING_REPEATS = 3
 
@@ -95,7 +96,7 @@ def aggregate_polars(scores: pl.DataFrame, inputs: Inputs) -> pl.DataFrame:
     that uses it."""
     return pl.concat(
         [
-            aggregate_tiers(leaf_scores, fw.nodes, keys=KEYS, missing=MISSING_RULE)  # type: ignore[arg-type]
+            aggregate_tiers(leaf_scores, fw.nodes, keys=KEYS, missing=MISSING_RULE)
             for fw, leaf_scores in batches_by_framework(
                 scores, lambda unit_type, year: inputs.frameworks[(unit_type, year)]
             )
@@ -179,7 +180,7 @@ class AggregationCase:
 
     @property
     def depth(self) -> int:
-        return max(int(nodes["level"].max()) for nodes in self.nodes.values())  # type: ignore[arg-type]
+        return max(integer(nodes["level"].max()) for nodes in self.nodes.values())
 
     def runners(self) -> dict[str, Callable[[], Any]]:
         leaf_scores = self.scores.select(*KEYS, "indicator_code", "score")

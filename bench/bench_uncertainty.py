@@ -20,6 +20,7 @@ national --out DIR`` writes one). Nothing is asserted; the figures are printed a
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import time
@@ -46,7 +47,6 @@ from harness import (
 from dei_pipeline.aggregation import aggregate_tiers, composite_scores
 from dei_pipeline.analysis.uncertainty import (
     IndexTree,
-    UncertaintySettings,
     draw_assumptions,
     edition_rng,
     load_uncertainty_settings,
@@ -54,7 +54,7 @@ from dei_pipeline.analysis.uncertainty import (
     rank_uncertainty,
 )
 from dei_pipeline.composite import rank_units
-from dei_pipeline.config import MethodSettings, load_settings
+from dei_pipeline.config import MethodSettings, UncertaintySettings, load_settings
 from dei_pipeline.frameworks import resolve_framework
 from dei_pipeline.ingest import ingest_edition, list_editions
 from dei_pipeline.registry import load_registry
@@ -117,7 +117,7 @@ def load_data_set(
                 "unit_code", "indicator_code", pl.col("raw_value").cast(pl.Float64).alias("score")
             )
             nodes = resolve_framework(data_dir, str(unit_type), edition).nodes
-            composites = composite_scores(aggregate_tiers(leaves, nodes, missing=method.missing_rule))  # type: ignore[arg-type]
+            composites = composite_scores(aggregate_tiers(leaves, nodes, missing=method.missing_rule))
             groups = (
                 composites.join(kinds, on="unit_code", how="left").with_columns(
                     pl.col("rank_group").fill_null("all")
@@ -166,24 +166,24 @@ def per_draw_rerun(data: DataSet, problem: Problem, draws: int) -> Figures:
     )
     weights = perturbed_weights(tree, sampled.weight_multipliers)
     groups = problem.nominal.select("unit_code", "rank_group")
+
+    def run(nodes: pl.DataFrame) -> pl.DataFrame:
+        composites = composite_scores(
+            aggregate_tiers(problem.leaves, nodes, missing=data.method.missing_rule)
+        )
+        ranked = rank_units(
+            composites.join(groups, on="unit_code"),
+            ["rank_group"],
+            data.method.display_decimals,
+            data.method.tie_method,
+        )
+        return ranked.with_columns(
+            tier_expr(pl.col("score"), data.tiers, data.method.display_decimals).alias("tier")
+        )
+
     for draw in range(draws):
         nodes = framework_nodes.with_columns(pl.Series("weight", weights[draw]))
-
-        def run() -> pl.DataFrame:
-            composites = composite_scores(
-                aggregate_tiers(problem.leaves, nodes, missing=data.method.missing_rule)
-            )  # type: ignore[arg-type]
-            ranked = rank_units(
-                composites.join(groups, on="unit_code"),
-                ["rank_group"],
-                data.method.display_decimals,
-                data.method.tie_method,
-            )
-            return ranked.with_columns(
-                tier_expr(pl.col("score"), data.tiers, data.method.display_decimals).alias("tier")
-            )
-
-        measure_once(run, figures)
+        measure_once(functools.partial(run, nodes), figures)
     return figures
 
 

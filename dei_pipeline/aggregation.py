@@ -21,16 +21,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, reduce
 from operator import add
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 
+from dei_pipeline.config import MissingRule
 from dei_pipeline.frameworks import Framework
 
 COMPOSITE_CODE = "composite"
 # Working columns of the wide layout.
 LEAF_INDEX, N_LEAVES, N_ROWS = "__leaf_index", "__n_leaves", "__n_rows"
-MissingRule = Literal["propagate", "reweight"]
 
 
 def aggregate_tiers(

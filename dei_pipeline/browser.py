@@ -80,7 +80,9 @@ def pixel_summary(png: Path) -> PixelSummary:
     with Image.open(png) as image:
         width, height = image.size
         colours = image.convert("RGB").getcolors(maxcolors=width * height) or []
-    most, (red, green, blue) = max(colours)
+    most, colour = max(colours)
+    assert isinstance(colour, tuple), "an RGB image's colours are (red, green, blue)"
+    red, green, blue = colour
     return PixelSummary(
         width, height, most / (width * height), len(colours), f"#{red:02x}{green:02x}{blue:02x}"
     )

@@ -6,19 +6,20 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from dei_pipeline.config import TieMethod
 from dei_pipeline.tiers import tier_expr
 
 
-def rank_expr(score: pl.Expr, decimals: int, method: str = "min") -> pl.Expr:
+def rank_expr(score: pl.Expr, decimals: int, method: TieMethod = "min") -> pl.Expr:
     """Rank by descending score as displayed: two units shown with the same score share a rank."""
-    return score.round(decimals).rank(method=method, descending=True).cast(pl.Int32)  # type: ignore[arg-type]
+    return score.round(decimals).rank(method=method, descending=True).cast(pl.Int32)
 
 
 def rank_units(
     composites: pl.DataFrame,
     group_keys: Sequence[str],
     decimals: int,
-    method: str = "min",
+    method: TieMethod = "min",
 ) -> pl.DataFrame:
     """Add ``rank`` within each group (edition, and kind for county units); unscored units get none."""
     return composites.with_columns(
@@ -29,7 +30,11 @@ def rank_units(
 
 
 def city_index(
-    composites: pl.DataFrame, cities: pl.DataFrame, tiers: pl.DataFrame, decimals: int, method: str = "min"
+    composites: pl.DataFrame,
+    cities: pl.DataFrame,
+    tiers: pl.DataFrame,
+    decimals: int,
+    method: TieMethod = "min",
 ) -> pl.DataFrame:
     """``marts.city_index`` rows: composites of cities with names, rank and tier."""
     ranked = rank_units(composites, ["survey_year"], decimals, method)
@@ -46,7 +51,7 @@ def city_index(
 
 
 def county_index(
-    composites: pl.DataFrame, counties: pl.DataFrame, decimals: int, method: str = "min"
+    composites: pl.DataFrame, counties: pl.DataFrame, decimals: int, method: TieMethod = "min"
 ) -> pl.DataFrame:
     """``marts.county_index`` rows: districts and county-level units are ranked within their kind."""
     with_kind = composites.join(

@@ -91,6 +91,10 @@ def serving_storage_version() -> str:
 AggregationMethod = Literal["arithmetic", "geometric"]
 MethodChoice = Literal["per_level", "whole_index"]
 WeightScheme = Literal["nominal", "equal", "pca"]
+# How a node with a missing child is scored (aggregation.py), and how tied displayed scores rank (polars'
+# rank methods).
+MissingRule = Literal["propagate", "reweight"]
+TieMethod = Literal["average", "min", "max", "dense", "ordinal", "random"]
 
 
 class SettingsError(ValueError):
@@ -172,8 +176,8 @@ class MethodSettings(BaseModel):
     display_decimals: int = _at("scores", "display_decimals")
     score_min: float = _at("scores", "min")
     score_max: float = _at("scores", "max")
-    tie_method: str = _at("ranking", "tie_method")
-    missing_rule: str = _at("aggregation", "missing")
+    tie_method: TieMethod = _at("ranking", "tie_method")
+    missing_rule: MissingRule = _at("aggregation", "missing")
     gdp_year_offset: int = _at("gdp", "year_offset")
     gdp_vintage: str = _at("gdp", "vintage")
     score_tolerance: float = _at("reconciliation", "score_tolerance")

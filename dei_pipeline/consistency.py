@@ -17,14 +17,16 @@ from dei_pipeline.warehouse import UNIT_CODE, YEAR
 TOLERANCE = 1e-9
 # A disagreement names the mart and its key (edition and unit, typed as the tables have them); the
 # figures compared are shown as text, whatever their type.
-DISAGREEMENT_SCHEMA: dict[str, pl.DataType] = {
-    "mart": pl.String(),
-    "survey_year": YEAR.dtype,
-    "unit_code": UNIT_CODE.dtype,
-    "item": pl.String(),
-    "expected": pl.String(),
-    "found": pl.String(),
-}
+DISAGREEMENT_SCHEMA = pl.Schema(
+    {
+        "mart": pl.String(),
+        "survey_year": YEAR.dtype,
+        "unit_code": UNIT_CODE.dtype,
+        "item": pl.String(),
+        "expected": pl.String(),
+        "found": pl.String(),
+    }
+)
 
 
 def _differs(found: str, expected: str) -> pl.Expr:
@@ -53,7 +55,7 @@ def _concat(frames: Sequence[pl.DataFrame]) -> pl.DataFrame:
         pl.concat([f.cast(DISAGREEMENT_SCHEMA) for f in frames])
         if frames
         else pl.DataFrame(schema=DISAGREEMENT_SCHEMA)
-    )  # type: ignore[arg-type]
+    )
 
 
 def comparisons_against_index(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
+from dei_pipeline.scalars import integer
 from dei_pipeline.scoring.method import METHOD_COLUMNS, MethodError, parse_methods
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("code", "parent_code", "name_zh", "name_en", "weight")
@@ -47,7 +48,7 @@ class Framework:
 
     @property
     def depth(self) -> int:
-        return int(self.nodes["level"].max())  # type: ignore[arg-type]
+        return integer(self.nodes["level"].max())
 
     @property
     def leaf_codes(self) -> list[str]:

@@ -33,6 +33,8 @@ import io
 import os
 import re
 import unicodedata
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -67,13 +69,13 @@ BOM_ENCODINGS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 
-RAW_SCHEMA: dict[str, pl.DataType] = TABLES["staging.raw_scores"].polars_schema()
+RAW_SCHEMA: pl.Schema = TABLES["staging.raw_scores"].polars_schema()
 # Line ends as a text editor counts them (and as the CSV reader below splits lines).
 LINE_END = re.compile(r"\r\n|\r|\n")
 MAX_SHOWN_CHARS = 60
 
 # The quarantine rows a failure carries; the time is added when they are recorded.
-QUARANTINE_SCHEMA: dict[str, pl.DataType] = TABLES["core.quarantine"].polars_schema(exclude=["recorded_at"])
+QUARANTINE_SCHEMA: pl.Schema = TABLES["core.quarantine"].polars_schema(exclude=["recorded_at"])
 
 
 class IngestError(ValueError):
@@ -180,7 +182,7 @@ def edition_files(data_dir: Path, survey_year: int) -> list[RawFile]:
     by_type: dict[str, Path] = {}
     for path in paths:
         _check_regular_file(path, data_dir, root)
-        unit_type = stem_kind(path.stem)[0]  # type: ignore[index]
+        unit_type = _known_kind(path)[0]
         if unit_type in by_type:
             raise IngestError(
                 f"{folder}: two files for unit type '{unit_type}': {by_type[unit_type].name} and {path.name}"
@@ -193,10 +195,18 @@ def edition_files(data_dir: Path, survey_year: int) -> list[RawFile]:
             path=path,
             relative_path=path.relative_to(data_dir).as_posix(),
             content_hash=_content_hash(path, data_dir),
-            value_kind=stem_kind(path.stem)[1],  # type: ignore[index]
+            value_kind=_known_kind(path)[1],
         )
         for unit_type, path in sorted(by_type.items())
     ]
+
+
+def _known_kind(path: Path) -> tuple[str, str]:
+    """(unit_type, value_kind) of a path that :func:`_raw_paths` listed (so its stem is a raw file's)."""
+    kind = stem_kind(path.stem)
+    if kind is None:
+        raise IngestError(f"{path}: not a raw file's name")
+    return kind
 
 
 def _check_regular_file(path: Path, data_dir: Path, root: Path) -> None:
@@ -434,10 +444,26 @@ def _undecodable(raw_file: RawFile, raw: bytes, error: UnicodeDecodeError) -> In
 
 def _read_xlsx(raw_file: RawFile) -> WideTable:
     from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
 
     try:
         workbook = load_workbook(raw_file.path, read_only=False, data_only=True)
-    except Exception as exc:  # noqa: BLE001  # openpyxl raises many types for a damaged file
+    # What openpyxl raises for a damaged workbook: the file is not a zip archive or its members do not
+    # inflate, a part is missing, a part is not XML (ParseError is a SyntaxError) or holds values of the
+    # wrong kind, or it is a format openpyxl does not read.
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        KeyError,
+        AttributeError,
+        IndexError,
+        SyntaxError,
+        ValueError,
+        TypeError,
+        InvalidFileException,
+    ) as exc:
         raise _file_error(
             raw_file,
             1,
@@ -560,7 +586,7 @@ def to_long(raw_file: RawFile, wide: pl.DataFrame) -> pl.DataFrame:
             pl.lit(raw_file.value_kind).alias("value_kind"),
         )
         .select(list(RAW_SCHEMA))
-        .cast(RAW_SCHEMA)  # type: ignore[arg-type]
+        .cast(RAW_SCHEMA)
     )
 
 

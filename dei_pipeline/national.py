@@ -391,7 +391,7 @@ def _copy_tree_files(source: Path, target: Path, pattern: str = "*") -> list[Pat
     ]
 
 
-def manifest_text(seed: int, registry_counts: dict[str, int], entries: list[dict]) -> str:
+def manifest_text(seed: int, registry_counts: dict[str, int | str], entries: list[dict]) -> str:
     header = (
         "# SYNTHETIC national-scale data set written by dei_pipeline.national.write_national_data\n"
         "# (`dei sample-data --scale national --out DIR`). Every indicator score is invented, and so is every\n"
@@ -487,7 +487,7 @@ def write_national_data(
                     "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
                 }
             )
-    registry_counts = {
+    registry_counts: dict[str, int | str] = {
         "cities": units["city"].height,
         "county_units": units["county"].height,
         "gdp_rows": gdp.height,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from dei_pipeline.published import Published
+from dei_pipeline.scalars import number_or_none
 
 TIER_LIST_CONTRADICTION = "tier_lists_vs_thresholds"
 EXACT = 1e-9  # counts and tier positions must agree exactly
@@ -143,15 +144,24 @@ def _statements(published: Published, computed: Computed) -> pl.DataFrame:
     )
     values: dict[str, tuple[float | None, float]] = {
         "n_cities": (float(cities["score"].drop_nulls().len()), EXACT),
-        "city_mean": (cities["score"].mean(), 0.05),  # type: ignore[dict-item]
-        "city_max": (cities["score"].max(), 0.05),  # type: ignore[dict-item]
+        "city_mean": (number_or_none(cities["score"].mean()), 0.05),
+        "city_max": (number_or_none(cities["score"].max()), 0.05),
         "n_districts": (float(counties.filter(pl.col("kind") == "district").height), EXACT),
         "n_counties": (float(counties.filter(pl.col("kind") == "county").height), EXACT),
-        "district_mean": (counties.filter(pl.col("kind") == "district")["score"].mean(), 0.05),  # type: ignore[dict-item]
-        "county_mean": (counties.filter(pl.col("kind") == "county")["score"].mean(), 0.05),  # type: ignore[dict-item]
+        "district_mean": (
+            number_or_none(counties.filter(pl.col("kind") == "district")["score"].mean()),
+            0.05,
+        ),
+        "county_mean": (number_or_none(counties.filter(pl.col("kind") == "county")["score"].mean()), 0.05),
         "new_cities": (float(city_yoy["n_new"].sum()) if city_yoy.height else None, EXACT),
-        "returning_mean": (city_yoy["returning_mean"].max() if city_yoy.height else None, 0.05),  # type: ignore[dict-item]
-        "returning_mean_prev": (city_yoy["returning_prev_mean"].max() if city_yoy.height else None, 0.05),  # type: ignore[dict-item]
+        "returning_mean": (
+            number_or_none(city_yoy["returning_mean"].max()) if city_yoy.height else None,
+            0.05,
+        ),
+        "returning_mean_prev": (
+            number_or_none(city_yoy["returning_prev_mean"].max()) if city_yoy.height else None,
+            0.05,
+        ),
         "new_tier1_growth_pct": (tier_change.get("new_tier1"), 0.05),
         "tier2_growth_pct": (tier_change.get("tier2"), 0.05),
     }

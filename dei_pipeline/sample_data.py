@@ -564,21 +564,22 @@ def calibrate(
         level1 = consistent_level1_targets(raw_level1, layout.group_weights, float(composites.mean()))
     prior_level = level.copy()
     o = fit_unit_factors(level, loading, eta, pins, layout.weights, composites)
-    for _ in range(FIT_ROUNDS if targets is not None else 0):
-        level, loading = fit_published_columns(
-            level,
-            loading,
-            o,
-            eta,
-            pins,
-            np.array(published),
-            np.array([targets.means[layout.codes[j]] for j in published]),
-            np.array([targets.top_means[layout.codes[j]] for j in published]),
-        )
-        level = fit_level1_shifts(
-            np.where(free, prior_level, level), loading, o, eta, pins, layout, free, level1
-        )
-        o = fit_unit_factors(level, loading, eta, pins, layout.weights, composites)
+    if targets is not None and level1 is not None:
+        for _ in range(FIT_ROUNDS):
+            level, loading = fit_published_columns(
+                level,
+                loading,
+                o,
+                eta,
+                pins,
+                np.array(published),
+                np.array([targets.means[layout.codes[j]] for j in published]),
+                np.array([targets.top_means[layout.codes[j]] for j in published]),
+            )
+            level = fit_level1_shifts(
+                np.where(free, prior_level, level), loading, o, eta, pins, layout, free, level1
+            )
+            o = fit_unit_factors(level, loading, eta, pins, layout.weights, composites)
     start = model_scores(level, loading, o, eta, pins)
 
     if targets is not None:

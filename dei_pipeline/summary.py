@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from dei_pipeline.config import data_provenance_note
+from dei_pipeline.scalars import number_or_none
 from dei_pipeline.terminal import frame_table
 from dei_pipeline.warehouse import open_warehouse, read_table
 
@@ -27,7 +28,7 @@ def edition_summary(warehouse: Path, survey_year: int, data_dir: Path | None = N
     note = data_provenance_note(data_dir) if data_dir is not None else None
     parts = [f"!! {note}"] if note else []
     parts += [
-        f"== Edition {survey_year}: {cities.height} cities, mean score {cities['score'].mean() or float('nan'):.1f} =="
+        f"== Edition {survey_year}: {cities.height} cities, mean score {number_or_none(cities['score'].mean()) or float('nan'):.1f} =="
     ]
     parts.append(
         "Top ten:\n"

@@ -18,7 +18,7 @@ import polars as pl
 from dei_pipeline.ingest import QUARANTINE_SCHEMA, cut, shown
 from dei_pipeline.warehouse import TABLES
 
-VALID_SCHEMA: dict[str, pl.DataType] = TABLES["core.indicator_scores"].polars_schema()
+VALID_SCHEMA: pl.Schema = TABLES["core.indicator_scores"].polars_schema()
 MAX_ERRORS_IN_MESSAGE = 20
 
 
@@ -217,9 +217,9 @@ def validate_cells(
             failures.select(list(QUARANTINE_SCHEMA))
             .cast(QUARANTINE_SCHEMA)
             .with_columns(pl.col("value").map_elements(cut, return_dtype=pl.String))
-        )  # type: ignore[arg-type]
+        )
         raise IndicatorValidationError(format_failures(failures), kept)
-    return prepared.select(list(VALID_SCHEMA)).cast(VALID_SCHEMA)  # type: ignore[arg-type]
+    return prepared.select(list(VALID_SCHEMA)).cast(VALID_SCHEMA)
 
 
 def format_failures(failures: pl.DataFrame) -> str:

@@ -72,10 +72,12 @@ class Table:
     def column_names(self) -> list[str]:
         return [column.name for column in self.columns]
 
-    def polars_schema(self, exclude: Iterable[str] = ()) -> dict[str, pl.DataType]:
+    def polars_schema(self, exclude: Iterable[str] = ()) -> pl.Schema:
         """The table's columns and their polars dtypes, in table order (less the ``exclude``d ones)."""
         left_out = set(exclude)
-        return {column.name: column.dtype for column in self.columns if column.name not in left_out}
+        return pl.Schema(
+            {column.name: column.dtype for column in self.columns if column.name not in left_out}
+        )
 
     def empty(self) -> pl.DataFrame:
         """No rows, with the table's columns and dtypes."""

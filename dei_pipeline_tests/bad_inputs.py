@@ -16,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 from openpyxl import Workbook
+from openpyxl.worksheet.worksheet import Worksheet
 
 CITIES = "raw/2020/cities.csv"
 COUNTIES = "raw/2020/counties.csv"
@@ -87,6 +88,7 @@ def to_xlsx(sheets: int = 1, merged_header: bool = False) -> Callable[[Path], No
         table = pl.read_csv(data_dir / CITIES, infer_schema=False)
         workbook = Workbook()
         sheet = workbook.active
+        assert isinstance(sheet, Worksheet)  # a new workbook's one sheet
         sheet.title = "scores"
         sheet.append(table.columns)
         for row in table.iter_rows():
@@ -341,8 +343,10 @@ CASES: list[Case] = [
         "a value of 1 MB",
         set_cell(CITIES, "杭州", COLUMN, HUGE),
         message=(
-            f"{CITIES} line {{line}}, column {COLUMN}: value '{'x' * 60}'… (1,000,000 characters, the first 60 shown) "
-            f"breaks rule: {NOT_A_NUMBER}",
+            (
+                f"{CITIES} line {{line}}, column {COLUMN}: value '{'x' * 60}'… (1,000,000 characters, the first 60 shown) "
+                f"breaks rule: {NOT_A_NUMBER}"
+            ),
         ),
         quarantine=((None, COLUMN, "x" * 60 + "… [1,000,000 characters]"),),
         failing_step="indicator_scores",

@@ -1,5 +1,6 @@
 """Weighted aggregation tier by tier, checked against sums done by hand."""
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import polars as pl
@@ -22,7 +23,7 @@ NODES = pl.DataFrame(
 )
 
 
-def leaves(unit: str, scores: dict[str, float | None]) -> pl.DataFrame:
+def leaves(unit: str, scores: Mapping[str, float | None]) -> pl.DataFrame:
     return pl.DataFrame(
         {"unit_code": [unit] * len(scores), "indicator_code": list(scores), "score": list(scores.values())},
         schema={"unit_code": pl.String, "indicator_code": pl.String, "score": pl.Float64},
@@ -119,14 +120,14 @@ def test_units_are_independent_and_keys_are_kept() -> None:
 
 def test_unknown_missing_rule_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown missing-value rule 'drop'"):
-        aggregate_tiers(leaves("u", {"a1": 1}), NODES, missing="drop")  # type: ignore[arg-type]
+        aggregate_tiers(leaves("u", {"a1": 1}), NODES, missing="drop")  # type: ignore[arg-type]  # a rule the type forbids, refused at run time
 
 
 def test_several_editions_in_one_call_equal_one_call_per_edition() -> None:
     """The asset aggregates every edition of a framework in one call; each edition keeps its own
     layout: leaf blocks (as files are read), unit by unit, or a unit without a leaf row."""
 
-    def edition(year: int, units: dict[str, dict[str, float | None]], by_leaf: bool) -> pl.DataFrame:
+    def edition(year: int, units: Mapping[str, Mapping[str, float | None]], by_leaf: bool) -> pl.DataFrame:
         rows = pl.concat([leaves(unit, scores) for unit, scores in units.items()]).with_columns(
             pl.lit(year).alias("survey_year")
         )

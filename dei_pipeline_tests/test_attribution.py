@@ -6,6 +6,7 @@ import pytest
 from dei_pipeline.analysis.attribution import COMPARABLE, NOT_COMPARABLE, attribute_changes
 from dei_pipeline.config import REPO_ROOT
 from dei_pipeline.frameworks import resolve_framework
+from dei_pipeline.scalars import number
 from dei_pipeline_tests.sample_scores import leaf_scores
 
 DATA = REPO_ROOT / "data"
@@ -193,7 +194,7 @@ def test_on_the_sample_contributions_add_up_exactly_at_every_level() -> None:
         .group_by("unit_code", "level")
         .agg(pl.col("contribution").sum(), pl.first("data_change"))
     )
-    assert (sums["contribution"] - sums["data_change"]).abs().max() < 1e-9
+    assert number((sums["contribution"] - sums["data_change"]).abs().max()) < 1e-9
     # Each level-1 node's contribution is the sum of its level-2 children's.
     level2 = (
         rows.filter(pl.col("level") == 2)
@@ -203,4 +204,4 @@ def test_on_the_sample_contributions_add_up_exactly_at_every_level() -> None:
     level1 = rows.filter(pl.col("level") == 1).join(
         level2, left_on=["unit_code", "node_code"], right_on=["unit_code", "parent_code"]
     )
-    assert (level1["contribution"] - level1["children"]).abs().max() < 1e-9
+    assert number((level1["contribution"] - level1["children"]).abs().max()) < 1e-9

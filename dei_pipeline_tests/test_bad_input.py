@@ -172,7 +172,8 @@ def test_gbk_file_records_its_encoding(good_root: Path, tmp_path: Path) -> None:
     next(c for c in CASES if c.name.startswith("GBK")).mutate(root / "data")
     result = run_job(root, GOOD_EDITIONS, partition_key="2020")
     materialization = result.asset_materializations_for_node("raw_scores")[0]
-    assert materialization.metadata["encodings"].value[CITIES] == "gb18030"  # type: ignore[index]
+    encodings = materialization.metadata["encodings"].value
+    assert isinstance(encodings, dict) and encodings[CITIES] == "gb18030"
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "gb18030"])

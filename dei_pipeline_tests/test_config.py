@@ -2,7 +2,9 @@
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -20,10 +22,10 @@ def data_copy(tmp_path: Path) -> Path:
     return data_dir
 
 
-def edit_settings(data_dir: Path, edit: object) -> Path:
+def edit_settings(data_dir: Path, edit: Callable[[dict[str, Any]], object]) -> Path:
     path = data_dir / "method" / "settings.yaml"
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    edit(raw)  # type: ignore[operator]
+    edit(raw)
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return path
 

@@ -106,7 +106,8 @@ def test_an_edition_added_for_an_earlier_year_takes_its_place_in_time(
         (data_dir / "raw" / "2016" / raw_file.name).write_bytes(raw_file.read_bytes())
     resource = WarehouseResource(data_dir=str(data_dir), warehouse_path=str(warehouse))
     graph = build_definitions(resource).resolve_asset_graph()
-    assert graph.get(dg.AssetKey("city_yoy")).partitions_def.get_partition_keys() == ["2016", "2017", "2018"]  # type: ignore[union-attr]
+    partitions = graph.get(dg.AssetKey("city_yoy")).partitions_def
+    assert partitions is not None and partitions.get_partition_keys() == ["2016", "2017", "2018"]
 
     added = dei(["materialize", "--years", "2016", *options], tmp_path)
     assert added.returncode == 0, added.stderr

@@ -1,5 +1,7 @@
 """Ingestion of CSV, Parquet and Excel files and the validation errors an analyst sees."""
 
+import io
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,21 +11,26 @@ import pytest
 from dei_pipeline.frameworks import resolve_framework
 from dei_pipeline.ingest import (
     IngestError,
+    RawFile,
     edition_files,
     ingest_edition,
     list_editions,
+    read_wide,
     validate_edition_key,
 )
 from dei_pipeline.registry import load_registry, units
+from dei_pipeline.scalars import number
 from dei_pipeline.validation import IndicatorValidationError, Reference, validate_cells
 
 
 def write_xlsx(table: pl.DataFrame, path: Path) -> None:
     """Write a sheet with openpyxl, the way a spreadsheet export looks (numbers as numbers)."""
     from openpyxl import Workbook
+    from openpyxl.worksheet.worksheet import Worksheet
 
     workbook = Workbook()
     sheet = workbook.active
+    assert isinstance(sheet, Worksheet)  # a new workbook's one sheet
     sheet.append(table.columns)
     for row in table.iter_rows():
         sheet.append(list(row))
@@ -88,8 +95,44 @@ def test_parquet_and_excel_give_the_same_validated_scores(
     key = ["unit_type", "unit_code", "indicator_code"]
     joined = expected.join(got, on=key, suffix="_new")
     assert joined.height == expected.height
-    assert (joined["score"] - joined["score_new"]).abs().max() < 1e-9
+    assert number((joined["score"] - joined["score_new"]).abs().max()) < 1e-9
     assert got.filter(pl.col("unit_type") == "city")["line_number"].min() == 2
+
+
+def _damage_member(workbook: bytes, member: str, damage: Callable[[bytes], bytes | None]) -> bytes:
+    """The workbook's zip archive with ``member`` replaced by ``damage(content)`` (dropped on None)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(workbook)) as source, zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            content = source.read(item.filename)
+            changed = damage(content) if item.filename == member else content
+            if changed is not None:
+                target.writestr(item.filename, changed)
+    return out.getvalue()
+
+
+DAMAGED_XLSX: dict[str, Callable[[bytes], bytes]] = {
+    "not a zip file": lambda _: b"unit_code,unit_name\n1,a\n",
+    "truncated archive": lambda workbook: workbook[: len(workbook) // 2],
+    "no content types": lambda workbook: _damage_member(workbook, "[Content_Types].xml", lambda _: None),
+    "no workbook part": lambda workbook: _damage_member(workbook, "xl/workbook.xml", lambda _: None),
+    "worksheet not XML": lambda workbook: _damage_member(
+        workbook, "xl/worksheets/sheet1.xml", lambda content: content[: len(content) // 2]
+    ),
+    "number that is not one": lambda workbook: _damage_member(
+        workbook, "xl/worksheets/sheet1.xml", lambda content: content.replace(b"<v>1</v>", b"<v>x</v>")
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGED_XLSX.values(), ids=DAMAGED_XLSX.keys())
+def test_a_damaged_workbook_is_a_file_error(tmp_path: Path, damage: Callable[[bytes], bytes]) -> None:
+    path = tmp_path / "cities.xlsx"
+    write_xlsx(pl.DataFrame({"unit_code": ["C1"], "unit_name": ["a"], "x": [1]}), path)
+    path.write_bytes(damage(path.read_bytes()))
+    raw_file = RawFile(2020, "city", path, "raw/2020/cities.xlsx", "0" * 64)
+    with pytest.raises(IngestError, match=r"breaks rule: file is a readable \.xlsx workbook \(\w+: "):
+        read_wide(raw_file)
 
 
 def test_two_files_for_one_unit_type_are_refused(data_dir_factory: Callable[..., Path]) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from dei_pipeline.defs.assets import ALL_ASSETS, region_rollup
 from dei_pipeline.registry import load_registry
+from dei_pipeline.scalars import number
 from dei_pipeline.warehouse import MART_TABLES, TABLES
 from dei_pipeline_tests.conftest import Project
 
@@ -114,7 +115,7 @@ def test_city_index_2020_matches_the_white_paper(sample: Project) -> None:
     top = index.sort("rank").head(3)
     assert top["name_zh"].to_list() == ["上海", "深圳", "北京"]
     assert [round(s, 1) for s in top["score"]] == [90.5, 90.2, 89.4]
-    assert round(index["score"].mean(), 1) == 57.3
+    assert round(number(index["score"].mean()), 1) == 57.3
     assert dict(index.group_by("tier").len().iter_rows()) == {
         "tier1": 6,
         "new_tier1": 29,
@@ -143,7 +144,7 @@ def test_region_rollup_is_the_gdp_weighted_mean_of_member_scores(sample: Project
     )
     rollup = sample.table("marts.region_rollup", 2020).join(by_hand, left_on="region", right_on="region_code")
     assert rollup.height == 4
-    assert (rollup["gdp_weighted_score"] - rollup["expected"]).abs().max() < 1e-9
+    assert number((rollup["gdp_weighted_score"] - rollup["expected"]).abs().max()) < 1e-9
     assert dict(rollup.select("region", "n_scored").iter_rows()) == {
         "jingjinji": 13,
         "yangtze_delta": 41,
@@ -196,23 +197,23 @@ def test_materializations_carry_versions_schema_and_their_editions_rows(sample: 
         metadata = record.asset_materialization.metadata
         assert metadata["dagster/row_count"].value == rows, edition
         assert metadata["registry_version"].value == load_registry(sample.data_dir).version
-        assert (
-            "2020/city" in metadata["framework_versions"].value
-            and "city_2020.csv@" in metadata["framework_versions"].value["2020/city"]
-        )
-        assert [c.name for c in metadata["dagster/column_schema"].value.columns][:3] == [
+        versions = metadata["framework_versions"].value
+        assert isinstance(versions, dict)
+        assert "2020/city" in versions and "city_2020.csv@" in versions["2020/city"]
+        schema = metadata["dagster/column_schema"].value
+        assert isinstance(schema, dg.TableSchema)
+        assert [c.name for c in schema.columns][:3] == [
             "survey_year",
             "unit_type",
             "unit_code",
         ]
-        assert metadata["dagster/column_schema"].value.constraints.other == [
-            "unique key: survey_year, unit_type, unit_code, indicator_code"
-        ]
+        assert schema.constraints.other == ["unique key: survey_year, unit_type, unit_code, indicator_code"]
     [record] = sample.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("city_index"), asset_partitions=["2020"]), limit=1
     ).records
     assert record.asset_materialization is not None
     top_ten = record.asset_materialization.metadata["top_ten"].value
+    assert isinstance(top_ten, dg.TableMetadataValue)
     assert [c.name for c in top_ten.schema.columns] == ["edition", "rank", "city", "score", "tier"]
     assert top_ten.records[0].data == {
         "edition": 2020,
@@ -311,7 +312,9 @@ def test_bad_input_fails_the_run_and_keeps_the_last_good_data(pipeline: Pipeline
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert failure.step_key == "measurement_scores"
-    description = failure.step_failure_data.user_failure_data.description  # type: ignore[union-attr]
+    user_failure = failure.step_failure_data.user_failure_data
+    assert user_failure is not None and user_failure.description is not None
+    description = user_failure.description
     line = 2 + table["unit_name"].to_list().index("杭州")
     assert (
         f"raw/2020/cities_measurements.csv line {line}, column infra_data_open: value '—' breaks rule: "

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 import shutil
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from dei_pipeline.sample_data import (
     TOP_N,
     write_sample_data,
 )
+from dei_pipeline.scalars import number
 from dei_pipeline.tiers import load_tiers, tier_expr
 from dei_pipeline_tests.sample_scores import raw_path, scored_cells, wide_scores
 
@@ -148,9 +149,9 @@ def test_2020_composites_round_to_every_published_score(unit_type: str) -> None:
         # An imputed cell (a peer median or mean, not the calibrated value) moves its unit's composite
         # by up to 0.0033, far inside the published precision (0.05); the other units stay within 0.001.
         imputed = scored_cells(unit_type, 2020).filter(pl.col("imputed"))["unit_code"]
-        assert error.filter(joined["unit_code"].is_in(imputed.implode())).max() < 0.005  # type: ignore[operator]
+        assert number(error.filter(joined["unit_code"].is_in(imputed.implode())).max()) < 0.005
         error = error.filter(~joined["unit_code"].is_in(imputed.implode()))
-    assert error.max() < 0.001  # type: ignore[operator]
+    assert number(error.max()) < 0.001
 
 
 def test_2020_level1_averages_within_005() -> None:
@@ -162,7 +163,7 @@ def test_2020_level1_averages_within_005() -> None:
     averages = tree.filter(pl.col("level") == 1).group_by("node_code").agg(pl.col("score").mean())
     joined = pl.read_csv(PUBLISHED / "level1_averages.csv").join(averages, on="node_code")
     assert joined.height == 4
-    assert (joined["score"] - joined["average"]).abs().max() < 0.05
+    assert number((joined["score"] - joined["average"]).abs().max()) < 0.05
 
 
 def test_2020_industry_averages_within_005_and_top10_within_05() -> None:
@@ -199,8 +200,8 @@ def test_2019_cities_are_the_returning_cohort_with_the_published_means_and_impli
     assert set(before["unit_code"]) < set(now["unit_code"])
     assert now.height - before.height == s["new_cities"]
     returning = now.filter(pl.col("unit_code").is_in(before["unit_code"].to_list()))
-    assert round(returning["score"].mean(), 1) == s["returning_mean"]
-    assert round(before["score"].mean(), 1) == s["returning_mean_prev"]
+    assert round(number(returning["score"].mean()), 1) == s["returning_mean"]
+    assert round(number(before["score"].mean()), 1) == s["returning_mean_prev"]
     counts = tier_counts(before["score"])
     assert counts["new_tier1"] == s["new_tier1_count_prev_implied"]
     assert counts["tier2"] == s["tier2_count_prev_implied"]
@@ -212,22 +213,22 @@ def test_2019_cities_are_the_returning_cohort_with_the_published_means_and_impli
 def test_earlier_city_editions_are_smaller_lower_and_have_dropped_and_returning_cities() -> None:
     codes = {e: set(composites("city", e)["unit_code"]) for e in CITY_EDITIONS}
     assert [len(codes[e]) for e in CITY_EDITIONS] == [40, 100, 113, 148]
-    means = [composites("city", e)["score"].mean() for e in CITY_EDITIONS]
+    means = [number(composites("city", e)["score"].mean()) for e in CITY_EDITIONS]
     assert means[0] < means[1] < means[2]
     assert (
         codes[2018] - codes[2019] and (codes[2018] - codes[2019]) <= codes[2020]
     )  # dropped in 2019, back in 2020
     assert codes[2017] - codes[2018] and (codes[2017] - codes[2018]) <= codes[2019]
-    for earlier, later in itertools.pairwise(CITY_EDITIONS):
+    for earlier, later in pairwise(CITY_EDITIONS):
         pair = composites("city", earlier).join(composites("city", later), on="unit_code", suffix="_later")
         rise = pair["score_later"] - pair["score"]
-        assert rise.mean() > 2 and (rise > 0).mean() > 0.9  # paths rise, with noise
+        assert number(rise.mean()) > 2 and number((rise > 0).mean()) > 0.9  # paths rise, with noise
 
 
 def test_county_scores_rose_clearly_from_2019() -> None:
     pair = composites("county", 2019).join(composites("county", 2020), on="unit_code", suffix="_2020")
     assert pair.height == 100
-    assert (pair["score_2020"] - pair["score"]).mean() > 2
+    assert number((pair["score_2020"] - pair["score"]).mean()) > 2
 
 
 @pytest.mark.parametrize(("unit_type", "edition"), editions())
@@ -236,7 +237,7 @@ def test_every_edition_aggregates_to_one_decimal_composites(unit_type: str, edit
     scores = composites(unit_type, edition)["score"]
     # Measurements: the three units with an imputed cell are off the grid by up to 0.0033 (see above).
     limit = 0.005 if (unit_type, edition) in MEASUREMENT_EDITIONS else 0.001
-    assert (scores - scores.round(1)).abs().max() < limit
+    assert number((scores - scores.round(1)).abs().max()) < limit
 
 
 # --- the 2020 cities as measurements --------------------------------------------------------------
@@ -249,7 +250,7 @@ def test_2020_city_measurements_normalise_back_to_two_decimal_scores() -> None:
     measured = cells.filter(~pl.col("imputed"))
     assert measured.height == 148 * 46 - 3
     off_grid = (measured["score"] - measured["score"].round(2)).abs().max()
-    assert off_grid < 2e-3  # type: ignore[operator]
+    assert number(off_grid) < 2e-3
     assert (cells["status"] == "scored").all()
 
 

@@ -361,7 +361,7 @@ def test_measurements_of_any_sign_and_size_or_blank_pass_and_text_is_named() -> 
             "raw_value": values,
             "value_kind": ["measurement"] * 5,
         }
-    ).cast(RAW_SCHEMA)  # type: ignore[arg-type]
+    ).cast(RAW_SCHEMA)
     names = raw.select("unit_type", "unit_code", pl.col("unit_name").alias("name_zh"))
     reference = Reference({"city": ["x"]}, names)
     valid = validate_cells(raw.head(3), reference, value_kind="measurement")

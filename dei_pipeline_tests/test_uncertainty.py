@@ -23,7 +23,6 @@ from dei_pipeline.analysis.sensitivity import (
 from dei_pipeline.analysis.uncertainty import (
     AssumptionDraws,
     IndexTree,
-    UncertaintySettings,
     draw_assumptions,
     nominal_composites,
     parse_uncertainty_settings,
@@ -35,7 +34,7 @@ from dei_pipeline.analysis.uncertainty import (
     simulate_composites,
 )
 from dei_pipeline.composite import rank_units
-from dei_pipeline.config import REPO_ROOT, MethodSettings, load_settings
+from dei_pipeline.config import REPO_ROOT, MethodSettings, TieMethod, UncertaintySettings, load_settings
 from dei_pipeline.frameworks import resolve_framework
 from dei_pipeline.tiers import load_tiers
 from dei_pipeline_tests.sample_scores import leaf_scores
@@ -255,7 +254,7 @@ def test_perturbed_weights_stay_in_range_and_sum_to_one_per_parent() -> None:
 
 
 @pytest.mark.parametrize("tie_method", ["min", "max", "dense"])
-def test_counting_ranks_equal_polars_ranks_of_the_displayed_score(tie_method: str) -> None:
+def test_counting_ranks_equal_polars_ranks_of_the_displayed_score(tie_method: TieMethod) -> None:
     rng = np.random.default_rng(3)
     scores = np.round(rng.normal(60, 8, size=(40, 300)), 2)  # two decimals: many ties at one decimal
     groups = rng.integers(0, 3, size=300)

@@ -69,8 +69,8 @@ def materialize_sample(root: Path, quiet: bool = True) -> SampleRun:
         "--warehouse",
         str(sample.warehouse),
     ]
-    completed = subprocess.run(
-        command, env=sample.environment(), cwd=REPO_ROOT, capture_output=quiet, text=True
+    completed = subprocess.run(  # its output goes into the error below
+        command, check=False, env=sample.environment(), cwd=REPO_ROOT, capture_output=quiet, text=True
     )
     if completed.returncode != 0:
         raise RuntimeError(

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from dei_pipeline.aggregation import COMPOSITE_CODE, MissingRule, aggregate_tiers
+from dei_pipeline.aggregation import COMPOSITE_CODE, aggregate_tiers
+from dei_pipeline.config import MissingRule
 
 ATTRIBUTED_LEVELS: tuple[int, ...] = (0, 1, 2)  # the composite (the total), level 1 and level 2
 COMPARABLE, NOT_COMPARABLE, INCOMPLETE = "comparable", "framework_not_comparable", "incomplete_data"

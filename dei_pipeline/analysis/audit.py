@@ -358,7 +358,8 @@ def _group_pca(values: np.ndarray, present: np.ndarray, index: pl.DataFrame) -> 
     share of variance of the first component; on each child, its squared loading on that component.
     Groups without variance in a child, or with fewer than three complete units, have neither."""
     children = index.drop_nulls("parent_code").sort("parent_code", "node_code")
-    parents, loadings = [], []
+    parents: list[tuple[str, float]] = []
+    loadings: list[tuple[str, float]] = []
     # A loop over the framework's groups (tens), each one small eigenproblem.
     for (parent,), group in children.group_by("parent_code", maintain_order=True):
         cols = group["col"].to_numpy()

@@ -40,10 +40,10 @@ import polars as pl
 from dei_pipeline.analysis.uncertainty import (
     AssumptionDraws,
     RankingProblem,
-    UncertaintySettings,
     settings_draws,
     simulate_ranks,
 )
+from dei_pipeline.config import UncertaintySettings
 
 AGGREGATION_FACTOR = "aggregation_method"
 SCHEME_FACTOR = "weight_scheme"
@@ -98,7 +98,7 @@ def saltelli_block(a: AssumptionDraws, b: AssumptionDraws, factor_list: Sequence
         multipliers.append(mixed_multipliers)
         geometric.append(mixed_geometric)
         if schemes is not None:
-            schemes.append(b.scheme if factor.scheme else a.scheme)
+            schemes.append(schemes[1] if factor.scheme else schemes[0])  # b's scheme, or a's
     return AssumptionDraws(
         np.concatenate(multipliers),
         np.concatenate(geometric),
@@ -356,23 +356,25 @@ def sensitivity_rows(
     )
 
 
-_ROW_SCHEMA: dict[str, pl.DataType] = {
-    "target": pl.String(),
-    "unit_code": pl.String(),
-    "factor": pl.String(),
-    "first_order": pl.Float64(),
-    "total_effect": pl.Float64(),
-    "first_order_se": pl.Float64(),
-    "total_effect_se": pl.Float64(),
-    "first_order_ci_low": pl.Float64(),
-    "first_order_ci_high": pl.Float64(),
-    "total_effect_ci_low": pl.Float64(),
-    "total_effect_ci_high": pl.Float64(),
-    "resolved": pl.Boolean(),
-    "out_of_range": pl.Boolean(),
-    "output_variance": pl.Float64(),
-    "influence_rank": pl.Int32(),
-    "n_base_draws": pl.Int32(),
-    "n_evaluations": pl.Int32(),
-    "n_bootstrap": pl.Int32(),
-}
+_ROW_SCHEMA = pl.Schema(
+    {
+        "target": pl.String(),
+        "unit_code": pl.String(),
+        "factor": pl.String(),
+        "first_order": pl.Float64(),
+        "total_effect": pl.Float64(),
+        "first_order_se": pl.Float64(),
+        "total_effect_se": pl.Float64(),
+        "first_order_ci_low": pl.Float64(),
+        "first_order_ci_high": pl.Float64(),
+        "total_effect_ci_low": pl.Float64(),
+        "total_effect_ci_high": pl.Float64(),
+        "resolved": pl.Boolean(),
+        "out_of_range": pl.Boolean(),
+        "output_variance": pl.Float64(),
+        "influence_rank": pl.Int32(),
+        "n_base_draws": pl.Int32(),
+        "n_evaluations": pl.Int32(),
+        "n_bootstrap": pl.Int32(),
+    }
+)

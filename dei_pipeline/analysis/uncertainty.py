@@ -759,12 +759,13 @@ def _rank_slots(
     # Forward cumulative counts (contiguous: several times faster than a reversed cumsum).
     at_or_below = np.cumsum(counts, axis=-1)
     above = at_or_below[..., -1:] - at_or_below  # units of the group shown strictly higher
+    table: np.ndarray
     if tie_method == "min":
         table = above + 1
     elif tie_method == "max":
         table = above + counts
     elif tie_method == "dense":
-        occupied = np.cumsum(counts > 0, axis=-1)
+        occupied = np.cumsum(counts > 0, axis=-1, dtype=np.int64)
         table = occupied[..., -1:] - occupied + 1
     else:
         raise ValueError(f"tie method {tie_method!r} not among {list(SUPPORTED_TIE_METHODS)}")

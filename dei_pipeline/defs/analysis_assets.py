@@ -32,6 +32,7 @@ from dei_pipeline.analysis.leave_one_out import removal_impact as removal_rows
 from dei_pipeline.analysis.profile import unit_profiles
 from dei_pipeline.analysis.sensitivity import OVERALL_TARGET, rank_sensitivity, sensitivity_rows
 from dei_pipeline.comparisons import previous_editions
+from dei_pipeline.config import UncertaintySettings
 from dei_pipeline.defs.assets import (
     FRAMEWORKS,
     SETTINGS,
@@ -46,6 +47,7 @@ from dei_pipeline.defs.assets import (
 )
 from dei_pipeline.defs.partitions import partition_editions, previous_edition
 from dei_pipeline.defs.resources import WarehouseResource
+from dei_pipeline.scalars import number_or_none
 from dei_pipeline.warehouse import TABLES, read_table, replace_editions
 
 GROUP = "analysis"
@@ -108,8 +110,8 @@ def _read_by_edition(
 def _editions_and_types(scores: pl.DataFrame) -> Iterator[tuple[int, str, pl.DataFrame]]:
     """Each (edition, unit type)'s rows, in that order, each in the order read (no sort of all rows)."""
     parts = scores.partition_by("survey_year", "unit_type", as_dict=True, maintain_order=True)
-    for year, unit_type in sorted(parts):  # type: ignore[type-var]
-        yield int(year), str(unit_type), parts[(year, unit_type)]  # type: ignore[call-overload]
+    for year, unit_type in sorted(parts):
+        yield int(year), str(unit_type), parts[(year, unit_type)]
 
 
 def _table(frame: pl.DataFrame) -> dg.TableMetadataValue:
@@ -117,7 +119,7 @@ def _table(frame: pl.DataFrame) -> dg.TableMetadataValue:
     return table_metadata(frame.with_columns(cs.float().round_sig_figs(3)))
 
 
-def _settings_metadata(settings: uncertainty.UncertaintySettings) -> dict[str, Any]:
+def _settings_metadata(settings: UncertaintySettings) -> dict[str, Any]:
     return {
         "draws": settings.draws,
         "seed": settings.seed,
@@ -270,7 +272,7 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         bootstrap_resamples=settings.sensitivity_bootstrap,
         seconds_per_edition=dg.MetadataValue.json(seconds),
         mean_abs_rank_shift_indices=_table(overall),
-        unit_indices_resolved_share=float(unit_rows["resolved"].mean() or 0.0),  # type: ignore[arg-type]
+        unit_indices_resolved_share=number_or_none(unit_rows["resolved"].mean()) or 0.0,
         indices_out_of_range=int(rows["out_of_range"].sum()),
     )
 
@@ -349,7 +351,7 @@ def yoy_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                     unit_history.filter(pl.col("survey_year") == prev_year),
                     warehouse.framework(str(unit_type), year).nodes,
                     warehouse.framework(str(unit_type), prev_year).nodes,
-                    method.missing_rule,  # type: ignore[arg-type]
+                    method.missing_rule,
                     method.min_coverage,
                 )
                 frames.append(
@@ -373,7 +375,7 @@ def yoy_attribution(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                 .iter_rows()
             }
         ),
-        max_abs_method_change=float(totals["method_change"].abs().max() or 0.0),  # type: ignore[arg-type]
+        max_abs_method_change=number_or_none(totals["method_change"].abs().max()) or 0.0,
     )
 
 

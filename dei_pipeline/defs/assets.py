@@ -55,6 +55,7 @@ from dei_pipeline.rollups import (
 from dei_pipeline.rollups import (
     region_tier_mix as region_tier_mix_rows,
 )
+from dei_pipeline.scalars import number_or_none
 from dei_pipeline.scoring.stage import score_measurements, summarise
 from dei_pipeline.validation import IndicatorValidationError, Reference, validate_cells
 from dei_pipeline.warehouse import TABLES, edition_units, editions_in, read_table, replace_editions
@@ -250,7 +251,7 @@ def _fail_with_quarantine(
 ) -> NoReturn:
     """Keep every rejected cell of the failing editions in core.quarantine, then fail the step with
     all of them in the message. The editions' previous good rows stay where they are."""
-    rejected = pl.concat([error.failures.cast(QUARANTINE_SCHEMA) for error in failures.values()])  # type: ignore[arg-type]
+    rejected = pl.concat([error.failures.cast(QUARANTINE_SCHEMA) for error in failures.values()])
     recorded_at = datetime.now(UTC).replace(tzinfo=None)
     replace_editions(
         con,
@@ -467,7 +468,7 @@ def measurement_summary(
     with warehouse.connection() as con:
         scored = read_table(con, "marts.measurement_scores", editions)
         for (year, unit_type), cells in scored.group_by("survey_year", "unit_type", maintain_order=True):
-            fw = warehouse.framework(str(unit_type), int(year))  # type: ignore[arg-type]
+            fw = warehouse.framework(str(unit_type), int(year))
             methods = _methods({str(unit_type): fw})
             frames.append(summarise(cells, methods, settings.scoring.rule(0, 100).treatment))
         rows = TABLES["marts.measurement_summary"].conform(frames)
@@ -522,7 +523,7 @@ def indicator_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
                     where={"status": ["scored"], "unit_type": measured_types or [""]},
                 )
                 .select(list(validation.VALID_SCHEMA))
-                .cast(validation.VALID_SCHEMA)  # type: ignore[arg-type]
+                .cast(validation.VALID_SCHEMA)
             )
             sources.append(
                 cells.group_by("survey_year", "unit_type", "source_file", "content_hash")
@@ -644,7 +645,7 @@ def subindex_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                 leaf_scores,
                 fw.nodes,
                 keys=("survey_year", "unit_type", "unit_code"),
-                missing=settings.missing_rule,  # type: ignore[arg-type]
+                missing=settings.missing_rule,
                 min_coverage=settings.min_coverage,
             )
             frames.append(tree.join(names, on="node_code", how="left"))
@@ -1038,7 +1039,7 @@ def _check_evaluation(check_name: str, rows: pl.DataFrame, year: int) -> dg.Asse
             "matching": rows.filter(pl.col("status") == "match").height,
             "disagreeing": failing.height,
             "known_contradictions": known.height,
-            "max_abs_difference": float(rows["difference"].abs().max() or 0.0),  # type: ignore[arg-type]
+            "max_abs_difference": number_or_none(rows["difference"].abs().max()) or 0.0,
             "disagreements": table_metadata(
                 (worst if failing.height else known).select(
                     pl.col("survey_year").alias("edition"),

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import polars as pl
 
 from dei_pipeline.config import data_provenance_note, default_serving_path
@@ -42,27 +43,27 @@ def _index(city_index: pl.DataFrame, county_index: pl.DataFrame) -> pl.DataFrame
     )
 
 
-def edition_disagreements(con: object) -> dict[str, pl.DataFrame]:
+def edition_disagreements(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
     """Each consistency check's disagreements over every edition in the warehouse."""
-    city_index = read_table(con, "marts.city_index")  # type: ignore[arg-type]
-    county_index = read_table(con, "marts.county_index")  # type: ignore[arg-type]
+    city_index = read_table(con, "marts.city_index")
+    county_index = read_table(con, "marts.county_index")
     return {
         "comparisons_match_index": pl.concat(
             [
                 comparisons_against_index(
                     "marts.city_yoy", read_table(con, "marts.city_yoy"), city_index, ("score", "rank", "tier")
-                ),  # type: ignore[arg-type]
+                ),
                 comparisons_against_index(
                     "marts.county_yoy", read_table(con, "marts.county_yoy"), county_index
-                ),  # type: ignore[arg-type]
+                ),
             ]
         ),
         "tier_counts_match_index": tier_counts_against_index(
             read_table(con, "marts.tier_summary"), city_index
-        ),  # type: ignore[arg-type]
+        ),
         "analysis_matches_index": analysis_against_index(
             read_table(con, "marts.rank_uncertainty"), _index(city_index, county_index)
-        ),  # type: ignore[arg-type]
+        ),
     }
 
 

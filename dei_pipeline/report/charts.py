@@ -21,6 +21,7 @@ import vl_convert
 
 from dei_pipeline.report import figures
 from dei_pipeline.report.rows import EditionRows
+from dei_pipeline.scalars import integer, number_or_none
 
 FONT_FAMILY = (
     "'Noto Sans CJK SC','Noto Sans SC','Source Han Sans SC','PingFang SC','Microsoft YaHei',"
@@ -50,6 +51,17 @@ BAR_STEP = 26  # pixels per bar in the horizontal bar charts
 PLOT_WIDTH = 660  # the plot area of the full-width charts; labels and legends come on top of it
 
 # One look for every chart: titles left-aligned, muted axes and grid, no frame around the plot.
+# What render frames: any Altair chart (a chart, a layer, a facet, a concatenation, a repeat).
+AnyChart = (
+    alt.Chart
+    | alt.LayerChart
+    | alt.FacetChart
+    | alt.ConcatChart
+    | alt.HConcatChart
+    | alt.VConcatChart
+    | alt.RepeatChart
+)
+
 CONFIG: dict[str, Any] = {
     "font": FONT_FAMILY,
     "background": "#ffffff",
@@ -117,7 +129,7 @@ class Chart:
         return vl_convert.svg_to_png(self.svg, scale=scale)
 
 
-def render(name: str, title: str, subtitle: str, chart: alt.TopLevelMixin, source: str) -> Chart:
+def render(name: str, title: str, subtitle: str, chart: AnyChart, source: str) -> Chart:
     """Give ``chart`` its title and subtitle on top and its source line at the bottom, and render it
     to SVG."""
     # Two frames, as a view has one title. The inner one keeps its own colour scale, so that a top
@@ -235,7 +247,8 @@ def horizontal_bars(
             .encode(x="value:Q", y=alt.value(0), text="label:N"),
         ]
     step = BAR_STEP * len(series) + (8 if grouped else 0)
-    return alt.layer(*layers).properties(
+    # alt.layer would make a facet chart of layers that share a facet encoding; these have none.
+    return alt.LayerChart(layer=layers).properties(
         width=PLOT_WIDTH, height=alt.Step(step) if not grouped else len(categories) * step
     )
 
@@ -410,7 +423,7 @@ def regions(rows: EditionRows) -> Chart | None:
     table = figures.region_summary(rows)
     if table.height == 0:
         return None
-    mean = rows.cities["score"].mean()
+    mean = number_or_none(rows.cities["score"].mean())
     chart = horizontal_bars(
         [f"{r['region_zh']}（{r['n_scored']}城）" for r in table.iter_rows(named=True)],
         [
@@ -418,7 +431,7 @@ def regions(rows: EditionRows) -> Chart | None:
             BarSeries("算术平均 Plain mean", MUTED_BAR, table["mean_score"].to_list()),
         ],
         SCORE_AXIS,
-        reference=(float(mean), "全国城市平均") if mean is not None else None,  # type: ignore[arg-type]
+        reference=(mean, "全国城市平均") if mean is not None else None,
     )
     return render(
         "regions",
@@ -490,7 +503,7 @@ def rank_uncertainty(rows: EditionRows) -> Chart | None:
         pl.format("{}–{}", "rank_low", "rank_high").alias("interval"),
     )
     width = PLOT_WIDTH
-    top = max(frame["rank_high"].max(), frame["rank"].max(), 2)  # type: ignore[type-var]
+    top = max(integer(frame["rank_high"].max()), integer(frame["rank"].max()), 2)
     base = alt.Chart(frame).encode(y=alt.Y("city:N", sort=frame["city"].to_list(), title=None))
     x = alt.X(
         "rank_low:Q",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from dei_pipeline.report.rows import EditionRows
+from dei_pipeline.scalars import number_or_none
 
 # The white paper's 数字经济产业篇 reports the eight 产业数字化 sectors and the two 数字产业化 nodes:
 # the children of these two framework nodes.
@@ -242,7 +243,7 @@ def key_figures(rows: EditionRows) -> KeyFigures:
     top = rows.cities.sort("rank", "name_zh").head(1)
     return KeyFigures(
         n_cities=rows.cities.height,
-        mean_score=rows.cities["score"].mean() if rows.cities.height else None,  # type: ignore[arg-type]
+        mean_score=number_or_none(rows.cities["score"].mean()) if rows.cities.height else None,
         top_city=top["name_zh"][0] if top.height else None,
         top_score=top["score"][0] if top.height else None,
         n_districts=rows.counties.filter(pl.col("kind") == "district").height,

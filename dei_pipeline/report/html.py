@@ -17,6 +17,7 @@ from dei_pipeline import __version__
 from dei_pipeline.report import figures
 from dei_pipeline.report.charts import FONT_FAMILY, Chart, tier_colors
 from dei_pipeline.report.rows import EditionRows
+from dei_pipeline.scalars import number_or_none
 
 RANKING_BLOCKS = 3  # the white paper prints its 148-city ranking in three side-by-side blocks
 COUNTY_BLOCKS = 2  # and each county table in two
@@ -391,9 +392,9 @@ def _county_section(rows: EditionRows) -> Section:
     ):
         ranked = figures.county_ranking(rows, kind)
         if ranked.height:
-            mean = ranked["score"].mean()
+            mean = number_or_none(ranked["score"].mean())
             section.items += [
-                Heading(title, f"{title_en}: {ranked.height}, 平均 {_score(mean)}"),  # type: ignore[arg-type]
+                Heading(title, f"{title_en}: {ranked.height}, 平均 {_score(mean)}"),
                 blocks(columns, ranked.to_dicts(), COUNTY_BLOCKS),
             ]
     return section
