@@ -134,6 +134,24 @@ def target_rows(results: dict[str, Any]) -> list[list[Any]]:
                 _yes(aggregation["targets_met"]["pandas_vs_polars"]),
             ]
         )
+    scoring = results.get("scoring")
+    if scoring:
+        rows.append(
+            [
+                "scoring stage / aggregation (20 national editions as measurements; CPU)",
+                "reported",
+                f"{scoring['scoring_vs_aggregation_cpu']:.2f}",
+                "-",
+            ]
+        )
+        rows.append(
+            [
+                "pandas / polars normalisation",
+                "reported",
+                f"{scoring['pandas_vs_polars_normalisation']:.2f}",
+                "-",
+            ]
+        )
     targets = results.get("pipeline", {}).get("targets", {})
     labels = {
         "national_all_editions_s": ("dei materialize --years all --job index, national (s)", "< 60"),

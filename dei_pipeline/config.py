@@ -129,6 +129,40 @@ class UncertaintySettings(BaseModel):
     sensitivity_resolution: float = Field(gt=0, description="widest interval of a resolved index")
 
 
+class ScoringSettings(BaseModel):
+    """The ``scoring:`` block of ``data/method/settings.yaml``: how measurements become scores
+    (dei_pipeline/scoring/; the method of each indicator is in its framework file)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    min_unit_coverage: float = Field(
+        0.0, ge=0, le=1, description="a share between 0 and 1 of the unit's indicators measured"
+    )
+    skew_threshold: float = Field(2.0, gt=0, description="> 0: absolute skewness above it is an outlier sign")
+    kurtosis_threshold: float = Field(3.5, description="kurtosis above it is an outlier sign")
+    winsorise_max_points: int = Field(
+        5, ge=0, description="points winsorised at most per indicator and edition"
+    )
+    log_fallback: bool = Field(True, description="true or false")
+    zscore_clip: float = Field(
+        3.0, gt=0, description="> 0: standard deviations mapped to the ends of the score range"
+    )
+
+    def rule(self, score_min: float, score_max: float) -> Any:
+        from dei_pipeline.scoring.stage import ScoringRule
+        from dei_pipeline.scoring.treatment import TreatmentRule
+
+        return ScoringRule(
+            min_unit_coverage=self.min_unit_coverage,
+            treatment=TreatmentRule(
+                self.skew_threshold, self.kurtosis_threshold, self.winsorise_max_points, self.log_fallback
+            ),
+            zscore_clip=self.zscore_clip,
+            score_min=score_min,
+            score_max=score_max,
+        )
+
+
 def _at(*path: str) -> Any:
     return Field(validation_alias=AliasPath(*path))
 
@@ -165,12 +199,14 @@ class MethodSettings(BaseModel):
     )
     # Monte Carlo settings of the analysis marts; a data set may go without them (then no such mart).
     uncertainty: UncertaintySettings | None = None
+    # Measurements to scores (dei_pipeline/scoring/): coverage, outlier rule and z-score range.
+    scoring: ScoringSettings = ScoringSettings()
 
 
 def _description(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | None:
     """The description of the field that ``loc`` (a key path in the file) falls under, if it has one."""
-    if model is MethodSettings and len(loc) > 1 and loc[0] == "uncertainty":
-        model, loc = UncertaintySettings, loc[1:]
+    if model is MethodSettings and len(loc) > 1 and loc[0] in ("uncertainty", "scoring"):
+        model, loc = (UncertaintySettings if loc[0] == "uncertainty" else ScoringSettings), loc[1:]
     for name, field in model.model_fields.items():
         path = (
             tuple(field.validation_alias.path) if isinstance(field.validation_alias, AliasPath) else (name,)

@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from dei_pipeline.scalars import integer
+from dei_pipeline.scoring.method import METHOD_COLUMNS, MethodError, parse_methods
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("code", "parent_code", "name_zh", "name_en", "weight")
 CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -41,6 +42,9 @@ class Framework:
     source_file: Path
     version: str
     nodes: pl.DataFrame
+    # The method of each leaf for measurement files (scoring/method.py); None: the file has no
+    # method columns (score files only).
+    methods: pl.DataFrame | None = None
 
     @property
     def depth(self) -> int:
@@ -61,21 +65,29 @@ def load_framework(path: Path) -> Framework:
         raise FrameworkError(f"{path}: file name must be <unit_type>_<YYYY>.csv")
     content = path.read_bytes()
     try:
-        raw = pl.read_csv(
-            content, schema_overrides={"code": pl.String, "parent_code": pl.String, "weight": pl.String}
-        )
+        raw = pl.read_csv(content, infer_schema=False)
     except pl.exceptions.PolarsError as exc:
         raise FrameworkError(f"{path}: not a readable CSV ({exc})") from exc
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing:
         raise FrameworkError(f"{path}: missing column(s) {', '.join(missing)}")
     nodes = _validated_nodes(path, raw.select(REQUIRED_COLUMNS))
+    method_columns = [c for c in METHOD_COLUMNS if c in raw.columns]
+    try:
+        methods = parse_methods(
+            path,
+            raw.select("code", *method_columns).cast(pl.String).to_dicts() if method_columns else [],
+            set(nodes.filter(pl.col("is_leaf"))["code"].to_list()),
+        )
+    except MethodError as error:
+        raise FrameworkError(str(error)) from None
     return Framework(
         unit_type=match["unit_type"],
         edition=int(match["edition"]),
         source_file=path,
         version=f"{path.name}@{hashlib.sha256(content).hexdigest()[:12]}",
         nodes=nodes,
+        methods=methods,
     )
 
 

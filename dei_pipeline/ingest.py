@@ -45,6 +45,21 @@ from dei_pipeline.warehouse import TABLES
 
 EDITION_PATTERN = re.compile(r"^\d{4}$")
 UNIT_TYPE_BY_STEM: dict[str, str] = {"cities": "city", "counties": "county"}
+# A unit type's file holds either scores (cities.csv) or measurements in natural units
+# (cities_measurements.csv), which the scoring stage turns into scores (dei_pipeline/scoring/).
+MEASUREMENT_SUFFIX = "_measurements"
+VALUE_KINDS: tuple[str, ...] = ("score", "measurement")
+
+
+def stem_kind(stem: str) -> tuple[str, str] | None:
+    """(unit_type, value_kind) of a raw file's stem, or None when it is not a raw file's name."""
+    if stem in UNIT_TYPE_BY_STEM:
+        return UNIT_TYPE_BY_STEM[stem], "score"
+    if stem.endswith(MEASUREMENT_SUFFIX) and stem[: -len(MEASUREMENT_SUFFIX)] in UNIT_TYPE_BY_STEM:
+        return UNIT_TYPE_BY_STEM[stem[: -len(MEASUREMENT_SUFFIX)]], "measurement"
+    return None
+
+
 READERS_BY_SUFFIX: tuple[str, ...] = (".csv", ".parquet", ".xlsx")
 ID_COLUMNS: tuple[str, ...] = ("unit_code", "unit_name")
 # Byte-order marks, checked longest first; without one, UTF-8 is tried before GB18030.
@@ -93,6 +108,7 @@ class RawFile:
     path: Path
     relative_path: str
     content_hash: str
+    value_kind: str = "score"  # 'score' (0-100) or 'measurement' (natural units)
 
 
 @dataclass(frozen=True)
@@ -130,7 +146,7 @@ def _raw_paths(folder: Path) -> list[Path]:
     return sorted(
         path
         for path in folder.iterdir()
-        if path.stem in UNIT_TYPE_BY_STEM and path.suffix.lower() in READERS_BY_SUFFIX
+        if stem_kind(path.stem) is not None and path.suffix.lower() in READERS_BY_SUFFIX
     )
 
 
@@ -160,12 +176,13 @@ def edition_files(data_dir: Path, survey_year: int) -> list[RawFile]:
     paths = _raw_paths(folder)
     if not paths:
         raise IngestError(
-            f"{folder}: edition folder holds no raw file (expected cities.csv|.parquet|.xlsx and/or counties.*)"
+            f"{folder}: edition folder holds no raw file (expected cities.csv|.parquet|.xlsx and/or counties.*, "
+            "or cities_measurements.* / counties_measurements.*)"
         )
     by_type: dict[str, Path] = {}
     for path in paths:
         _check_regular_file(path, data_dir, root)
-        unit_type = UNIT_TYPE_BY_STEM[path.stem]
+        unit_type = _known_kind(path)[0]
         if unit_type in by_type:
             raise IngestError(
                 f"{folder}: two files for unit type '{unit_type}': {by_type[unit_type].name} and {path.name}"
@@ -178,9 +195,18 @@ def edition_files(data_dir: Path, survey_year: int) -> list[RawFile]:
             path=path,
             relative_path=path.relative_to(data_dir).as_posix(),
             content_hash=_content_hash(path, data_dir),
+            value_kind=_known_kind(path)[1],
         )
         for unit_type, path in sorted(by_type.items())
     ]
+
+
+def _known_kind(path: Path) -> tuple[str, str]:
+    """(unit_type, value_kind) of a path that :func:`_raw_paths` listed (so its stem is a raw file's)."""
+    kind = stem_kind(path.stem)
+    if kind is None:
+        raise IngestError(f"{path}: not a raw file's name")
+    return kind
 
 
 def _check_regular_file(path: Path, data_dir: Path, root: Path) -> None:
@@ -557,6 +583,7 @@ def to_long(raw_file: RawFile, wide: pl.DataFrame) -> pl.DataFrame:
             pl.lit(raw_file.unit_type).alias("unit_type"),
             pl.lit(raw_file.relative_path).alias("source_file"),
             pl.lit(raw_file.content_hash).alias("content_hash"),
+            pl.lit(raw_file.value_kind).alias("value_kind"),
         )
         .select(list(RAW_SCHEMA))
         .cast(RAW_SCHEMA)

@@ -54,6 +54,17 @@ PUBLISHED_EDITION = 2020
 CITY_EDITIONS: tuple[int, ...] = (2017, 2018, 2019, 2020)
 COUNTY_EDITIONS: tuple[int, ...] = (2019, 2020)
 UNIT_FILES: dict[str, str] = {"city": "cities.csv", "county": "counties.csv"}
+MEASUREMENT_FILES: dict[str, str] = {"city": "cities_measurements.csv", "county": "counties_measurements.csv"}
+# Editions and unit types written as measurements in natural units rather than scores: each measurement
+# is the affine (or, for a log indicator, log-affine) image of the calibrated score between the
+# indicator's goalposts in its framework file, so goalpost normalisation gives the score back.
+MEASUREMENT_EDITIONS: frozenset[tuple[str, int]] = frozenset({("city", PUBLISHED_EDITION)})
+MEASUREMENT_DECIMALS = 4
+# Outliers: (indicator, unit) -> measurement as a multiple of goal_high. Only a unit at the top goalpost
+# (score 100) can be an outlier without changing its score: winsorised to the next value, which is at
+# the goalpost too, it still scores 100, so the calibrated scores are untouched. 深圳 and 北京 both score
+# 100 in 驱动产业 (深圳's is a printed example); 深圳's revenue is put at six times the goalpost.
+OUTLIERS: dict[tuple[str, str], float] = {("industry_digital_driving", "440300"): 6.0}
 TOP_N = 10  # the paper's "Top10城市平均得分"
 
 # --- factor model priors (our choices, not published) ----------------------------------------------
@@ -795,6 +806,91 @@ def scores_csv(units: pl.DataFrame, layout: Layout, hundredths: np.ndarray) -> s
     return buffer.getvalue()
 
 
+def measurements_from_scores(scores: np.ndarray, methods: pl.DataFrame, codes: Sequence[str]) -> np.ndarray:
+    """(n, K) measurements whose goalpost normalisation is ``scores`` (n, K, 0-100): low + (high - low)
+    * s / 100, reversed for 'lower is better', on the log scale for a log indicator."""
+    method = {row["indicator_code"]: row for row in methods.iter_rows(named=True)}
+    out = np.empty_like(scores, dtype=float)
+    for k, code in enumerate(codes):
+        m = method[code]
+        if m["normalisation"] != "goalposts":
+            raise ValueError(f"{code}: the sample's measurements need goalposts normalisation")
+        low, high = m["goal_low"], m["goal_high"]
+        if m["log"]:
+            low, high = np.log(low), np.log(high)
+        frac = scores[:, k] / 100.0
+        value = high - (high - low) * frac if m["direction"] == "lower" else low + (high - low) * frac
+        out[:, k] = np.exp(value) if m["log"] else value
+    return out
+
+
+def goalpost_scores(values: np.ndarray, m: dict) -> np.ndarray:
+    """Goalpost normalisation of one indicator's measurements (the pipeline's rule, in numpy)."""
+    low, high = m["goal_low"], m["goal_high"]
+    if m["log"]:
+        values, low, high = np.log(values), np.log(low), np.log(high)
+    frac = (high - values) / (high - low) if m["direction"] == "lower" else (values - low) / (high - low)
+    return 100.0 * np.clip(frac, 0.0, 1.0)
+
+
+def blank_cells(
+    measurements: np.ndarray, scores: np.ndarray, methods: pl.DataFrame, layout: Layout, provinces: np.ndarray
+) -> list[tuple[int, int]]:
+    """One blank (missing) cell per indicator whose method imputes: the unit whose imputed score (peer
+    mean or median of the others' measurements, as the pipeline computes it) is closest to its
+    calibrated score, weighted by the indicator's effective weight, so that the composites move by
+    far less than their published precision."""
+    cells = []
+    for row in methods.filter(pl.col("imputation").is_in(["group_mean", "group_median"])).iter_rows(
+        named=True
+    ):
+        k = layout.codes.index(row["indicator_code"])
+        best: tuple[float, int] | None = None
+        for r in range(measurements.shape[0]):
+            peers = (
+                np.ones(measurements.shape[0], dtype=bool)
+                if row["peer_group"] == "all"
+                else provinces == provinces[r]
+            )
+            peers[r] = False
+            if not peers.any():
+                continue
+            values = measurements[peers, k]
+            imputed = np.median(values) if row["imputation"] == "group_median" else values.mean()
+            impact = layout.weights[k] * abs(goalpost_scores(np.array([imputed]), row)[0] - scores[r, k])
+            if best is None or impact < best[0]:
+                best = (impact, r)
+        if best is not None:
+            cells.append((best[1], k))
+    return cells
+
+
+def measurements_csv(
+    units: pl.DataFrame, layout: Layout, hundredths: np.ndarray, methods: pl.DataFrame, provinces: np.ndarray
+) -> str:
+    """The measurement file's text: header, one row per unit, MEASUREMENT_DECIMALS decimals, outliers
+    of OUTLIERS, and a blank cell per imputing indicator (see :func:`blank_cells`)."""
+    scores = hundredths / 100.0
+    values = np.round(measurements_from_scores(scores, methods, layout.codes), MEASUREMENT_DECIMALS)
+    method = {row["indicator_code"]: row for row in methods.iter_rows(named=True)}
+    codes = units["unit_code"].to_list()
+    for (code, unit_code), factor in OUTLIERS.items():
+        r, k = codes.index(unit_code), layout.codes.index(code)
+        if scores[r, k] != 100.0:
+            raise ValueError(f"outlier {code} of {unit_code}: its calibrated score is not 100")
+        values[r, k] = round(method[code]["goal_high"] * factor, MEASUREMENT_DECIMALS)
+    cells = np.char.mod(f"%.{MEASUREMENT_DECIMALS}f", values).astype(object)
+    for r, k in blank_cells(values, scores, methods, layout, provinces):
+        cells[r, k] = ""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["unit_code", "unit_name", *layout.codes])
+    writer.writerows(
+        [code, name, *row] for code, name, row in zip(codes, units["name_zh"], cells.tolist(), strict=True)
+    )
+    return buffer.getvalue()
+
+
 def _write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(text.encode("utf-8"))
@@ -884,13 +980,32 @@ def write_sample_data(data_dir: Path, seed: int = 2020) -> list[Path]:
             if (unit_type, edition) not in editions:
                 continue
             units, layout, hundredths = editions[(unit_type, edition)]
-            text = scores_csv(units, layout, hundredths)
-            path = _write(raw_dir / str(edition) / UNIT_FILES[unit_type], text)
+            framework = resolve_framework(data_dir, unit_type, edition)
+            measured = (unit_type, edition) in MEASUREMENT_EDITIONS
+            if measured:
+                if framework.methods is None:
+                    raise ValueError(f"{framework.source_file}: measurements need the method columns")
+                provinces = units.join(
+                    pl.read_csv(data_dir / "registry" / UNIT_FILES[unit_type], infer_schema=False).select(
+                        "unit_code", "province_code"
+                    ),
+                    on="unit_code",
+                    how="left",
+                )["province_code"].to_numpy()
+                text = measurements_csv(units, layout, hundredths, framework.methods, provinces)
+            else:
+                text = scores_csv(units, layout, hundredths)
+            names = (MEASUREMENT_FILES, UNIT_FILES) if measured else (UNIT_FILES, MEASUREMENT_FILES)
+            (raw_dir / str(edition) / names[1][unit_type]).unlink(missing_ok=True)  # one file per unit type
+            path = _write(raw_dir / str(edition) / names[0][unit_type], text)
             written.append(path)
             files.append(
                 {
                     "path": path.relative_to(raw_dir).as_posix(),
                     "unit_type": unit_type,
+                    "values": "measurements (natural units; goalposts in the framework file)"
+                    if measured
+                    else "scores (0-100)",
                     "units": units.height,
                     "indicators": len(layout.codes),
                     "framework": resolve_framework(data_dir, unit_type, edition).source_file.name,

@@ -38,8 +38,33 @@ class Reference:
     unit_names: pl.DataFrame  # unit_type, unit_code, name_zh
 
 
-def cells_schema(reference: Reference, score_min: float, score_max: float) -> pa.DataFrameSchema:
-    """The pandera schema of the long cell table (one row per unit and indicator)."""
+MEASUREMENT_RULE = (
+    "measurement is a number or blank (any sign and size; blank = missing; not text, NaN or infinite)"
+)
+
+
+def cells_schema(
+    reference: Reference, score_min: float, score_max: float, value_kind: str = "score"
+) -> pa.DataFrameSchema:
+    """The pandera schema of the long cell table (one row per unit and indicator). Scores are numbers
+    in [score_min, score_max]; measurements (``value_kind`` 'measurement') are numbers of any sign
+    and size, or blank (missing)."""
+    value_column = (
+        pa.Column(
+            VALID_SCHEMA["score"],
+            pa.Check.in_range(
+                score_min, score_max, error=f"score is a number in [{score_min:g}, {score_max:g}]"
+            ),
+            nullable=False,
+        )
+        if value_kind == "score"
+        else pa.Column(VALID_SCHEMA["score"], nullable=True)
+    )
+    readable = (
+        {"readable": pa.Column(bool, pa.Check.eq(True, error=MEASUREMENT_RULE), nullable=False)}
+        if value_kind == "measurement"
+        else {}
+    )
     all_leaves = sorted({code for codes in reference.leaf_codes.values() for code in codes})
     # Dtypes as the table has them; known_unit and name_matches are flags of the check, not table columns.
     return pa.DataFrameSchema(
@@ -57,13 +82,8 @@ def cells_schema(reference: Reference, score_min: float, score_max: float) -> pa
                 pa.Check.isin(all_leaves, error="column is an indicator of the edition's framework"),
                 nullable=False,
             ),
-            "score": pa.Column(
-                VALID_SCHEMA["score"],
-                pa.Check.in_range(
-                    score_min, score_max, error=f"score is a number in [{score_min:g}, {score_max:g}]"
-                ),
-                nullable=False,
-            ),
+            "score": value_column,
+            **readable,
             "known_unit": pa.Column(
                 bool, pa.Check.eq(True, error="unit_code is a unit of the registry"), nullable=False
             ),
@@ -81,8 +101,12 @@ def cells_schema(reference: Reference, score_min: float, score_max: float) -> pa
 
 def _prepared(cells: pl.DataFrame, reference: Reference) -> pl.DataFrame:
     trimmed = cells.with_columns(pl.col("unit_code", "unit_name", "raw_value").str.strip_chars())
+    value = pl.col("raw_value").cast(pl.Float64, strict=False)
     return trimmed.join(reference.unit_names, on=["unit_type", "unit_code"], how="left").with_columns(
-        pl.col("raw_value").cast(pl.Float64, strict=False).alias("score"),
+        value.alias("score"),
+        (pl.col("raw_value").fill_null("").eq("") | (value.is_not_null() & value.is_finite())).alias(
+            "readable"
+        ),
         pl.col("name_zh").is_not_null().alias("known_unit"),
         (pl.col("name_zh").is_null() | (pl.col("name_zh") == pl.col("unit_name"))).alias("name_matches"),
     )
@@ -115,6 +139,8 @@ def _failures_from_pandera(prepared: pl.DataFrame, errors: pa.errors.SchemaError
         .then(pl.col("unit_code"))
         .when(column == "name_matches")
         .then(pl.col("unit_name"))
+        .when(column == "readable")
+        .then(pl.col("raw_value"))
         .when(unknown_column)
         .then(pl.col("indicator_code"))
         .otherwise(pl.col("raw_value"))
@@ -130,6 +156,11 @@ def _failures_from_pandera(prepared: pl.DataFrame, errors: pa.errors.SchemaError
         .then(pl.concat_str(column, pl.lit(" is not empty")))
         .otherwise(check)
         .alias("rule"),
+        # The unit whose row holds the cell (not for a problem of the header), for the message.
+        pl.when(unknown_column)
+        .then(None)
+        .otherwise(pl.concat_str(pl.col("unit_code"), pl.lit(" "), pl.col("unit_name").fill_null("")))
+        .alias("unit"),
     )
 
 
@@ -161,15 +192,21 @@ def _missing_indicator_failures(prepared: pl.DataFrame, reference: Reference) ->
 
 
 def validate_cells(
-    cells: pl.DataFrame, reference: Reference, score_min: float = 0.0, score_max: float = 100.0
+    cells: pl.DataFrame,
+    reference: Reference,
+    score_min: float = 0.0,
+    score_max: float = 100.0,
+    value_kind: str = "score",
 ) -> pl.DataFrame:
-    """The validated indicator table, or :class:`IndicatorValidationError` listing every bad cell."""
+    """The validated indicator table, or :class:`IndicatorValidationError` listing every bad cell.
+    With ``value_kind`` 'measurement' the cells are measurements: ``score`` holds the measurement
+    (null where the cell is blank)."""
     prepared = _prepared(cells, reference)
     failures = _missing_indicator_failures(prepared, reference)
     try:
-        cells_schema(reference, score_min, score_max).validate(prepared, lazy=True)
+        cells_schema(reference, score_min, score_max, value_kind).validate(prepared, lazy=True)
     except pa.errors.SchemaErrors as errors:
-        failures = pl.concat([failures, _failures_from_pandera(prepared, errors)])
+        failures = pl.concat([failures, _failures_from_pandera(prepared, errors)], how="diagonal")
     # One row per bad cell (NaN breaks both "is a number" and the range; the first rule says it).
     failures = failures.unique(
         ["source_file", "line_number", "column_name"], keep="first", maintain_order=True
@@ -186,9 +223,12 @@ def validate_cells(
 
 
 def format_failures(failures: pl.DataFrame) -> str:
+    """One line per bad cell: file, line, column, value and rule, then the unit of the row when the
+    failures name it (column ``unit``)."""
     listed = failures.head(MAX_ERRORS_IN_MESSAGE).iter_rows(named=True)
     lines = [
         f"  {row['source_file']} line {row['line_number']}, column {row['column_name']}: value {shown(row['value'])} breaks rule: {row['rule']}"
+        + (f" (unit {row['unit'].strip()})" if row.get("unit") else "")
         for row in listed
     ]
     more = failures.height - MAX_ERRORS_IN_MESSAGE

@@ -121,6 +121,11 @@ TABLES: dict[str, Table] = {
                 _c("unit_name", "VARCHAR", "Unit name as written in the raw file"),
                 _c("indicator_code", "VARCHAR", "Column name in the raw file (a level-3 indicator code)"),
                 _c("raw_value", "VARCHAR", "Cell text as read"),
+                _c(
+                    "value_kind",
+                    "VARCHAR",
+                    "'score' (a 0-100 score, file <unit type>.csv) or 'measurement' (natural units, file <unit type>_measurements.csv, scored by marts.measurement_scores)",
+                ),
             ),
             key=("survey_year", "source_file", "line_number", "indicator_code"),
         ),
@@ -169,6 +174,113 @@ TABLES: dict[str, Table] = {
                 _c("n_units", "INTEGER", "Units in the file"),
             ),
             key=("survey_year", "unit_type"),
+        ),
+        # Measurements to scores (scoring/): every cell's path, and each indicator's treatment.
+        Table(
+            "marts.measurement_scores",
+            "Measurements to scores: for every edition, unit and indicator given as a measurement in natural units, the measurement, the imputed and treated values, how the cell was imputed or winsorised, the normalised score and the rule applied; the scores go on to core.indicator_scores",
+            (
+                YEAR,
+                UNIT_TYPE,
+                UNIT_CODE,
+                _c("indicator_code", "VARCHAR", "Level-3 indicator code of the edition's framework"),
+                _c("measure_unit", "VARCHAR", "Natural unit of the measurement (framework column unit)"),
+                _c(
+                    "measurement",
+                    "DOUBLE",
+                    "The measurement as read from the raw file; null where the cell is blank",
+                ),
+                _c(
+                    "unit_coverage",
+                    "DOUBLE",
+                    "Share of the unit's indicators measured in this edition (before imputation); below scoring.min_unit_coverage the unit is not scored",
+                ),
+                _c("imputed", "BOOLEAN", "True when the measurement was missing and imputed"),
+                _c(
+                    "imputation_rule",
+                    "VARCHAR",
+                    "How it was imputed: 'group_mean: province=44 (12 peers)', 'group_median: tier=tier2 (…)', 'previous: edition 2019'; null when not imputed",
+                ),
+                _c(
+                    "imputed_value",
+                    "DOUBLE",
+                    "The measurement, or the imputed value (natural units); null when missing",
+                ),
+                _c(
+                    "treated_value",
+                    "DOUBLE",
+                    "The value after outlier treatment, in natural units (a winsorised point takes its neighbour's value); on the log_CT scale when treatment_rule is 'log'",
+                ),
+                _c("treated", "BOOLEAN", "True when outlier treatment changed the value"),
+                _c(
+                    "treatment_rule",
+                    "VARCHAR",
+                    "'winsorised_high', 'winsorised_low' (JRC rule, scoring thresholds in settings.yaml), 'log' (the indicator still failed the rule after winsorisation: log_CT), or null",
+                ),
+                _c(
+                    "score",
+                    "DOUBLE",
+                    "Normalised score in [scores.min, scores.max] (0-100), full precision; null when not scored",
+                ),
+                _c(
+                    "normalisation_rule",
+                    "VARCHAR",
+                    "The normalisation applied, with its goalposts or target, scale and direction, e.g. 'goalposts [20, 95], higher is better'",
+                ),
+                _c(
+                    "status",
+                    "VARCHAR",
+                    "'scored', 'missing' (blank and not imputed: the aggregation's missing rule applies) or 'unit_below_coverage' (the unit is not scored)",
+                ),
+                _c("source_file", "VARCHAR", "Raw file the measurement came from"),
+                _c("line_number", "BIGINT", "Line of the unit's row in the raw file"),
+            ),
+            key=("survey_year", "unit_type", "unit_code", "indicator_code"),
+        ),
+        Table(
+            "marts.measurement_summary",
+            "Measurements to scores, per indicator: coverage, skewness and kurtosis before and after outlier treatment, and how many points were winsorised, imputed or left missing",
+            (
+                YEAR,
+                UNIT_TYPE,
+                _c("indicator_code", "VARCHAR", "Level-3 indicator code of the edition's framework"),
+                _c("n_units", "INTEGER", "Units of the edition's measurement file"),
+                _c("n_measured", "INTEGER", "Units with a measurement (not blank)"),
+                _c("coverage", "DOUBLE", "n_measured / n_units"),
+                _c("n_imputed", "INTEGER", "Cells imputed"),
+                _c("n_missing", "INTEGER", "Cells blank and not imputed (no score)"),
+                _c(
+                    "n_below_coverage",
+                    "INTEGER",
+                    "Cells of units below scoring.min_unit_coverage (not scored)",
+                ),
+                _c("n_winsorised", "INTEGER", "Points winsorised by the JRC rule"),
+                _c(
+                    "log_transformed",
+                    "BOOLEAN",
+                    "True when the indicator still failed the rule after winsorisation and was log-transformed (log_CT)",
+                ),
+                _c(
+                    "skewness_before",
+                    "DOUBLE",
+                    "Skewness before treatment (COINr/e1071 type 2; on the log scale for a log indicator)",
+                ),
+                _c("kurtosis_before", "DOUBLE", "Excess kurtosis before treatment (COINr/e1071 type 2)"),
+                _c("skewness_after", "DOUBLE", "Skewness after treatment"),
+                _c("kurtosis_after", "DOUBLE", "Excess kurtosis after treatment"),
+                _c(
+                    "outliers_before",
+                    "BOOLEAN",
+                    "True when |skewness| > skew_threshold and kurtosis > kurtosis_threshold before treatment",
+                ),
+                _c("treatment", "VARCHAR", "The indicator's treatment: 'none' or 'winsorise'"),
+                _c(
+                    "normalisation_rule",
+                    "VARCHAR",
+                    "The normalisation applied (as in marts.measurement_scores)",
+                ),
+            ),
+            key=("survey_year", "unit_type", "indicator_code"),
         ),
         # Dimensions (dimensions.py): the labels of the codes the facts carry, from data/registry,
         # data/method/tiers.csv and data/frameworks, so that a dashboard joins instead of hard-coding them.
@@ -1021,6 +1133,8 @@ GRAIN: dict[str, str] = {
     "marts.dim_region_member": "edition, region and listed member",
     "marts.dim_indicator": "edition, unit type and indicator node (the composite included)",
     "marts.framework": "edition, unit type and indicator node (levels 1-3)",
+    "marts.measurement_scores": "edition, unit and indicator given as a measurement",
+    "marts.measurement_summary": "edition, unit type and indicator given as measurements",
     "marts.subindex_scores": "edition, unit and indicator node (the composite included)",
     "marts.city_index": "edition and scored city",
     "marts.county_index": "edition and scored county unit",
@@ -1061,6 +1175,7 @@ _UNIT_TABLES = (
     "marts.audit_units",
     "marts.unit_profile",
     "marts.dim_region_member",
+    "marts.measurement_scores",
 )
 _NODE_TABLES = (
     "marts.framework",
@@ -1077,6 +1192,10 @@ FOREIGN_KEYS: tuple[ForeignKey, ...] = (
     *(_references(table, "marts.dim_indicator", *_EDITION_NODE) for table in _NODE_TABLES),
     _references(
         "marts.framework", "marts.dim_indicator", "survey_year", "unit_type", "parent_code=node_code"
+    ),
+    *(
+        _references(table, "marts.dim_indicator", "survey_year", "unit_type", "indicator_code=node_code")
+        for table in ("marts.measurement_scores", "marts.measurement_summary")
     ),
     *(
         _references(table, "marts.dim_tier", f"{column}=tier_code")

@@ -7,6 +7,7 @@ from dei_pipeline.analysis.attribution import COMPARABLE, NOT_COMPARABLE, attrib
 from dei_pipeline.config import REPO_ROOT
 from dei_pipeline.frameworks import resolve_framework
 from dei_pipeline.scalars import number
+from dei_pipeline_tests.sample_scores import leaf_scores
 
 DATA = REPO_ROOT / "data"
 
@@ -183,10 +184,7 @@ def test_on_the_sample_contributions_add_up_exactly_at_every_level() -> None:
     nodes = resolve_framework(DATA, "city", 2020).nodes
 
     def edition(year: int) -> pl.DataFrame:
-        wide = pl.read_csv(DATA / f"raw/{year}/cities.csv", schema_overrides={"unit_code": pl.String})
-        return wide.drop("unit_name").unpivot(
-            index="unit_code", variable_name="indicator_code", value_name="score"
-        )
+        return leaf_scores("city", year)
 
     rows = attribute_changes(edition(2020), edition(2019), nodes, nodes)
     assert rows["unit_code"].n_unique() == 113  # the returning cities

@@ -33,6 +33,7 @@ from dei_pipeline_tests.bad_inputs import (
     line_of,
 )
 from dei_pipeline_tests.conftest import copy_data_dir, dei
+from dei_pipeline_tests.sample_scores import as_score_file
 
 GOOD_EDITIONS = ("2019", "2020")
 
@@ -75,6 +76,7 @@ def run_job(
 def good_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("good")
     copy_data_dir(root / "data", tuple(int(k) for k in GOOD_EDITIONS))
+    as_score_file(root / "data")  # the cases below are about score files
     assert run_job(root, GOOD_EDITIONS).success
     return root
 
@@ -179,6 +181,7 @@ def test_a_damaged_byte_is_reported_at_its_line_and_byte_offset(
     encoding: str, data_dir_factory: Callable[..., Path]
 ) -> None:
     data_dir = data_dir_factory((2020,))
+    as_score_file(data_dir)
     line = line_of(data_dir, CITIES, "杭州")
     offset = damaged_offset(
         (data_dir / CITIES).read_text(encoding="utf-8").encode(encoding), "杭州", encoding

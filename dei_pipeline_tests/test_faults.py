@@ -56,12 +56,12 @@ def city_scores(path: Path) -> dict[str, float]:
 
 
 def lower_shanghai(data_dir: Path) -> None:
-    """An analyst's correction: one indicator of 上海 in 2020 drops to 0."""
-    path = data_dir / "raw/2020/cities.csv"
+    """An analyst's correction: 上海's open data sets in 2020 drop to the bottom goalpost (score 0)."""
+    path = data_dir / "raw/2020/cities_measurements.csv"
     table = pl.read_csv(path, infer_schema=False)
     table.with_columns(
         pl.when(pl.col("unit_name") == "上海")
-        .then(pl.lit("0.00"))
+        .then(pl.lit("5.0000"))
         .otherwise(pl.col("infra_data_open"))
         .alias("infra_data_open")
     ).write_csv(path)

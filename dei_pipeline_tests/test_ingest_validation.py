@@ -59,12 +59,12 @@ def test_edition_keys_are_four_digit_years(key: str) -> None:
 
 
 def test_csv_cells_keep_file_hash_and_line(data_dir_factory: Callable[..., Path]) -> None:
-    data_dir = data_dir_factory((2020,))
-    ingested = ingest_edition(data_dir, 2020)
+    data_dir = data_dir_factory((2019,))
+    ingested = ingest_edition(data_dir, 2019)
     cells, files = ingested.cells, ingested.files
-    assert [f.relative_path for f in files] == ["raw/2020/cities.csv", "raw/2020/counties.csv"]
+    assert [f.relative_path for f in files] == ["raw/2019/cities.csv", "raw/2019/counties.csv"]
     assert all(len(f.content_hash) == 64 for f in files)
-    first_city = pl.read_csv(data_dir / "raw/2020/cities.csv", infer_schema=False).row(0, named=True)
+    first_city = pl.read_csv(data_dir / "raw/2019/cities.csv", infer_schema=False).row(0, named=True)
     row = cells.filter(
         (pl.col("line_number") == 2)
         & (pl.col("unit_type") == "city")
@@ -72,26 +72,26 @@ def test_csv_cells_keep_file_hash_and_line(data_dir_factory: Callable[..., Path]
     )
     assert row["unit_code"][0] == first_city["unit_code"]
     assert row["raw_value"][0] == first_city["infra_data_open"]
-    assert cells.height == 148 * 46 + 100 * 32
+    assert cells.height == 113 * 46 + 100 * 32
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".xlsx"])
 def test_parquet_and_excel_give_the_same_validated_scores(
     data_dir_factory: Callable[..., Path], suffix: str
 ) -> None:
-    data_dir = data_dir_factory((2020,))
-    expected = validate_cells(ingest_edition(data_dir, 2020).cells, reference(data_dir, 2020))
-    csv_path = data_dir / "raw/2020/cities.csv"
+    data_dir = data_dir_factory((2019,))
+    expected = validate_cells(ingest_edition(data_dir, 2019).cells, reference(data_dir, 2019))
+    csv_path = data_dir / "raw/2019/cities.csv"
     table = pl.read_csv(csv_path, schema_overrides={"unit_code": pl.String, "unit_name": pl.String})
     if suffix == ".parquet":
         table.write_parquet(csv_path.with_suffix(suffix))
     else:
         write_xlsx(table, csv_path.with_suffix(suffix))
     csv_path.unlink()
-    ingested = ingest_edition(data_dir, 2020)
+    ingested = ingest_edition(data_dir, 2019)
     cells, files = ingested.cells, ingested.files
-    assert files[0].relative_path == f"raw/2020/cities{suffix}"
-    got = validate_cells(cells, reference(data_dir, 2020))
+    assert files[0].relative_path == f"raw/2019/cities{suffix}"
+    got = validate_cells(cells, reference(data_dir, 2019))
     key = ["unit_type", "unit_code", "indicator_code"]
     joined = expected.join(got, on=key, suffix="_new")
     assert joined.height == expected.height
@@ -136,17 +136,17 @@ def test_a_damaged_workbook_is_a_file_error(tmp_path: Path, damage: Callable[[by
 
 
 def test_two_files_for_one_unit_type_are_refused(data_dir_factory: Callable[..., Path]) -> None:
-    data_dir = data_dir_factory((2020,))
-    pl.read_csv(data_dir / "raw/2020/cities.csv").write_parquet(data_dir / "raw/2020/cities.parquet")
+    data_dir = data_dir_factory((2019,))
+    pl.read_csv(data_dir / "raw/2019/cities.csv").write_parquet(data_dir / "raw/2019/cities.parquet")
     with pytest.raises(IngestError, match="two files for unit type 'city': cities.csv and cities.parquet"):
-        edition_files(data_dir, 2020)
+        edition_files(data_dir, 2019)
 
 
 def test_bad_cells_are_all_reported_with_file_line_column_value_rule(
     data_dir_factory: Callable[..., Path],
 ) -> None:
-    data_dir = data_dir_factory((2020,))
-    path = data_dir / "raw/2020/cities.csv"
+    data_dir = data_dir_factory((2019,))
+    path = data_dir / "raw/2019/cities.csv"
     lines = path.read_text(encoding="utf-8").splitlines()
     header = lines[0].split(",")
     column = header.index("infra_network_mobile")
@@ -159,18 +159,18 @@ def test_bad_cells_are_all_reported_with_file_line_column_value_rule(
     lines[4] = ",".join(row5)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(IndicatorValidationError) as error:
-        validate_cells(ingest_edition(data_dir, 2020).cells, reference(data_dir, 2020))
+        validate_cells(ingest_edition(data_dir, 2019).cells, reference(data_dir, 2019))
     message = str(error.value)
     assert (
-        "raw/2020/cities.csv line 3, column infra_network_mobile: value 'N/A' breaks rule: score is a number"
+        "raw/2019/cities.csv line 3, column infra_network_mobile: value 'N/A' breaks rule: score is a number"
         in message
     )
     assert (
-        "raw/2020/cities.csv line 5, column infra_network_mobile: value '100.5' breaks rule: score is a number in [0, 100]"
+        "raw/2019/cities.csv line 5, column infra_network_mobile: value '100.5' breaks rule: score is a number in [0, 100]"
         in message
     )
     assert (
-        "raw/2020/cities.csv line 5, column unit_name: value '不是这个城市' breaks rule: unit_name matches the registry name"
+        "raw/2019/cities.csv line 5, column unit_name: value '不是这个城市' breaks rule: unit_name matches the registry name"
         in message
     )
     assert error.value.failures.height == 3
@@ -185,18 +185,36 @@ def test_bad_cells_are_all_reported_with_file_line_column_value_rule(
 
 
 def test_missing_and_unknown_indicator_columns(data_dir_factory: Callable[..., Path]) -> None:
-    data_dir = data_dir_factory((2020,))
-    path = data_dir / "raw/2020/counties.csv"
+    data_dir = data_dir_factory((2019,))
+    path = data_dir / "raw/2019/counties.csv"
     table = pl.read_csv(path, infer_schema=False).rename({"infra_ops_mechanism": "infra_ops_mechanisms"})
     table.write_csv(path)
     with pytest.raises(IndicatorValidationError) as error:
-        validate_cells(ingest_edition(data_dir, 2020).cells, reference(data_dir, 2020))
+        validate_cells(ingest_edition(data_dir, 2019).cells, reference(data_dir, 2019))
     message = str(error.value)
     assert (
-        "raw/2020/counties.csv line 1, column infra_ops_mechanism: value '' breaks rule: every indicator of the edition's framework has a column"
+        "raw/2019/counties.csv line 1, column infra_ops_mechanism: value '' breaks rule: every indicator of the edition's framework has a column"
         in message
     )
     assert (
         "column infra_ops_mechanisms" in message
         and "column is an indicator of the edition's framework" in message
     )
+
+
+def test_an_edition_mixes_measurement_and_score_files(data_dir_factory: Callable[..., Path]) -> None:
+    data_dir = data_dir_factory((2020,))
+    files = edition_files(data_dir, 2020)
+    assert [(f.relative_path, f.value_kind) for f in files] == [
+        ("raw/2020/cities_measurements.csv", "measurement"),
+        ("raw/2020/counties.csv", "score"),
+    ]
+    cells = ingest_edition(data_dir, 2020).cells
+    kinds = dict(cells.group_by("unit_type").agg(pl.col("value_kind").unique().first()).iter_rows())
+    assert kinds == {"city": "measurement", "county": "score"}
+    # A blank measurement is kept as an empty cell (missing), for the scoring stage to impute or not.
+    assert cells.filter(pl.col("value_kind") == "measurement")["raw_value"].fill_null("").eq("").sum() == 3
+    # Scores and measurements of one unit type in one edition: refused.
+    (data_dir / "raw/2020/cities.csv").write_text("unit_code,unit_name\n", encoding="utf-8")
+    with pytest.raises(IngestError, match="two files for unit type 'city'"):
+        edition_files(data_dir, 2020)

@@ -85,6 +85,31 @@ def test_every_published_2020_figure_is_reproduced_from_the_sample(sample: Proje
         assert statements[statement] == "match", statement
 
 
+def test_the_2020_cities_are_scored_from_measurements_through_the_scoring_marts(sample: Project) -> None:
+    cells = sample.table("marts.measurement_scores")
+    # Only the 2020 cities are given as measurements: every cell has its path, and every score goes on.
+    assert cells.select("survey_year", "unit_type").unique().rows() == [(2020, "city")]
+    assert cells.height == 148 * 46 and (cells["status"] == "scored").all()
+    assert cells["imputed"].sum() == 3 and cells["treated"].sum() == 1
+    treated = cells.filter(pl.col("treated")).row(0, named=True)
+    assert (treated["unit_code"], treated["measurement"], treated["treated_value"], treated["score"]) == (
+        "440300",
+        1800.0,
+        300.0,
+        100.0,
+    )
+    scores = sample.table("core.indicator_scores", 2020).filter(pl.col("unit_type") == "city")
+    joined = scores.join(cells, on=["unit_code", "indicator_code"], suffix="_measured")
+    assert joined.height == 148 * 46 and (joined["score"] == joined["score_measured"]).all()
+    summary = sample.table("marts.measurement_summary", 2020)
+    assert summary.height == 46
+    driving = summary.filter(pl.col("indicator_code") == "industry_digital_driving").row(0, named=True)
+    assert driving["n_winsorised"] == 1 and driving["outliers_before"]
+    assert driving["skewness_before"] > 2 and driving["kurtosis_before"] > 3.5
+    assert driving["skewness_after"] < 2
+    assert summary["n_imputed"].sum() == 3
+
+
 def test_city_index_2020_matches_the_white_paper(sample: Project) -> None:
     index = sample.table("marts.city_index", 2020)
     top = index.sort("rank").head(3)
@@ -226,12 +251,12 @@ def test_rerun_is_idempotent_and_touches_only_its_edition(pipeline: Pipeline) ->
     after = pipeline.snapshot()
     for name in before:
         assert before[name].equals(after[name]), name
-    # Change one 2020 score; a rerun of 2020 changes 2020 and leaves 2019 byte-identical.
-    path = pipeline.data_dir / "raw/2020/cities.csv"
+    # Change one 2020 measurement; a rerun of 2020 changes 2020 and leaves 2019 byte-identical.
+    path = pipeline.data_dir / "raw/2020/cities_measurements.csv"
     table = pl.read_csv(path, infer_schema=False)
     table = table.with_columns(
         pl.when(pl.col("unit_name") == "上海")
-        .then(pl.lit("0.00"))
+        .then(pl.lit("5.0000"))
         .otherwise(pl.col("infra_data_open"))
         .alias("infra_data_open")
     )
@@ -275,7 +300,7 @@ def test_partial_rerun_of_the_rollups_after_a_gdp_fix(pipeline: Pipeline) -> Non
 def test_bad_input_fails_the_run_and_keeps_the_last_good_data(pipeline: Pipeline) -> None:
     pipeline.materialize("2020")
     before = pipeline.snapshot(2020)
-    path = pipeline.data_dir / "raw/2020/cities.csv"
+    path = pipeline.data_dir / "raw/2020/cities_measurements.csv"
     table = pl.read_csv(path, infer_schema=False)
     table.with_columns(
         pl.when(pl.col("unit_name") == "杭州")
@@ -286,14 +311,14 @@ def test_bad_input_fails_the_run_and_keeps_the_last_good_data(pipeline: Pipeline
     result = pipeline.materialize("2020", raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    assert failure.step_key == "indicator_scores"
+    assert failure.step_key == "measurement_scores"
     user_failure = failure.step_failure_data.user_failure_data
     assert user_failure is not None and user_failure.description is not None
     description = user_failure.description
     line = 2 + table["unit_name"].to_list().index("杭州")
     assert (
-        f"raw/2020/cities.csv line {line}, column infra_data_open: value '—' breaks rule: score is a number"
-        in description
+        f"raw/2020/cities_measurements.csv line {line}, column infra_data_open: value '—' breaks rule: "
+        "measurement is a number or blank" in description
     )
     after = pipeline.snapshot(2020)
     for name in before:

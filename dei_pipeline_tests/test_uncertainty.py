@@ -40,6 +40,7 @@ from dei_pipeline.composite import rank_units
 from dei_pipeline.config import REPO_ROOT, MethodSettings, TieMethod, UncertaintySettings, load_settings
 from dei_pipeline.frameworks import resolve_framework
 from dei_pipeline.tiers import load_tiers
+from dei_pipeline_tests.sample_scores import leaf_scores
 from dei_pipeline_tests.test_aggregation import (
     FIVE,
     NODES,
@@ -155,10 +156,7 @@ def test_nominal_draw_reproduces_the_pipeline_aggregation_on_an_unbalanced_tree(
 
 def test_nominal_draw_reproduces_the_published_2020_composites() -> None:
     framework = resolve_framework(DATA, "city", 2020)
-    wide = pl.read_csv(DATA / "raw/2020/cities.csv", schema_overrides={"unit_code": pl.String})
-    scores = wide.drop("unit_name").unpivot(
-        index="unit_code", variable_name="indicator_code", value_name="score"
-    )
+    scores = leaf_scores("city", 2020)
     composites = aggregate_tiers(scores, framework.nodes).filter(pl.col("level") == 0).sort("unit_code")
     problem = ranking_problem(
         scores, framework.nodes, ranked(composites["unit_code"].to_list()), load_settings(DATA), 0.01
@@ -417,10 +415,7 @@ def test_geometric_draws_put_the_unit_with_a_zero_last() -> None:
 
 def test_without_uncertainty_every_draw_is_the_published_index() -> None:
     framework = resolve_framework(DATA, "city", 2020)
-    wide = pl.read_csv(DATA / "raw/2020/cities.csv", schema_overrides={"unit_code": pl.String})
-    scores = wide.drop("unit_name").unpivot(
-        index="unit_code", variable_name="indicator_code", value_name="score"
-    )
+    scores = leaf_scores("city", 2020)
     composites = (
         aggregate_tiers(scores, framework.nodes).filter(pl.col("level") == 0).select("unit_code", "score")
     )

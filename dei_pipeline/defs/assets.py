@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import dagster as dg
 import polars as pl
 
-from dei_pipeline import aggregation, comparisons, composite, ingest, rollups, validation
+from dei_pipeline import aggregation, comparisons, composite, ingest, rollups, scoring, validation
 from dei_pipeline import (
     frameworks as frameworks_module,
 )
@@ -56,6 +56,7 @@ from dei_pipeline.rollups import (
     region_tier_mix as region_tier_mix_rows,
 )
 from dei_pipeline.scalars import number_or_none
+from dei_pipeline.scoring.stage import score_measurements, summarise
 from dei_pipeline.validation import IndicatorValidationError, Reference, validate_cells
 from dei_pipeline.warehouse import TABLES, edition_units, editions_in, read_table, replace_editions
 
@@ -270,6 +271,211 @@ def _fail_with_quarantine(
     )
 
 
+# -------------------------------------------------------------------------------------- scoring
+
+
+def _measurement_failures(
+    cells: pl.DataFrame, frameworks: Mapping[str, Any], year: int
+) -> IndicatorValidationError | None:
+    """What the scoring stage needs beyond valid cells: a method for every indicator of a
+    measurement file, and positive measurements where an indicator is normalised on a log scale."""
+    rows = []
+    for unit_type, fw in frameworks.items():
+        source = cells.filter(pl.col("unit_type") == unit_type)
+        if fw.methods is None:
+            unmethodical = fw.leaf_codes
+        else:
+            unmethodical = fw.methods.filter(pl.col("normalisation").is_null())["indicator_code"].to_list()
+        rows += [
+            {
+                "survey_year": year,
+                "source_file": source["source_file"][0],
+                "line_number": 1,
+                "column_name": code,
+                "value": "",
+                "rule": f"a measured indicator has a normalisation in its framework file {fw.source_file.name} "
+                "(method columns, data/frameworks/README.md)",
+                "unit": None,
+            }
+            for code in unmethodical
+        ]
+        if fw.methods is not None:
+            logged = fw.methods.filter(pl.col("log"))["indicator_code"].to_list()
+            bad = source.filter(pl.col("indicator_code").is_in(logged) & (pl.col("score") <= 0))
+            rows += [
+                {
+                    "survey_year": year,
+                    "source_file": r["source_file"],
+                    "line_number": r["line_number"],
+                    "column_name": r["indicator_code"],
+                    "value": repr(r["score"]),
+                    "rule": "measurement is > 0 (the indicator is normalised on a log scale)",
+                    "unit": r["unit_code"],
+                }
+                for r in bad.iter_rows(named=True)
+            ]
+    if not rows:
+        return None
+    failures = pl.DataFrame(rows, schema={**QUARANTINE_SCHEMA, "unit": pl.String()})
+    return IndicatorValidationError(
+        validation.format_failures(failures), failures.select(list(QUARANTINE_SCHEMA))
+    )
+
+
+def _peers(registry: Any, city_tiers: pl.DataFrame, editions: list[int]) -> pl.DataFrame:
+    """Each unit's peer groups per edition: province and county kind from the registry, and the city
+    tier of the latest earlier edition in the warehouse (a tier is a result of the scores being made,
+    so the edition's own tier cannot be a peer group of its imputation)."""
+    units_frame = pl.concat(
+        [
+            registry.cities.select(
+                pl.lit("city").alias("unit_type"),
+                "unit_code",
+                pl.col("province_code").alias("province"),
+                pl.lit(None, pl.String).alias("county_kind"),
+            ),
+            registry.counties.select(
+                pl.lit("county").alias("unit_type"),
+                "unit_code",
+                pl.col("province_code").alias("province"),
+                pl.col("kind").alias("county_kind"),
+            ),
+        ]
+    )
+    editions_frame = pl.DataFrame({"survey_year": editions}, schema={"survey_year": pl.Int32})
+    tiers = (
+        editions_frame.join(city_tiers.rename({"survey_year": "tier_year"}), how="cross")
+        .filter(pl.col("tier_year") < pl.col("survey_year"))
+        .sort("tier_year")
+        .group_by("survey_year", "unit_code")
+        .agg(pl.col("tier").last())
+        .with_columns(pl.lit("city").alias("unit_type"))
+    )
+    return editions_frame.join(units_frame, how="cross").join(
+        tiers, on=["survey_year", "unit_type", "unit_code"], how="left"
+    )
+
+
+def _methods(frameworks: Mapping[str, Any]) -> pl.DataFrame:
+    return pl.concat(
+        [
+            fw.methods.with_columns(pl.lit(unit_type).alias("unit_type"))
+            for unit_type, fw in frameworks.items()
+            if fw.methods is not None
+        ]
+    )
+
+
+# Scores made from measurements, between the raw files and the validated scores.
+@mart_asset(
+    "marts.measurement_scores",
+    "scoring",
+    uses=[scoring, validation],
+    kinds={"polars", "pandera", "duckdb"},
+    deps=[raw_scores, FRAMEWORKS, REGISTRY, SETTINGS],
+)
+def measurement_scores(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Measurements in natural units (data/raw/<edition>/<unit type>_measurements.csv) to scores:
+    validated like scores (any sign and size, blank = missing; bad cells go to core.quarantine, naming
+    file, line, unit, column, value and rule), then per indicator, as its framework file says:
+    minimum unit coverage, imputation (peer-group mean or median, or the previous edition's value),
+    outlier treatment (the JRC winsorisation rule) and normalisation (min-max, goalposts, z-score,
+    percentile rank, distance to a target; direction; log scale). Every cell's path is a row."""
+    editions = partition_editions(context)
+    settings, registry = warehouse.settings(), warehouse.registry()
+    unit_names = units(registry).select("unit_type", "unit_code", "name_zh")
+    measured, failures, methods = [], {}, []
+    with warehouse.connection() as con:
+        for year in editions:
+            cells = read_table(con, "staging.raw_scores", [year], where={"value_kind": ["measurement"]})
+            if not cells.height:
+                continue
+            frameworks = {ut: warehouse.framework(ut, year) for ut in sorted(cells["unit_type"].unique())}
+            reference = Reference({ut: fw.leaf_codes for ut, fw in frameworks.items()}, unit_names)
+            try:
+                valid = validate_cells(
+                    cells, reference, settings.score_min, settings.score_max, "measurement"
+                )
+            except IndicatorValidationError as error:
+                failures[year] = error
+                continue
+            problem = _measurement_failures(valid, frameworks, year)
+            if problem is not None:
+                failures[year] = problem
+                continue
+            measured.append(valid.rename({"score": "measurement"}))
+            methods.append(_methods(frameworks).with_columns(pl.lit(year, pl.Int32).alias("survey_year")))
+        if failures:
+            _fail_with_quarantine(con, failures, "Validation of measurements")
+        if measured:
+            cells = pl.concat(measured)
+            earlier = read_table(con, "marts.measurement_scores").filter(
+                ~pl.col("survey_year").is_in(editions)
+            )
+            history = earlier.select("survey_year", "unit_type", "unit_code", "indicator_code", "measurement")
+            city_tiers = read_table(con, "marts.city_index").select("survey_year", "unit_code", "tier")
+            rows = pl.concat(
+                [
+                    score_measurements(
+                        cells.filter(pl.col("survey_year") == year),
+                        edition_methods.drop("survey_year"),
+                        _peers(registry, city_tiers, [year]),
+                        pl.concat(
+                            [history, cells.filter(pl.col("survey_year") < year).select(history.columns)]
+                        ),
+                        settings.scoring.rule(settings.score_min, settings.score_max),
+                    )
+                    for year, edition_methods in zip(
+                        [int(m["survey_year"][0]) for m in methods], methods, strict=True
+                    )
+                ]
+            )
+        else:
+            rows = TABLES["marts.measurement_scores"].empty()
+        replace_editions(con, "marts.measurement_scores", rows, editions)
+    counts = (
+        {s: n for s, n in rows.group_by("status").len().sort("status").iter_rows()} if rows.height else {}
+    )
+    return written(
+        "marts.measurement_scores",
+        rows,
+        editions,
+        status_counts=dg.MetadataValue.json(counts),
+        imputed=int(rows["imputed"].sum()) if rows.height else 0,
+        winsorised=int(rows["treatment_rule"].is_in(["winsorised_high", "winsorised_low"]).sum())
+        if rows.height
+        else 0,
+    )
+
+
+@mart_asset(
+    "marts.measurement_summary",
+    "scoring",
+    uses=[scoring],
+    kinds={"polars", "duckdb"},
+    deps=[measurement_scores, FRAMEWORKS, SETTINGS],
+)
+def measurement_summary(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Per edition and indicator given as measurements: coverage, skewness and kurtosis before and
+    after treatment, points winsorised, imputed and left missing."""
+    editions = partition_editions(context)
+    settings = warehouse.settings()
+    frames = []
+    with warehouse.connection() as con:
+        scored = read_table(con, "marts.measurement_scores", editions)
+        for (year, unit_type), cells in scored.group_by("survey_year", "unit_type", maintain_order=True):
+            fw = warehouse.framework(str(unit_type), int(year))
+            methods = _methods({str(unit_type): fw})
+            frames.append(summarise(cells, methods, settings.scoring.rule(0, 100).treatment))
+        rows = TABLES["marts.measurement_summary"].conform(frames)
+        replace_editions(con, "marts.measurement_summary", rows, editions)
+    return written("marts.measurement_summary", rows, editions)
+
+
 # ----------------------------------------------------------------------------------- validation
 
 
@@ -278,7 +484,7 @@ def _fail_with_quarantine(
     "validation",
     uses=[validation, rollups],
     kinds={"pandera", "duckdb"},
-    deps=[raw_scores, FRAMEWORKS, REGISTRY, CITY_GDP, SETTINGS],
+    deps=[raw_scores, measurement_scores, FRAMEWORKS, REGISTRY, CITY_GDP, SETTINGS],
 )
 def indicator_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Validated level-3 scores in long form (survey_year, unit_type, unit_code, indicator_code,
@@ -294,12 +500,31 @@ def indicator_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         for year in editions:
             cells = read_table(con, "staging.raw_scores", [year])
             frameworks = {ut: warehouse.framework(ut, year) for ut in sorted(cells["unit_type"].unique())}
-            reference = Reference({ut: fw.leaf_codes for ut, fw in frameworks.items()}, unit_names)
+            score_cells = cells.filter(pl.col("value_kind").fill_null("score") == "score")
+            reference = Reference(
+                {ut: frameworks[ut].leaf_codes for ut in sorted(score_cells["unit_type"].unique())},
+                unit_names,
+            )
             try:
-                validated.append(validate_cells(cells, reference, settings.score_min, settings.score_max))
+                if score_cells.height:
+                    validated.append(
+                        validate_cells(score_cells, reference, settings.score_min, settings.score_max)
+                    )
             except IndicatorValidationError as error:
                 failures[year] = error
                 continue
+            # Unit types given as measurements: the scores the scoring stage made of them.
+            measured_types = sorted(set(cells["unit_type"].unique()) - set(score_cells["unit_type"].unique()))
+            validated.append(
+                read_table(
+                    con,
+                    "marts.measurement_scores",
+                    [year],
+                    where={"status": ["scored"], "unit_type": measured_types or [""]},
+                )
+                .select(list(validation.VALID_SCHEMA))
+                .cast(validation.VALID_SCHEMA)
+            )
             sources.append(
                 cells.group_by("survey_year", "unit_type", "source_file", "content_hash")
                 .agg(pl.col("unit_code").n_unique().cast(pl.Int32).alias("n_units"))
@@ -832,6 +1057,8 @@ def _check_evaluation(check_name: str, rows: pl.DataFrame, year: int) -> dg.Asse
 # serving snapshot) are built over these and the analysis marts in exports.py.
 reconciliation = reconciliation_asset(DEFAULT_EDITIONS)
 MART_ASSETS = [
+    measurement_scores,
+    measurement_summary,
     framework,
     subindex_scores,
     city_index,
