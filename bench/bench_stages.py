@@ -34,10 +34,10 @@ from harness import in_rounds, part_arguments, print_table, ratio, repeats_setti
 
 from dei_pipeline.aggregation import aggregate_tiers, batches_by_framework, composite_scores
 from dei_pipeline.comparisons import cohort_summary, previous_editions, tier_summary, unit_changes
-from dei_pipeline.composite import city_index, county_index
 from dei_pipeline.config import MethodSettings, MissingRule, load_settings
 from dei_pipeline.frameworks import Framework, resolve_framework
 from dei_pipeline.ingest import ingest_edition, list_editions
+from dei_pipeline.ranking import city_index, county_index
 from dei_pipeline.registry import Registry, load_registry, units
 from dei_pipeline.rollups import gdp_years_for, region_rollup, region_tier_mix
 from dei_pipeline.scalars import integer

@@ -49,10 +49,10 @@ from dei_pipeline.analysis.assumption_draws import draw_assumptions, edition_rng
 from dei_pipeline.analysis.index_tree import IndexTree
 from dei_pipeline.analysis.rank_uncertainty import rank_uncertainty
 from dei_pipeline.analysis.weight_draws import perturbed_weights
-from dei_pipeline.composite import rank_units
 from dei_pipeline.config import MethodSettings, UncertaintySettings, load_settings
 from dei_pipeline.frameworks import resolve_framework
 from dei_pipeline.ingest import ingest_edition, list_editions
+from dei_pipeline.ranking import rank_units
 from dei_pipeline.registry import load_registry
 from dei_pipeline.tiers import load_tiers, tier_expr
 

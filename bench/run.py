@@ -42,8 +42,8 @@ RUN_KEY = "benchmark_run"
 FINGERPRINT_FILE = ".fingerprint"
 # What the national data set is made from: if any of it changes, the data set is made again.
 GENERATOR_INPUTS: tuple[str, ...] = (
-    "dei_pipeline/national.py",
-    "dei_pipeline/sample_data.py",
+    "dei_pipeline/synthetic/national.py",
+    "dei_pipeline/synthetic/sample.py",
     "data/reference/admin_divisions",
     "data/registry",
     "data/frameworks",
@@ -68,7 +68,7 @@ def ensure_national_data(data_dir: Path) -> dict[str, Any]:
     marker = data_dir / FINGERPRINT_FILE
     if marker.is_file() and marker.read_text(encoding="utf-8").strip() == fingerprint:
         return {"dir": str(data_dir), "generated": False, "fingerprint": fingerprint}
-    from dei_pipeline.national import write_national_data
+    from dei_pipeline.synthetic.national import write_national_data
 
     print(f"run: generating the national data set into {data_dir} ...", flush=True)
     started = time.perf_counter()

@@ -276,7 +276,7 @@ def _sample_data_command(args: argparse.Namespace) -> int:
     if args.scale == "national":
         if args.out is None:
             raise SystemExit("dei: --scale national needs --out DIR (the national data set is not committed)")
-        from dei_pipeline.national import write_national_data
+        from dei_pipeline.synthetic.national import write_national_data
 
         paths = write_national_data(args.out.resolve(), seed=args.seed)
     else:
@@ -284,7 +284,7 @@ def _sample_data_command(args: argparse.Namespace) -> int:
             raise SystemExit(
                 "dei: --out goes with --scale national; the sample is written to <data-dir>/raw/"
             )
-        from dei_pipeline.sample_data import write_sample_data
+        from dei_pipeline.synthetic.sample import write_sample_data
 
         paths = write_sample_data((args.data_dir or default_data_dir()).resolve(), seed=args.seed)
     print(f"dei: wrote {len(paths)} synthetic file(s)")

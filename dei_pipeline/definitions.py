@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from dei_pipeline.defs.analysis_assets import ANALYSIS_ASSETS
-from dei_pipeline.defs.assets import ALL_ASSETS, MART_ASSETS, reconciliation, reconciliation_asset
+from dei_pipeline.defs.assets import INDEX_ASSETS, MART_ASSETS, reconciliation, reconciliation_asset
 from dei_pipeline.defs.automation import (
     analysis_job,
     automation_sensor,
@@ -38,7 +38,7 @@ def build_definitions(
     editions = Editions.of(list_editions(warehouse.data_path))
     partitioned = [
         reconciliation_asset(editions) if asset is reconciliation else asset
-        for asset in [*ALL_ASSETS, *DIMENSION_ASSETS, *ANALYSIS_ASSETS, *REPORT_ASSETS]
+        for asset in [*INDEX_ASSETS, *DIMENSION_ASSETS, *ANALYSIS_ASSETS, *REPORT_ASSETS]
     ]
     marts = [*MART_ASSETS, *DIMENSION_ASSETS, *ANALYSIS_ASSETS]  # what the exports publish
     consistency = edition_consistency_asset(marts)

@@ -11,8 +11,8 @@ import polars as pl
 
 from dei_pipeline.config import REPO_ROOT, load_settings
 from dei_pipeline.frameworks import resolve_framework
-from dei_pipeline.sample_data import MEASUREMENT_EDITIONS, MEASUREMENT_FILES, UNIT_FILES
 from dei_pipeline.scoring.stage import score_measurements
+from dei_pipeline.synthetic.sample import MEASUREMENT_EDITIONS, MEASUREMENT_FILES, UNIT_FILES
 
 DATA = REPO_ROOT / "data"
 

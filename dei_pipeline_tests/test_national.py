@@ -20,9 +20,9 @@ from dei_pipeline.definitions import build_definitions
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.frameworks import resolve_framework
 from dei_pipeline.ingest import ingest_edition, list_editions
-from dei_pipeline.national import NATIONAL_EDITIONS, write_national_data
 from dei_pipeline.registry import load_registry, units
 from dei_pipeline.scalars import number
+from dei_pipeline.synthetic.national import NATIONAL_EDITIONS, write_national_data
 from dei_pipeline.validation import Reference, validate_cells
 from dei_pipeline_tests.conftest import with_light_monte_carlo
 

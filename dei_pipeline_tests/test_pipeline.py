@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from dei_pipeline.defs.assets import ALL_ASSETS, region_rollup
+from dei_pipeline.defs.assets import INDEX_ASSETS, region_rollup
 from dei_pipeline.registry import load_registry
 from dei_pipeline.scalars import number
 from dei_pipeline.warehouse import MART_TABLES, TABLES
@@ -22,7 +22,7 @@ class Pipeline(Project):
         self, partition_key: str, assets: list | None = None, raise_on_error: bool = True
     ) -> dg.ExecuteInProcessResult:
         return dg.materialize(
-            assets or ALL_ASSETS,
+            assets or INDEX_ASSETS,
             partition_key=partition_key,
             instance=self.instance,
             resources={"warehouse": self.resource},

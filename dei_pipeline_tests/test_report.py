@@ -26,7 +26,7 @@ from dei_pipeline.browser import chromium, find_chromium, pixel_summary
 from dei_pipeline.defs.report_assets import edition_report
 from dei_pipeline.published import load_published
 from dei_pipeline.report import charts as charts_module
-from dei_pipeline.report import figures
+from dei_pipeline.report import tables
 from dei_pipeline.report.charts import (
     SOURCE_PREFIX,
     BarSeries,
@@ -276,7 +276,7 @@ def test_level1_averages_by_tier_reproduce_the_published_averages(sample: Projec
     published = load_published(sample.resource.data_path, 2020)
     assert published is not None
     expected = dict(published.level1_averages.select("node_code", "average").iter_rows())
-    table = figures.level1_by_tier(sample.edition_rows(2020))
+    table = tables.level1_by_tier(sample.edition_rows(2020))
     assert table["node_code"].to_list() == ["infra", "service", "governance", "industry"]
     for node, mean in table.select("node_code", "all_cities").iter_rows():
         assert round(mean, 1) == expected[node], node
@@ -287,7 +287,7 @@ def test_level1_averages_by_tier_reproduce_the_published_averages(sample: Projec
 
 
 def test_industry_averages_reproduce_the_published_ones(sample: Project) -> None:
-    table = figures.industry_averages(sample.edition_rows(2020))
+    table = tables.industry_averages(sample.edition_rows(2020))
     assert table.height == 10
     assert number((table["average"] - table["published_average"]).abs().max()) < 0.05
     assert number((table["top10_average"] - table["published_top10_average"]).abs().max()) < 0.05
@@ -297,7 +297,7 @@ def test_industry_averages_reproduce_the_published_ones(sample: Project) -> None
 def test_movers_are_risers_then_fallers_among_returning_cities(sample: Project) -> None:
     # Movers are ranked by their rank change among the cities ranked in both editions.
     rows = sample.edition_rows(2020)
-    moved = figures.movers(rows)
+    moved = tables.movers(rows)
     changes = moved["cohort_rank_change"].to_list()
     risers = [c for c in changes if c > 0]
     fallers = [c for c in changes if c < 0]
@@ -311,7 +311,7 @@ def test_movers_are_risers_then_fallers_among_returning_cities(sample: Project) 
         risers[0] == returning["cohort_rank_change"].max()
         and fallers[-1] == returning["cohort_rank_change"].min()
     )
-    assert len(risers) == len(fallers) == figures.MOVERS_PER_SIDE
+    assert len(risers) == len(fallers) == tables.MOVERS_PER_SIDE
 
 
 # ------------------------------------------------------------------------------ charts and page

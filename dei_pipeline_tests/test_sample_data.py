@@ -16,7 +16,8 @@ import yaml
 from dei_pipeline.aggregation import aggregate_tiers, composite_scores
 from dei_pipeline.config import REPO_ROOT
 from dei_pipeline.frameworks import resolve_framework
-from dei_pipeline.sample_data import (
+from dei_pipeline.scalars import number
+from dei_pipeline.synthetic.sample import (
     CITY_EDITIONS,
     COUNTY_EDITIONS,
     MEASUREMENT_DECIMALS,
@@ -24,7 +25,6 @@ from dei_pipeline.sample_data import (
     TOP_N,
     write_sample_data,
 )
-from dei_pipeline.scalars import number
 from dei_pipeline.tiers import load_tiers, tier_expr
 from dei_pipeline_tests.sample_scores import raw_path, scored_cells, wide_scores
 

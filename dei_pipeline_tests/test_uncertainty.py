@@ -36,9 +36,9 @@ from dei_pipeline.analysis.sensitivity import (
     weights_factor,
 )
 from dei_pipeline.analysis.weight_draws import perturbed_weights, scheme_weights
-from dei_pipeline.composite import rank_units
 from dei_pipeline.config import REPO_ROOT, MethodSettings, TieMethod, UncertaintySettings, load_settings
 from dei_pipeline.frameworks import resolve_framework
+from dei_pipeline.ranking import rank_units
 from dei_pipeline.tiers import load_tiers
 from dei_pipeline_tests.sample_scores import leaf_scores
 from dei_pipeline_tests.test_aggregation import (

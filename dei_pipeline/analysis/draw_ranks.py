@@ -18,7 +18,7 @@ def rank_display_ticks(
     ticks: np.ndarray, groups: np.ndarray, n_groups: int, tick_min: int, n_ticks: int, tie_method: str = "min"
 ) -> np.ndarray:
     """(draws, units) ranks of display scores given as grid integers (score x 10^d), by descending score
-    within each group, in every row at once, with composite.rank_expr's tie rules: 'min' (ties share
+    within each group, in every row at once, with ranking.rank_expr's tie rules: 'min' (ties share
     the best rank), 'max' (the worst) or 'dense'."""
     slots = np.clip(ticks - tick_min, 0, n_ticks - 1).astype(np.int32)
     return _rank_slots(slots, groups, n_groups, n_ticks, tie_method)

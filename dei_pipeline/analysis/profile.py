@@ -16,7 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
-from dei_pipeline.composite import rank_expr
+from dei_pipeline.ranking import rank_expr
 from dei_pipeline.terminal import text_table
 from dei_pipeline.warehouse import open_warehouse, read_table
 

@@ -87,7 +87,7 @@ class RankingProblem:
 
     def display_ticks(self, scores: np.ndarray) -> np.ndarray:
         """Scores shown at display precision, as integers on the 10^-d grid. ``rint`` rounds half to even,
-        as polars' ``round`` does (the rounding of composite.rank_expr and tiers.tier_expr)."""
+        as polars' ``round`` does (the rounding of ranking.rank_expr and tiers.tier_expr)."""
         shown = np.multiply(scores, 10.0**self.display_decimals)
         return np.rint(shown, out=shown).astype(np.int32)
 

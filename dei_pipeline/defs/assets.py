@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import dagster as dg
 import polars as pl
 
-from dei_pipeline import aggregation, comparisons, composite, ingest, rollups, scoring, validation
+from dei_pipeline import aggregation, comparisons, ingest, ranking, rollups, scoring, validation
 from dei_pipeline import (
     frameworks as frameworks_module,
 )
@@ -33,14 +33,14 @@ from dei_pipeline.comparisons import (
 from dei_pipeline.comparisons import (
     tier_summary as tier_summary_rows,
 )
-from dei_pipeline.composite import city_index as city_index_rows
-from dei_pipeline.composite import county_index as county_index_rows
 from dei_pipeline.defs.partitions import DEFAULT_EDITIONS, Editions, partition_editions, previous_edition
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.defs.sources import REFERENCE_SOURCES, raw_files
 from dei_pipeline.fingerprints import fingerprint
 from dei_pipeline.ingest import QUARANTINE_SCHEMA, IngestError, edition_files, ingest_edition
 from dei_pipeline.published import load_published
+from dei_pipeline.ranking import city_index as city_index_rows
+from dei_pipeline.ranking import county_index as county_index_rows
 from dei_pipeline.reconciliation import CHECK_CATEGORIES, Computed, reconcile
 from dei_pipeline.registry import units
 from dei_pipeline.removal import MassRemovalError, mass_removals, removal_confirmed
@@ -673,7 +673,7 @@ def _composites(con: Any, unit_type: str, editions: list[int]) -> pl.DataFrame:
 @mart_asset(
     "marts.city_index",
     "index",
-    uses=[composite, tiers_module],
+    uses=[ranking, tiers_module],
     kinds={"polars", "duckdb"},
     deps=[subindex_scores, REGISTRY, SETTINGS],
 )
@@ -717,7 +717,7 @@ def city_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource) 
 @mart_asset(
     "marts.county_index",
     "index",
-    uses=[composite],
+    uses=[ranking],
     kinds={"polars", "duckdb"},
     deps=[subindex_scores, REGISTRY, SETTINGS],
 )
@@ -1074,4 +1074,4 @@ MART_ASSETS = [
 ]
 
 
-ALL_ASSETS = [raw_scores, indicator_scores, *MART_ASSETS]
+INDEX_ASSETS = [raw_scores, indicator_scores, *MART_ASSETS]

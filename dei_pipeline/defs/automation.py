@@ -21,7 +21,7 @@ import dagster as dg
 import duckdb
 
 from dei_pipeline.defs.analysis_assets import ANALYSIS_ASSETS
-from dei_pipeline.defs.assets import ALL_ASSETS
+from dei_pipeline.defs.assets import INDEX_ASSETS
 from dei_pipeline.defs.dimension_assets import DIMENSION_ASSETS
 from dei_pipeline.defs.partitions import Editions, contiguous_blocks, range_tags
 from dei_pipeline.defs.report_assets import REPORT_ASSETS
@@ -41,7 +41,7 @@ PUBLICATION = dg.AssetSelection.assets(
 index_job = dg.define_asset_job(
     "index_job",
     selection=dg.AssetSelection.assets(
-        *ALL_ASSETS, *(asset for asset in DIMENSION_ASSETS if asset.partitions_def is not None)
+        *INDEX_ASSETS, *(asset for asset in DIMENSION_ASSETS if asset.partitions_def is not None)
     ),
     description="The index for the selected editions: raw files to the index marts. What it makes stale in later "
     "editions, the analysis, the report and the publication follow by declarative automation.",

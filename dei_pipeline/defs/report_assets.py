@@ -23,9 +23,9 @@ from dei_pipeline.defs.assets import (
 )
 from dei_pipeline.defs.partitions import edition_history, partition_editions
 from dei_pipeline.defs.resources import WarehouseResource
-from dei_pipeline.report.figures import top_rows
 from dei_pipeline.report.publish import write_edition_report
 from dei_pipeline.report.rows import read_edition_rows
+from dei_pipeline.report.tables import top_rows
 from dei_pipeline.terminal import frame_table
 
 # The report's tier chart shows every edition up to its own.

@@ -19,7 +19,7 @@ import altair as alt
 import polars as pl
 import vl_convert
 
-from dei_pipeline.report import figures
+from dei_pipeline.report import tables
 from dei_pipeline.report.rows import EditionRows
 from dei_pipeline.scalars import integer, number_or_none
 
@@ -258,10 +258,10 @@ def horizontal_bars(
 
 
 def top_cities(rows: EditionRows) -> Chart | None:
-    table = figures.ranking(rows).head(TOP_CITIES_IN_CHART)
+    table = tables.ranking(rows).head(TOP_CITIES_IN_CHART)
     if table.height == 0:
         return None
-    colors, labels = tier_colors(rows), figures.tier_labels(rows)
+    colors, labels = tier_colors(rows), tables.tier_labels(rows)
     shown = set(table["tier"])
     chart = horizontal_bars(
         [f"{r['rank']}. {r['name_zh']}" for r in table.iter_rows(named=True)],
@@ -280,10 +280,10 @@ def top_cities(rows: EditionRows) -> Chart | None:
 
 
 def tier_distribution(rows: EditionRows) -> Chart | None:
-    editions, tier_codes, counts = figures.tier_counts_by_edition(rows)
+    editions, tier_codes, counts = tables.tier_counts_by_edition(rows)
     if not editions:
         return None
-    colors, labels = tier_colors(rows), figures.tier_labels(rows)
+    colors, labels = tier_colors(rows), tables.tier_labels(rows)
     plot_height, column_width = 340, 64
     totals = [sum(column) for column in counts]
     # Segments are stacked here rather than by Vega-Lite so that each knows whether it is tall enough
@@ -348,10 +348,10 @@ def tier_distribution(rows: EditionRows) -> Chart | None:
 
 
 def level1_by_tier(rows: EditionRows) -> Chart | None:
-    table = figures.level1_by_tier(rows)
+    table = tables.level1_by_tier(rows)
     if table.height == 0:
         return None
-    colors, labels = tier_colors(rows), figures.tier_labels(rows)
+    colors, labels = tier_colors(rows), tables.tier_labels(rows)
     tier_codes = rows.tiers["tier_code"].to_list()
     long = table.unpivot(
         tier_codes, index=["name_zh", "all_cities"], variable_name="tier_code", value_name="value"
@@ -401,7 +401,7 @@ def level1_by_tier(rows: EditionRows) -> Chart | None:
 
 
 def industry_averages(rows: EditionRows) -> Chart | None:
-    table = figures.industry_averages(rows)
+    table = tables.industry_averages(rows)
     if table.height == 0:
         return None
     chart = horizontal_bars(
@@ -409,7 +409,7 @@ def industry_averages(rows: EditionRows) -> Chart | None:
         [
             BarSeries("全部城市平均 All cities", PRIMARY, table["average"].to_list()),
             BarSeries(
-                f"Top{figures.TOP_N_FOR_INDUSTRY}城市平均 Top 10", SECONDARY, table["top10_average"].to_list()
+                f"Top{tables.TOP_N_FOR_INDUSTRY}城市平均 Top 10", SECONDARY, table["top10_average"].to_list()
             ),
         ],
         SCORE_AXIS,
@@ -424,7 +424,7 @@ def industry_averages(rows: EditionRows) -> Chart | None:
 
 
 def regions(rows: EditionRows) -> Chart | None:
-    table = figures.region_summary(rows)
+    table = tables.region_summary(rows)
     if table.height == 0:
         return None
     mean = number_or_none(rows.cities["score"].mean())
@@ -447,7 +447,7 @@ def regions(rows: EditionRows) -> Chart | None:
 
 
 def movers(rows: EditionRows) -> Chart | None:
-    table = figures.movers(rows)
+    table = tables.movers(rows)
     if table.height == 0 or rows.previous_year is None:
         return None
     frame = table.select(
@@ -496,7 +496,7 @@ def movers(rows: EditionRows) -> Chart | None:
 
 
 def rank_uncertainty(rows: EditionRows) -> Chart | None:
-    table = figures.rank_intervals(rows)
+    table = tables.rank_intervals(rows)
     if table is None or table.height == 0:
         return None
     frame = table.select(

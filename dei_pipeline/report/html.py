@@ -14,7 +14,7 @@ import jinja2
 import polars as pl
 
 from dei_pipeline import __version__
-from dei_pipeline.report import figures
+from dei_pipeline.report import tables
 from dei_pipeline.report.charts import FONT_FAMILY, Chart, tier_colors
 from dei_pipeline.report.rows import EditionRows
 from dei_pipeline.scalars import number_or_none
@@ -160,7 +160,7 @@ def _figure(chart: Chart | None, png_folder: str | None) -> list[Content]:
 
 def _ranking_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str | None) -> Section:
     section = Section("ranking", "城市排名", "城市评分及排名", "City ranking")
-    ranked = figures.ranking(rows).to_dicts()
+    ranked = tables.ranking(rows).to_dicts()
     if not ranked:
         section.items.append(Paragraph("本年度无城市数据 No ranked cities in this edition."))
         return section
@@ -194,9 +194,9 @@ def _ranking_section(rows: EditionRows, charts: dict[str, Chart], png_folder: st
 
 
 def _tier_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str | None) -> Section:
-    counts = figures.tier_counts_table(rows)
+    counts = tables.tier_counts_table(rows)
     current = rows.tier_history.filter(pl.col("survey_year") == rows.survey_year).sort("tier_order")
-    labels = figures.tier_labels(rows)
+    labels = tables.tier_labels(rows)
     descriptions = dict(rows.tiers.select("tier_code", "description_zh").iter_rows())
     change_columns = [
         Column("画像", lambda r: labels.get(r["tier"], r["tier"])),
@@ -228,10 +228,10 @@ def _tier_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str |
 
 
 def _level1_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str | None) -> Section | None:
-    table_rows = figures.level1_by_tier(rows)
+    table_rows = tables.level1_by_tier(rows)
     if table_rows.height == 0:
         return None
-    labels = figures.tier_labels(rows)
+    labels = tables.tier_labels(rows)
     published = dict(
         rows.reconciliation.filter(pl.col("category") == "level1_average")
         .select("item", "published")
@@ -254,7 +254,7 @@ def _level1_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str
 
 
 def _industry_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str | None) -> Section | None:
-    industries = figures.industry_averages(rows)
+    industries = tables.industry_averages(rows)
     if industries.height == 0:
         return None
     columns = [
@@ -279,11 +279,11 @@ def _industry_section(rows: EditionRows, charts: dict[str, Chart], png_folder: s
 
 def _region_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str | None) -> Section:
     section = Section("regions", "重点区域", "重点区域", "Key regions")
-    regions = figures.region_summary(rows)
+    regions = tables.region_summary(rows)
     if regions.height == 0:
         section.items.append(Paragraph("本年度无区域汇总 No regional rollup in this edition."))
         return section
-    labels = figures.tier_labels(rows)
+    labels = tables.tier_labels(rows)
     columns = [
         Column("区域", _field("region_zh")),
         Column("成员/参评", lambda r: f"{r['n_members']}/{r['n_scored']}", numeric=True),
@@ -337,7 +337,7 @@ def _movers_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str
                 )
             ],
         )
-    moved = figures.movers(rows)
+    moved = tables.movers(rows)
     columns = [
         Column("城市", _field("name_zh")),
         Column(f"{rows.previous_year}名次", _field("prev_rank", _int), numeric=True),
@@ -390,7 +390,7 @@ def _county_section(rows: EditionRows) -> Section:
         ("district", "典型市辖区数字经济发展水平评分及排名", "Districts"),
         ("county", "典型县市数字经济发展水平评分及排名", "County-level units"),
     ):
-        ranked = figures.county_ranking(rows, kind)
+        ranked = tables.county_ranking(rows, kind)
         if ranked.height:
             mean = number_or_none(ranked["score"].mean())
             section.items += [
@@ -402,7 +402,7 @@ def _county_section(rows: EditionRows) -> Section:
 
 def _reconciliation_section(rows: EditionRows) -> Section:
     section = Section("reconciliation", "与白皮书核对", "与白皮书核对", "Reconciliation with the white paper")
-    counts, noteworthy = figures.reconciliation_overview(rows)
+    counts, noteworthy = tables.reconciliation_overview(rows)
     if counts.height == 0:
         section.items.append(Paragraph("本年度无公布数据可核对 No published figures for this edition."))
         return section
@@ -446,7 +446,7 @@ def _reconciliation_section(rows: EditionRows) -> Section:
 
 def _cards(rows: EditionRows) -> list[tuple[str, str]]:
     """The key figures at the top of the page, as (value, label)."""
-    key = figures.key_figures(rows)
+    key = tables.key_figures(rows)
     tier_counts = dict(
         rows.tier_history.filter(pl.col("survey_year") == rows.survey_year)
         .select("tier", "n_cities")
@@ -461,7 +461,7 @@ def _cards(rows: EditionRows) -> list[tuple[str, str]]:
         (f"{key.top_city} {_score(key.top_score)}" if key.top_city else "–", "最高分 top score"),
         (
             str(tier_counts.get(first_tier, 0)),
-            f"{figures.tier_labels(rows)[first_tier]}城市 first-tier cities",
+            f"{tables.tier_labels(rows)[first_tier]}城市 first-tier cities",
         ),
         (f"{key.n_districts} + {key.n_counties}", "市辖区 + 县市 districts + counties"),
     ]

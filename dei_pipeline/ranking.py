@@ -1,4 +1,4 @@
-"""Composite index: rank (ties shared) and tier of each unit's composite score."""
+"""Ranks (ties shared) and tiers of the units by their composite score."""
 
 from __future__ import annotations
 

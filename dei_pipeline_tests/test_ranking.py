@@ -3,8 +3,8 @@
 import polars as pl
 import pytest
 
-from dei_pipeline.composite import city_index, county_index
 from dei_pipeline.config import REPO_ROOT
+from dei_pipeline.ranking import city_index, county_index
 from dei_pipeline.tiers import load_tiers, tier_expr
 
 TIERS = load_tiers(REPO_ROOT / "data")

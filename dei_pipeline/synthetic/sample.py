@@ -899,13 +899,13 @@ def _write(path: Path, text: str) -> Path:
 
 def manifest_text(entries: list[dict], seed: int) -> str:
     header = (
-        "# SYNTHETIC sample data written by dei_pipeline.sample_data.write_sample_data (`dei sample-data`).\n"
+        "# SYNTHETIC sample data written by dei_pipeline.synthetic.sample.write_sample_data (`dei sample-data`).\n"
         "# The white paper publishes no indicator scores; these are invented and calibrated to its published\n"
         "# figures. See data/raw/README.md. Do not edit by hand: regenerate.\n"
     )
     body = {
         "synthetic": True,
-        "generator": "dei_pipeline.sample_data.write_sample_data",
+        "generator": "dei_pipeline.synthetic.sample.write_sample_data",
         "seed": seed,
         "calibrated_to": f"data/published/{PUBLISHED_EDITION}/ (composites, level-1 and industry averages, Top-10 averages, examples, statements)",
         "editions": entries,

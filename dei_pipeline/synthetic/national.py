@@ -18,7 +18,7 @@ tests; it is not committed. Everything in it is usable by ``dei materialize --ye
   ``data/registry/city_gdp.csv`` has the figure, otherwise SYNTHETIC (``source`` starts with
   ``SYNTHETIC``). ``code_changes.csv`` is empty: the list's codes are all current.
 - ``raw/<edition>/{cities,counties}.csv`` for 2001-2020 and ``raw/manifest.yaml`` (``synthetic: true``).
-  Indicator scores come from the sample's factor model (``dei_pipeline.sample_data``): score =
+  Indicator scores come from the sample's factor model (``dei_pipeline.synthetic.sample``): score =
   ``100 * sigmoid(a_j + s_j * (o_ut + eta_ujt))`` with the sample's indicator priors and noise, a unit
   factor ``o_ut`` that rises over the editions with a random walk around the trend, and each unit's
   indicator profile carried from edition to edition with a little yearly noise. Nothing is calibrated
@@ -45,7 +45,7 @@ from dei_pipeline.config import REPO_ROOT, load_settings
 from dei_pipeline.frameworks import framework_files, resolve_framework
 from dei_pipeline.registry import COLUMNS as REGISTRY_COLUMNS
 from dei_pipeline.registry import VINTAGES
-from dei_pipeline.sample_data import (
+from dei_pipeline.synthetic.sample import (
     UNIT_FILES,
     YEAR_NOISE_SD,
     factor_noise,
@@ -319,12 +319,12 @@ def national_gdp(
         pl.when(pl.col("anchor_year").is_null())
         .then(
             pl.lit(
-                f"SYNTHETIC (dei_pipeline.national, seed {seed}): invented level and growth path, not a statistic"
+                f"SYNTHETIC (dei_pipeline.synthetic.national, seed {seed}): invented level and growth path, not a statistic"
             )
         )
         .otherwise(
             pl.format(
-                f"SYNTHETIC (dei_pipeline.national, seed {seed}): the real {{}} figure of {{}} moved along an invented growth path",
+                f"SYNTHETIC (dei_pipeline.synthetic.national, seed {seed}): the real {{}} figure of {{}} moved along an invented growth path",
                 pl.col("vintage"),
                 pl.col("anchor_year"),
             )
@@ -393,13 +393,13 @@ def _copy_tree_files(source: Path, target: Path, pattern: str = "*") -> list[Pat
 
 def manifest_text(seed: int, registry_counts: dict[str, int | str], entries: list[dict]) -> str:
     header = (
-        "# SYNTHETIC national-scale data set written by dei_pipeline.national.write_national_data\n"
+        "# SYNTHETIC national-scale data set written by dei_pipeline.synthetic.national.write_national_data\n"
         "# (`dei sample-data --scale national --out DIR`). Every indicator score is invented, and so is every\n"
         "# city_gdp.csv row whose source starts with SYNTHETIC. For benchmarks and scale tests only.\n"
     )
     body = {
         "synthetic": True,
-        "generator": "dei_pipeline.national.write_national_data",
+        "generator": "dei_pipeline.synthetic.national.write_national_data",
         "seed": seed,
         "calibrated_to": None,
         "units_from": "data/reference/admin_divisions (github.com/modood/Administrative-divisions-of-China dist/*.csv @ 57a0aa9)",
