@@ -43,7 +43,7 @@ def data_provenance_note(data_dir: Path) -> str | None:
     if not content.get("synthetic"):
         return None
     return (
-        "SYNTHETIC SAMPLE 合成样本数据: the indicator scores under data/raw are invented and calibrated to the "
+        "SYNTHETIC SAMPLE 合成样本数据: the indicator scores and measurements under data/raw are invented and calibrated to the "
         "white paper's published 2020 figures (composites, averages). Composite scores, ranks and tiers of 2020 "
         "reproduce the paper; everything below the composite, and every other edition, is made up."
     )
