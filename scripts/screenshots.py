@@ -242,7 +242,7 @@ SHOTS = (
     ),
     Shot(
         "ui_report_asset.png",
-        "Dagster UI, the edition_report asset: the ranking's top rows as table metadata",
+        "Dagster UI, the edition_report asset: the ranking's top rows as Markdown metadata",
         partial(shot_partition_2020, "edition_report", "top_of_ranking"),
     ),
     Shot("report_2020.png", "The 2020 edition report (SYNTHETIC sample data), first screen", shot_report),

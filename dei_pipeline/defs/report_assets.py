@@ -59,23 +59,22 @@ def edition_report(context: dg.AssetExecutionContext, warehouse: WarehouseResour
         edition_rows = [read_edition_rows(con, year, tiers, region_names, note) for year in editions]
     reports_dir = warehouse.warehouse_file.parent / "reports"
     reports = [write_edition_report(rows, reports_dir) for rows in edition_rows]
-    png_note = f"{sum(len(r.png_paths) for r in reports)} PNG(s) rendered offline with vl-convert"
-    newest_first = sorted(
-        zip(edition_rows, reports, strict=True), key=lambda pair: pair[0].survey_year, reverse=True
-    )
+    # Each edition's materialization carries its own page (a single-run backfill writes several).
+    for rows, page in zip(edition_rows, reports, strict=True):
+        context.add_asset_metadata(
+            {
+                # As Markdown: a table this short is shown inline in the UI, not behind a button.
+                "top_of_ranking": dg.MetadataValue.md(frame_table(top_rows(rows), markdown=True)),
+                "report": dg.MetadataValue.path(str(page.html_path)),
+                "charts": dg.MetadataValue.json(page.chart_names),
+                "rank_uncertainty": rows.rank_intervals.note,
+            },
+            partition_key=str(rows.survey_year),
+        )
+    pngs = sum(len(r.png_paths) for r in reports)
     return dg.MaterializeResult(
         metadata={
-            # The newest edition only, as Markdown: a table this short is shown inline in the UI, not behind a button.
-            "top_of_ranking": dg.MetadataValue.md(frame_table(top_rows(newest_first[0][0]), markdown=True)),
-            **{
-                f"report_{report.survey_year}": dg.MetadataValue.path(str(report.html_path))
-                for _, report in newest_first
-            },
-            "charts": dg.MetadataValue.json({str(r.survey_year): r.chart_names for r in reports}),
-            "chart_pngs": png_note,
-            "rank_uncertainty": dg.MetadataValue.json(
-                {str(rows.survey_year): rows.rank_intervals.note for rows in edition_rows}
-            ),
+            "chart_pngs": f"{pngs} PNG(s) rendered offline with vl-convert",
             "editions": ", ".join(map(str, editions)),
         }
     )
