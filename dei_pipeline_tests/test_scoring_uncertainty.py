@@ -14,6 +14,7 @@ from dei_pipeline.analysis.ranking_problem import ranking_problem
 from dei_pipeline.analysis.sensitivity import factors, rank_sensitivity, saltelli_block, weights_factor
 from dei_pipeline.config import UncertaintySettings, load_settings
 from dei_pipeline.frameworks import resolve_framework
+from dei_pipeline.sample_data import UNIT_FILES
 from dei_pipeline.scoring.variants import (
     ScoringChoice,
     choice_index,
@@ -235,3 +236,42 @@ def test_saltelli_block_mixes_the_scoring_columns() -> None:
     np.testing.assert_array_equal(block.scoring[18:24, 1], a.scoring[:, 1])
     np.testing.assert_array_equal(block.scoring[24:30, 1], b.scoring[:, 1])
     np.testing.assert_array_equal(block.weight_multipliers[18:24], a.weight_multipliers)
+
+
+def test_the_sample_cities_under_every_normalisation() -> None:
+    # The sample's 2020 cities, given as measurements, scored under their declared methods and with
+    # min-max, z-score and rank imposed: the declared alternative is the published scores, and a
+    # sensitivity design over them gets a normalisation factor that moves the ranks.
+    scored = scored_cells("city", 2020)
+    leaves = scored.filter(pl.col("status") == "scored").select("unit_code", "indicator_code", "score")
+    framework = resolve_framework(DATA, "city", 2020)
+    assert framework.methods is not None
+    config = settings(normalisations=["declared", "minmax", "zscore", "rank"], sensitivity_base_draws=200)
+    cells_2020 = scored.select("survey_year", "unit_type", "unit_code", "indicator_code", "measurement")
+    peers = pl.read_csv(DATA / "registry" / UNIT_FILES["city"], infer_schema=False).select(
+        pl.lit(2020, pl.Int32).alias("survey_year"),
+        pl.lit("city").alias("unit_type"),
+        "unit_code",
+        pl.col("province_code").alias("province"),
+    )
+    frames = variant_scores(
+        cells_2020,
+        framework.methods.with_columns(pl.lit("city").alias("unit_type")),
+        scoring_choices(config.normalisations, config.treatments, config.imputations),
+        peers,
+        None,
+        load_settings(DATA).scoring.rule(0, 100),
+    )
+    assert frames[0] is None and all(frame is not None for frame in frames[1:])
+    variants = [leaves if frame is None else frame for frame in frames]
+    units = sorted(set(leaves["unit_code"]))
+    problem = ranking_problem(
+        leaves, framework.nodes, ranked(units), METHOD, 1.0, ("nominal",), variants, (4, 1, 1)
+    )
+    np.testing.assert_array_equal(problem.variant(0).leaf_scores, problem.leaf_scores)
+    assert not np.allclose(problem.variant(3).leaf_scores, problem.leaf_scores)
+    names, indices = rank_sensitivity(
+        problem, np.arange(1, len(units) + 1, dtype=np.int32), config, np.random.default_rng(2)
+    )
+    assert "normalisation" in names
+    assert indices.total_effect[names.index("normalisation"), -1] > 0
