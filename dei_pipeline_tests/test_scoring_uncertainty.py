@@ -13,6 +13,7 @@ from dei_pipeline.analysis.rank_uncertainty import rank_uncertainty
 from dei_pipeline.analysis.ranking_problem import ranking_problem
 from dei_pipeline.analysis.sensitivity import factors, rank_sensitivity, saltelli_block, weights_factor
 from dei_pipeline.config import UncertaintySettings, load_settings
+from dei_pipeline.defs.analysis_assets import _scoring_variants
 from dei_pipeline.frameworks import resolve_framework
 from dei_pipeline.sample_data import UNIT_FILES
 from dei_pipeline.scoring.variants import (
@@ -22,6 +23,8 @@ from dei_pipeline.scoring.variants import (
     scoring_choices,
     variant_scores,
 )
+from dei_pipeline.warehouse import read_table
+from dei_pipeline_tests.conftest import Project
 from dei_pipeline_tests.sample_scores import DATA, scored_cells
 from dei_pipeline_tests.test_scoring import cells, method, methods, scores
 from dei_pipeline_tests.test_uncertainty import METHOD, TWO, long_scores, ranked
@@ -238,6 +241,16 @@ def test_saltelli_block_mixes_the_scoring_columns() -> None:
     np.testing.assert_array_equal(block.weight_multipliers[18:24], a.weight_multipliers)
 
 
+def sample_peers() -> pl.DataFrame:
+    """The sample cities' provinces, as sample_scores.scored_cells scores them."""
+    return pl.read_csv(DATA / "registry" / UNIT_FILES["city"], infer_schema=False).select(
+        pl.lit(2020, pl.Int32).alias("survey_year"),
+        pl.lit("city").alias("unit_type"),
+        "unit_code",
+        pl.col("province_code").alias("province"),
+    )
+
+
 def test_the_sample_cities_under_every_normalisation() -> None:
     # The sample's 2020 cities, given as measurements, scored under their declared methods and with
     # min-max, z-score and rank imposed: the declared alternative is the published scores, and a
@@ -248,17 +261,11 @@ def test_the_sample_cities_under_every_normalisation() -> None:
     assert framework.methods is not None
     config = settings(normalisations=["declared", "minmax", "zscore", "rank"], sensitivity_base_draws=200)
     cells_2020 = scored.select("survey_year", "unit_type", "unit_code", "indicator_code", "measurement")
-    peers = pl.read_csv(DATA / "registry" / UNIT_FILES["city"], infer_schema=False).select(
-        pl.lit(2020, pl.Int32).alias("survey_year"),
-        pl.lit("city").alias("unit_type"),
-        "unit_code",
-        pl.col("province_code").alias("province"),
-    )
     frames = variant_scores(
         cells_2020,
         framework.methods.with_columns(pl.lit("city").alias("unit_type")),
         scoring_choices(config.normalisations, config.treatments, config.imputations),
-        peers,
+        sample_peers(),
         None,
         load_settings(DATA).scoring.rule(0, 100),
     )
@@ -275,3 +282,37 @@ def test_the_sample_cities_under_every_normalisation() -> None:
     )
     assert "normalisation" in names
     assert indices.total_effect[names.index("normalisation"), -1] > 0
+
+
+# ------------------------------------------------------------------------- in the sample warehouse
+
+
+def test_the_assets_alternatives_from_the_warehouse(sample: Project) -> None:
+    # What the rank_uncertainty and sensitivity assets score: the 2020 cities (given as measurements)
+    # under every alternative, the declared one being core.indicator_scores; the 2020 counties (given
+    # as scores) and the default settings have none.
+    resource = sample.resource
+    method = resource.settings()
+    with resource.connection() as con:
+        leaves = read_table(con, "core.indicator_scores", [2020])
+    cities = leaves.filter(pl.col("unit_type") == "city")
+    config = settings(normalisations=["declared", "rank"], imputations=["declared", "none"])
+    variants, shape = _scoring_variants(resource, 2020, "city", cities, method, config)
+    assert shape == (2, 1, 2) and len(variants) == 4 and variants[0] is cities
+    expected = variant_scores(
+        scored_cells("city", 2020).select(
+            "survey_year", "unit_type", "unit_code", "indicator_code", "measurement"
+        ),
+        resolve_framework(DATA, "city", 2020).methods.with_columns(pl.lit("city").alias("unit_type")),  # type: ignore[union-attr]
+        [ScoringChoice(normalisation="rank")],
+        sample_peers(),
+        None,
+        method.scoring.rule(method.score_min, method.score_max),
+    )[0]
+    assert expected is not None
+    got = variants[2].join(expected, on=["unit_code", "indicator_code"], suffix="_expected")
+    assert got.height == expected.height
+    np.testing.assert_allclose(got["score"].to_numpy(), got["score_expected"].to_numpy(), atol=1e-9)
+    counties = leaves.filter(pl.col("unit_type") == "county")
+    assert _scoring_variants(resource, 2020, "county", counties, method, config) == ([], (1, 1, 1))
+    assert _scoring_variants(resource, 2020, "city", cities, method, settings()) == ([], (1, 1, 1))
