@@ -4,16 +4,22 @@ imputation."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
+import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
+import yaml
 
 from dei_pipeline.analysis.assumption_draws import parse_uncertainty_settings, settings_draws
 from dei_pipeline.analysis.rank_uncertainty import rank_uncertainty
 from dei_pipeline.analysis.ranking_problem import ranking_problem
 from dei_pipeline.analysis.sensitivity import factors, rank_sensitivity, saltelli_block, weights_factor
 from dei_pipeline.config import UncertaintySettings, load_settings
-from dei_pipeline.defs.analysis_assets import _scoring_variants
+from dei_pipeline.defs.analysis_assets import ANALYSIS_ASSETS, _scoring_variants
+from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.frameworks import resolve_framework
 from dei_pipeline.sample_data import UNIT_FILES
 from dei_pipeline.scoring.variants import (
@@ -316,3 +322,39 @@ def test_the_assets_alternatives_from_the_warehouse(sample: Project) -> None:
     counties = leaves.filter(pl.col("unit_type") == "county")
     assert _scoring_variants(resource, 2020, "county", counties, method, config) == ([], (1, 1, 1))
     assert _scoring_variants(resource, 2020, "city", cities, method, settings()) == ([], (1, 1, 1))
+
+
+def test_the_assets_with_the_normalisation_varied(sample: Project, tmp_path: Path) -> None:
+    # The sample's analysis of 2020 rerun with normalisations [declared, rank]: the cities (given as
+    # measurements) get a normalisation factor and other figures; the county units (given as scores)
+    # have no such factor and exactly the figures they had.
+    data_dir = shutil.copytree(sample.data_dir, tmp_path / "data")
+    path = data_dir / "method" / "settings.yaml"
+    settings_file = yaml.safe_load(path.read_text(encoding="utf-8"))
+    settings_file["uncertainty"]["normalisations"] = ["declared", "rank"]
+    path.write_text(yaml.safe_dump(settings_file, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    copy = sample.private_copy(tmp_path)
+    rerun = Project(
+        WarehouseResource(data_dir=str(data_dir), warehouse_path=copy.warehouse_path),
+        dg.DagsterInstance.ephemeral(),
+    )
+    before = {name: rerun.table(name, 2020) for name in ("marts.rank_uncertainty", "marts.sensitivity")}
+    assets = [asset for asset in ANALYSIS_ASSETS if asset.key.path[-1] in ("rank_uncertainty", "sensitivity")]
+    result = dg.materialize(
+        assets, partition_key="2020", instance=rerun.instance, resources={"warehouse": rerun.resource}
+    )
+    assert result.success
+    after = {name: rerun.table(name, 2020) for name in before}
+    sensitivity_rows = after["marts.sensitivity"]
+    city_factors = set(sensitivity_rows.filter(pl.col("unit_type") == "city")["factor"])
+    county_factors = set(sensitivity_rows.filter(pl.col("unit_type") == "county")["factor"])
+    assert "normalisation" in city_factors and "normalisation" not in county_factors
+    for name, rows in after.items():
+        county = pl.col("unit_type") == "county"
+        assert rows.filter(county).equals(before[name].filter(county)), name
+    cities = pl.col("unit_type") == "city"
+    assert (
+        not after["marts.rank_uncertainty"]
+        .filter(cities)
+        .equals(before["marts.rank_uncertainty"].filter(cities))
+    )
