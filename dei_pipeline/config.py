@@ -91,6 +91,11 @@ def serving_storage_version() -> str:
 AggregationMethod = Literal["arithmetic", "geometric"]
 MethodChoice = Literal["per_level", "whole_index"]
 WeightScheme = Literal["nominal", "equal", "pca"]
+# The scoring choices the analysis can vary for unit types given as measurements: 'declared' (each
+# indicator's method in its framework file) or an override for every indicator (scoring/variants.py).
+NormalisationChoice = Literal["declared", "minmax", "zscore", "rank"]
+TreatmentChoice = Literal["declared", "none", "winsorise"]
+ImputationChoice = Literal["declared", "none", "group_mean", "group_median"]
 # How a node with a missing child is scored (aggregation.py), and how tied displayed scores rank (polars'
 # rank methods).
 MissingRule = Literal["propagate", "reweight"]
@@ -122,6 +127,11 @@ class UncertaintySettings(BaseModel):
     sensitivity_base_draws: int = Field(ge=2)
     # Drawn equally likely, each perturbed by the multipliers; the framework's weights only by default.
     weight_schemes: Annotated[tuple[WeightScheme, ...], AfterValidator(_distinct)] = ("nominal",)
+    # Scoring alternatives drawn equally likely (unit types given as measurements only); the declared
+    # methods only by default.
+    normalisations: Annotated[tuple[NormalisationChoice, ...], AfterValidator(_distinct)] = ("declared",)
+    treatments: Annotated[tuple[TreatmentChoice, ...], AfterValidator(_distinct)] = ("declared",)
+    imputations: Annotated[tuple[ImputationChoice, ...], AfterValidator(_distinct)] = ("declared",)
     sensitivity_bootstrap: int = Field(
         ge=2, description="bootstrap resamples of the base draws for the indices' bounds"
     )

@@ -807,7 +807,7 @@ TABLES: dict[str, Table] = {
                 _c(
                     "factor",
                     "VARCHAR",
-                    "The assumption: weights_level_1, weights_level_2, weights_level_3 (that level's weights) or aggregation_method (the method of every level)",
+                    "The assumption: weights_level_1, weights_level_2, weights_level_3 (that level's weights), aggregation_method (the method of every level), weight_scheme (when several are drawn), or for a unit type given as measurements normalisation, treatment, imputation (when the settings vary them)",
                 ),
                 _c(
                     "first_order",

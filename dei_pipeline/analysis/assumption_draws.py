@@ -59,6 +59,9 @@ class AssumptionDraws:
     weight_multipliers: np.ndarray  # (draws, nodes): factor applied to each node's nominal weight
     geometric: np.ndarray  # (draws, steps) bool: the step aggregates by geometric mean
     scheme: np.ndarray | None = None  # (draws,) index into the problem's weight schemes; None: the nominal
+    # (draws, 3) index of the normalisation, treatment and imputation among the settings' alternatives
+    # (scoring/variants.py); None: the declared scores only
+    scoring: np.ndarray | None = None
 
     @property
     def n_draws(self) -> int:
@@ -69,6 +72,7 @@ class AssumptionDraws:
             self.weight_multipliers[index],
             self.geometric[index],
             None if self.scheme is None else self.scheme[index],
+            None if self.scoring is None else self.scoring[index],
         )
 
 
@@ -80,22 +84,36 @@ def draw_assumptions(
     rng: np.random.Generator,
     method_choice: str = PER_LEVEL,
     n_schemes: int = 1,
+    scoring_shape: tuple[int, int, int] = (1, 1, 1),
 ) -> AssumptionDraws:
     """Independent draws: a uniform factor in [1 - weight_range, 1 + weight_range] per node, a method
     uniform among ``methods`` for every aggregation step ('per_level') or for the whole index, and with
-    several weight schemes, one of them uniformly (drawn last: one scheme leaves the stream as it was)."""
+    several weight schemes, one of them uniformly (drawn last: one scheme leaves the stream as it was);
+    with several scoring alternatives (``scoring_shape``: how many normalisations, treatments and
+    imputations), one of each uniformly, drawn after everything else for the same reason."""
     multipliers = rng.uniform(1.0 - weight_range, 1.0 + weight_range, size=(n_draws, tree.n_nodes))
     choice = rng.integers(0, len(methods), size=(n_draws, tree.n_steps if method_choice == PER_LEVEL else 1))
     geometric = np.broadcast_to(
         np.array([method == GEOMETRIC for method in methods])[choice], (n_draws, tree.n_steps)
     ).copy()
     scheme = rng.integers(0, n_schemes, size=n_draws) if n_schemes > 1 else None
-    return AssumptionDraws(multipliers, geometric, scheme)
+    scoring = (
+        rng.integers(0, np.array(scoring_shape), size=(n_draws, len(scoring_shape)))
+        if max(scoring_shape) > 1
+        else None
+    )
+    return AssumptionDraws(multipliers, geometric, scheme, scoring)
 
 
 def settings_draws(
-    tree: IndexTree, settings: UncertaintySettings, n_draws: int, rng: np.random.Generator
+    tree: IndexTree,
+    settings: UncertaintySettings,
+    n_draws: int,
+    rng: np.random.Generator,
+    scoring_shape: tuple[int, int, int] = (1, 1, 1),
 ) -> AssumptionDraws:
+    """The draws the settings ask for; ``scoring_shape``: the problem's scoring alternatives (how many
+    normalisations, treatments and imputations; (1, 1, 1) for a unit type given as scores)."""
     return draw_assumptions(
         tree,
         n_draws,
@@ -104,7 +122,13 @@ def settings_draws(
         rng,
         settings.method_choice,
         len(settings.weight_schemes),
+        scoring_shape,
     )
+
+
+def scoring_shape(settings: UncertaintySettings) -> tuple[int, int, int]:
+    """How many normalisations, treatments and imputations the settings vary (1: the declared only)."""
+    return (len(settings.normalisations), len(settings.treatments), len(settings.imputations))
 
 
 def nominal_assumptions(tree: IndexTree) -> AssumptionDraws:

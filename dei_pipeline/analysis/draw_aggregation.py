@@ -141,17 +141,28 @@ def _segment_outputs_with_missing(
         return np.where(enough, total / present_weight, np.nan).astype(dtype)
 
 
-def _method_chunks(geometric: np.ndarray, chunk_draws: int) -> Iterator[tuple[tuple[bool, ...], np.ndarray]]:
-    """Draw indices grouped by method combination, in chunks of at most ``chunk_draws``."""
+# A chunk of draws that share their aggregation methods and scoring alternative: (methods, alternative
+# index, draw indices).
+Chunk = tuple[tuple[bool, ...], int, np.ndarray]
+
+
+def _method_chunks(
+    geometric: np.ndarray, chunk_draws: int, variants: np.ndarray | None = None, n_variants: int = 1
+) -> Iterator[Chunk]:
+    """Draw indices grouped by method combination and scoring alternative (``variants``: (draws,) index,
+    None: all the first), in chunks of at most ``chunk_draws``."""
     combination = geometric.astype(np.int64) @ (1 << np.arange(geometric.shape[1], dtype=np.int64))
+    if variants is not None:
+        combination = combination * n_variants + variants
     order = np.argsort(combination, kind="stable")
     boundaries = np.flatnonzero(np.diff(combination[order])) + 1
     for same_methods in np.split(order, boundaries):
         if same_methods.size == 0:
             continue
         methods = tuple(bool(g) for g in geometric[same_methods[0]])
+        variant = 0 if variants is None else int(variants[same_methods[0]])
         for start in range(0, same_methods.size, chunk_draws):
-            yield methods, same_methods[start : start + chunk_draws]
+            yield methods, variant, same_methods[start : start + chunk_draws]
 
 
 def _chunk_draws(n_units: int) -> int:
@@ -161,16 +172,26 @@ def _chunk_draws(n_units: int) -> int:
 def composite_chunks(
     problem: RankingProblem,
     weights: np.ndarray,
-    chunks: Sequence[tuple[tuple[bool, ...], np.ndarray]],
+    chunks: Sequence[Chunk],
     dtype: type[np.floating],
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(draw indices, (chunk draws, units) composites) chunk by chunk; ``weights``: (draws, nodes)."""
-    for methods, index in chunks:
-        yield index, _composite_block(problem, weights[index], methods, dtype)
+    """(draw indices, (chunk draws, units) composites) chunk by chunk; ``weights``: (draws, nodes).
+    A composite that a scoring alternative leaves missing counts as the scale's minimum."""
+    for methods, variant, index in chunks:
+        scored = problem.variant(variant)
+        composites = _composite_block(scored, weights[index], methods, dtype)
+        if not scored.complete:
+            np.nan_to_num(composites, copy=False, nan=problem.score_min)
+        yield index, composites
 
 
-def chunks_of(problem: RankingProblem, draws: AssumptionDraws) -> list[tuple[tuple[bool, ...], np.ndarray]]:
-    return list(_method_chunks(draws.geometric, _chunk_draws(problem.n_units)))
+def chunks_of(problem: RankingProblem, draws: AssumptionDraws) -> list[Chunk]:
+    variants = None if draws.scoring is None else draws.scoring @ problem.scoring_strides
+    return list(
+        _method_chunks(
+            draws.geometric, _chunk_draws(problem.n_units), variants, max(1, len(problem.variant_scores))
+        )
+    )
 
 
 def simulate_composites(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dei_pipeline.analysis.assumption_draws import AssumptionDraws
-from dei_pipeline.analysis.draw_aggregation import SIMULATION_DTYPE, chunks_of, composite_chunks
+from dei_pipeline.analysis.draw_aggregation import SIMULATION_DTYPE, Chunk, chunks_of, composite_chunks
 from dei_pipeline.analysis.ranking_problem import SUPPORTED_TIE_METHODS, RankingProblem
 from dei_pipeline.analysis.weight_draws import draw_weights
 
@@ -68,7 +68,7 @@ class SimulatedRanks:
 
 
 def rank_chunks(
-    problem: RankingProblem, weights: np.ndarray, chunks: Sequence[tuple[tuple[bool, ...], np.ndarray]]
+    problem: RankingProblem, weights: np.ndarray, chunks: Sequence[Chunk]
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(draw indices, display-grid positions, ranks) chunk by chunk."""
     n_groups = len(problem.group_names)

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from dei_pipeline.analysis.assumption_draws import AssumptionDraws
-from dei_pipeline.analysis.draw_aggregation import SIMULATION_DTYPE, chunks_of
+from dei_pipeline.analysis.draw_aggregation import SIMULATION_DTYPE, Chunk, chunks_of
 from dei_pipeline.analysis.draw_ranks import rank_chunks
 from dei_pipeline.analysis.index_tree import method_segments
 from dei_pipeline.analysis.ranking_problem import RankingProblem
@@ -146,7 +146,7 @@ def rank_distribution(
     _prepare(problem, chunks)
     workers = max(1, min(workers or os.cpu_count() or 1, len(chunks)))
 
-    def run(share: Sequence[tuple[tuple[bool, ...], np.ndarray]]) -> _DistributionCounter:
+    def run(share: Sequence[Chunk]) -> _DistributionCounter:
         counter = _DistributionCounter(problem, draws.n_draws)
         for _, slots, ranks in rank_chunks(problem, weights, share):
             counter.add(slots, ranks)
@@ -199,13 +199,15 @@ def _tier_counts(score_counts: np.ndarray, tier_of_slot: np.ndarray, n_tiers: in
     return (score_counts @ membership)[:, :n_tiers]
 
 
-def _prepare(problem: RankingProblem, chunks: Sequence[tuple[tuple[bool, ...], np.ndarray]]) -> None:
-    """Build every segment and leaf block the chunks need before threads share the problem."""
-    for methods in {methods for methods, _ in chunks}:
-        for first, last in method_segments(methods, merge=problem.complete):
-            for index, _ in enumerate(problem.segment(first, last).leaf_groups):
-                problem.leaf_block(first, last, index, SIMULATION_DTYPE)
-    _ = problem.has_scores_below_min
+def _prepare(problem: RankingProblem, chunks: Sequence[Chunk]) -> None:
+    """Build every scoring alternative, segment and leaf block the chunks need before threads share the
+    problem."""
+    for methods, variant in {(methods, variant) for methods, variant, _ in chunks}:
+        scored = problem.variant(variant)
+        for first, last in method_segments(methods, merge=scored.complete):
+            for index, _ in enumerate(scored.segment(first, last).leaf_groups):
+                scored.leaf_block(first, last, index, SIMULATION_DTYPE)
+        _ = scored.has_scores_below_min
 
 
 def probability_column(tier_code: str) -> str:

@@ -40,6 +40,7 @@ units; chunks are shared among threads (numpy releases the GIL in its loops).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -63,22 +64,33 @@ def rank_uncertainty(
     settings: UncertaintySettings,
     rng: np.random.Generator,
     tiers: pl.DataFrame | None = None,
+    variants: Sequence[pl.DataFrame] = (),
+    scoring_shape: tuple[int, int, int] = (1, 1, 1),
 ) -> tuple[pl.DataFrame, dict[str, float]]:
     """``marts.rank_uncertainty`` rows of one edition and unit type (without survey_year and unit_type),
     and a check of the simulation against the published index.
 
     ``nominal``: the published index of the ranked units: unit_code, rank_group, score, rank and, for
     cities, tier. ``tiers``: the tier table for cities, None for units without tiers (counties).
+    ``variants``, ``scoring_shape``: the leaf scores under each scoring alternative (see
+    :func:`ranking_problem`); none for a unit type given as scores.
     """
     ranked = nominal.filter(pl.col("rank").is_not_null())
     problem = ranking_problem(
-        leaf_scores, nodes, ranked, method, settings.geometric_floor, settings.weight_schemes
+        leaf_scores,
+        nodes,
+        ranked,
+        method,
+        settings.geometric_floor,
+        settings.weight_schemes,
+        variants,
+        scoring_shape,
     )
     published = pl.DataFrame({"unit_code": list(problem.unit_codes)}).join(
         ranked, on="unit_code", how="left", maintain_order="left"
     )
     nominal_ranks = published["rank"].to_numpy().astype(np.int32)
-    draws = settings_draws(problem.tree, settings, settings.draws, rng)
+    draws = settings_draws(problem.tree, settings, settings.draws, rng, problem.scoring_shape)
     summary = rank_distribution(problem, draws, nominal_ranks, tiers)
     # The simulation's own nominal composite must be the published one: a check, not a figure.
     recomputed = nominal_composites(problem)

@@ -4,6 +4,7 @@ aggregation of the draws reuses."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,7 +49,39 @@ class RankingProblem:
     complete: bool  # no leaf score is missing
     min_coverage: float  # rule 'reweight': the smallest share of a node's children with a score
     scheme_ratios: np.ndarray  # (schemes, nodes): each weight scheme over the nominal weights (row of ones: nominal) (always so under the missing-value rule 'propagate')
+    # The leaf scores under each scoring alternative (scoring/variants.py: every combination of the varied
+    # normalisations, treatments and imputations, normalisation varying slowest), and how many of each;
+    # empty and (1, 1, 1) for a unit type given as scores, or when nothing is varied.
+    variant_scores: tuple[np.ndarray, ...] = ()
+    scoring_shape: tuple[int, int, int] = (1, 1, 1)
     _cache: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def scoring_strides(self) -> np.ndarray:
+        """Per varied choice, its step in the variant index (normalisation slowest)."""
+        _, t, i = self.scoring_shape
+        return np.array([t * i, i, 1], dtype=np.int64)
+
+    def variant(self, index: int) -> RankingProblem:
+        """The problem with the leaf scores of scoring alternative ``index`` (itself without alternatives).
+        A leaf an alternative leaves without a score (imputation 'none') is left out of its parent, whose
+        weights are renormalised over the children present (COINr's default), whatever the missing-value
+        rule of the published index; a composite still missing counts as the scale's minimum."""
+        if not self.variant_scores:
+            return self
+        key = ("variant", index)
+        if key not in self._cache:
+            scores = self.variant_scores[index]
+            self._cache[key] = dataclasses.replace(
+                self,
+                leaf_scores=scores,
+                complete=not bool(np.isnan(scores).any()),
+                min_coverage=0.0,
+                variant_scores=(),
+                scoring_shape=(1, 1, 1),
+                _cache={},
+            )
+        return self._cache[key]
 
     @property
     def n_units(self) -> int:
@@ -121,8 +154,13 @@ def ranking_problem(
     method: MethodSettings,
     geometric_floor: float,
     weight_schemes: Sequence[str] = (NOMINAL,),
+    variants: Sequence[pl.DataFrame] = (),
+    scoring_shape: tuple[int, int, int] = (1, 1, 1),
 ) -> RankingProblem:
     """The problem of one edition and unit type (``weight_schemes``: see :func:`scheme_weights`).
+    ``variants``: the leaf scores (as ``leaf_scores``) under each scoring alternative, in the order of
+    :func:`dei_pipeline.scoring.variants.scoring_choices`, ``scoring_shape`` of them; none when nothing
+    is varied or the unit type is given as scores.
 
     ``leaf_scores``: unit_code, indicator_code (or node_code), score. ``nodes``: the framework's node
     table. ``ranked_units``: unit_code and rank_group of the units the published index ranks (a unit
@@ -137,30 +175,19 @@ def ranking_problem(
             f"uncertainty.geometric_floor {geometric_floor} must lie in (0, scores.max = {method.score_max})"
         )
     tree = IndexTree.from_nodes(nodes)
-    code_column = "indicator_code" if "indicator_code" in leaf_scores.columns else "node_code"
     units = (
         ranked_units.select("unit_code", pl.col("rank_group").cast(pl.String))
         .unique("unit_code")
         .sort("unit_code")
     )
-    wide = leaf_scores.filter(pl.col(code_column).is_in(list(tree.leaf_codes))).pivot(
-        on=code_column, index="unit_code", values="score", aggregate_function="first"
-    )
-    matrix = units.join(wide, on="unit_code", how="left", maintain_order="left")
-    matrix = matrix.with_columns(
-        pl.lit(None, pl.Float64).alias(code) for code in tree.leaf_codes if code not in matrix.columns
-    )
-    scores = (
-        matrix.select(pl.col(list(tree.leaf_codes)).cast(pl.Float64))
-        .to_numpy()
-        .astype(np.float64)
-        .reshape(units.height, len(tree.leaf_codes))
-    )
+    scores = _score_matrix(leaf_scores, tree, units)
     complete = not bool(np.isnan(scores).any())
     if method.missing_rule == "propagate" and not complete:
         raise ValueError(
             "a ranked unit lacks leaf scores, which rule 'propagate' cannot score: the inputs disagree"
         )
+    if math.prod(scoring_shape) > 1 and len(variants) != math.prod(scoring_shape):
+        raise ValueError(f"{len(variants)} scoring alternatives for a scoring shape {scoring_shape}")
     group_names = tuple(sorted(set(units["rank_group"].to_list())))
     scale = 10**method.display_decimals
     tick_min = math.floor(method.score_min * scale)
@@ -182,4 +209,26 @@ def ranking_problem(
             [scheme_weights(tree, scores, scheme) / tree.nominal_weights for scheme in weight_schemes]
         ),
         complete=complete,
+        variant_scores=tuple(_score_matrix(frame, tree, units) for frame in variants)
+        if math.prod(scoring_shape) > 1
+        else (),
+        scoring_shape=scoring_shape if math.prod(scoring_shape) > 1 else (1, 1, 1),
+    )
+
+
+def _score_matrix(leaf_scores: pl.DataFrame, tree: IndexTree, units: pl.DataFrame) -> np.ndarray:
+    """(units, leaves) scores of ``units`` in the order of ``tree.leaf_codes``, NaN where missing."""
+    code_column = "indicator_code" if "indicator_code" in leaf_scores.columns else "node_code"
+    wide = leaf_scores.filter(pl.col(code_column).is_in(list(tree.leaf_codes))).pivot(
+        on=code_column, index="unit_code", values="score", aggregate_function="first"
+    )
+    matrix = units.join(wide, on="unit_code", how="left", maintain_order="left")
+    matrix = matrix.with_columns(
+        pl.lit(None, pl.Float64).alias(code) for code in tree.leaf_codes if code not in matrix.columns
+    )
+    return (
+        matrix.select(pl.col(list(tree.leaf_codes)).cast(pl.Float64))
+        .to_numpy()
+        .astype(np.float64)
+        .reshape(units.height, len(tree.leaf_codes))
     )

@@ -3,7 +3,9 @@
 The uncertain inputs of the Monte Carlo (``rank_uncertainty``) form a few factors, each a group of inputs:
 the weights of each level (``weights_level_1``, ``weights_level_2``, ...: the multipliers of that
 level's nodes), the aggregation method (``aggregation_method``: the method of every aggregation
-step) and, when several are drawn, the weight scheme (``weight_scheme``: nominal, equal or PCA). For an output Y of the simulation (a unit's rank, or the mean absolute rank shift of all units
+step), when several are drawn, the weight scheme (``weight_scheme``: nominal, equal or PCA) and, for a
+unit type given as measurements, each scoring choice the settings vary (``normalisation``,
+``treatment``, ``imputation``: which alternative score matrix a draw uses). For an output Y of the simulation (a unit's rank, or the mean absolute rank shift of all units
 against the published ranking), the variance of Y is decomposed over the factors:
 
 - first-order index S_i: the share of Var(Y) that factor i explains on its own;
@@ -32,7 +34,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -44,6 +46,9 @@ from dei_pipeline.config import UncertaintySettings
 
 AGGREGATION_FACTOR = "aggregation_method"
 SCHEME_FACTOR = "weight_scheme"
+# The scoring choices, in the order of the columns of AssumptionDraws.scoring (unit types given as
+# measurements only, and only those the settings vary).
+SCORING_FACTORS: tuple[str, ...] = ("normalisation", "treatment", "imputation")
 OVERALL_TARGET = "mean_abs_rank_shift"
 UNIT_TARGET = "rank"
 # Rank evaluations per block of base draws (draws x units), so that memory stays bounded.
@@ -62,11 +67,14 @@ class Factor:
     multiplier_columns: np.ndarray  # node positions whose weight multipliers belong to the factor
     method_columns: np.ndarray  # aggregation steps whose method belongs to the factor
     scheme: bool = False  # the weight scheme (nominal, equal, PCA) a draw starts from
+    scoring_columns: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.intp))
 
 
 def factors(problem: RankingProblem, settings: UncertaintySettings) -> list[Factor]:
     """The factors that can move anything: the weights of each level that has siblings to trade weight
-    with (a single child always gets weight 1), and the method when more than one is drawn."""
+    with (a single child always gets weight 1), the method when more than one is drawn, the weight
+    scheme when several are, and each scoring choice (normalisation, treatment, imputation) with more
+    than one alternative for a unit type given as measurements."""
     tree = problem.tree
     found: list[Factor] = []
     if settings.weight_range > 0:
@@ -81,6 +89,10 @@ def factors(problem: RankingProblem, settings: UncertaintySettings) -> list[Fact
         found.append(
             Factor(SCHEME_FACTOR, np.array([], dtype=np.intp), np.array([], dtype=np.intp), scheme=True)
         )
+    for column, (name, size) in enumerate(zip(SCORING_FACTORS, problem.scoring_shape, strict=True)):
+        if size > 1:
+            none = np.array([], dtype=np.intp)
+            found.append(Factor(name, none, none, scoring_columns=np.array([column], dtype=np.intp)))
     return found
 
 
@@ -88,6 +100,7 @@ def saltelli_block(a: AssumptionDraws, b: AssumptionDraws, factor_list: Sequence
     """The draws [A; B; A_B^1; ...; A_B^k] of one block of base draws."""
     multipliers, geometric = [a.weight_multipliers, b.weight_multipliers], [a.geometric, b.geometric]
     schemes = None if a.scheme is None or b.scheme is None else [a.scheme, b.scheme]
+    scoring = None if a.scoring is None or b.scoring is None else [a.scoring, b.scoring]
     for factor in factor_list:
         mixed_multipliers, mixed_geometric = a.weight_multipliers.copy(), a.geometric.copy()
         mixed_multipliers[:, factor.multiplier_columns] = b.weight_multipliers[:, factor.multiplier_columns]
@@ -96,10 +109,15 @@ def saltelli_block(a: AssumptionDraws, b: AssumptionDraws, factor_list: Sequence
         geometric.append(mixed_geometric)
         if schemes is not None:
             schemes.append(schemes[1] if factor.scheme else schemes[0])  # b's scheme, or a's
+        if scoring is not None:
+            mixed_scoring = a.scoring.copy()  # type: ignore[union-attr]
+            mixed_scoring[:, factor.scoring_columns] = scoring[1][:, factor.scoring_columns]
+            scoring.append(mixed_scoring)
     return AssumptionDraws(
         np.concatenate(multipliers),
         np.concatenate(geometric),
         None if schemes is None else np.concatenate(schemes),
+        None if scoring is None else np.concatenate(scoring),
     )
 
 
@@ -249,8 +267,10 @@ def rank_sensitivity(
     n_outputs = problem.n_units + 1
     if not factor_list:
         return [], SobolIndices.empty(n_outputs)
-    a = settings_draws(problem.tree, settings, n, rng)
-    b = settings_draws(problem.tree, settings, n, rng)
+    a = settings_draws(problem.tree, settings, n, rng, problem.scoring_shape)
+    b = settings_draws(problem.tree, settings, n, rng, problem.scoring_shape)
+    for variant in range(len(problem.variant_scores)):  # built before threads share the problem
+        problem.variant(variant)
     k = len(factor_list)
     block = max(1, BLOCK_ELEMENTS // ((k + 2) * max(problem.n_units, 1)))
     starts = list(range(0, n, block))

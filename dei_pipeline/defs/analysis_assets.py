@@ -4,6 +4,7 @@ inputs from the warehouse, calls a pure function of ``dei_pipeline.analysis`` pe
 and replaces exactly its editions' rows (the audit writes two marts, of nodes and of units, in one step:
 each step costs a process start under the UI's executor). What the figures mean: docs/analysis.md."""
 
+import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -37,7 +38,7 @@ from dei_pipeline.analysis import (
 from dei_pipeline.analysis import (
     sensitivity as sensitivity_module,
 )
-from dei_pipeline.analysis.assumption_draws import edition_rng, load_uncertainty_settings
+from dei_pipeline.analysis.assumption_draws import edition_rng, load_uncertainty_settings, scoring_shape
 from dei_pipeline.analysis.attribution import attribute_changes
 from dei_pipeline.analysis.audit import audit_nodes, audit_units
 from dei_pipeline.analysis.leave_one_out import removal_impact as removal_rows
@@ -48,10 +49,11 @@ from dei_pipeline.analysis.rank_uncertainty import rank_uncertainty as uncertain
 from dei_pipeline.analysis.ranking_problem import ranking_problem
 from dei_pipeline.analysis.sensitivity import OVERALL_TARGET, rank_sensitivity, sensitivity_rows
 from dei_pipeline.comparisons import previous_editions
-from dei_pipeline.config import UncertaintySettings
+from dei_pipeline.config import MethodSettings, UncertaintySettings
 from dei_pipeline.defs.assets import (
     FRAMEWORKS,
     SETTINGS,
+    _peers,
     city_index,
     county_index,
     framework,
@@ -64,6 +66,8 @@ from dei_pipeline.defs.assets import (
 from dei_pipeline.defs.partitions import partition_editions, previous_edition
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.scalars import number_or_none
+from dei_pipeline.scoring import variants as scoring_variants
+from dei_pipeline.scoring.variants import scoring_choices, variant_scores
 from dei_pipeline.warehouse import TABLES, read_table, replace_editions
 
 GROUP = "analysis"
@@ -76,6 +80,7 @@ MONTE_CARLO = [
     draw_aggregation,
     draw_ranks,
     rank_summaries,
+    scoring_variants,
 ]
 
 
@@ -124,6 +129,39 @@ def _ranked_editions(
             yield year, unit_type, leaves, warehouse.framework(unit_type, year).nodes, nominal
 
 
+def _scoring_variants(
+    warehouse: WarehouseResource,
+    year: int,
+    unit_type: str,
+    leaves: pl.DataFrame,
+    method: MethodSettings,
+    settings: UncertaintySettings,
+) -> tuple[list[pl.DataFrame], tuple[int, int, int]]:
+    """The leaf scores of one edition and unit type under every scoring alternative the settings vary
+    (the published ones for the all-declared alternative), and how many normalisations, treatments and
+    imputations they are; none for a unit type given as scores or when nothing is varied."""
+    shape = scoring_shape(settings)
+    if math.prod(shape) == 1:
+        return [], (1, 1, 1)
+    with warehouse.connection() as con:
+        measured = read_table(con, "marts.measurement_scores", where={"unit_type": [unit_type]})
+        if not measured.filter(pl.col("survey_year") == year).height:
+            return [], (1, 1, 1)
+        city_tiers = read_table(con, "marts.city_index").select("survey_year", "unit_code", "tier")
+    columns = ["survey_year", "unit_type", "unit_code", "indicator_code", "measurement"]
+    fw = warehouse.framework(unit_type, year)
+    assert fw.methods is not None  # a unit type given as measurements has its method columns
+    frames = variant_scores(
+        measured.filter(pl.col("survey_year") == year).select(columns),
+        fw.methods.with_columns(pl.lit(unit_type).alias("unit_type")),
+        scoring_choices(settings.normalisations, settings.treatments, settings.imputations),
+        _peers(warehouse.registry(), city_tiers, [year]),
+        measured.filter(pl.col("survey_year") != year).select(columns),
+        method.scoring.rule(method.score_min, method.score_max),
+    )
+    return [leaves if frame is None else frame for frame in frames], shape
+
+
 def _read_by_edition(
     con: Any, table_name: str, editions: list[int]
 ) -> Iterator[tuple[int, str, pl.DataFrame]]:
@@ -154,6 +192,9 @@ def _settings_metadata(settings: UncertaintySettings) -> dict[str, Any]:
         "method_choice": settings.method_choice,
         "geometric_floor": settings.geometric_floor,
         "weight_schemes": ", ".join(settings.weight_schemes),
+        "normalisations": ", ".join(settings.normalisations),
+        "treatments": ", ".join(settings.treatments),
+        "imputations": ", ".join(settings.imputations),
     }
 
 
@@ -191,6 +232,7 @@ def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     frames, seconds, nominal_check = [], {}, {}
     for year, unit_type, leaves, nodes, nominal in _ranked_editions(warehouse, editions):
         started = time.perf_counter()
+        variants, shape = _scoring_variants(warehouse, year, unit_type, leaves, method, settings)
         rows, check = uncertainty_rows(
             leaves,
             nodes,
@@ -199,6 +241,8 @@ def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             settings,
             edition_rng(settings.seed, year, unit_type, "rank_uncertainty"),
             tiers if unit_type == "city" else None,
+            variants,
+            shape,
         )
         seconds[f"{year}/{unit_type}"] = round(time.perf_counter() - started, 3)
         nominal_check[f"{year}/{unit_type}"] = check["nominal_max_abs_difference"]
@@ -253,8 +297,9 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     for year, unit_type, leaves, nodes, all_units in _ranked_editions(warehouse, editions):
         nominal = all_units.filter(pl.col("rank").is_not_null())
         started = time.perf_counter()
+        variants, shape = _scoring_variants(warehouse, year, unit_type, leaves, method, settings)
         problem = ranking_problem(
-            leaves, nodes, nominal, method, settings.geometric_floor, settings.weight_schemes
+            leaves, nodes, nominal, method, settings.geometric_floor, settings.weight_schemes, variants, shape
         )
         nominal_ranks = (
             pl.DataFrame({"unit_code": list(problem.unit_codes)})
