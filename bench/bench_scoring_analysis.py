@@ -37,8 +37,8 @@ from dei_pipeline.analysis.assumption_draws import edition_rng, load_uncertainty
 from dei_pipeline.analysis.rank_uncertainty import rank_uncertainty
 from dei_pipeline.analysis.ranking_problem import ranking_problem
 from dei_pipeline.analysis.sensitivity import rank_sensitivity, sensitivity_rows
-from dei_pipeline.composite import rank_units
 from dei_pipeline.config import REPO_ROOT, UncertaintySettings, load_settings
+from dei_pipeline.ranking import rank_units
 from dei_pipeline.registry import load_registry
 from dei_pipeline.scoring.stage import score_measurements
 from dei_pipeline.scoring.variants import scoring_choices, variant_scores

@@ -21,7 +21,6 @@ from dei_pipeline.config import UncertaintySettings, load_settings
 from dei_pipeline.defs.analysis_assets import ANALYSIS_ASSETS, _scoring_variants
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.frameworks import resolve_framework
-from dei_pipeline.sample_data import UNIT_FILES
 from dei_pipeline.scoring.variants import (
     ScoringChoice,
     choice_index,
@@ -29,6 +28,7 @@ from dei_pipeline.scoring.variants import (
     scoring_choices,
     variant_scores,
 )
+from dei_pipeline.synthetic.sample import UNIT_FILES
 from dei_pipeline.warehouse import read_table
 from dei_pipeline_tests.conftest import Project
 from dei_pipeline_tests.sample_scores import DATA, scored_cells
