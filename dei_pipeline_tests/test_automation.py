@@ -5,7 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import dagster as dg
@@ -221,3 +221,46 @@ def test_sensor_runs_only_editions_that_have_a_partition(data_dir_factory: Calla
     assert requested(evaluate(None, dg.DagsterInstance.ephemeral(), data_dir)) == [
         (None, {"dagster/asset_partition_range_start": "2020", "dagster/asset_partition_range_end": "2021"})
     ]
+
+
+def test_publication_waits_for_the_marts_requested_in_the_same_tick(
+    data_dir_factory: Callable[..., Path],
+) -> None:
+    """An edition's index changes: what reads it is requested tick after tick (each run done before the
+    next tick), and the exports only once nothing they cover is still due, never in the same tick as a
+    mart (whose run of its own would not yet have written it)."""
+    data_dir = data_dir_factory((2019, 2020))
+    defs = build_definitions(resource(data_dir))
+    graph = defs.resolve_asset_graph()
+    instance = dg.DagsterInstance.ephemeral()
+
+    def materialize(key: dg.AssetKey, partitions: Iterable[str | None]) -> None:
+        for partition in partitions:
+            instance.report_runless_asset_event(dg.AssetMaterialization(key, partition=partition))
+
+    for key in graph.materializable_asset_keys:
+        partitions_def = graph.get(key).partitions_def
+        materialize(key, partitions_def.get_partition_keys() if partitions_def else [None])
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    assert result.total_requested == 0, "everything is up to date"
+
+    materialize(dg.AssetKey("city_index"), ["2020"])
+    exports = {
+        dg.AssetKey("edition_consistency"),
+        dg.AssetKey("mart_parquet"),
+        dg.AssetKey("serving_snapshot"),
+    }
+    ticks: list[set[str]] = []
+    for _ in range(10):
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
+        requested = {r.key for r in result.results if r.true_subset.size and isinstance(r.key, dg.AssetKey)}
+        if not requested:
+            break
+        ticks.append({key.to_user_string() for key in requested})
+        assert not (requested & exports and requested - exports), (
+            f"exports requested beside marts: {requested}"
+        )
+        for key in requested:
+            materialize(key, result.get_requested_partitions(key))
+    assert {"city_yoy", "yoy_summary"} <= ticks[0], ticks
+    assert ticks[-1] == {key.to_user_string() for key in exports}, "published in one run, last"

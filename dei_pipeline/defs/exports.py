@@ -21,8 +21,26 @@ from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.warehouse import editions_in, export_parquet, publish_serving_snapshot, read_table
 
 EXPORTS_GROUP = "exports"
-# Publish once every mart it covers is up to date and the editions agree.
-PUBLISH_WHEN = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+
+
+def publish_when(upstream: Sequence[dg.AssetsDefinition | str]) -> dg.AutomationCondition:
+    """Publish once every mart it covers is up to date and the editions agree. A partitioned mart whose
+    own condition requests it in the same tick (e.g. the comparisons or analysis of an edition whose
+    index just changed) runs in a run of its own: wait for it rather than publish before it and be
+    refused by the consistency checks. (will_be_requested() does not see requests that cannot share
+    the run; the unpartitioned dimensions and exports can, and do.)"""
+    same_run = dg.AssetSelection.assets(
+        *[dep for dep in upstream if isinstance(dep, dg.AssetsDefinition) and dep.partitions_def is None]
+    )
+    return (
+        dg.AutomationCondition.eager()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+        & ~dg.AutomationCondition.any_deps_match(dg.AutomationCondition.eager()).ignore(
+            same_run | dg.AssetSelection.groups(EXPORTS_GROUP)
+        )
+    ).with_label("eager, once no partitioned mart it covers is due")
+
+
 CONSISTENCY_CHECKS: dict[str, str] = {
     "comparisons_match_index": "city_yoy and county_yoy compare each edition with the previous edition with data, "
     "and their scores, ranks and tiers, now and then, are those of the index",
@@ -93,7 +111,7 @@ def edition_consistency_asset(upstream: Sequence[dg.AssetsDefinition]) -> dg.Ass
         group_name=EXPORTS_GROUP,
         kinds={"polars", "duckdb"},
         deps=list(upstream),
-        automation_condition=PUBLISH_WHEN,
+        automation_condition=publish_when(upstream),
         description="Whether the editions in the warehouse agree with each other: every comparison, tier count and "
         "analysis figure restates the index of its own and of the previous edition. Its checks block the "
         "exports while they fail.",
@@ -149,7 +167,7 @@ def mart_parquet_asset(upstream: Sequence[dg.AssetsDefinition | str]) -> dg.Asse
         group_name=EXPORTS_GROUP,
         kinds={"parquet", "duckdb"},
         deps=list(upstream),
-        automation_condition=PUBLISH_WHEN,
+        automation_condition=publish_when(upstream),
         pool=PARTITIONED["pool"],
     )
     def mart_parquet(warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -174,7 +192,7 @@ def serving_snapshot_asset(upstream: Sequence[dg.AssetsDefinition | str]) -> dg.
         group_name=EXPORTS_GROUP,
         kinds={"duckdb"},
         deps=list(upstream),
-        automation_condition=PUBLISH_WHEN,
+        automation_condition=publish_when(upstream),
         pool=PARTITIONED["pool"],
     )
     def serving_snapshot(
