@@ -30,6 +30,7 @@ from typing import Any
 
 import polars as pl
 from bench_scoring import measurements
+from bench_uncertainty import nominal_ranks
 from harness import DEFAULT_NATIONAL_DIR, git_revision, machine, print_table, write_json
 
 from dei_pipeline.aggregation import aggregate_tiers, composite_scores
@@ -38,11 +39,10 @@ from dei_pipeline.analysis.rank_uncertainty import rank_uncertainty
 from dei_pipeline.analysis.ranking_problem import ranking_problem
 from dei_pipeline.analysis.sensitivity import rank_sensitivity, sensitivity_rows
 from dei_pipeline.config import REPO_ROOT, UncertaintySettings, load_settings
-from dei_pipeline.ranking import rank_units
 from dei_pipeline.registry import load_registry
 from dei_pipeline.scoring.stage import score_measurements
 from dei_pipeline.scoring.variants import scoring_choices, variant_scores
-from dei_pipeline.tiers import load_tiers, tier_expr
+from dei_pipeline.tiers import load_tiers
 
 DRAWS = 10_000
 CASES: dict[str, dict[str, list[str]]] = {
@@ -89,22 +89,7 @@ def editions_of(data_dir: Path, last: int) -> tuple[list[Edition], Any]:
             composites = composite_scores(
                 aggregate_tiers(leaves, nodes[unit_type], missing=method.missing_rule)
             ).filter(pl.col("score").is_not_null())
-            groups = (
-                composites.join(kinds, on="unit_code", how="left").with_columns(
-                    pl.col("rank_group").fill_null("all")
-                )
-                if unit_type == "county"
-                else composites.with_columns(pl.lit("all").alias("rank_group"))
-            )
-            nominal = rank_units(
-                groups, ["rank_group"], method.display_decimals, method.tie_method
-            ).with_columns(
-                (
-                    tier_expr(pl.col("score"), tiers, method.display_decimals)
-                    if unit_type == "city"
-                    else pl.lit(None, pl.String)
-                ).alias("tier")
-            )
+            nominal = nominal_ranks(composites, unit_type, kinds, tiers, method)
             found.append(
                 Edition(
                     year,

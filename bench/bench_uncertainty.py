@@ -91,6 +91,24 @@ class DataSet:
         return sum(p.n_units for p in self.problems) * self.settings.draws
 
 
+def nominal_ranks(
+    composites: pl.DataFrame, unit_type: str, kinds: pl.DataFrame, tiers: pl.DataFrame, method: MethodSettings
+) -> pl.DataFrame:
+    """The published ranks (within each county kind for county units) and tiers (cities) of composites."""
+    groups = (
+        composites.join(kinds, on="unit_code", how="left").with_columns(pl.col("rank_group").fill_null("all"))
+        if unit_type == "county"
+        else composites.with_columns(pl.lit("all").alias("rank_group"))
+    )
+    return rank_units(groups, ["rank_group"], method.display_decimals, method.tie_method).with_columns(
+        (
+            tier_expr(pl.col("score"), tiers, method.display_decimals)
+            if unit_type == "city"
+            else pl.lit(None, pl.String)
+        ).alias("tier")
+    )
+
+
 def load_data_set(
     data_dir: Path, editions: list[int] | None = None, unit_types: tuple[str, ...] = ("city", "county")
 ) -> DataSet:
@@ -114,22 +132,7 @@ def load_data_set(
             )
             nodes = resolve_framework(data_dir, str(unit_type), edition).nodes
             composites = composite_scores(aggregate_tiers(leaves, nodes, missing=method.missing_rule))
-            groups = (
-                composites.join(kinds, on="unit_code", how="left").with_columns(
-                    pl.col("rank_group").fill_null("all")
-                )
-                if unit_type == "county"
-                else composites.with_columns(pl.lit("all").alias("rank_group"))
-            )
-            nominal = rank_units(
-                groups, ["rank_group"], method.display_decimals, method.tie_method
-            ).with_columns(
-                (
-                    tier_expr(pl.col("score"), tiers, method.display_decimals)
-                    if unit_type == "city"
-                    else pl.lit(None, pl.String)
-                ).alias("tier")
-            )
+            nominal = nominal_ranks(composites, str(unit_type), kinds, tiers, method)
             problems.append(Problem(edition, str(unit_type), leaves, nodes, nominal))
     return DataSet(data_dir, method, settings, tiers, problems)
 

@@ -11,6 +11,7 @@ import polars as pl
 
 from dei_pipeline.aggregation import COMPOSITE_CODE
 from dei_pipeline.registry import Registry
+from dei_pipeline.warehouse import TABLES
 
 COMPOSITE_NAME_ZH = "综合指数"
 COMPOSITE_NAME_EN = "Composite index"
@@ -186,20 +187,7 @@ def indicator_dimension(framework: pl.DataFrame) -> pl.DataFrame:
             pl.lit(0, pl.Int32).alias("sort_order"),
         )
     )
-    columns = [
-        "survey_year",
-        "unit_type",
-        "node_code",
-        "parent_code",
-        "level",
-        "name_zh",
-        "name_en",
-        "weight",
-        "effective_weight",
-        "is_leaf",
-        "sort_order",
-        "framework_file",
-    ]
+    columns = TABLES["marts.dim_indicator"].column_names
     return pl.concat(
         [roots.select(columns), nodes.with_columns(pl.col("level").cast(pl.Int32)).select(columns)]
     ).sort("survey_year", "unit_type", "sort_order")
