@@ -16,6 +16,7 @@ from dei_pipeline.defs.automation import build_raw_files_sensor
 from dei_pipeline.defs.partitions import Editions
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.ingest import list_editions
+from dei_pipeline_tests.lock_holder import holder
 
 
 def resource(data_dir: Path) -> WarehouseResource:
@@ -104,15 +105,26 @@ def test_sensor_waits_for_a_busy_warehouse_instead_of_running_every_edition(
     data_dir = data_dir_factory((2019, 2020))
     instance = dg.DagsterInstance.ephemeral()
     ingest(data_dir, instance, "2019", "2020")
-    writer = duckdb.connect(str(data_dir / "w.duckdb"))  # a run holds the file
+    sensor = build_raw_files_sensor(Editions.of([2019, 2020]))
+
+    def tick() -> object:
+        return sensor(dg.build_sensor_context(instance=instance, resources={"warehouse": resource(data_dir)}))
+
+    writer = duckdb.connect(str(data_dir / "w.duckdb"))  # a process holds the file without the lock
     try:
-        sensor = build_raw_files_sensor(Editions.of([2019, 2020]))
-        result = sensor(
-            dg.build_sensor_context(instance=instance, resources={"warehouse": resource(data_dir)})
-        )
+        result = tick()
         assert isinstance(result, dg.SkipReason) and "the warehouse is busy" in (result.skip_message or "")
     finally:
         writer.close()
+    # A run holds the lock: the sensor leaves the file alone (it would otherwise hold it while the run's
+    # next step opens it, and DuckDB refuses that step at once).
+    process = holder(data_dir / "w.duckdb", 60)
+    try:
+        result = tick()
+        assert isinstance(result, dg.SkipReason) and "in use by pid" in (result.skip_message or "")
+    finally:
+        process.kill()
+        process.wait()
     assert requested(evaluate(None, instance, data_dir)) == []
 
 

@@ -9,23 +9,7 @@ from pathlib import Path
 import pytest
 
 from dei_pipeline.locking import WarehouseBusyError, lock_path, warehouse_lock
-
-HOLD = """
-import sys, time
-from pathlib import Path
-from dei_pipeline.locking import warehouse_lock
-with warehouse_lock(Path(sys.argv[1])):
-    print("held", flush=True)
-    time.sleep(float(sys.argv[2]))
-"""
-
-
-def holder(warehouse: Path, seconds: float) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(warehouse), str(seconds)], stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None and process.stdout.readline() == "held\n"
-    return process
+from dei_pipeline_tests.lock_holder import HOLD, holder
 
 
 def test_a_second_process_is_told_who_holds_the_warehouse_and_gives_up_after_the_timeout(

@@ -28,6 +28,7 @@ from dei_pipeline.defs.report_assets import REPORT_ASSETS
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.defs.sources import current_versions, last_observed_versions, observations
 from dei_pipeline.fingerprints import edition_fingerprints, fingerprint
+from dei_pipeline.locking import WarehouseBusyError, warehouse_lock
 from dei_pipeline.warehouse import connect, run
 
 # The dimensions not split by edition are rewritten whole, from every edition, right before the publication.
@@ -83,12 +84,13 @@ def ingested_fingerprints(warehouse: Path) -> dict[str, str]:
     if not warehouse.exists():
         return {}
     try:
-        # Read-only and without the warehouse lock: a sensor must not wait for a run to finish.
-        with connect(warehouse, read_only=True) as con:
+        # Under the warehouse lock, taken without waiting: a sensor must not wait for a run to finish,
+        # and a run must not find the file held by the sensor (DuckDB refuses a second process at once).
+        with warehouse_lock(warehouse, timeout=0), connect(warehouse, read_only=True) as con:
             files = run(con, "SELECT DISTINCT survey_year, source_file, content_hash FROM staging.raw_scores")
     except duckdb.CatalogException:
         return {}
-    except duckdb.Error as error:
+    except (duckdb.Error, WarehouseBusyError) as error:
         raise WarehouseBusy(f"{warehouse}: {error}") from error
     by_edition: dict[str, list[tuple[str, str]]] = {}
     for year, source_file, content_hash in files:
