@@ -70,8 +70,15 @@ def _progress_logger() -> dg.LoggerDefinition:
     return dg.LoggerDefinition(step_progress, description="One line per step, for the command line")
 
 
-# What `dei materialize --job` runs: the Dagster jobs, in order; the publication follows.
-JOBS_OF = {"index": ("index_job",), "analysis": ("analysis_job",), "all": ("index_job", "analysis_job")}
+# What `dei materialize --job` runs: the Dagster jobs, in order; the publication follows those that
+# change the warehouse (not the charts' PNGs).
+JOBS_OF = {
+    "index": ("index_job",),
+    "analysis": ("analysis_job",),
+    "all": ("index_job", "analysis_job"),
+    "pngs": ("report_png_job",),
+}
+UNPUBLISHED_JOBS = frozenset({"pngs"})
 # Runs the command line launches carry this tag (the UI shows where a run came from).
 LAUNCHED_BY_TAG = "dei/launched_by"
 
@@ -131,6 +138,12 @@ def materialize(
                     confirm_removal,
                 ):
                     return 1
+            if job in UNPUBLISHED_JOBS:
+                print(
+                    f"dei: materialized {len(selected)} edition(s) ({' then '.join(JOBS_OF[job])}) "
+                    f"in {time.perf_counter() - started:.1f}s"
+                )
+                return 0
             published = _run(defs.resolve_job_def("publish_job"), instance, (), None, warehouse)
             print(
                 f"dei: materialized {len(selected)} edition(s) ({' then '.join(JOBS_OF[job])}"
@@ -326,8 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=tuple(JOBS_OF),
         default="all",
         help="'all' (default): index_job then analysis_job; 'index': raw files to the index marts; "
-        "'analysis': the analysis marts and the edition report from the index in the warehouse. "
-        "publish_job follows: the consistency checks, then Parquet and the serving snapshot",
+        "'analysis': the analysis marts and the edition report from the index in the warehouse; "
+        "'pngs': PNGs of the report's charts, for slides (<warehouse dir>/reports/<edition>/<chart>.png). "
+        "publish_job follows all but 'pngs': the consistency checks, then Parquet and the serving snapshot",
     )
     run.add_argument(
         "--no-propagate",

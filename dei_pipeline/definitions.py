@@ -13,6 +13,7 @@ from dei_pipeline.defs.automation import (
     build_yearly_schedule,
     index_job,
     publish_job,
+    report_png_job,
 )
 from dei_pipeline.defs.dimension_assets import DIMENSION_ASSETS
 from dei_pipeline.defs.exports import edition_consistency_asset, mart_parquet_asset, serving_snapshot_asset
@@ -51,7 +52,7 @@ def build_definitions(
             mart_parquet_asset([*marts, consistency]),
             serving_snapshot_asset([*marts, consistency]),
         ],
-        jobs=[index_job, analysis_job, publish_job],
+        jobs=[index_job, analysis_job, publish_job, report_png_job],
         schedules=[build_yearly_schedule(editions)],
         sensors=[build_raw_files_sensor(editions), automation_sensor],
         resources={"warehouse": warehouse},

@@ -276,3 +276,8 @@ def test_publication_waits_for_the_marts_requested_in_the_same_tick(
             materialize(key, result.get_requested_partitions(key))
     assert {"city_yoy", "yoy_summary"} <= ticks[0], ticks
     assert ticks[-1] == {key.to_user_string() for key in exports}, "published in one run, last"
+    # A new report: its charts' PNGs are drawn on request only, never by the automation.
+    materialize(dg.AssetKey("edition_report"), ["2020"])
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=result.cursor)
+    after_report = {r.key.to_user_string() for r in result.results if r.true_subset.size}
+    assert "report_pngs" not in after_report and "mart_parquet" not in after_report, after_report

@@ -1,5 +1,6 @@
 """``dei materialize`` as a user runs it: progress, summary, exit codes and reasons."""
 
+import hashlib
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -121,6 +122,16 @@ def test_the_index_runs_alone_and_the_analysis_after_it(
             con.sql("SELECT unit_type, count(*) FROM marts.rank_uncertainty GROUP BY 1").fetchall()
         ) == {"city": 148, "county": 100}
         assert con.sql("SELECT job_name FROM marts.snapshot_info").fetchall() == [("publish_job",)]
+    assert not list((tmp_path / "reports" / "2020").glob("*.png"))
+
+    # The PNGs of the report's charts, on request: drawn beside the SVG files, and nothing published.
+    published = hashlib.sha256(serving.read_bytes()).hexdigest()
+    pngs = dei(["materialize", "--years", "2020", "--job", "pngs", *options], tmp_path)
+    assert pngs.returncode == 0, pngs.stderr
+    assert steps_done(pngs.stdout) == {"report_pngs"}
+    charts = tmp_path / "reports" / "2020"
+    assert {png.stem for png in charts.glob("*.png")} == {svg.stem for svg in charts.glob("*.svg")} != set()
+    assert hashlib.sha256(serving.read_bytes()).hexdigest() == published
 
 
 @pytest.mark.e2e

@@ -1,6 +1,6 @@
 """The edition report, looked at as a person would: materialized by Dagster over the sample, opened in
 headless Chromium (driven by Playwright), screenshotted, and read for the white paper's key numbers;
-its chart PNGs looked at pixel by pixel.
+its chart PNGs, drawn on request, looked at pixel by pixel.
 
 Chromium and a CJK font come from `make browser` (a prerequisite of `make test`); without them the
 browser tests fail and say so rather than being skipped, so that CI cannot pass without looking.
@@ -23,7 +23,7 @@ from PIL import Image
 from playwright.sync_api import Browser, Page
 
 from dei_pipeline.browser import chromium, find_chromium, pixel_summary
-from dei_pipeline.defs.report_assets import edition_report
+from dei_pipeline.defs.report_assets import edition_report, report_pngs
 from dei_pipeline.published import load_published
 from dei_pipeline.report import charts as charts_module
 from dei_pipeline.report import tables
@@ -84,13 +84,20 @@ def _report_metadata(sample: Project, edition: int = 2020) -> Mapping[str, dg.Me
 # ------------------------------------------------------------------------------------ the asset
 
 
-def test_asset_writes_a_page_per_edition_and_a_png_per_chart(sample: Project) -> None:
+def test_asset_writes_a_page_per_edition_and_an_svg_per_chart(sample: Project) -> None:
     for year in (2017, 2018, 2019, 2020):
         assert (sample.reports / f"{year}.html").is_file(), year
-    pngs_2020 = {path.stem for path in (sample.reports / "2020").glob("*.png")}
-    assert CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR <= pngs_2020
+    svgs_2020 = {path.stem for path in (sample.reports / "2020").glob("*.svg")}
+    assert CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR <= svgs_2020
+    html = (sample.reports / "2020.html").read_text(encoding="utf-8")
+    for name in svgs_2020:  # the file is the chart on the page
+        svg = (sample.reports / "2020" / f"{name}.svg").read_text(encoding="utf-8")
+        assert f'<figure id="chart-{name}">{svg}<figcaption>' in html, name
+        assert f"SVG: 2020/{name}.svg</figcaption>" in html, name
     # The first edition has nothing to compare with: no movers chart.
-    assert "movers" not in {path.stem for path in (sample.reports / "2017").glob("*.png")}
+    assert "movers" not in {path.stem for path in (sample.reports / "2017").glob("*.svg")}
+    # PNGs are drawn on request only (report_pngs), not by the runs that made the sample.
+    assert not list(sample.reports.glob("*/*.png"))
     assert not list(sample.reports.glob(".*.tmp")), "staging files left behind"
 
 
@@ -102,7 +109,7 @@ def test_metadata_shows_the_top_of_the_ranking_as_a_markdown_table(sample: Proje
     assert set("".join(rows[1])) <= {"-", ":"}, "the header rule of a Markdown table"
     assert rows[2] == ["2020", "1", "上海", "上海", "90.5", "一线"], "the 2020 edition's own top row"
     assert len(rows) == 12
-    assert str(metadata["chart_pngs"].value).split()[0].isdigit(), metadata["chart_pngs"].value
+    assert str(metadata["chart_svgs"].value).split()[0].isdigit(), metadata["chart_svgs"].value
     assert metadata["report"].value == str(sample.reports / "2020.html"), "the 2020 partition's own page"
 
 
@@ -180,9 +187,9 @@ def test_report_in_headless_chromium_shows_the_white_papers_numbers(
     assert anchors and all(page.locator(anchor).count() == 1 for anchor in anchors), anchors
 
 
-def test_chart_pngs_are_sharp_non_blank_images_of_their_charts(sample: Project) -> None:
-    html = (sample.reports / "2020.html").read_text(encoding="utf-8")
-    pngs = sorted((sample.reports / "2020").glob("*.png"))
+def test_chart_pngs_are_sharp_non_blank_images_of_their_charts(drawn: Path) -> None:
+    html = (drawn / "2020.html").read_text(encoding="utf-8")
+    pngs = sorted((drawn / "2020").glob("*.png"))
     assert {png.stem for png in pngs} >= CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR
     for png in pngs:
         size = re.search(rf'<figure id="chart-{png.stem}"><svg [^>]*width="([\d.]+)" height="([\d.]+)"', html)
@@ -195,10 +202,10 @@ def test_chart_pngs_are_sharp_non_blank_images_of_their_charts(sample: Project) 
         assert not pixels.looks_blank and pixels.background == "#ffffff", (png.name, pixels)
 
 
-def test_top_cities_png_is_coloured_by_tier(sample: Project) -> None:
+def test_top_cities_png_is_coloured_by_tier(sample: Project, drawn: Path) -> None:
     rows = sample.edition_rows(2020)
     colours: dict[str, int] = {}
-    with Image.open(sample.reports / "2020" / "top_cities.png") as image:
+    with Image.open(drawn / "2020" / "top_cities.png") as image:
         for n, colour in image.convert("RGB").getcolors(1 << 20) or []:
             assert isinstance(colour, tuple), "an RGB image's colours are (red, green, blue)"
             r, g, b = colour
@@ -221,34 +228,74 @@ def test_first_edition_says_there_is_nothing_to_compare(sample: Project, browser
 # ------------------------------------------------------------------- without a browser, with marts
 
 
-def test_report_and_pngs_need_no_browser_and_replace_the_old_pngs(sample: Project, tmp_path: Path) -> None:
-    resource = sample.private_copy(tmp_path)
-    warehouse = resource.warehouse_file
-    old_pngs = warehouse.parent / "reports" / "2020"
-    old_pngs.mkdir(parents=True)
-    (old_pngs / "movers.png").write_bytes(b"an old chart")
-    (old_pngs / "retired_chart.png").write_bytes(b"a chart the report no longer has")
+@pytest.fixture(scope="module")
+def drawn(sample: Project, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reports folder of a private copy of the sample, after its 2020 report and then the PNGs of
+    that report were materialized again, without a browser, over the charts of an earlier run."""
+    resource = sample.private_copy(tmp_path_factory.mktemp("drawn"))
+    reports = resource.warehouse_file.parent / "reports"
+    earlier = reports / "2020"
+    earlier.mkdir(parents=True)
+    (earlier / "movers.png").write_bytes(b"an old chart")
+    (earlier / "retired_chart.png").write_bytes(b"a chart the report no longer has")
+    (earlier / "retired_chart.svg").write_text("<svg/>", encoding="utf-8")
     instance = dg.DagsterInstance.ephemeral()
-    empty = tmp_path / "empty-path"
-    empty.mkdir()
+    empty = tmp_path_factory.mktemp("empty-path")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("PATH", str(empty))  # no browser to be found
-        env.setenv("DEI_CHROMIUM", str(tmp_path / "no-such-browser"))
-        result = dg.materialize(
+        env.setenv("DEI_CHROMIUM", str(empty / "no-such-browser"))
+        report = dg.materialize(
             [edition_report], partition_key="2020", instance=instance, resources={"warehouse": resource}
         )
-    assert result.success
-    assert (warehouse.parent / "reports" / "2020.html").is_file()
-    assert {png.stem for png in old_pngs.glob("*.png")} >= CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR
-    assert not (old_pngs / "retired_chart.png").exists(), (
-        "a PNG of an earlier run would contradict the new report"
+        assert report.success
+        # A new report replaces its chart folder whole: no file of the earlier run is left to
+        # contradict it, PNGs included (they are drawn again on request).
+        assert sorted(path.name for path in earlier.iterdir()) == sorted(
+            f"{name}.svg" for name in edition_charts(sample.edition_rows(2020, resource.warehouse_file))
+        )
+        pngs = dg.materialize(
+            [report_pngs], partition_key="2020", instance=instance, resources={"warehouse": resource}
+        )
+    assert pngs.success
+    metadata = pngs.asset_materializations_for_node("report_pngs")[0].metadata
+    assert str(metadata["chart_pngs"].value) == (
+        f"{len(list(earlier.glob('*.svg')))} PNG(s) at 2× rendered offline with vl-convert"
     )
-    assert not pixel_summary(old_pngs / "movers.png").looks_blank
-    metadata = result.asset_materializations_for_node("edition_report")[0].metadata
+    return reports
+
+
+def test_a_png_is_drawn_for_every_chart_of_the_report(drawn: Path) -> None:
     assert (
-        str(metadata["chart_pngs"].value)
-        == f"{len(list(old_pngs.glob('*.png')))} PNG(s) rendered offline with vl-convert"
+        {png.stem for png in (drawn / "2020").glob("*.png")}
+        == {svg.stem for svg in (drawn / "2020").glob("*.svg")}
+        >= CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR
     )
+    assert not pixel_summary(drawn / "2020" / "movers.png").looks_blank
+    assert not list(drawn.glob("*/.*.tmp")), "staging files left behind"
+
+
+def test_pngs_of_an_edition_without_a_report_are_refused_with_what_to_do(
+    sample: Project, tmp_path: Path
+) -> None:
+    resource = sample.private_copy(tmp_path)  # the warehouse without its reports folder
+    result = dg.materialize(
+        [report_pngs],
+        partition_key="2019",
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"warehouse": resource},
+        raise_on_error=False,
+    )
+    assert not result.success
+    [failure] = [event for event in result.all_events if event.is_step_failure]
+    error = failure.step_failure_data.error
+    while error is not None and error.cause is not None:  # the asset's own error, under Dagster's
+        error = error.cause
+    assert error is not None
+    reports = resource.warehouse_file.parent / "reports"
+    assert (
+        f"{reports / '2019.html'}: no report with charts for edition 2019 (no SVG files in {reports / '2019'}); "
+        "materialize edition_report for it first" in error.message
+    ), error.message
 
 
 def test_rank_uncertainty_intervals_are_shown_where_the_mart_exists(sample: Project) -> None:

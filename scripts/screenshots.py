@@ -37,6 +37,7 @@ from sample_run import SampleRun, materialize_sample  # scripts/ is on sys.path 
 
 from dei_pipeline.browser import chromium, pixel_summary
 from dei_pipeline.config import REPO_ROOT
+from dei_pipeline.report.publish import write_chart_pngs
 
 HOST = "127.0.0.1"  # loopback only
 DAGSTER = Path(sys.executable).with_name("dagster")
@@ -323,9 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="dei-screenshots-") as scratch:
         print("screenshots: materializing the sample (synthetic data) in a private directory ...", flush=True)
         sample = materialize_sample(Path(scratch))
-        chart = sample.reports / "2020" / f"{REPORT_CHART_FOR_README}.png"
-        if chart.exists():
-            shutil.copy(chart, args.out / f"report_chart_{REPORT_CHART_FOR_README}.png")
+        # The chart's PNG as report_pngs draws it on request.
+        [chart] = [
+            png for png in write_chart_pngs(sample.reports, 2020) if png.stem == REPORT_CHART_FOR_README
+        ]
+        shutil.copy(chart, args.out / f"report_chart_{REPORT_CHART_FOR_README}.png")
         print("screenshots: starting dagster dev on loopback ...", flush=True)
         with dagster_dev(sample, Path(scratch) / "dagster_dev.log") as base, chromium() as browser:
             # The UI's Content-Security-Policy forbids eval, which Playwright's wait_for_function uses.

@@ -24,7 +24,7 @@ from dei_pipeline.defs.analysis_assets import ANALYSIS_ASSETS
 from dei_pipeline.defs.assets import INDEX_ASSETS
 from dei_pipeline.defs.dimension_assets import DIMENSION_ASSETS
 from dei_pipeline.defs.partitions import Editions, contiguous_blocks, range_tags
-from dei_pipeline.defs.report_assets import REPORT_ASSETS
+from dei_pipeline.defs.report_assets import edition_report, report_pngs
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.defs.sources import current_versions, last_observed_versions, observations
 from dei_pipeline.fingerprints import edition_fingerprints, fingerprint
@@ -52,8 +52,16 @@ index_job = dg.define_asset_job(
 # edition report, from the index marts in the warehouse.
 analysis_job = dg.define_asset_job(
     "analysis_job",
-    selection=dg.AssetSelection.assets(*ANALYSIS_ASSETS, *REPORT_ASSETS),
+    selection=dg.AssetSelection.assets(*ANALYSIS_ASSETS, edition_report),
     description="The analysis marts and the edition report for the selected editions, from the index marts in the warehouse.",
+)
+
+# On request: PNGs of the report's charts, for slides.
+report_png_job = dg.define_asset_job(
+    "report_png_job",
+    selection=dg.AssetSelection.assets(report_pngs),
+    description="PNGs of the edition report's charts for the selected editions, for slides, drawn from the "
+    "report's SVG files (nothing else starts it).",
 )
 
 # Every edition at once: the consistency checks, then Parquet and the BI serving snapshot.

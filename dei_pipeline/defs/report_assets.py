@@ -1,6 +1,9 @@
 """The edition report: what people look at. One self-contained HTML page per edition, made from the
-marts, with a PNG of each chart beside it for slides (data/warehouse/reports/<edition>.html and
-data/warehouse/reports/<edition>/<chart>.png). Partitioned by edition like the marts it reads."""
+marts, with an SVG file of each chart beside it for slides (data/warehouse/reports/<edition>.html and
+data/warehouse/reports/<edition>/<chart>.svg), and PNGs of those charts on request
+(<edition>/<chart>.png). Partitioned by edition like the marts it reads."""
+
+from pathlib import Path
 
 import dagster as dg
 
@@ -23,7 +26,7 @@ from dei_pipeline.defs.assets import (
 )
 from dei_pipeline.defs.partitions import edition_history, partition_editions
 from dei_pipeline.defs.resources import WarehouseResource
-from dei_pipeline.report.publish import write_edition_report
+from dei_pipeline.report.publish import PNG_SCALE, write_chart_pngs, write_edition_report
 from dei_pipeline.report.rows import read_edition_rows
 from dei_pipeline.report.tables import top_rows
 from dei_pipeline.terminal import frame_table
@@ -51,14 +54,13 @@ def edition_report(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     tiers, the county tables, the tier distribution across editions, the four regions, the level-1
     averages by tier, the industry averages, the biggest movers since the previous edition and the
     rank-uncertainty intervals where the analysis mart has them. Charts are inline SVG, each also
-    written as a PNG; both are rendered offline, no browser needed."""
+    written as an SVG file; rendered offline, no browser needed (PNGs: report_pngs)."""
     editions = partition_editions(context)
     tiers, region_names = warehouse.tiers(), warehouse.registry().regions
     note = data_provenance_note(warehouse.data_path)
     with warehouse.connection() as con:
         edition_rows = [read_edition_rows(con, year, tiers, region_names, note) for year in editions]
-    reports_dir = warehouse.warehouse_file.parent / "reports"
-    reports = [write_edition_report(rows, reports_dir) for rows in edition_rows]
+    reports = [write_edition_report(rows, reports_directory(warehouse)) for rows in edition_rows]
     # Each edition's materialization carries its own page (a single-run backfill writes several).
     for rows, page in zip(edition_rows, reports, strict=True):
         context.add_asset_metadata(
@@ -71,13 +73,39 @@ def edition_report(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             },
             partition_key=str(rows.survey_year),
         )
-    pngs = sum(len(r.png_paths) for r in reports)
+    svgs = sum(len(r.svg_paths) for r in reports)
     return dg.MaterializeResult(
         metadata={
-            "chart_pngs": f"{pngs} PNG(s) rendered offline with vl-convert",
+            "chart_svgs": f"{svgs} SVG file(s) rendered offline with vl-convert",
             "editions": ", ".join(map(str, editions)),
         }
     )
 
 
-REPORT_ASSETS = [edition_report]
+# Not automated and in no job of the publication: drawing every chart of every edition as a PNG costs
+# about half of what drawing the charts does, for files only slides need.
+@edition_asset("report", uses=[report], kinds={"png"}, deps=[edition_report], automation_condition=None)
+def report_pngs(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """PNGs of the edition report's charts for slides, on request (report_png_job, `dei materialize
+    --job pngs`, or Materialize in the UI): <edition>/<chart>.png at twice the chart's size, drawn
+    offline from the report's SVG files. A new report replaces its chart folder, PNGs included, so no
+    PNG outlives its chart; the UI then shows this asset stale until it is materialized again."""
+    editions = partition_editions(context)
+    written = {year: write_chart_pngs(reports_directory(warehouse), year) for year in editions}
+    for year, pngs in written.items():
+        context.add_asset_metadata(
+            {"pngs": dg.MetadataValue.json([str(png) for png in pngs])}, partition_key=str(year)
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "chart_pngs": f"{sum(map(len, written.values()))} PNG(s) at {PNG_SCALE:g}× rendered offline with vl-convert",
+            "editions": ", ".join(map(str, editions)),
+        }
+    )
+
+
+def reports_directory(warehouse: WarehouseResource) -> Path:
+    return warehouse.warehouse_file.parent / "reports"
+
+
+REPORT_ASSETS = [edition_report, report_pngs]

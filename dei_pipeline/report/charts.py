@@ -49,6 +49,10 @@ SCORE_AXIS = "得分（0–100 分） Score (0–100)"
 SOURCE_PREFIX = "来源 Source: dei_pipeline warehouse"
 BAR_STEP = 26  # pixels per bar in the horizontal bar charts
 PLOT_WIDTH = 660  # the plot area of the full-width charts; labels and legends come on top of it
+# The tier chart's plot area, at most (until each edition's column is down to its minimum step: room for
+# the column, a count printed beside it and the edition's label).
+TIER_PLOT_MAX_WIDTH = 1040
+TIER_COLUMN_MIN_STEP = 56
 # Validate each spec against the Vega-Lite schema before drawing it (the tests turn it on).
 VALIDATE_SPECS = False
 
@@ -117,8 +121,8 @@ CONFIG: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Chart:
-    """One rendered chart: ``name`` is the file stem of its PNG (``<edition>/<name>.png``), ``width``
-    and ``height`` the SVG's size in CSS pixels."""
+    """One rendered chart: ``name`` is the file stem of its SVG and PNG (``<edition>/<name>.svg``),
+    ``width`` and ``height`` the SVG's size in CSS pixels."""
 
     name: str
     title: str
@@ -126,9 +130,10 @@ class Chart:
     width: int
     height: int
 
-    def png(self, scale: float) -> bytes:
-        """The chart as a PNG of ``scale`` times its size, drawn from its SVG with the same fonts."""
-        return vl_convert.svg_to_png(self.svg, scale=scale)
+
+def svg_to_png(svg: str, scale: float) -> bytes:
+    """A chart's SVG as a PNG of ``scale`` times its size, drawn with the same fonts."""
+    return vl_convert.svg_to_png(svg, scale=scale)
 
 
 def render(name: str, title: str, subtitle: str, chart: AnyChart, source: str) -> Chart:
@@ -284,7 +289,9 @@ def tier_distribution(rows: EditionRows) -> Chart | None:
     if not editions:
         return None
     colors, labels = tier_colors(rows), tables.tier_labels(rows)
-    plot_height, column_width = 340, 64
+    # Columns narrow as editions accumulate, so that twenty editions still fit about a slide's width.
+    step = min(130, max(TIER_COLUMN_MIN_STEP, round(TIER_PLOT_MAX_WIDTH / len(editions))))
+    plot_height, column_width = 340, min(64, step - 30)
     totals = [sum(column) for column in counts]
     # Segments are stacked here rather than by Vega-Lite so that each knows whether it is tall enough
     # (15 px) to hold its count; thinner ones print it beside the column.
@@ -336,7 +343,7 @@ def tier_distribution(rows: EditionRows) -> Chart | None:
         alt.Chart(totals_frame)
         .mark_text(dy=-10, fontSize=13, fontWeight="bold")
         .encode(x=x, y="total:Q", text="total:Q"),
-    ).properties(width=max(130 * len(editions), 260), height=plot_height)
+    ).properties(width=max(step * len(editions), 260), height=plot_height)
     span = f"{editions[0]}–{editions[-1]}" if len(editions) > 1 else str(editions[0])
     return render(
         "tier_distribution",

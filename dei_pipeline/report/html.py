@@ -76,7 +76,7 @@ class Heading:
 @dataclass(frozen=True)
 class Figure:
     chart: Chart
-    png_folder: str | None
+    chart_folder: str | None
     kind: Literal["figure"] = "figure"
 
 
@@ -151,14 +151,14 @@ def _rank_change(row: dict[str, Any]) -> Cell:
     return Cell("0")
 
 
-def _figure(chart: Chart | None, png_folder: str | None) -> list[Content]:
-    return [] if chart is None else [Figure(chart, png_folder)]
+def _figure(chart: Chart | None, chart_folder: str | None) -> list[Content]:
+    return [] if chart is None else [Figure(chart, chart_folder)]
 
 
 # ----------------------------------------------------------------------------------- sections
 
 
-def _ranking_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str | None) -> Section:
+def _ranking_section(rows: EditionRows, charts: dict[str, Chart], chart_folder: str | None) -> Section:
     section = Section("ranking", "城市排名", "城市评分及排名", "City ranking")
     ranked = tables.ranking(rows).to_dicts()
     if not ranked:
@@ -188,12 +188,12 @@ def _ranking_section(rows: EditionRows, charts: dict[str, Chart], png_folder: st
             )
         ),
         blocks(columns, ranked, RANKING_BLOCKS),
-        *_figure(charts.get("top_cities"), png_folder),
+        *_figure(charts.get("top_cities"), chart_folder),
     ]
     return section
 
 
-def _tier_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str | None) -> Section:
+def _tier_section(rows: EditionRows, charts: dict[str, Chart], chart_folder: str | None) -> Section:
     counts = tables.tier_counts_table(rows)
     current = rows.tier_history.filter(pl.col("survey_year") == rows.survey_year).sort("tier_order")
     labels = tables.tier_labels(rows)
@@ -214,7 +214,7 @@ def _tier_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str |
         [
             Row(
                 [
-                    *_figure(charts.get("tier_distribution"), png_folder),
+                    *_figure(charts.get("tier_distribution"), chart_folder),
                     table(count_columns, counts.to_dicts(), "各年度城市画像分布 Cities per tier by edition"),
                 ]
             ),
@@ -227,7 +227,7 @@ def _tier_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str |
     )
 
 
-def _level1_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str | None) -> Section | None:
+def _level1_section(rows: EditionRows, charts: dict[str, Chart], chart_folder: str | None) -> Section | None:
     table_rows = tables.level1_by_tier(rows)
     if table_rows.height == 0:
         return None
@@ -249,11 +249,13 @@ def _level1_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str
         "一级指标",
         "一级指标：按城市画像",
         "Level-1 averages by tier",
-        [*_figure(charts.get("level1_by_tier"), png_folder), table(columns, table_rows.to_dicts())],
+        [*_figure(charts.get("level1_by_tier"), chart_folder), table(columns, table_rows.to_dicts())],
     )
 
 
-def _industry_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str | None) -> Section | None:
+def _industry_section(
+    rows: EditionRows, charts: dict[str, Chart], chart_folder: str | None
+) -> Section | None:
     industries = tables.industry_averages(rows)
     if industries.height == 0:
         return None
@@ -273,11 +275,11 @@ def _industry_section(rows: EditionRows, charts: dict[str, Chart], png_folder: s
         "产业",
         "数字经济产业篇：产业平均得分",
         "Industry averages",
-        [*_figure(charts.get("industry_averages"), png_folder), table(columns, industries.to_dicts())],
+        [*_figure(charts.get("industry_averages"), chart_folder), table(columns, industries.to_dicts())],
     )
 
 
-def _region_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str | None) -> Section:
+def _region_section(rows: EditionRows, charts: dict[str, Chart], chart_folder: str | None) -> Section:
     section = Section("regions", "重点区域", "重点区域", "Key regions")
     regions = tables.region_summary(rows)
     if regions.height == 0:
@@ -313,7 +315,7 @@ def _region_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str
         Column("GDP年份", lambda r: f"{r['gdp_year']} {r['gdp_vintage']}"),
     ]
     section.items += [
-        *_figure(charts.get("regions"), png_folder),
+        *_figure(charts.get("regions"), chart_folder),
         table(columns, regions.to_dicts()),
         Paragraph(
             "成员含未参评的香港、澳门（粤港澳大湾区11城中参评9城）。GDP加权得分以参评城市的GDP比重加权。"
@@ -324,7 +326,7 @@ def _region_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str
     return section
 
 
-def _movers_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str | None) -> Section:
+def _movers_section(rows: EditionRows, charts: dict[str, Chart], chart_folder: str | None) -> Section:
     if rows.previous_year is None:
         return Section(
             "movers",
@@ -359,19 +361,19 @@ def _movers_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str
                 f"与{rows.previous_year}年相比：新增{new}城，连续参评{returning}城，退出{dropped}城。名次变化只比较两次都参评的城市。"
                 f" Against {rows.previous_year}: {new} new, {returning} returning, {dropped} dropped cities."
             ),
-            *_figure(charts.get("movers"), png_folder),
+            *_figure(charts.get("movers"), chart_folder),
             table(columns, moved.to_dicts()),
         ],
     )
 
 
-def _uncertainty_section(rows: EditionRows, charts: dict[str, Chart], png_folder: str | None) -> Section:
+def _uncertainty_section(rows: EditionRows, charts: dict[str, Chart], chart_folder: str | None) -> Section:
     section = Section("uncertainty", "排名不确定性", "排名的不确定性", "Rank uncertainty")
     chart = charts.get("rank_uncertainty")
     if chart is None:
         section.items.append(Paragraph(f"暂无 Not available: {rows.rank_intervals.note}", "muted"))
     else:
-        section.items += [Figure(chart, png_folder), Paragraph(rows.rank_intervals.note, "muted")]
+        section.items += [Figure(chart, chart_folder), Paragraph(rows.rank_intervals.note, "muted")]
     return section
 
 
@@ -472,16 +474,16 @@ def _cards(rows: EditionRows) -> list[tuple[str, str]]:
     return cards
 
 
-def render_report(rows: EditionRows, charts: dict[str, Chart], png_folder: str | None) -> str:
-    """The whole page. ``png_folder`` (relative to the page) is named under each chart when its PNGs exist."""
+def render_report(rows: EditionRows, charts: dict[str, Chart], chart_folder: str | None) -> str:
+    """The whole page. ``chart_folder`` (relative to the page) is named under each chart when its SVG files exist."""
     sections = [
-        _ranking_section(rows, charts, png_folder),
-        _tier_section(rows, charts, png_folder),
-        _level1_section(rows, charts, png_folder),
-        _industry_section(rows, charts, png_folder),
-        _region_section(rows, charts, png_folder),
-        _movers_section(rows, charts, png_folder),
-        _uncertainty_section(rows, charts, png_folder),
+        _ranking_section(rows, charts, chart_folder),
+        _tier_section(rows, charts, chart_folder),
+        _level1_section(rows, charts, chart_folder),
+        _industry_section(rows, charts, chart_folder),
+        _region_section(rows, charts, chart_folder),
+        _movers_section(rows, charts, chart_folder),
+        _uncertainty_section(rows, charts, chart_folder),
         _county_section(rows),
         _reconciliation_section(rows),
     ]

@@ -1,6 +1,8 @@
-"""Writing an edition's report to disk: ``<reports>/<edition>.html`` and
-``<reports>/<edition>/<chart>.png`` for slides. Files are replaced whole (write aside, then rename),
-so a reader never opens a half-written report and no PNG outlives the chart it was made from."""
+"""Writing an edition's report to disk: ``<reports>/<edition>.html`` with its charts inline, and
+``<reports>/<edition>/<chart>.svg`` for slides; on request, ``<reports>/<edition>/<chart>.png`` drawn
+from those SVG files. Files are replaced whole (write aside, then rename), so a reader never opens a
+half-written report, and the chart folder is replaced with the page, so that no SVG or PNG outlives
+the chart it was made from."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from dei_pipeline.report.charts import edition_charts
+from dei_pipeline.report.charts import edition_charts, svg_to_png
 from dei_pipeline.report.html import render_report
 from dei_pipeline.report.rows import EditionRows
 
@@ -21,14 +23,14 @@ class WrittenReport:
     survey_year: int
     html_path: Path
     chart_names: list[str]
-    png_paths: list[Path]
+    svg_paths: list[Path]
 
 
 def report_path(reports_dir: Path, survey_year: int) -> Path:
     return reports_dir / f"{survey_year}.html"
 
 
-def png_dir(reports_dir: Path, survey_year: int) -> Path:
+def chart_dir(reports_dir: Path, survey_year: int) -> Path:
     return reports_dir / str(survey_year)
 
 
@@ -38,20 +40,43 @@ def _replace_dir(staging: Path, target: Path) -> None:
 
 
 def write_edition_report(rows: EditionRows, reports_dir: Path) -> WrittenReport:
-    """Write the edition's HTML report and one PNG per chart, replacing the edition's old PNGs as a
-    whole so that none of a chart the edition no longer has is left to contradict the new report."""
+    """Write the edition's HTML report and one SVG file per chart, replacing the edition's chart folder
+    as a whole (PNGs of an earlier report included), so that nothing of a chart the edition no longer
+    has, or had drawn differently, is left to contradict the new report."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     year = rows.survey_year
     charts = edition_charts(rows)
-    target_png_dir = png_dir(reports_dir, year)
-    staging = reports_dir / f".{year}.png.tmp"
+    target = chart_dir(reports_dir, year)
+    staging = reports_dir / f".{year}.charts.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     for name, chart in charts.items():
-        (staging / f"{name}.png").write_bytes(chart.png(PNG_SCALE))
-    _replace_dir(staging, target_png_dir)
+        (staging / f"{name}.svg").write_text(chart.svg, encoding="utf-8")
+    _replace_dir(staging, target)
     html_path = report_path(reports_dir, year)
     partial = html_path.with_name(f".{html_path.name}.tmp")
-    partial.write_text(render_report(rows, charts, target_png_dir.name), encoding="utf-8")
+    partial.write_text(render_report(rows, charts, target.name), encoding="utf-8")
     os.replace(partial, html_path)
-    return WrittenReport(year, html_path, list(charts), [target_png_dir / f"{name}.png" for name in charts])
+    return WrittenReport(year, html_path, list(charts), [target / f"{name}.svg" for name in charts])
+
+
+class MissingReportError(FileNotFoundError):
+    """An edition has no report (or a report without charts) to draw PNGs from."""
+
+
+def write_chart_pngs(reports_dir: Path, survey_year: int, scale: float = PNG_SCALE) -> list[Path]:
+    """Draw a PNG of ``scale`` times its size beside each SVG file of the edition's report."""
+    svgs = sorted(chart_dir(reports_dir, survey_year).glob("*.svg"))
+    if not svgs:
+        raise MissingReportError(
+            f"{report_path(reports_dir, survey_year)}: no report with charts for edition {survey_year} "
+            f"(no SVG files in {chart_dir(reports_dir, survey_year)}); materialize edition_report for it first"
+        )
+    written: list[Path] = []
+    for svg in svgs:
+        png = svg.with_suffix(".png")
+        partial = png.with_name(f".{png.name}.tmp")
+        partial.write_bytes(svg_to_png(svg.read_text(encoding="utf-8"), scale))
+        os.replace(partial, png)
+        written.append(png)
+    return written
