@@ -108,7 +108,7 @@ class Project:
 
     @property
     def reports(self) -> Path:
-        return self.warehouse.parent / "reports"
+        return self.resource.reports_path
 
     @property
     def serving(self) -> Path:

@@ -233,7 +233,7 @@ def drawn(sample: Project, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The reports folder of a private copy of the sample, after its 2020 report and then the PNGs of
     that report were materialized again, without a browser, over the charts of an earlier run."""
     resource = sample.private_copy(tmp_path_factory.mktemp("drawn"))
-    reports = resource.warehouse_file.parent / "reports"
+    reports = resource.reports_path
     earlier = reports / "2020"
     earlier.mkdir(parents=True)
     (earlier / "movers.png").write_bytes(b"an old chart")
@@ -291,7 +291,7 @@ def test_pngs_of_an_edition_without_a_report_are_refused_with_what_to_do(
     while error is not None and error.cause is not None:  # the asset's own error, under Dagster's
         error = error.cause
     assert error is not None
-    reports = resource.warehouse_file.parent / "reports"
+    reports = resource.reports_path
     assert (
         f"{reports / '2019.html'}: no report with charts for edition 2019 (no SVG files in {reports / '2019'}); "
         "materialize edition_report for it first" in error.message

@@ -3,8 +3,6 @@ marts, with an SVG file of each chart beside it for slides (data/warehouse/repor
 data/warehouse/reports/<edition>/<chart>.svg), and PNGs of those charts on request
 (<edition>/<chart>.png). Partitioned by edition like the marts it reads."""
 
-from pathlib import Path
-
 import dagster as dg
 
 from dei_pipeline import report
@@ -60,7 +58,7 @@ def edition_report(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     note = data_provenance_note(warehouse.data_path)
     with warehouse.connection() as con:
         edition_rows = [read_edition_rows(con, year, tiers, region_names, note) for year in editions]
-    reports = [write_edition_report(rows, reports_directory(warehouse)) for rows in edition_rows]
+    reports = [write_edition_report(rows, warehouse.reports_path) for rows in edition_rows]
     # Each edition's materialization carries its own page (a single-run backfill writes several).
     for rows, page in zip(edition_rows, reports, strict=True):
         context.add_asset_metadata(
@@ -91,7 +89,7 @@ def report_pngs(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
     offline from the report's SVG files. A new report replaces its chart folder, PNGs included, so no
     PNG outlives its chart; the UI then shows this asset stale until it is materialized again."""
     editions = partition_editions(context)
-    written = {year: write_chart_pngs(reports_directory(warehouse), year) for year in editions}
+    written = {year: write_chart_pngs(warehouse.reports_path, year) for year in editions}
     for year, pngs in written.items():
         context.add_asset_metadata(
             {"pngs": dg.MetadataValue.json([str(png) for png in pngs])}, partition_key=str(year)
@@ -102,10 +100,6 @@ def report_pngs(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
             "editions": ", ".join(map(str, editions)),
         }
     )
-
-
-def reports_directory(warehouse: WarehouseResource) -> Path:
-    return warehouse.warehouse_file.parent / "reports"
 
 
 REPORT_ASSETS = [edition_report, report_pngs]

@@ -42,6 +42,11 @@ class WarehouseResource(dg.ConfigurableResource):
     def warehouse_file(self) -> Path:
         return Path(self.warehouse_path)
 
+    @property
+    def reports_path(self) -> Path:
+        """The edition reports' folder, beside the warehouse file."""
+        return self.warehouse_file.parent / "reports"
+
     @contextmanager
     def connection(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         with open_warehouse(self.warehouse_file, read_only=read_only) as con:

@@ -549,6 +549,6 @@ CHART_BUILDERS = (
 
 
 def edition_charts(rows: EditionRows) -> dict[str, Chart]:
-    """Every chart the edition has data for, by name (file stem of its PNG)."""
+    """Every chart the edition has data for, by name (file stem of its SVG and PNG)."""
     charts = (build(rows) for build in CHART_BUILDERS)
     return {chart.name: chart for chart in charts if chart is not None}
