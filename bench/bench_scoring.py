@@ -166,7 +166,7 @@ def main() -> int:
     repeats = repeats_setting()
     data_dir: Path = args.data_dir
     settings = load_settings(data_dir)
-    rule = settings.scoring.rule(settings.score_min, settings.score_max)
+    rule = settings.scoring_rule
     cells, methods, peers, nodes = measurements(data_dir)
     scored = score_measurements(cells, methods, peers, None, rule)
     leaf_scores = scored.filter(pl.col("status") == "scored").select(*KEYS, "indicator_code", "score")

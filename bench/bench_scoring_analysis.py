@@ -36,8 +36,7 @@ from harness import DEFAULT_NATIONAL_DIR, git_revision, machine, print_table, wr
 from dei_pipeline.aggregation import aggregate_tiers, composite_scores
 from dei_pipeline.analysis.assumption_draws import edition_rng, load_uncertainty_settings, scoring_shape
 from dei_pipeline.analysis.rank_uncertainty import rank_uncertainty
-from dei_pipeline.analysis.ranking_problem import ranking_problem
-from dei_pipeline.analysis.sensitivity import rank_sensitivity, sensitivity_rows
+from dei_pipeline.analysis.sensitivity import edition_sensitivity
 from dei_pipeline.config import REPO_ROOT, UncertaintySettings, load_settings
 from dei_pipeline.registry import load_registry
 from dei_pipeline.scoring.stage import score_measurements
@@ -71,7 +70,7 @@ class Edition:
 
 def editions_of(data_dir: Path, last: int) -> tuple[list[Edition], Any]:
     method, tiers = load_settings(data_dir), load_tiers(data_dir)
-    rule = method.scoring.rule(method.score_min, method.score_max)
+    rule = method.scoring_rule
     cells, methods, peers, nodes = measurements(data_dir)
     kinds = load_registry(data_dir).counties.select("unit_code", pl.col("kind").alias("rank_group"))
     years = sorted(cells["survey_year"].unique().to_list())[-last:]
@@ -135,29 +134,16 @@ def run_case(editions: list[Edition], context: Any, settings: UncertaintySetting
         )
         seconds["rank_uncertainty"] += time.perf_counter() - started
         started = time.perf_counter()
-        ranked = edition.nominal.filter(pl.col("rank").is_not_null())
-        problem = ranking_problem(
+        rows += edition_sensitivity(
             edition.leaves,
             edition.nodes,
-            ranked,
+            edition.nominal.filter(pl.col("rank").is_not_null()),
             method,
-            settings.geometric_floor,
-            settings.weight_schemes,
-            variants,
-            shape if variants else (1, 1, 1),
-        )
-        ranks = (
-            pl.DataFrame({"unit_code": list(problem.unit_codes)})
-            .join(ranked, on="unit_code", how="left", maintain_order="left")["rank"]
-            .to_numpy()
-        )
-        names, indices = rank_sensitivity(
-            problem,
-            ranks,
             settings,
             edition_rng(settings.seed, edition.year, edition.unit_type, "sensitivity"),
-        )
-        rows += sensitivity_rows(problem, names, indices, settings).height
+            variants,
+            shape if variants else (1, 1, 1),
+        ).height
         seconds["sensitivity"] += time.perf_counter() - started
     return {
         "alternatives": len(choices),

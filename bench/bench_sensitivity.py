@@ -29,8 +29,7 @@ from harness import (
 )
 
 from dei_pipeline.analysis.assumption_draws import edition_rng
-from dei_pipeline.analysis.ranking_problem import ranking_problem
-from dei_pipeline.analysis.sensitivity import OVERALL_TARGET, rank_sensitivity, sensitivity_rows
+from dei_pipeline.analysis.sensitivity import OVERALL_TARGET, edition_sensitivity
 from dei_pipeline.config import UncertaintySettings
 
 TARGET_S = 20.0  # half the 40 s the design cost at N = 2000 with the uncentred estimators
@@ -40,31 +39,15 @@ def sensitivity_all(data: DataSet, settings: UncertaintySettings) -> pl.DataFram
     """Every problem's marts.sensitivity rows, as the asset computes them."""
     frames = []
     for problem in data.problems:
-        nominal = problem.nominal.filter(pl.col("rank").is_not_null())
-        ranking = ranking_problem(
+        rows = edition_sensitivity(
             problem.leaves,
             problem.nodes,
-            nominal,
+            problem.nominal.filter(pl.col("rank").is_not_null()),
             data.method,
-            settings.geometric_floor,
-            settings.weight_schemes,
-        )
-        ranks = (
-            pl.DataFrame({"unit_code": list(ranking.unit_codes)})
-            .join(nominal, on="unit_code", how="left", maintain_order="left")["rank"]
-            .to_numpy()
-        )
-        names, indices = rank_sensitivity(
-            ranking,
-            ranks,
             settings,
             edition_rng(settings.seed, problem.edition, problem.unit_type, "sensitivity"),
         )
-        frames.append(
-            sensitivity_rows(ranking, names, indices, settings).with_columns(
-                pl.lit(problem.unit_type).alias("unit_type")
-            )
-        )
+        frames.append(rows.with_columns(pl.lit(problem.unit_type).alias("unit_type")))
     return pl.concat(frames)
 
 

@@ -24,6 +24,9 @@ from typing import Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import AfterValidator, AliasPath, BaseModel, ConfigDict, Field, ValidationError
 
+from dei_pipeline.scoring.stage import ScoringRule
+from dei_pipeline.scoring.treatment import TreatmentRule
+
 T = TypeVar("T")
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -158,15 +161,17 @@ class ScoringSettings(BaseModel):
         3.0, gt=0, description="> 0: standard deviations mapped to the ends of the score range"
     )
 
-    def rule(self, score_min: float, score_max: float) -> Any:
-        from dei_pipeline.scoring.stage import ScoringRule
-        from dei_pipeline.scoring.treatment import TreatmentRule
+    @property
+    def treatment_rule(self) -> TreatmentRule:
+        return TreatmentRule(
+            self.skew_threshold, self.kurtosis_threshold, self.winsorise_max_points, self.log_fallback
+        )
 
+    def rule(self, score_min: float, score_max: float) -> ScoringRule:
+        """The stage's settings for scores on [score_min, score_max]."""
         return ScoringRule(
             min_unit_coverage=self.min_unit_coverage,
-            treatment=TreatmentRule(
-                self.skew_threshold, self.kurtosis_threshold, self.winsorise_max_points, self.log_fallback
-            ),
+            treatment=self.treatment_rule,
             zscore_clip=self.zscore_clip,
             score_min=score_min,
             score_max=score_max,
@@ -211,6 +216,11 @@ class MethodSettings(BaseModel):
     uncertainty: UncertaintySettings | None = None
     # Measurements to scores (dei_pipeline/scoring/): coverage, outlier rule and z-score range.
     scoring: ScoringSettings = ScoringSettings()
+
+    @property
+    def scoring_rule(self) -> ScoringRule:
+        """The scoring stage's settings, on this method's score range."""
+        return self.scoring.rule(self.score_min, self.score_max)
 
 
 def _description(model: type[BaseModel], loc: tuple[int | str, ...]) -> str | None:

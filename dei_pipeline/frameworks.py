@@ -51,6 +51,15 @@ class Framework:
         return integer(self.nodes["level"].max())
 
     @property
+    def unit_methods(self) -> pl.DataFrame | None:
+        """The method of each leaf with the framework's unit_type, as the scoring stage takes it."""
+        return (
+            None
+            if self.methods is None
+            else self.methods.with_columns(pl.lit(self.unit_type).alias("unit_type"))
+        )
+
+    @property
     def leaf_codes(self) -> list[str]:
         return self.nodes.filter(pl.col("is_leaf"))["code"].to_list()
 

@@ -140,14 +140,15 @@ def list_editions(data_dir: Path) -> list[int]:
     )
 
 
-def _raw_paths(folder: Path) -> list[Path]:
+def _raw_paths(folder: Path) -> dict[Path, tuple[str, str]]:
+    """The folder's raw files, in name order, each with its (unit_type, value_kind)."""
     # Whatever the entry is: a dangling link or a folder under a raw file's name is refused by
     # edition_files, not skipped (skipping it would empty the unit type's part of the edition).
-    return sorted(
-        path
-        for path in folder.iterdir()
-        if stem_kind(path.stem) is not None and path.suffix.lower() in READERS_BY_SUFFIX
-    )
+    return {
+        path: kind
+        for path in sorted(folder.iterdir())
+        if path.suffix.lower() in READERS_BY_SUFFIX and (kind := stem_kind(path.stem)) is not None
+    }
 
 
 def _file_error(raw_file: RawFile, line: int, column: str, value: str, rule: str) -> IngestError:
@@ -179,15 +180,14 @@ def edition_files(data_dir: Path, survey_year: int) -> list[RawFile]:
             f"{folder}: edition folder holds no raw file (expected cities.csv|.parquet|.xlsx and/or counties.*, "
             "or cities_measurements.* / counties_measurements.*)"
         )
-    by_type: dict[str, Path] = {}
-    for path in paths:
+    by_type: dict[str, tuple[Path, str]] = {}
+    for path, (unit_type, value_kind) in paths.items():
         _check_regular_file(path, data_dir, root)
-        unit_type = _known_kind(path)[0]
         if unit_type in by_type:
             raise IngestError(
-                f"{folder}: two files for unit type '{unit_type}': {by_type[unit_type].name} and {path.name}"
+                f"{folder}: two files for unit type '{unit_type}': {by_type[unit_type][0].name} and {path.name}"
             )
-        by_type[unit_type] = path
+        by_type[unit_type] = (path, value_kind)
     return [
         RawFile(
             survey_year=survey_year,
@@ -195,18 +195,10 @@ def edition_files(data_dir: Path, survey_year: int) -> list[RawFile]:
             path=path,
             relative_path=path.relative_to(data_dir).as_posix(),
             content_hash=_content_hash(path, data_dir),
-            value_kind=_known_kind(path)[1],
+            value_kind=value_kind,
         )
-        for unit_type, path in sorted(by_type.items())
+        for unit_type, (path, value_kind) in sorted(by_type.items())
     ]
-
-
-def _known_kind(path: Path) -> tuple[str, str]:
-    """(unit_type, value_kind) of a path that :func:`_raw_paths` listed (so its stem is a raw file's)."""
-    kind = stem_kind(path.stem)
-    if kind is None:
-        raise IngestError(f"{path}: not a raw file's name")
-    return kind
 
 
 def _check_regular_file(path: Path, data_dir: Path, root: Path) -> None:

@@ -10,13 +10,18 @@ in one pass.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandera.polars as pa
 import polars as pl
 
 from dei_pipeline.ingest import QUARANTINE_SCHEMA, cut, shown
 from dei_pipeline.warehouse import TABLES
+
+if TYPE_CHECKING:
+    from dei_pipeline.frameworks import Framework
 
 VALID_SCHEMA: pl.Schema = TABLES["core.indicator_scores"].polars_schema()
 MAX_ERRORS_IN_MESSAGE = 20
@@ -49,21 +54,21 @@ def cells_schema(
     """The pandera schema of the long cell table (one row per unit and indicator). Scores are numbers
     in [score_min, score_max]; measurements (``value_kind`` 'measurement') are numbers of any sign
     and size, or blank (missing)."""
-    value_column = (
-        pa.Column(
-            VALID_SCHEMA["score"],
-            pa.Check.in_range(
-                score_min, score_max, error=f"score is a number in [{score_min:g}, {score_max:g}]"
-            ),
-            nullable=False,
-        )
+    value_columns = (
+        {
+            "score": pa.Column(
+                VALID_SCHEMA["score"],
+                pa.Check.in_range(
+                    score_min, score_max, error=f"score is a number in [{score_min:g}, {score_max:g}]"
+                ),
+                nullable=False,
+            )
+        }
         if value_kind == "score"
-        else pa.Column(VALID_SCHEMA["score"], nullable=True)
-    )
-    readable = (
-        {"readable": pa.Column(bool, pa.Check.eq(True, error=MEASUREMENT_RULE), nullable=False)}
-        if value_kind == "measurement"
-        else {}
+        else {
+            "score": pa.Column(VALID_SCHEMA["score"], nullable=True),
+            "readable": pa.Column(bool, pa.Check.eq(True, error=MEASUREMENT_RULE), nullable=False),
+        }
     )
     all_leaves = sorted({code for codes in reference.leaf_codes.values() for code in codes})
     # Dtypes as the table has them; known_unit and name_matches are flags of the check, not table columns.
@@ -82,8 +87,7 @@ def cells_schema(
                 pa.Check.isin(all_leaves, error="column is an indicator of the edition's framework"),
                 nullable=False,
             ),
-            "score": value_column,
-            **readable,
+            **value_columns,
             "known_unit": pa.Column(
                 bool, pa.Check.eq(True, error="unit_code is a unit of the registry"), nullable=False
             ),
@@ -220,6 +224,61 @@ def validate_cells(
         )
         raise IndicatorValidationError(format_failures(failures), kept)
     return prepared.select(list(VALID_SCHEMA)).cast(VALID_SCHEMA)
+
+
+def measurement_method_failures(
+    cells: pl.DataFrame, frameworks: Mapping[str, Framework], year: int
+) -> IndicatorValidationError | None:
+    """What the scoring stage needs beyond valid cells (:func:`validate_cells` with value_kind
+    'measurement'): a method for every indicator of a measurement file, and positive measurements
+    where an indicator is normalised on a log scale."""
+    rows: list[dict[str, object]] = []
+
+    def failure(source_file: str, line: int, column: str, value: str, rule: str, unit: str | None) -> None:
+        rows.append(
+            {
+                "survey_year": year,
+                "source_file": source_file,
+                "line_number": line,
+                "column_name": column,
+                "value": value,
+                "rule": rule,
+                "unit": unit,
+            }
+        )
+
+    for unit_type, fw in frameworks.items():
+        source = cells.filter(pl.col("unit_type") == unit_type)
+        if fw.methods is None:
+            unmethodical = fw.leaf_codes
+        else:
+            unmethodical = fw.methods.filter(pl.col("normalisation").is_null())["indicator_code"].to_list()
+        for code in unmethodical:
+            failure(
+                source["source_file"][0],
+                1,
+                code,
+                "",
+                f"a measured indicator has a normalisation in its framework file {fw.source_file.name} "
+                "(method columns, data/frameworks/README.md)",
+                None,
+            )
+        if fw.methods is not None:
+            logged = fw.methods.filter(pl.col("log"))["indicator_code"].to_list()
+            bad = source.filter(pl.col("indicator_code").is_in(logged) & (pl.col("score") <= 0))
+            for r in bad.iter_rows(named=True):
+                failure(
+                    r["source_file"],
+                    r["line_number"],
+                    r["indicator_code"],
+                    repr(r["score"]),
+                    "measurement is > 0 (the indicator is normalised on a log scale)",
+                    r["unit_code"],
+                )
+    if not rows:
+        return None
+    failures = pl.DataFrame(rows, schema={**QUARANTINE_SCHEMA, "unit": pl.String()})
+    return IndicatorValidationError(format_failures(failures), failures.select(list(QUARANTINE_SCHEMA)))
 
 
 def format_failures(failures: pl.DataFrame) -> str:

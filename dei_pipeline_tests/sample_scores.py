@@ -47,7 +47,7 @@ def scored_cells(unit_type: str, edition: int) -> pl.DataFrame:
         methods.with_columns(pl.lit(unit_type).alias("unit_type")),
         peers,
         None,
-        settings.scoring.rule(settings.score_min, settings.score_max),
+        settings.scoring_rule,
     )
 
 

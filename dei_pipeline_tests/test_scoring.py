@@ -384,18 +384,14 @@ def test_measurements_of_any_sign_and_size_or_blank_pass_and_text_is_named() -> 
     assert as_scores.value.failures.height == 3
 
 
-# --- what the asset adds: peer groups and the method checks -------------------------------------------
+# --- peer groups and the method checks of measured indicators -------------------------------------------
 
 
 def test_peer_groups_take_the_tier_of_the_latest_earlier_edition() -> None:
-    from types import SimpleNamespace
+    from dei_pipeline.scoring.peers import peer_groups
 
-    from dei_pipeline.defs.assets import _peers
-
-    registry = SimpleNamespace(
-        cities=pl.DataFrame({"unit_code": ["110000", "120000"], "province_code": ["11", "12"]}),
-        counties=pl.DataFrame({"unit_code": ["130209"], "province_code": ["13"], "kind": ["district"]}),
-    )
+    cities = pl.DataFrame({"unit_code": ["110000", "120000"], "province_code": ["11", "12"]})
+    counties = pl.DataFrame({"unit_code": ["130209"], "province_code": ["13"], "kind": ["district"]})
     tiers = pl.DataFrame(
         {
             "survey_year": [2018, 2019, 2018],
@@ -404,7 +400,7 @@ def test_peer_groups_take_the_tier_of_the_latest_earlier_edition() -> None:
         },
         schema={"survey_year": pl.Int32, "unit_code": pl.String, "tier": pl.String},
     )
-    peers = _peers(registry, tiers, [2020]).sort("unit_code")
+    peers = peer_groups(cities, counties, tiers, 2020).sort("unit_code")
     assert peers.select("unit_code", "province", "county_kind", "tier").rows() == [
         ("110000", "11", None, "tier1"),  # 2019, the latest before 2020
         ("120000", "12", None, "tier3"),  # not in 2019: its 2018 tier
@@ -414,8 +410,10 @@ def test_peer_groups_take_the_tier_of_the_latest_earlier_edition() -> None:
 
 def test_a_measured_indicator_without_a_method_or_with_a_non_positive_log_value_is_named() -> None:
     from types import SimpleNamespace
+    from typing import cast
 
-    from dei_pipeline.defs.assets import _measurement_failures
+    from dei_pipeline.frameworks import Framework
+    from dei_pipeline.validation import measurement_method_failures
 
     valid = pl.DataFrame(
         {
@@ -435,7 +433,7 @@ def test_a_measured_indicator_without_a_method_or_with_a_non_positive_log_value_
         leaf_codes=["a_x", "a_y"],
         source_file=Path("city_2020.csv"),
     )
-    error = _measurement_failures(valid, {"city": fw}, 2020)
+    error = measurement_method_failures(valid, {"city": cast(Framework, fw)}, 2020)
     assert error is not None
     assert error.failures.select("line_number", "column_name", "value").rows() == [
         (1, "a_y", ""),

@@ -273,7 +273,7 @@ def test_the_sample_cities_under_every_normalisation() -> None:
         scoring_choices(config.normalisations, config.treatments, config.imputations),
         sample_peers(),
         None,
-        load_settings(DATA).scoring.rule(0, 100),
+        load_settings(DATA).scoring_rule,
     )
     assert frames[0] is None and all(frame is not None for frame in frames[1:])
     variants = [leaves if frame is None else frame for frame in frames]
@@ -313,7 +313,7 @@ def test_the_assets_alternatives_from_the_warehouse(sample: Project) -> None:
         [ScoringChoice(normalisation="rank")],
         sample_peers(),
         None,
-        method.scoring.rule(method.score_min, method.score_max),
+        method.scoring_rule,
     )[0]
     assert expected is not None
     got = variants[2].join(expected, on=["unit_code", "indicator_code"], suffix="_expected")

@@ -86,9 +86,7 @@ def rank_uncertainty(
         variants,
         scoring_shape,
     )
-    published = pl.DataFrame({"unit_code": list(problem.unit_codes)}).join(
-        ranked, on="unit_code", how="left", maintain_order="left"
-    )
+    published = problem.in_unit_order(ranked)
     nominal_ranks = published["rank"].to_numpy().astype(np.int32)
     draws = settings_draws(problem.tree, settings, settings.draws, rng, problem.scoring_shape)
     summary = rank_distribution(problem, draws, nominal_ranks, tiers)

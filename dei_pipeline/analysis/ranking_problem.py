@@ -56,6 +56,13 @@ class RankingProblem:
     scoring_shape: tuple[int, int, int] = (1, 1, 1)
     _cache: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
 
+    def in_unit_order(self, ranked: pl.DataFrame) -> pl.DataFrame:
+        """The rows of ``ranked`` (unit_code and its figures, e.g. the published rank) in the order of
+        the problem's units."""
+        return pl.DataFrame({"unit_code": list(self.unit_codes)}).join(
+            ranked, on="unit_code", how="left", maintain_order="left"
+        )
+
     @property
     def scoring_strides(self) -> np.ndarray:
         """Per varied choice, its step in the variant index (normalisation slowest)."""

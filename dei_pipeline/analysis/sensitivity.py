@@ -41,8 +41,8 @@ import polars as pl
 
 from dei_pipeline.analysis.assumption_draws import AssumptionDraws, settings_draws
 from dei_pipeline.analysis.draw_ranks import simulate_ranks
-from dei_pipeline.analysis.ranking_problem import RankingProblem
-from dei_pipeline.config import UncertaintySettings
+from dei_pipeline.analysis.ranking_problem import RankingProblem, ranking_problem
+from dei_pipeline.config import MethodSettings, UncertaintySettings
 
 AGGREGATION_FACTOR = "aggregation_method"
 SCHEME_FACTOR = "weight_scheme"
@@ -371,6 +371,35 @@ def sensitivity_rows(
         .select(list(_ROW_SCHEMA))
         .sort("target", "unit_code", "factor", nulls_last=False)
     )
+
+
+def edition_sensitivity(
+    leaf_scores: pl.DataFrame,
+    nodes: pl.DataFrame,
+    ranked: pl.DataFrame,
+    method: MethodSettings,
+    settings: UncertaintySettings,
+    rng: np.random.Generator,
+    variants: Sequence[pl.DataFrame] = (),
+    scoring_shape: tuple[int, int, int] = (1, 1, 1),
+) -> pl.DataFrame:
+    """``marts.sensitivity`` rows of one edition and unit type (without survey_year and unit_type).
+    ``ranked``: the ranked units of the published index (unit_code, rank_group, rank); the other
+    arguments as :func:`dei_pipeline.analysis.rank_uncertainty.rank_uncertainty` takes them."""
+    problem = ranking_problem(
+        leaf_scores,
+        nodes,
+        ranked,
+        method,
+        settings.geometric_floor,
+        settings.weight_schemes,
+        variants,
+        scoring_shape,
+    )
+    names, indices = rank_sensitivity(
+        problem, problem.in_unit_order(ranked)["rank"].to_numpy(), settings, rng
+    )
+    return sensitivity_rows(problem, names, indices, settings)
 
 
 _ROW_SCHEMA = pl.Schema(

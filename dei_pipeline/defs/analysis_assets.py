@@ -47,13 +47,12 @@ from dei_pipeline.analysis.rank_summaries import probability_column
 from dei_pipeline.analysis.rank_uncertainty import ALL_UNITS_GROUP
 from dei_pipeline.analysis.rank_uncertainty import rank_uncertainty as uncertainty_rows
 from dei_pipeline.analysis.ranking_problem import ranking_problem
-from dei_pipeline.analysis.sensitivity import OVERALL_TARGET, rank_sensitivity, sensitivity_rows
+from dei_pipeline.analysis.sensitivity import OVERALL_TARGET, edition_sensitivity
 from dei_pipeline.comparisons import previous_editions
 from dei_pipeline.config import MethodSettings, UncertaintySettings
 from dei_pipeline.defs.assets import (
     FRAMEWORKS,
     SETTINGS,
-    _peers,
     city_index,
     county_index,
     framework,
@@ -67,6 +66,7 @@ from dei_pipeline.defs.partitions import partition_editions, previous_edition
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.scalars import number_or_none
 from dei_pipeline.scoring import variants as scoring_variants
+from dei_pipeline.scoring.peers import peer_groups
 from dei_pipeline.scoring.variants import scoring_choices, variant_scores
 from dei_pipeline.warehouse import TABLES, read_table, replace_editions
 
@@ -149,15 +149,16 @@ def _scoring_variants(
             return [], (1, 1, 1)
         city_tiers = read_table(con, "marts.city_index").select("survey_year", "unit_code", "tier")
     columns = ["survey_year", "unit_type", "unit_code", "indicator_code", "measurement"]
-    fw = warehouse.framework(unit_type, year)
-    assert fw.methods is not None  # a unit type given as measurements has its method columns
+    methods = warehouse.framework(unit_type, year).unit_methods
+    assert methods is not None  # a unit type given as measurements has its method columns
+    registry = warehouse.registry()
     frames = variant_scores(
         measured.filter(pl.col("survey_year") == year).select(columns),
-        fw.methods.with_columns(pl.lit(unit_type).alias("unit_type")),
+        methods,
         scoring_choices(settings.normalisations, settings.treatments, settings.imputations),
-        _peers(warehouse.registry(), city_tiers, [year]),
+        peer_groups(registry.cities, registry.counties, city_tiers, year),
         measured.filter(pl.col("survey_year") != year).select(columns),
-        method.scoring.rule(method.score_min, method.score_max),
+        method.scoring_rule,
     )
     return [leaves if frame is None else frame for frame in frames], shape
 
@@ -298,22 +299,18 @@ def sensitivity(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         nominal = all_units.filter(pl.col("rank").is_not_null())
         started = time.perf_counter()
         variants, shape = _scoring_variants(warehouse, year, unit_type, leaves, method, settings)
-        problem = ranking_problem(
-            leaves, nodes, nominal, method, settings.geometric_floor, settings.weight_schemes, variants, shape
-        )
-        nominal_ranks = (
-            pl.DataFrame({"unit_code": list(problem.unit_codes)})
-            .join(nominal, on="unit_code", how="left", maintain_order="left")["rank"]
-            .to_numpy()
-        )
-        names, indices = rank_sensitivity(
-            problem,
-            nominal_ranks,
+        edition_rows = edition_sensitivity(
+            leaves,
+            nodes,
+            nominal,
+            method,
             settings,
             edition_rng(settings.seed, year, unit_type, "sensitivity"),
+            variants,
+            shape,
         )
         seconds[f"{year}/{unit_type}"] = round(time.perf_counter() - started, 3)
-        frames.append(_with_keys(sensitivity_rows(problem, names, indices, settings), year, unit_type))
+        frames.append(_with_keys(edition_rows, year, unit_type))
     rows = TABLES["marts.sensitivity"].conform(frames)
     with warehouse.connection() as con:
         replace_editions(con, "marts.sensitivity", rows, editions)

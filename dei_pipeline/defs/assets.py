@@ -37,6 +37,7 @@ from dei_pipeline.defs.partitions import DEFAULT_EDITIONS, Editions, partition_e
 from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.defs.sources import REFERENCE_SOURCES, raw_files
 from dei_pipeline.fingerprints import fingerprint
+from dei_pipeline.frameworks import Framework
 from dei_pipeline.ingest import QUARANTINE_SCHEMA, IngestError, edition_files, ingest_edition
 from dei_pipeline.published import load_published
 from dei_pipeline.ranking import city_index as city_index_rows
@@ -56,8 +57,14 @@ from dei_pipeline.rollups import (
     region_tier_mix as region_tier_mix_rows,
 )
 from dei_pipeline.scalars import number_or_none
+from dei_pipeline.scoring.peers import peer_groups
 from dei_pipeline.scoring.stage import score_measurements, summarise
-from dei_pipeline.validation import IndicatorValidationError, Reference, validate_cells
+from dei_pipeline.validation import (
+    IndicatorValidationError,
+    Reference,
+    measurement_method_failures,
+    validate_cells,
+)
 from dei_pipeline.warehouse import TABLES, edition_units, editions_in, read_table, replace_editions
 
 COMPOSITE_NAME_ZH = "综合指数"
@@ -274,96 +281,8 @@ def _fail_with_quarantine(
 # -------------------------------------------------------------------------------------- scoring
 
 
-def _measurement_failures(
-    cells: pl.DataFrame, frameworks: Mapping[str, Any], year: int
-) -> IndicatorValidationError | None:
-    """What the scoring stage needs beyond valid cells: a method for every indicator of a
-    measurement file, and positive measurements where an indicator is normalised on a log scale."""
-    rows = []
-    for unit_type, fw in frameworks.items():
-        source = cells.filter(pl.col("unit_type") == unit_type)
-        if fw.methods is None:
-            unmethodical = fw.leaf_codes
-        else:
-            unmethodical = fw.methods.filter(pl.col("normalisation").is_null())["indicator_code"].to_list()
-        rows += [
-            {
-                "survey_year": year,
-                "source_file": source["source_file"][0],
-                "line_number": 1,
-                "column_name": code,
-                "value": "",
-                "rule": f"a measured indicator has a normalisation in its framework file {fw.source_file.name} "
-                "(method columns, data/frameworks/README.md)",
-                "unit": None,
-            }
-            for code in unmethodical
-        ]
-        if fw.methods is not None:
-            logged = fw.methods.filter(pl.col("log"))["indicator_code"].to_list()
-            bad = source.filter(pl.col("indicator_code").is_in(logged) & (pl.col("score") <= 0))
-            rows += [
-                {
-                    "survey_year": year,
-                    "source_file": r["source_file"],
-                    "line_number": r["line_number"],
-                    "column_name": r["indicator_code"],
-                    "value": repr(r["score"]),
-                    "rule": "measurement is > 0 (the indicator is normalised on a log scale)",
-                    "unit": r["unit_code"],
-                }
-                for r in bad.iter_rows(named=True)
-            ]
-    if not rows:
-        return None
-    failures = pl.DataFrame(rows, schema={**QUARANTINE_SCHEMA, "unit": pl.String()})
-    return IndicatorValidationError(
-        validation.format_failures(failures), failures.select(list(QUARANTINE_SCHEMA))
-    )
-
-
-def _peers(registry: Any, city_tiers: pl.DataFrame, editions: list[int]) -> pl.DataFrame:
-    """Each unit's peer groups per edition: province and county kind from the registry, and the city
-    tier of the latest earlier edition in the warehouse (a tier is a result of the scores being made,
-    so the edition's own tier cannot be a peer group of its imputation)."""
-    units_frame = pl.concat(
-        [
-            registry.cities.select(
-                pl.lit("city").alias("unit_type"),
-                "unit_code",
-                pl.col("province_code").alias("province"),
-                pl.lit(None, pl.String).alias("county_kind"),
-            ),
-            registry.counties.select(
-                pl.lit("county").alias("unit_type"),
-                "unit_code",
-                pl.col("province_code").alias("province"),
-                pl.col("kind").alias("county_kind"),
-            ),
-        ]
-    )
-    editions_frame = pl.DataFrame({"survey_year": editions}, schema={"survey_year": pl.Int32})
-    tiers = (
-        editions_frame.join(city_tiers.rename({"survey_year": "tier_year"}), how="cross")
-        .filter(pl.col("tier_year") < pl.col("survey_year"))
-        .sort("tier_year")
-        .group_by("survey_year", "unit_code")
-        .agg(pl.col("tier").last())
-        .with_columns(pl.lit("city").alias("unit_type"))
-    )
-    return editions_frame.join(units_frame, how="cross").join(
-        tiers, on=["survey_year", "unit_type", "unit_code"], how="left"
-    )
-
-
-def _methods(frameworks: Mapping[str, Any]) -> pl.DataFrame:
-    return pl.concat(
-        [
-            fw.methods.with_columns(pl.lit(unit_type).alias("unit_type"))
-            for unit_type, fw in frameworks.items()
-            if fw.methods is not None
-        ]
-    )
+def _methods(frameworks: Mapping[str, Framework]) -> pl.DataFrame:
+    return pl.concat([methods for fw in frameworks.values() if (methods := fw.unit_methods) is not None])
 
 
 # Scores made from measurements, between the raw files and the validated scores.
@@ -386,7 +305,9 @@ def measurement_scores(
     editions = partition_editions(context)
     settings, registry = warehouse.settings(), warehouse.registry()
     unit_names = units(registry).select("unit_type", "unit_code", "name_zh")
-    measured, failures, methods = [], {}, []
+    # Per edition given as measurements: its valid cells and the method of each indicator.
+    measured: dict[int, tuple[pl.DataFrame, pl.DataFrame]] = {}
+    failures: dict[int, IndicatorValidationError] = {}
     with warehouse.connection() as con:
         for year in editions:
             cells = read_table(con, "staging.raw_scores", [year], where={"value_kind": ["measurement"]})
@@ -401,35 +322,32 @@ def measurement_scores(
             except IndicatorValidationError as error:
                 failures[year] = error
                 continue
-            problem = _measurement_failures(valid, frameworks, year)
+            problem = measurement_method_failures(valid, frameworks, year)
             if problem is not None:
                 failures[year] = problem
                 continue
-            measured.append(valid.rename({"score": "measurement"}))
-            methods.append(_methods(frameworks).with_columns(pl.lit(year, pl.Int32).alias("survey_year")))
+            measured[year] = (valid.rename({"score": "measurement"}), _methods(frameworks))
         if failures:
             _fail_with_quarantine(con, failures, "Validation of measurements")
         if measured:
-            cells = pl.concat(measured)
-            earlier = read_table(con, "marts.measurement_scores").filter(
-                ~pl.col("survey_year").is_in(editions)
+            history_columns = ["survey_year", "unit_type", "unit_code", "indicator_code", "measurement"]
+            earlier = (
+                read_table(con, "marts.measurement_scores")
+                .filter(~pl.col("survey_year").is_in(editions))
+                .select(history_columns)
             )
-            history = earlier.select("survey_year", "unit_type", "unit_code", "indicator_code", "measurement")
             city_tiers = read_table(con, "marts.city_index").select("survey_year", "unit_code", "tier")
+            this_run = pl.concat([cells for cells, _ in measured.values()]).select(history_columns)
             rows = pl.concat(
                 [
                     score_measurements(
-                        cells.filter(pl.col("survey_year") == year),
-                        edition_methods.drop("survey_year"),
-                        _peers(registry, city_tiers, [year]),
-                        pl.concat(
-                            [history, cells.filter(pl.col("survey_year") < year).select(history.columns)]
-                        ),
-                        settings.scoring.rule(settings.score_min, settings.score_max),
+                        cells,
+                        edition_methods,
+                        peer_groups(registry.cities, registry.counties, city_tiers, year),
+                        pl.concat([earlier, this_run.filter(pl.col("survey_year") < year)]),
+                        settings.scoring_rule,
                     )
-                    for year, edition_methods in zip(
-                        [int(m["survey_year"][0]) for m in methods], methods, strict=True
-                    )
+                    for year, (cells, edition_methods) in measured.items()
                 ]
             )
         else:
@@ -470,7 +388,7 @@ def measurement_summary(
         for (year, unit_type), cells in scored.group_by("survey_year", "unit_type", maintain_order=True):
             fw = warehouse.framework(str(unit_type), int(year))
             methods = _methods({str(unit_type): fw})
-            frames.append(summarise(cells, methods, settings.scoring.rule(0, 100).treatment))
+            frames.append(summarise(cells, methods, settings.scoring.treatment_rule))
         rows = TABLES["marts.measurement_summary"].conform(frames)
         replace_editions(con, "marts.measurement_summary", rows, editions)
     return written("marts.measurement_summary", rows, editions)
@@ -495,7 +413,9 @@ def indicator_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     editions = partition_editions(context)
     settings, registry = warehouse.settings(), warehouse.registry()
     unit_names = units(registry).select("unit_type", "unit_code", "name_zh")
-    validated, failures, sources = [], {}, []
+    validated: list[pl.DataFrame] = [pl.DataFrame(schema=validation.VALID_SCHEMA)]
+    failures: dict[int, IndicatorValidationError] = {}
+    sources: list[pl.DataFrame] = []
     with warehouse.connection() as con:
         for year in editions:
             cells = read_table(con, "staging.raw_scores", [year])
@@ -515,16 +435,17 @@ def indicator_scores(context: dg.AssetExecutionContext, warehouse: WarehouseReso
                 continue
             # Unit types given as measurements: the scores the scoring stage made of them.
             measured_types = sorted(set(cells["unit_type"].unique()) - set(score_cells["unit_type"].unique()))
-            validated.append(
-                read_table(
-                    con,
-                    "marts.measurement_scores",
-                    [year],
-                    where={"status": ["scored"], "unit_type": measured_types or [""]},
+            if measured_types:
+                validated.append(
+                    read_table(
+                        con,
+                        "marts.measurement_scores",
+                        [year],
+                        where={"status": ["scored"], "unit_type": measured_types},
+                    )
+                    .select(list(validation.VALID_SCHEMA))
+                    .cast(validation.VALID_SCHEMA)
                 )
-                .select(list(validation.VALID_SCHEMA))
-                .cast(validation.VALID_SCHEMA)
-            )
             sources.append(
                 cells.group_by("survey_year", "unit_type", "source_file", "content_hash")
                 .agg(pl.col("unit_code").n_unique().cast(pl.Int32).alias("n_units"))

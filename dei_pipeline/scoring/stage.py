@@ -28,6 +28,11 @@ class ScoringRule:
     score_max: float = 100.0
 
 
+def _on_log_scale(column: str) -> pl.Expr:
+    """The column on the scale the outlier rule sees: its log for an indicator on a log scale."""
+    return pl.when(pl.col("log")).then(pl.col(column).log()).otherwise(pl.col(column))
+
+
 def score_measurements(
     cells: pl.DataFrame,
     methods: pl.DataFrame,
@@ -54,8 +59,9 @@ def score_measurements(
     # normalisation run over it rather than over three text columns (docs/performance.md).
     frame = frame.with_row_index("__indicator").with_columns(pl.col("__indicator").first().over(GROUP))
     frame = impute(unit_coverage(frame, rule.min_unit_coverage), history)
-    analysed = pl.when(pl.col("log")).then(pl.col("imputed_value").log()).otherwise(pl.col("imputed_value"))
-    frame = frame.with_columns(pl.when(pl.col("covered")).then(analysed).alias("analysed"))
+    frame = frame.with_columns(
+        pl.when(pl.col("covered")).then(_on_log_scale("imputed_value")).alias("analysed")
+    )
     frame = treat(frame, rule.treatment, group=["__indicator"])
     frame = normalise(frame, rule.score_min, rule.score_max, rule.zscore_clip, group=["__indicator"])
     natural = (
@@ -109,14 +115,12 @@ def summarise(scored: pl.DataFrame, methods: pl.DataFrame, rule: TreatmentRule |
         on=["unit_type", "indicator_code"],
         how="left",
     )
-    imputed_value = pl.col("imputed_value")
-    before = pl.when(pl.col("log")).then(imputed_value.log()).otherwise(imputed_value)
+    before = _on_log_scale("imputed_value")
+    # log_CT (the fallback) is stored on its own scale already.
     after = (
         pl.when(pl.col("treatment_rule") == "log")
         .then(pl.col("treated_value"))
-        .when(pl.col("log"))
-        .then(pl.col("treated_value").log())
-        .otherwise(pl.col("treated_value"))
+        .otherwise(_on_log_scale("treated_value"))
     )
     return (
         frame.with_columns(before.alias("__before"), after.alias("__after"))

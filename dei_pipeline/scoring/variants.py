@@ -9,6 +9,7 @@ Normalisations that need per-indicator parameters (goalposts, a target) are not 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,15 +44,13 @@ def override_methods(methods: pl.DataFrame, choice: ScoringChoice) -> pl.DataFra
     """The method table (rows of :mod:`.method`, any extra columns kept) with the columns of ``choice``
     that are not 'declared' replaced for every indicator. Imposing a group imputation on an indicator
     without a peer group gives it the peer group 'all'."""
-    frame = methods
-    if choice.normalisation != DECLARED:
-        frame = frame.with_columns(pl.lit(choice.normalisation, pl.String).alias("normalisation"))
-    if choice.treatment != DECLARED:
-        frame = frame.with_columns(pl.lit(choice.treatment, pl.String).alias("treatment"))
-    if choice.imputation != DECLARED:
-        frame = frame.with_columns(pl.lit(choice.imputation, pl.String).alias("imputation"))
-        if choice.imputation in ("group_mean", "group_median"):
-            frame = frame.with_columns(pl.col("peer_group").fill_null(DEFAULT_PEER_GROUP))
+    # The fields of a choice are named as the method columns they override.
+    overrides = {column: value for column, value in dataclasses.asdict(choice).items() if value != DECLARED}
+    frame = methods.with_columns(
+        pl.lit(value, pl.String).alias(column) for column, value in overrides.items()
+    )
+    if choice.imputation in ("group_mean", "group_median"):
+        frame = frame.with_columns(pl.col("peer_group").fill_null(DEFAULT_PEER_GROUP))
     return frame
 
 
