@@ -206,7 +206,7 @@ def _by_edition(rows: pl.DataFrame) -> dict[str, int]:
     automation_condition=None,
 )
 def raw_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """An edition's raw files (CSV, Parquet or .xlsx under data/raw/<edition>/) as they are: every
+    """An edition's raw files (CSV, Parquet or .xlsx under `data/raw/<edition>/`) as they are: every
     cell as text, with the source file, its SHA-256, its encoding and the row's line number. A file
     that cannot be read fails the step (naming file, line and rule, also kept in core.quarantine) and
     nothing of the step's editions is replaced."""
@@ -296,7 +296,7 @@ def _methods(frameworks: Mapping[str, Framework]) -> pl.DataFrame:
 def measurement_scores(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    """Measurements in natural units (data/raw/<edition>/<unit type>_measurements.csv) to scores:
+    """Measurements in natural units (`data/raw/<edition>/<unit type>_measurements.csv`) to scores:
     validated like scores (any sign and size, blank = missing; bad cells go to core.quarantine, naming
     file, line, unit, column, value and rule), then per indicator, as its framework file says:
     minimum unit coverage, imputation (peer-group mean or median, or the previous edition's value),
@@ -905,7 +905,7 @@ def reconciliation_asset(editions: Editions) -> dg.AssetsDefinition:
     def reconciliation(
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation]:
-        """Every published figure of the white paper (data/published/<edition>/) against the computed
+        """Every published figure of the white paper (`data/published/<edition>/`) against the computed
         one: city and county scores, tier counts and lists, level-1 and industry averages, regional
         GDP-weighted scores and the year-over-year statements. One row per comparison; the checks
         report disagreements edition by edition (an edition without published figures has nothing to

@@ -171,8 +171,8 @@ def mart_parquet_asset(upstream: Sequence[dg.AssetsDefinition | str]) -> dg.Asse
         pool=PARTITIONED["pool"],
     )
     def mart_parquet(warehouse: WarehouseResource) -> dg.MaterializeResult:
-        """The BI marts of every edition as Parquet, partitioned by edition
-        (data/warehouse/parquet/<mart>/survey_year=<YYYY>/), for tools that read Parquet rather than
+        """The BI marts of every edition as Parquet, one file per mart and edition
+        (`data/warehouse/parquet/<mart>/<mart>_<YYYY>.parquet`), for tools that read Parquet rather than
         DuckDB (Spark, Trino, pandas)."""
         out_dir = warehouse.warehouse_file.parent / "parquet"
         with warehouse.connection() as con:

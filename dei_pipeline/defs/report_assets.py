@@ -85,7 +85,7 @@ def edition_report(context: dg.AssetExecutionContext, warehouse: WarehouseResour
 @edition_asset("report", uses=[report], kinds={"png"}, deps=[edition_report], automation_condition=None)
 def report_pngs(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """PNGs of the edition report's charts for slides, on request (report_png_job, `dei materialize
-    --job pngs`, or Materialize in the UI): <edition>/<chart>.png at twice the chart's size, drawn
+    --job pngs`, or Materialize in the UI): `<edition>/<chart>.png` at twice the chart's size, drawn
     offline from the report's SVG files. A new report replaces its chart folder, PNGs included, so no
     PNG outlives its chart; the UI then shows this asset stale until it is materialized again."""
     editions = partition_editions(context)

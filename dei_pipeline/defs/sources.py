@@ -28,7 +28,7 @@ def raw_files_source(editions: Editions) -> dg.SourceAsset:
         key=RAW_FILES,
         group_name=SOURCES_GROUP,
         partitions_def=editions.partitions_def,
-        description="An edition's raw files under data/raw/<edition>/ (cities.*, counties.*); data version: their content fingerprint.",
+        description="An edition's raw files under `data/raw/<edition>/` (`cities.*`, `counties.*`); data version: their content fingerprint.",
     )
     def raw_files(context: dg.OpExecutionContext, warehouse: WarehouseResource) -> dg.DataVersionsByPartition:
         return dg.DataVersionsByPartition(
