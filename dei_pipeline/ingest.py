@@ -48,7 +48,6 @@ UNIT_TYPE_BY_STEM: dict[str, str] = {"cities": "city", "counties": "county"}
 # A unit type's file holds either scores (cities.csv) or measurements in natural units
 # (cities_measurements.csv), which the scoring stage turns into scores (dei_pipeline/scoring/).
 MEASUREMENT_SUFFIX = "_measurements"
-VALUE_KINDS: tuple[str, ...] = ("score", "measurement")
 
 
 def stem_kind(stem: str) -> tuple[str, str] | None:

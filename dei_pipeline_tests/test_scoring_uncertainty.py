@@ -23,9 +23,9 @@ from dei_pipeline.defs.resources import WarehouseResource
 from dei_pipeline.frameworks import resolve_framework
 from dei_pipeline.scoring.variants import (
     ScoringChoice,
-    choice_index,
     override_methods,
     scoring_choices,
+    scoring_strides,
     variant_scores,
 )
 from dei_pipeline.synthetic.sample import UNIT_FILES
@@ -108,7 +108,7 @@ def test_choices_are_every_combination_normalisation_slowest() -> None:
         ("rank", "declared"),
         ("rank", "none"),
     ]
-    assert choice_index([1, 0, 1], [2, 1, 2]) == 3
+    assert np.array([1, 0, 1]) @ scoring_strides((2, 1, 2)) == 3
 
 
 def test_bad_scoring_settings_are_refused() -> None:

@@ -16,6 +16,7 @@ import polars as pl
 from dei_pipeline.analysis.index_tree import IndexTree, Segment, build_segment
 from dei_pipeline.analysis.weight_draws import NOMINAL, scheme_weights
 from dei_pipeline.config import MethodSettings
+from dei_pipeline.scoring.variants import scoring_strides
 
 SUPPORTED_TIE_METHODS: tuple[str, ...] = ("min", "max", "dense")
 
@@ -66,8 +67,7 @@ class RankingProblem:
     @property
     def scoring_strides(self) -> np.ndarray:
         """Per varied choice, its step in the variant index (normalisation slowest)."""
-        _, t, i = self.scoring_shape
-        return np.array([t * i, i, 1], dtype=np.int64)
+        return scoring_strides(self.scoring_shape)
 
     def variant(self, index: int) -> RankingProblem:
         """The problem with the leaf scores of scoring alternative ``index`` (itself without alternatives).

@@ -14,15 +14,14 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from dei_pipeline.scoring.stage import ScoringRule, score_measurements
 
+# Each indicator's own method (its framework file); an override is any other value the settings allow
+# (NormalisationChoice, TreatmentChoice and ImputationChoice in config.py).
 DECLARED = "declared"
-# The values an override can take (besides 'declared'), per method column.
-NORMALISATION_OVERRIDES: tuple[str, ...] = ("minmax", "zscore", "rank")
-TREATMENT_OVERRIDES: tuple[str, ...] = ("none", "winsorise")
-IMPUTATION_OVERRIDES: tuple[str, ...] = ("none", "group_mean", "group_median")
 # A group imputation imposed on an indicator without a declared peer group uses all units as its peers.
 DEFAULT_PEER_GROUP = "all"
 
@@ -57,16 +56,15 @@ def override_methods(methods: pl.DataFrame, choice: ScoringChoice) -> pl.DataFra
 def scoring_choices(
     normalisations: Sequence[str], treatments: Sequence[str], imputations: Sequence[str]
 ) -> list[ScoringChoice]:
-    """Every combination, normalisation varying slowest (the order of :func:`choice_index`)."""
+    """Every combination, normalisation varying slowest (the order of :func:`scoring_strides`)."""
     return [ScoringChoice(n, t, i) for n, t, i in itertools.product(normalisations, treatments, imputations)]
 
 
-def choice_index(indices: Sequence[int], shape: Sequence[int]) -> int:
-    """The position in :func:`scoring_choices` of (normalisation, treatment, imputation) indices."""
-    position = 0
-    for index, size in zip(indices, shape, strict=True):
-        position = position * size + index
-    return position
+def scoring_strides(shape: tuple[int, int, int]) -> np.ndarray:
+    """Per varied choice, its step in the order of :func:`scoring_choices` of ``shape`` (normalisations,
+    treatments, imputations): (normalisation, treatment, imputation) indices @ strides = position."""
+    _, treatments, imputations = shape
+    return np.array([treatments * imputations, imputations, 1], dtype=np.int64)
 
 
 def variant_scores(
