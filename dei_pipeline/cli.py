@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -37,12 +38,20 @@ def parse_years(text: str, available: Sequence[int]) -> list[int]:
     return sorted(set(years))
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished worker processes."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 class _StepProgress(logging.Handler):
-    """Prints one line per finished or failed step while the run goes on."""
+    """Prints one line per finished or failed step while the run goes on: its wall time, and the CPU time
+    the process and its workers spent meanwhile (above the wall time when the step keeps several cores
+    busy)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.started: dict[str, float] = {}
+        self.started: dict[str, tuple[float, float]] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         meta = getattr(record, "dagster_meta", None)
@@ -50,11 +59,15 @@ class _StepProgress(logging.Handler):
         if event is None or event.step_key is None:
             return
         if event.event_type_value == "STEP_START":
-            self.started[event.step_key] = time.perf_counter()
+            self.started[event.step_key] = (time.perf_counter(), _cpu_seconds())
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
-            seconds = time.perf_counter() - self.started.get(event.step_key, time.perf_counter())
+            wall, cpu = self.started.get(event.step_key, (time.perf_counter(), _cpu_seconds()))
             outcome = "done  " if event.event_type_value == "STEP_SUCCESS" else "FAILED"
-            print(f"  {outcome} {event.step_key:<18} {seconds:6.2f}s", flush=True)
+            print(
+                f"  {outcome} {event.step_key:<18} {time.perf_counter() - wall:6.2f}s"
+                f"  CPU {_cpu_seconds() - cpu:6.2f}s",
+                flush=True,
+            )
 
 
 def _progress_logger() -> dg.LoggerDefinition:

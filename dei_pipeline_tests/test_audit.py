@@ -122,6 +122,30 @@ def test_spearman_ranks_ties_by_their_mean() -> None:
     )
 
 
+def test_spearman_ranks_each_pair_among_its_common_units() -> None:
+    # q is scored for five units, its parent Q for four (u1 has none): against Q, q is ranked among those
+    # four (1, 2, 3, 4), not by its own ranks among five (1, 3, 4, 5). Q's ranks are 4, 1, 3, 2:
+    # deviations (-1.5, -0.5, 0.5, 1.5) and (1.5, -1.5, 0.5, -0.5), products sum to -2, each square sum 5:
+    # rho = -2 / 5 = -0.4 (with q's own ranks it would be -0.53).
+    nodes = NODES.filter(pl.col("code").is_in(["Q", "q"]))
+    columns: dict[str, list[float | None]] = {
+        "q": [1.0, 2, 3, 4, 5],
+        "Q": [4.0, None, 1, 3, 2],
+        "composite": [4.0, None, 1, 3, 2],
+    }
+    rows = pl.DataFrame(
+        [
+            {"unit_code": f"u{i}", "node_code": code, "score": value}
+            for code, values in columns.items()
+            for i, value in enumerate(values)
+            if value is not None
+        ]
+    )
+    found = {r["node_code"]: r for r in audit_nodes(rows, nodes).iter_rows(named=True)}
+    assert found["q"]["spearman_with_parent"] == pytest.approx(-0.4)
+    assert found["q"]["spearman_with_composite"] == pytest.approx(-0.4)
+
+
 def test_pca_of_each_group_by_hand(audit: dict[str, dict]) -> None:
     # x, y and z = 60 - x are perfectly (anti-)correlated: the correlation matrix has eigenvalues 3, 0, 0,
     # the first component explains everything and loads each child by 1/sqrt(3) (squared: 1/3).

@@ -53,7 +53,7 @@ CHARTS_OF_AN_EDITION_WITH_A_PREDECESSOR = {
 def require_browser() -> None:
     if find_chromium() is None:
         pytest.fail(
-            "no Chromium on PATH: run `make browser` (make test does) to install chromium and fonts-noto-cjk"
+            "no Chromium on PATH: run `make browser` (make test does) to install chromium and fonts-wqy-microhei"
         )
 
 
@@ -139,7 +139,7 @@ def test_cjk_font_is_installed_for_chinese_text() -> None:
         [fc_list, ":lang=zh", "family"], capture_output=True, text=True, check=True
     ).stdout
     assert families.strip(), (
-        "no font with Chinese glyphs: Chinese would render as boxes (make browser installs fonts-noto-cjk)"
+        "no font with Chinese glyphs: Chinese would render as boxes (make browser installs fonts-wqy-microhei)"
     )
 
 

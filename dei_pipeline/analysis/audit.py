@@ -132,6 +132,18 @@ def _ranks(values: np.ndarray, present: np.ndarray) -> np.ndarray:
     )
 
 
+def _pair_ranks(
+    values: np.ndarray, present: np.ndarray, ranks: np.ndarray, cols: np.ndarray, both: np.ndarray
+) -> np.ndarray:
+    """The ranks of columns ``cols`` among the units of ``both`` (each pair's common units): a column's
+    own ``ranks`` where the pair leaves none of its units out, ranked again where it does."""
+    pair_ranks = ranks[:, cols]
+    again = (both != present[:, cols]).any(axis=0)
+    if again.any():
+        pair_ranks[:, again] = _ranks(values[:, cols[again]], both[:, again])
+    return pair_ranks
+
+
 def _normal_cdf(x: np.ndarray) -> np.ndarray:
     """Phi(x) from erf by Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7), vectorised."""
     z = np.abs(x) / np.sqrt(2.0)
@@ -141,16 +153,21 @@ def _normal_cdf(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.sign(x) * erf)
 
 
-def _pearson(values: np.ndarray, present: np.ndarray, pairs: pl.DataFrame, name: str) -> pl.DataFrame:
+def _pearson(
+    values: np.ndarray, present: np.ndarray, ranks: np.ndarray, pairs: pl.DataFrame, name: str
+) -> pl.DataFrame:
     """``pairs`` (columns ``col`` and ``other_col`` of the wide matrix) with, over the units where both
     exist (null with fewer than three such units or no variance): ``name`` (Pearson), ``spearman_<name>``
     (the Pearson correlation of their ranks among those units) and ``<name>_p`` (the one-sided p-value
-    of a negative correlation, Fisher's z)."""
+    of a negative correlation, Fisher's z). ``ranks``: each column's ranks among its present units."""
     x, y = pairs["col"].to_numpy(), pairs["other_col"].to_numpy()
     both = present[:, x] & present[:, y]
     n = both.sum(axis=0)
     r = _correlation(_centred(values[:, x], both), _centred(values[:, y], both))
-    rho = _correlation(_centred(_ranks(values[:, x], both), both), _centred(_ranks(values[:, y], both), both))
+    rho = _correlation(
+        _centred(_pair_ranks(values, present, ranks, x, both), both),
+        _centred(_pair_ranks(values, present, ranks, y, both), both),
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         p_negative = _normal_cdf(np.arctanh(np.clip(r, -1.0, 1.0)) * np.sqrt(np.maximum(n - 3, 0)))
     r[n < 3], rho[n < 3] = np.nan, np.nan
@@ -172,16 +189,18 @@ def audit_nodes(node_scores: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
     scores = node_scores.select("unit_code", "node_code", pl.col("score").cast(pl.Float64))
     # Every statistic comes from one units × nodes matrix, column i being the tree's node i.
     units, values, present = _wide(scores, tree["node_code"].to_list())
+    ranks = _ranks(values, present)
     index = tree.select("node_code", "parent_code").with_row_index("col")
     parent_pairs = index.join(
         index.select(pl.col("node_code").alias("parent_code"), pl.col("col").alias("other_col")),
         on="parent_code",
     )
-    corr_parent = _pearson(values, present, parent_pairs, "corr_with_parent")
+    corr_parent = _pearson(values, present, ranks, parent_pairs, "corr_with_parent")
     composite_col = index.filter(pl.col("node_code") == COMPOSITE_CODE)["col"].item()
     corr_composite = _pearson(
         values,
         present,
+        ranks,
         index.filter(pl.col("node_code") != COMPOSITE_CODE).with_columns(
             pl.lit(composite_col, pl.UInt32).alias("other_col")
         ),
@@ -190,6 +209,7 @@ def audit_nodes(node_scores: pl.DataFrame, nodes: pl.DataFrame) -> pl.DataFrame:
     pairs = _pearson(
         values,
         present,
+        ranks,
         index.join(
             index.select(
                 pl.col("node_code").alias("sibling_code"), pl.col("col").alias("other_col"), "parent_code"

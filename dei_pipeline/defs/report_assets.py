@@ -24,7 +24,7 @@ from dei_pipeline.defs.assets import (
 )
 from dei_pipeline.defs.partitions import edition_history, partition_editions
 from dei_pipeline.defs.resources import WarehouseResource
-from dei_pipeline.report.publish import PNG_SCALE, write_chart_pngs, write_edition_report
+from dei_pipeline.report.publish import PNG_SCALE, write_chart_pngs, write_edition_reports
 from dei_pipeline.report.rows import read_edition_rows
 from dei_pipeline.report.tables import top_rows
 from dei_pipeline.terminal import frame_table
@@ -58,7 +58,7 @@ def edition_report(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     note = data_provenance_note(warehouse.data_path)
     with warehouse.connection() as con:
         edition_rows = [read_edition_rows(con, year, tiers, region_names, note) for year in editions]
-    reports = [write_edition_report(rows, warehouse.reports_path) for rows in edition_rows]
+    reports = write_edition_reports(edition_rows, warehouse.reports_path)
     # Each edition's materialization carries its own page (a single-run backfill writes several).
     for rows, page in zip(edition_rows, reports, strict=True):
         context.add_asset_metadata(

@@ -2,8 +2,8 @@
 white-paper figure.
 
 Each chart is declared with Altair (Vega-Lite) and rendered offline by vl-convert, which lays the
-text out with the system's fonts (Noto Sans CJK on Debian: ``fonts-noto-cjk``), so neither the SVG
-nor the PNG needs a browser. Every chart has a bilingual title, a subtitle with units, labelled axes,
+text out with the system's fonts (WenQuanYi Micro Hei on Debian: ``fonts-wqy-microhei``), so neither
+the SVG nor the PNG needs a browser. Every chart has a bilingual title, a subtitle with units, labelled axes,
 values printed on the marks and a source line at the bottom, so it reads at a glance on a slide as
 well as in the report.
 """
@@ -23,9 +23,12 @@ from dei_pipeline.report import tables
 from dei_pipeline.report.rows import EditionRows
 from dei_pipeline.scalars import integer, number_or_none
 
+# The first family is the one vl-convert lays the text out with: a TrueType CJK font, with which it draws
+# a chart about four times as fast as with Noto Sans CJK (CFF outlines; docs/performance.md). The others
+# are for viewers of the SVG without it (CJK glyphs are one em wide in all of them).
 FONT_FAMILY = (
-    "'Noto Sans CJK SC','Noto Sans SC','Source Han Sans SC','PingFang SC','Microsoft YaHei',"
-    "'WenQuanYi Micro Hei',sans-serif"
+    "'WenQuanYi Micro Hei','Noto Sans CJK SC','Noto Sans SC','Source Han Sans SC','PingFang SC','Microsoft YaHei',"
+    "sans-serif"
 )
 TEXT = "#1f2933"
 MUTED = "#616e7c"
@@ -136,20 +139,43 @@ def svg_to_png(svg: str, scale: float) -> bytes:
     return vl_convert.svg_to_png(svg, scale=scale)
 
 
+def framed_spec(chart: AnyChart, title: str, subtitle: str, source: str) -> dict[str, Any]:
+    """The Vega-Lite spec of ``chart`` with its title and subtitle on top, its source line at the bottom
+    and the report's look."""
+    spec = chart.to_dict(validate=VALIDATE_SPECS)
+    # The frames are added to the chart's spec rather than with alt.vconcat, which deep-copies the
+    # chart and its data twice (most of Altair's time in the report). Only the top level of a spec may
+    # hold the datasets, the schema and the config; the frame's config replaces the chart's defaults.
+    top: dict[str, Any] = {key: spec.pop(key) for key in ("$schema", "datasets") if key in spec}
+    spec.pop("config", None)
+    # Two frames, as a view has one title. The inner one keeps its own colour scale, so that a top
+    # legend goes under the title rather than above it.
+    heading = {
+        "vconcat": [spec],
+        "title": {"text": title, "subtitle": subtitle},
+        "resolve": {"scale": {"color": "independent"}},
+    }
+    footer = {
+        "text": source,
+        "orient": "bottom",
+        "anchor": "start",
+        "fontSize": 11,
+        "fontWeight": "normal",
+        "color": MUTED,
+        "offset": 18,
+    }
+    framed: dict[str, Any] = {**top, "vconcat": [heading], "title": footer, "config": CONFIG}
+    if VALIDATE_SPECS:
+        alt.TopLevelVConcatSpec.validate(framed)
+    return framed
+
+
 def render(name: str, title: str, subtitle: str, chart: AnyChart, source: str) -> Chart:
     """Give ``chart`` its title and subtitle on top and its source line at the bottom, and render it
     to SVG."""
-    # Two frames, as a view has one title. The inner one keeps its own colour scale, so that a top
-    # legend goes under the title rather than above it.
-    framed = alt.vconcat(
-        alt.vconcat(chart, title=alt.Title(title, subtitle=subtitle)).resolve_scale(color="independent"),
-        title=alt.Title(
-            source, orient="bottom", anchor="start", fontSize=11, fontWeight="normal", color=MUTED, offset=18
-        ),
-    ).configure(**CONFIG)
     # Altair's JSON-schema validation of the spec costs about as much as drawing a simple chart; the
     # specs are validated by the tests instead (VALIDATE_SPECS), for every chart of the sample's editions.
-    svg = vl_convert.vegalite_to_svg(framed.to_dict(validate=VALIDATE_SPECS))
+    svg = vl_convert.vegalite_to_svg(framed_spec(chart, title, subtitle, source))
     size = re.search(r'<svg[^>]*\swidth="([\d.]+)" height="([\d.]+)"', svg)
     if size is None:
         raise ValueError(f"vl-convert returned an SVG without a size for chart {name!r}")
