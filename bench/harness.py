@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dei_pipeline.cli import cpu_seconds
 from dei_pipeline.terminal import text_table
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -101,14 +102,15 @@ class Figures:
 
 
 def measure_once(function: Callable[[], Any], figures: Figures) -> Any:
-    """Call ``function`` once, adding its wall time, CPU time and peak RSS to ``figures``."""
+    """Call ``function`` once, adding its wall time, CPU time (its worker processes' included) and peak
+    RSS to ``figures``."""
     resettable = reset_peak_rss()
     start_rss = rss_mib()
-    cpu_before = time.process_time()
+    cpu_before = cpu_seconds()
     started = time.perf_counter()
     result = function()
     figures.seconds.append(time.perf_counter() - started)
-    figures.cpu_seconds.append(time.process_time() - cpu_before)
+    figures.cpu_seconds.append(cpu_seconds() - cpu_before)
     if resettable:
         figures.peak_rss_mib.append(peak_rss_mib())
         figures.start_rss_mib.append(start_rss)

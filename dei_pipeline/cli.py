@@ -38,7 +38,7 @@ def parse_years(text: str, available: Sequence[int]) -> list[int]:
     return sorted(set(years))
 
 
-def _cpu_seconds() -> float:
+def cpu_seconds() -> float:
     """CPU time of this process and of its finished worker processes."""
     times = os.times()
     return times.user + times.system + times.children_user + times.children_system
@@ -59,13 +59,13 @@ class _StepProgress(logging.Handler):
         if event is None or event.step_key is None:
             return
         if event.event_type_value == "STEP_START":
-            self.started[event.step_key] = (time.perf_counter(), _cpu_seconds())
+            self.started[event.step_key] = (time.perf_counter(), cpu_seconds())
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
-            wall, cpu = self.started.get(event.step_key, (time.perf_counter(), _cpu_seconds()))
+            wall, cpu = self.started.get(event.step_key, (time.perf_counter(), cpu_seconds()))
             outcome = "done  " if event.event_type_value == "STEP_SUCCESS" else "FAILED"
             print(
                 f"  {outcome} {event.step_key:<18} {time.perf_counter() - wall:6.2f}s"
-                f"  CPU {_cpu_seconds() - cpu:6.2f}s",
+                f"  CPU {cpu_seconds() - cpu:6.2f}s",
                 flush=True,
             )
 

@@ -8,11 +8,14 @@ browser tests fail and say so rather than being skipped, so that CI cannot pass 
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
+from multiprocessing.context import BaseContext
 from pathlib import Path
 
 import dagster as dg
@@ -26,7 +29,7 @@ from dei_pipeline.browser import chromium, find_chromium, pixel_summary
 from dei_pipeline.defs.report_assets import edition_report, report_pngs
 from dei_pipeline.published import load_published
 from dei_pipeline.report import charts as charts_module
-from dei_pipeline.report import tables
+from dei_pipeline.report import publish, tables
 from dei_pipeline.report.charts import (
     SOURCE_PREFIX,
     BarSeries,
@@ -36,7 +39,7 @@ from dei_pipeline.report.charts import (
     tier_colors,
 )
 from dei_pipeline.report.html import render_report
-from dei_pipeline.report.publish import PNG_SCALE
+from dei_pipeline.report.publish import PNG_SCALE, write_edition_report, write_edition_reports
 from dei_pipeline.scalars import number
 from dei_pipeline_tests.conftest import Project
 
@@ -99,6 +102,50 @@ def test_asset_writes_a_page_per_edition_and_an_svg_per_chart(sample: Project) -
     # PNGs are drawn on request only (report_pngs), not by the runs that made the sample.
     assert not list(sample.reports.glob("*/*.png"))
     assert not list(sample.reports.glob(".*.tmp")), "staging files left behind"
+
+
+def test_editions_drawn_in_worker_processes_are_those_drawn_in_one(
+    sample: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Editions spread over worker processes give the same pages and SVG files, in edition order."""
+    rows = [sample.edition_rows(year) for year in (2018, 2019, 2020)]
+    alone = [write_edition_report(edition, tmp_path / "alone") for edition in rows]
+    pools: list[int] = []
+
+    class RecordedPool(ProcessPoolExecutor):
+        def __init__(self, workers: int, mp_context: BaseContext) -> None:
+            pools.append(workers)
+            super().__init__(workers, mp_context=mp_context)
+
+    monkeypatch.setattr(publish, "ProcessPoolExecutor", RecordedPool)
+    monkeypatch.setattr(publish, "MIN_EDITIONS_PER_WORKER", 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})  # two workers on any machine
+    spread = write_edition_reports(rows, tmp_path / "spread")
+    assert pools == [2]
+    assert [page.survey_year for page in spread] == [2018, 2019, 2020]
+    for one, other in zip(alone, spread, strict=True):
+        assert one.chart_names == other.chart_names
+        assert one.html_path.read_text(encoding="utf-8") == other.html_path.read_text(encoding="utf-8")
+        for name in one.chart_names:
+            assert (one.html_path.parent / str(one.survey_year) / f"{name}.svg").read_bytes() == (
+                other.html_path.parent / str(other.survey_year) / f"{name}.svg"
+            ).read_bytes()
+
+
+def test_a_few_editions_are_drawn_in_this_process(
+    sample: Project, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A worker's start costs about an edition's drawing: fewer editions than MIN_EDITIONS_PER_WORKER per
+    worker are drawn without one."""
+
+    def no_pool(*args: object, **options: object) -> None:
+        raise AssertionError("a worker process was started")
+
+    monkeypatch.setattr(publish, "ProcessPoolExecutor", no_pool)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    rows = [sample.edition_rows(year) for year in (2017, 2018, 2019, 2020)]
+    assert len(rows) < 2 * publish.MIN_EDITIONS_PER_WORKER
+    assert [page.survey_year for page in write_edition_reports(rows, tmp_path)] == [2017, 2018, 2019, 2020]
 
 
 def test_metadata_shows_the_top_of_the_ranking_as_a_markdown_table(sample: Project) -> None:

@@ -20,6 +20,11 @@ from dei_pipeline.report.html import render_report
 from dei_pipeline.report.rows import EditionRows
 
 PNG_SCALE = 2.0  # device pixels per CSS pixel: sharp on slides and high-density screens
+# A worker process's start (its imports and vl-convert's engine, about 1.4 CPU-seconds) costs about one
+# edition's drawing: the editions are spread over workers only when each gets at least this many
+# (measured: 4 sample editions took 1.1-1.2 x as long on two workers as in one process; 8 national
+# editions 0.62 x; docs/performance.md).
+MIN_EDITIONS_PER_WORKER = 3
 
 
 @dataclass(frozen=True)
@@ -65,12 +70,12 @@ def write_edition_report(rows: EditionRows, reports_dir: Path) -> WrittenReport:
 
 
 def write_edition_reports(editions: Sequence[EditionRows], reports_dir: Path) -> list[WrittenReport]:
-    """Write the reports of several editions, side by side on the machine's cores.
+    """Write the reports of several editions, side by side on the machine's cores when there are enough
+    of them (MIN_EDITIONS_PER_WORKER), else one after the other in this process.
 
     The charts are drawn by vl-convert, which serialises the calls of one process (its JavaScript
-    engine), so more editions at once need more processes. Each worker costs a start (about 1.4
-    CPU-seconds: its imports and vl-convert's engine), so a single edition is drawn here."""
-    workers = min(len(editions), len(os.sched_getaffinity(0)))
+    engine), so more editions at once need more processes."""
+    workers = min(len(editions) // MIN_EDITIONS_PER_WORKER, len(os.sched_getaffinity(0)))
     if workers <= 1:
         return [write_edition_report(rows, reports_dir) for rows in editions]
     # spawn, not fork: the parent runs DuckDB's and polars' threads, which a fork would copy mid-flight.
