@@ -27,7 +27,7 @@ APT_INSTALL = if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/nul
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(1)
 
 # The report's CJK font: vl-convert lays the charts' Chinese text out with it into the SVGs and PNGs.
-# A TrueType font: vl-convert draws a chart about four times as fast with it as with Noto Sans CJK (CFF
+# A TrueType font: vl-convert draws a chart three to four times as fast with it as with Noto Sans CJK (CFF
 # outlines; docs/performance.md). fontconfig's fc-list tells whether it is there.
 CHART_FONT := WenQuanYi Micro Hei
 FONT_PACKAGES := fonts-wqy-microhei fontconfig

@@ -24,7 +24,7 @@ from dei_pipeline.report.rows import EditionRows
 from dei_pipeline.scalars import integer, number_or_none
 
 # The first family is the one vl-convert lays the text out with: a TrueType CJK font, with which it draws
-# a chart about four times as fast as with Noto Sans CJK (CFF outlines; docs/performance.md). The others
+# a chart three to four times as fast as with Noto Sans CJK (CFF outlines; docs/performance.md). The others
 # are for viewers of the SVG without it (CJK glyphs are one em wide in all of them).
 FONT_FAMILY = (
     "'WenQuanYi Micro Hei','Noto Sans CJK SC','Noto Sans SC','Source Han Sans SC','PingFang SC','Microsoft YaHei',"
