@@ -20,7 +20,7 @@ from dei_pipeline.report.html import render_report
 from dei_pipeline.report.rows import EditionRows
 
 PNG_SCALE = 2.0  # device pixels per CSS pixel: sharp on slides and high-density screens
-# A worker process's start (its imports and vl-convert's engine, about 1.4 CPU-seconds) costs about one
+# A worker process's start (its imports and vl-convert's engine, 1.4-3 CPU-seconds) costs about one
 # edition's drawing: the editions are spread over workers only when each gets at least this many
 # (measured: 4 sample editions took 1.1-1.2 x as long on two workers as in one process; 8 national
 # editions 0.62 x; docs/performance.md).
