@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -1436,6 +1437,12 @@ def parquet_file(out_dir: Path, table_name: str, year: int | None) -> Path:
     return out_dir / mart / (f"{mart}.parquet" if year is None else f"{mart}_{int(year)}.parquet")
 
 
+# Parquet files written at once by export_parquet, each on its own DuckDB connection (cursor): a file's
+# COPY is mostly single-threaded, so two at a time keep two cores busy (0.6 x the time of one at a time
+# for the national marts, docs/performance.md).
+PARQUET_WRITERS = 2
+
+
 def export_parquet(
     con: duckdb.DuckDBPyConnection,
     out_dir: Path,
@@ -1448,9 +1455,9 @@ def export_parquet(
     type a Hive partition column each their own way (pandas a category, pyarrow int32, polars and DuckDB
     int64), a column in the file is INTEGER (int32) in all of them. Every file carries the table's and
     columns' comments (parquet_metadata). Written by DuckDB (``COPY ... TO``, no round trip through
-    Python objects) beside its target and renamed into place, never half-written. Returns rows
-    written per mart."""
-    counts: dict[str, int] = {}
+    Python objects) beside its target and renamed into place, never half-written; PARQUET_WRITERS files
+    at a time. Returns rows written per mart."""
+    copies: list[tuple[str, Path, str]] = []  # (mart, target, the COPY statement writing it aside)
     for table_name in tables:
         table = TABLES[table_name]
         mart_dir = parquet_file(out_dir, table_name, None).parent
@@ -1467,17 +1474,37 @@ def export_parquet(
             else [(parquet_file(out_dir, table_name, None), "")]
         )
         metadata = ", ".join(f'"{key}": {_quote(value)}' for key, value in parquet_metadata(table).items())
-        counts[table_name.split(".", 1)[1]] = 0
-        for target, where in selections:
-            staging = target.with_name(f".{target.name}.tmp")
-            copied = run(
-                con,
-                f"COPY (SELECT {', '.join(table.column_names)} FROM {table_name}{where}) "
-                f"TO {_quote(str(staging))} (FORMAT parquet, KV_METADATA {{{metadata}}})",
+        copies += [
+            (
+                table_name.split(".", 1)[1],
+                target,
+                (
+                    f"COPY (SELECT {', '.join(table.column_names)} FROM {table_name}{where}) "
+                    f"TO {_quote(str(_staging_file(target)))} (FORMAT parquet, KV_METADATA {{{metadata}}})"
+                ),
             )
-            os.replace(staging, target)
-            counts[table_name.split(".", 1)[1]] += int(copied[0][0])
+            for target, where in selections
+        ]
+
+    def write(copy: tuple[str, Path, str]) -> int:
+        _, target, statement = copy
+        cursor = con.cursor()
+        try:
+            copied = run(cursor, statement)
+        finally:
+            cursor.close()
+        os.replace(_staging_file(target), target)
+        return int(copied[0][0])
+
+    counts = {mart: 0 for mart, _, _ in copies}
+    with ThreadPoolExecutor(PARQUET_WRITERS) as pool:
+        for (mart, _, _), rows in zip(copies, pool.map(write, copies), strict=True):
+            counts[mart] += rows
     return counts
+
+
+def _staging_file(target: Path) -> Path:
+    return target.with_name(f".{target.name}.tmp")
 
 
 # The one table only the serving snapshot has (publish_serving_snapshot writes it).
