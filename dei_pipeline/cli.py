@@ -222,9 +222,18 @@ def step_failures(result: Any) -> dict[str, str]:
         while error is not None and error.cause is not None:
             error = error.cause
         reasons[event.step_key] = (
-            f"{error.cls_name}: {error.message.strip()}" if error is not None else "unknown error"
+            _error_text(error.cls_name, error.message) if error is not None else "unknown error"
         )
     return reasons
+
+
+def _error_text(cls_name: str, message: str) -> str:
+    """``<class>: <message>``, naming the class once: Dagster's message already starts with the class,
+    qualified by its module (``dei_pipeline.report.publish.MissingReportError: ...``)."""
+    qualified, separator, text = message.strip().partition(": ")
+    if separator and (qualified == cls_name or qualified.endswith(f".{cls_name}")):
+        return f"{cls_name}: {text}"
+    return f"{cls_name}: {message.strip()}"
 
 
 def _run(

@@ -5,10 +5,12 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import polars as pl
 import pytest
 
+from dei_pipeline.cli import step_failures
 from dei_pipeline.defs.partitions import contiguous_blocks
 from dei_pipeline_tests.conftest import dei
 
@@ -177,3 +179,16 @@ def test_selected_editions_run_as_contiguous_partition_ranges() -> None:
     order = ["2017", "2018", "2019", "2020"]
     assert contiguous_blocks(order, order) == [order]
     assert contiguous_blocks(["2020", "2017", "2018"], order) == [["2017", "2018"], ["2020"]]
+
+
+class EditionNotReportedError(FileNotFoundError):
+    """An error class of a module, as the pipeline's are: Dagster qualifies its name in the message."""
+
+
+def test_a_failed_step_names_its_error_class_once() -> None:
+    @dg.asset
+    def failing_step() -> None:
+        raise EditionNotReportedError("edition 2016 has no report")
+
+    result = dg.materialize([failing_step], raise_on_error=False)
+    assert step_failures(result) == {"failing_step": "EditionNotReportedError: edition 2016 has no report"}
