@@ -49,7 +49,7 @@ import polars as pl
 from dei_pipeline.analysis.assumption_draws import settings_draws
 from dei_pipeline.analysis.draw_aggregation import nominal_composites
 from dei_pipeline.analysis.rank_summaries import probability_column, rank_distribution
-from dei_pipeline.analysis.ranking_problem import ranking_problem
+from dei_pipeline.analysis.ranking_problem import simulation_problem
 from dei_pipeline.config import MethodSettings, UncertaintySettings
 
 # The rank group of a city: cities are ranked all together.
@@ -76,16 +76,7 @@ def rank_uncertainty(
     :func:`ranking_problem`); none for a unit type given as scores.
     """
     ranked = nominal.filter(pl.col("rank").is_not_null())
-    problem = ranking_problem(
-        leaf_scores,
-        nodes,
-        ranked,
-        method,
-        settings.geometric_floor,
-        settings.weight_schemes,
-        variants,
-        scoring_shape,
-    )
+    problem = simulation_problem(leaf_scores, nodes, ranked, method, settings, variants, scoring_shape)
     published = problem.in_unit_order(ranked)
     nominal_ranks = published["rank"].to_numpy().astype(np.int32)
     draws = settings_draws(problem.tree, settings, settings.draws, rng, problem.scoring_shape)

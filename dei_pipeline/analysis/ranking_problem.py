@@ -15,7 +15,7 @@ import polars as pl
 
 from dei_pipeline.analysis.index_tree import IndexTree, Segment, build_segment
 from dei_pipeline.analysis.weight_draws import NOMINAL, scheme_weights
-from dei_pipeline.config import MethodSettings
+from dei_pipeline.config import MethodSettings, UncertaintySettings
 from dei_pipeline.scoring.variants import scoring_strides
 
 SUPPORTED_TIE_METHODS: tuple[str, ...] = ("min", "max", "dense")
@@ -238,4 +238,27 @@ def _score_matrix(leaf_scores: pl.DataFrame, tree: IndexTree, units: pl.DataFram
         .to_numpy()
         .astype(np.float64)
         .reshape(units.height, len(tree.leaf_codes))
+    )
+
+
+def simulation_problem(
+    leaf_scores: pl.DataFrame,
+    nodes: pl.DataFrame,
+    ranked_units: pl.DataFrame,
+    method: MethodSettings,
+    settings: UncertaintySettings,
+    variants: Sequence[pl.DataFrame] = (),
+    scoring_shape: tuple[int, int, int] = (1, 1, 1),
+) -> RankingProblem:
+    """The problem the Monte Carlos (rank uncertainty and sensitivity) draw from: :func:`ranking_problem`
+    with the geometric floor and weight schemes of the ``uncertainty`` settings."""
+    return ranking_problem(
+        leaf_scores,
+        nodes,
+        ranked_units,
+        method,
+        settings.geometric_floor,
+        settings.weight_schemes,
+        variants,
+        scoring_shape,
     )

@@ -41,7 +41,7 @@ import polars as pl
 
 from dei_pipeline.analysis.assumption_draws import AssumptionDraws, settings_draws
 from dei_pipeline.analysis.draw_ranks import simulate_ranks
-from dei_pipeline.analysis.ranking_problem import RankingProblem, ranking_problem
+from dei_pipeline.analysis.ranking_problem import RankingProblem, simulation_problem
 from dei_pipeline.config import MethodSettings, UncertaintySettings
 
 AGGREGATION_FACTOR = "aggregation_method"
@@ -386,16 +386,7 @@ def edition_sensitivity(
     """``marts.sensitivity`` rows of one edition and unit type (without survey_year and unit_type).
     ``ranked``: the ranked units of the published index (unit_code, rank_group, rank); the other
     arguments as :func:`dei_pipeline.analysis.rank_uncertainty.rank_uncertainty` takes them."""
-    problem = ranking_problem(
-        leaf_scores,
-        nodes,
-        ranked,
-        method,
-        settings.geometric_floor,
-        settings.weight_schemes,
-        variants,
-        scoring_shape,
-    )
+    problem = simulation_problem(leaf_scores, nodes, ranked, method, settings, variants, scoring_shape)
     names, indices = rank_sensitivity(
         problem, problem.in_unit_order(ranked)["rank"].to_numpy(), settings, rng
     )
