@@ -1496,7 +1496,7 @@ def export_parquet(
         os.replace(_staging_file(target), target)
         return int(copied[0][0])
 
-    counts = {mart: 0 for mart, _, _ in copies}
+    counts = {table_name.split(".", 1)[1]: 0 for table_name in tables}  # a mart without editions: 0
     with ThreadPoolExecutor(PARQUET_WRITERS) as pool:
         for (mart, _, _), rows in zip(copies, pool.map(write, copies), strict=True):
             counts[mart] += rows
