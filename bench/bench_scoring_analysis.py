@@ -161,7 +161,7 @@ def main() -> None:
     args = parser.parse_args()
     data_dir = args.data_dir.resolve()
     editions, context = editions_of(data_dir, args.editions)
-    base = load_uncertainty_settings(REPO_ROOT / "data").model_copy(update={"draws": DRAWS})
+    base = load_uncertainty_settings(REPO_ROOT / "data").with_draws(DRAWS)
     print(
         f"scoring choices: editions {sorted({e.year for e in editions})}, "
         f"{sum(e.nominal.height for e in editions):,} units",

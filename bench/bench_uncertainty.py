@@ -88,7 +88,7 @@ class DataSet:
 
     @property
     def unit_draws(self) -> int:
-        return sum(p.n_units for p in self.problems) * self.settings.draws
+        return sum(p.n_units for p in self.problems) * self.settings.draws_for(None)
 
 
 def nominal_ranks(
@@ -119,7 +119,7 @@ def load_data_set(
         settings = load_uncertainty_settings(data_dir)
     except (ValueError, OSError):
         settings = load_uncertainty_settings(REPO_ROOT / "data")  # a data set made before the block existed
-    settings = settings.model_copy(update={"draws": DRAWS})
+    settings = settings.with_draws(DRAWS)
     kinds = load_registry(data_dir).counties.select("unit_code", pl.col("kind").alias("rank_group"))
     problems = []
     for edition in editions or list_editions(data_dir):
@@ -197,7 +197,7 @@ def extrapolated_baseline(data: DataSet, repeats: int) -> dict[str, Any]:
         figures = per_draw_rerun(data, largest, max(BASELINE_DRAWS, repeats))
         per_draw = statistics.median(figures.seconds)
         # Aggregation time grows with the units scored: scale each problem by its size.
-        seconds = sum(per_draw * p.n_units / largest.n_units for p in of_type) * data.settings.draws
+        seconds = sum(per_draw * p.n_units / largest.n_units for p in of_type) * data.settings.draws_for(None)
         per_type[unit_type] = {
             "per_draw_median_s": round(per_draw, 5),
             "draws_timed": len(figures.seconds),
@@ -218,7 +218,7 @@ def case_summary(
         "problems": len(data.problems),
         "editions": sorted({p.edition for p in data.problems}),
         "units": sum(p.n_units for p in data.problems),
-        "draws_per_problem": data.settings.draws,
+        "draws_per_problem": data.settings.draws_for(None),
         "unit_draws": data.unit_draws,
         "settings": data.settings.model_dump(exclude={"sensitivity_base_draws"}),
         "threads": os.cpu_count(),

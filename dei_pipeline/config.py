@@ -19,10 +19,19 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
-from pydantic import AfterValidator, AliasPath, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    AliasPath,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+)
 
 from dei_pipeline.scoring.stage import ScoringRule
 from dei_pipeline.scoring.treatment import TreatmentRule
@@ -103,10 +112,21 @@ ImputationChoice = Literal["declared", "none", "group_mean", "group_median"]
 # rank methods).
 MissingRule = Literal["propagate", "reweight"]
 TieMethod = Literal["average", "min", "max", "dense", "ordinal", "random"]
+# The unit types a setting can differ by.
+UnitTypeName = Literal["city", "county"]
 
 
 class SettingsError(ValueError):
     """``settings.yaml`` breaks a rule; the message names the file, each bad key, its value and the rule."""
+
+
+def _per_unit_type(value: Any) -> Any:
+    """A single number stands for every unit type; a mapping must name each of them."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return dict.fromkeys(get_args(UnitTypeName), value)
+    if isinstance(value, dict) and (missing := [t for t in get_args(UnitTypeName) if t not in value]):
+        raise ValueError(f"one number, or one for each unit type: {', '.join(missing)} missing")
+    return value
 
 
 def _distinct(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -120,7 +140,10 @@ class UncertaintySettings(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    draws: int = Field(ge=1, description="a positive number of draws")
+    # Given as one number for every unit type or as each unit type's own (city, county); held per unit type.
+    draws: Annotated[dict[UnitTypeName, PositiveInt], BeforeValidator(_per_unit_type)] = Field(
+        description="a positive number of draws, or one for each unit type (city, county)"
+    )
     seed: int
     weight_range: float = Field(ge=0, lt=1, description="in [0, 1): a weight must stay positive")
     methods: Annotated[tuple[AggregationMethod, ...], AfterValidator(_distinct)]
@@ -140,6 +163,18 @@ class UncertaintySettings(BaseModel):
     )
     sensitivity_level: float = Field(gt=0, lt=1, description="confidence level of those bounds")
     sensitivity_resolution: float = Field(gt=0, description="widest interval of a resolved index")
+
+    def draws_for(self, unit_type: str | None) -> int:
+        """The rank-uncertainty draws of a unit type (None: the number every unit type shares)."""
+        if unit_type is not None:
+            return self.draws[unit_type]  # type: ignore[index]
+        if len(set(self.draws.values())) != 1:
+            raise ValueError(f"uncertainty.draws differs by unit type ({self.draws}): name the unit type")
+        return next(iter(self.draws.values()))
+
+    def with_draws(self, draws: int) -> UncertaintySettings:
+        """These settings with ``draws`` draws for every unit type."""
+        return self.model_copy(update={"draws": _per_unit_type(draws)})
 
 
 class ScoringSettings(BaseModel):

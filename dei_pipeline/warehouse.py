@@ -789,7 +789,11 @@ TABLES: dict[str, Table] = {
                     "DOUBLE",
                     "Share of draws in which the city stays in its published tier; null for county units",
                 ),
-                _c("n_draws", "INTEGER", "Monte Carlo draws (data/method/settings.yaml, uncertainty.draws)"),
+                _c(
+                    "n_draws",
+                    "INTEGER",
+                    "Monte Carlo draws of this unit type (data/method/settings.yaml, uncertainty.draws)",
+                ),
             ),
             key=("survey_year", "unit_type", "unit_code"),
         ),
@@ -1359,6 +1363,19 @@ def replace_editions(
         run(con, "ROLLBACK")
         raise
     return written
+
+
+def read_ahead(parts: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+    """``parts``, each next one made in a worker thread while the caller writes the current one: a
+    mart made edition by edition is computed and written side by side (polars and DuckDB release the
+    GIL), holding two editions' rows at most. ``parts`` must read the warehouse through a cursor of
+    its own (``con.cursor()``): one connection does not serve two threads at once."""
+    end = pl.DataFrame()
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        pending = worker.submit(next, parts, end)
+        while (part := pending.result()) is not end:
+            pending = worker.submit(next, parts, end)
+            yield part
 
 
 def _fault_injection_pause(table_name: str) -> None:

@@ -117,7 +117,8 @@ def draws_with(
 
 def test_the_repository_settings_load() -> None:
     loaded = load_uncertainty_settings(DATA)
-    assert loaded.draws >= 1 and 0 < loaded.weight_range < 1
+    assert set(loaded.draws) == {"city", "county"} and min(loaded.draws.values()) >= 1
+    assert 0 < loaded.weight_range < 1
     assert set(loaded.methods) == {"arithmetic", "geometric"} and loaded.geometric_floor > 0
 
 
@@ -128,11 +129,27 @@ def test_the_repository_settings_load() -> None:
         ({"methods": ["harmonic"]}, "methods"),
         ({"geometric_floor": 0}, "geometric_floor"),
         ({"method_choice": "per_draw"}, "method_choice"),
+        ({"draws": 0}, "draws.city is 0: Input should be greater than 0"),
+        ({"draws": {"city": 100}}, "draws is .*county missing"),
+        (
+            {"draws": {"city": 100, "county": 50, "town": 5}},
+            "draws.town.*'town': Input should be 'city' or 'county'",
+        ),
     ],
 )
 def test_bad_settings_are_refused_naming_the_key(change: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         settings(**change)
+
+
+def test_draws_are_one_number_for_every_unit_type_or_one_each() -> None:
+    assert settings(draws=300).draws == {"city": 300, "county": 300}
+    each = settings(draws={"city": 300, "county": 100})
+    assert (each.draws_for("city"), each.draws_for("county")) == (300, 100)
+    assert settings(draws=300).draws_for(None) == 300
+    with pytest.raises(ValueError, match="differs by unit type"):
+        each.draws_for(None)
+    assert each.with_draws(20).draws == {"city": 20, "county": 20}
 
 
 # -------------------------------------------------------------------------------- aggregation
@@ -328,6 +345,21 @@ def two_indicator_rows() -> pl.DataFrame:
     return rows
 
 
+def test_each_unit_type_is_simulated_with_its_own_draws() -> None:
+    scores = long_scores({"x": {"a": 100.0, "b": 0.0}, "y": {"a": 45.0, "b": 45.0}})
+    nominal = pl.DataFrame(
+        {"unit_code": ["x", "y"], "rank_group": ["all", "all"], "score": [50.0, 45.0], "rank": [1, 2]}
+    )
+    each = settings(draws={"city": 400, "county": 150})
+    for unit_type, draws in (("city", 400), ("county", 150)):
+        rows, _ = rank_uncertainty(
+            scores, TWO, nominal, METHOD, each, np.random.default_rng(11), unit_type=unit_type
+        )
+        assert rows["n_draws"].to_list() == [draws, draws]
+    with pytest.raises(ValueError, match="differs by unit type"):
+        rank_uncertainty(scores, TWO, nominal, METHOD, each, np.random.default_rng(11))
+
+
 def within_sampling_error(observed: float, expected: float, draws: int = 20_000) -> bool:
     return abs(observed - expected) <= 4.5 * math.sqrt(max(expected * (1 - expected), 1e-4) / draws)
 
@@ -450,7 +482,9 @@ def test_seeded_and_independent_of_threads() -> None:
     config = settings(methods=["arithmetic", "geometric"], draws=3_000)
 
     def run(workers: int) -> RankSummary:
-        draws = settings_draws(problem.tree, config, config.draws, edition_rng(7, 2020, "city", "test"))
+        draws = settings_draws(
+            problem.tree, config, config.draws_for(None), edition_rng(7, 2020, "city", "test")
+        )
         return rank_distribution(problem, draws, nominal_ranks, TIERS, workers=workers)
 
     one, two, again = run(1), run(2), run(1)

@@ -14,6 +14,7 @@ from dei_pipeline.warehouse import (
     export_parquet,
     open_warehouse,
     publish_serving_snapshot,
+    read_ahead,
     replace_editions,
     run,
     schema_statements,
@@ -97,14 +98,34 @@ def test_rows_written_in_parts_land_together_or_not_at_all(tmp_path: Path) -> No
             yield regions(2020, "d")
             raise RuntimeError("the second part could not be made")
 
-        with pytest.raises(RuntimeError, match="second part"):
-            replace_editions(con, "marts.region_rollup", failing_parts(), [2020])
-        # The failure rolled back the delete and the first part: the last good rows are there.
-        assert run(con, "SELECT survey_year, region FROM marts.region_rollup ORDER BY 1, 2") == [
-            (2019, "a"),
-            (2020, "b"),
-            (2020, "c"),
-        ]
+        # Made in this thread or ahead in a worker thread, a part that fails fails the write.
+        for parts in (failing_parts(), read_ahead(failing_parts())):
+            with pytest.raises(RuntimeError, match="second part"):
+                replace_editions(con, "marts.region_rollup", parts, [2020])
+            # The failure rolled back the delete and the first part: the last good rows are there.
+            assert run(con, "SELECT survey_year, region FROM marts.region_rollup ORDER BY 1, 2") == [
+                (2019, "a"),
+                (2020, "b"),
+                (2020, "c"),
+            ]
+
+
+def test_read_ahead_makes_the_next_part_while_the_current_one_is_written(tmp_path: Path) -> None:
+    made: list[int] = []
+
+    def parts(reader: duckdb.DuckDBPyConnection) -> Iterator[pl.DataFrame]:
+        for year in (2018, 2019, 2020):
+            made.append(year)
+            yield reader.sql(f"SELECT {year}::INTEGER AS survey_year").pl()
+
+    with open_warehouse(tmp_path / "dei.duckdb") as con, con.cursor() as reader:
+        ahead = read_ahead(parts(reader))
+        first = next(ahead)
+        assert first["survey_year"].to_list() == [2018]
+        ahead_of_the_writer = made[:]  # the 2019 part is being made (or made) meanwhile
+        assert [part["survey_year"].item() for part in ahead] == [2019, 2020]
+    assert ahead_of_the_writer[0] == 2018 and len(ahead_of_the_writer) <= 2
+    assert made == [2018, 2019, 2020]
 
 
 def test_parquet_export_replaces_the_hive_layout_and_types_an_empty_edition(tmp_path: Path) -> None:

@@ -73,10 +73,13 @@ def attribute_changes(
     """
     current = _tree(current_leaves, current_nodes, missing, min_coverage)  # d1 under F1
     published = _tree(previous_leaves, previous_nodes, missing, min_coverage)  # d0 under F0
-    recomputed = _tree(
-        previous_leaves, current_nodes, missing, min_coverage
-    )  # d0 under F1 (indicators it lacks: missing)
-    current_then = _tree(current_leaves, previous_nodes, missing, min_coverage)  # d1 under F0
+    if current_nodes.equals(previous_nodes):  # one framework: the cross terms are the trees above
+        recomputed, current_then = published, current
+    else:
+        recomputed = _tree(
+            previous_leaves, current_nodes, missing, min_coverage
+        )  # d0 under F1 (indicators it lacks: missing)
+        current_then = _tree(current_leaves, previous_nodes, missing, min_coverage)  # d1 under F0
     # Each node's weighted change under the earlier framework (the data-first order), by node code.
     earlier_weights = previous_nodes.select(
         pl.col("code").alias("node_code"), pl.col("effective_weight").alias("earlier_weight")

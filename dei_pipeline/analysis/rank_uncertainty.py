@@ -66,6 +66,7 @@ def rank_uncertainty(
     tiers: pl.DataFrame | None = None,
     variants: Sequence[pl.DataFrame] = (),
     scoring_shape: tuple[int, int, int] = (1, 1, 1),
+    unit_type: str | None = None,
 ) -> tuple[pl.DataFrame, dict[str, float]]:
     """``marts.rank_uncertainty`` rows of one edition and unit type (without survey_year and unit_type),
     and a check of the simulation against the published index.
@@ -73,13 +74,15 @@ def rank_uncertainty(
     ``nominal``: the published index of the ranked units: unit_code, rank_group, score, rank and, for
     cities, tier. ``tiers``: the tier table for cities, None for units without tiers (counties).
     ``variants``, ``scoring_shape``: the leaf scores under each scoring alternative (see
-    :func:`ranking_problem`); none for a unit type given as scores.
+    :func:`ranking_problem`); none for a unit type given as scores. ``unit_type``: whose number of
+    draws to take when the settings give each unit type its own.
     """
     ranked = nominal.filter(pl.col("rank").is_not_null())
     problem = simulation_problem(leaf_scores, nodes, ranked, method, settings, variants, scoring_shape)
     published = problem.in_unit_order(ranked)
     nominal_ranks = published["rank"].to_numpy().astype(np.int32)
-    draws = settings_draws(problem.tree, settings, settings.draws, rng, problem.scoring_shape)
+    n_draws = settings.draws_for(unit_type)
+    draws = settings_draws(problem.tree, settings, n_draws, rng, problem.scoring_shape)
     summary = rank_distribution(problem, draws, nominal_ranks, tiers)
     # The simulation's own nominal composite must be the published one: a check, not a figure.
     recomputed = nominal_composites(problem)
@@ -127,4 +130,4 @@ def rank_uncertainty(
         frame = frame.with_columns(same_tier.alias("prob_same_tier"))
     else:
         frame = frame.with_columns(pl.lit(None, pl.Float64).alias("prob_same_tier"))
-    return frame.with_columns(pl.lit(settings.draws, pl.Int32).alias("n_draws")), check
+    return frame.with_columns(pl.lit(n_draws, pl.Int32).alias("n_draws")), check

@@ -68,7 +68,7 @@ from dei_pipeline.scalars import number_or_none
 from dei_pipeline.scoring import variants as scoring_variants
 from dei_pipeline.scoring.peers import peer_groups
 from dei_pipeline.scoring.variants import scoring_choices, variant_scores
-from dei_pipeline.warehouse import TABLES, read_table, replace_editions
+from dei_pipeline.warehouse import TABLES, read_ahead, read_table, replace_editions
 
 GROUP = "analysis"
 # The modules of the Monte Carlo (the code version of every asset that simulates draws).
@@ -186,7 +186,7 @@ def _table(frame: pl.DataFrame) -> dg.TableMetadataValue:
 
 def _settings_metadata(settings: UncertaintySettings) -> dict[str, Any]:
     return {
-        "draws": settings.draws,
+        "draws": ", ".join(f"{unit_type} {draws}" for unit_type, draws in settings.draws.items()),
         "seed": settings.seed,
         "weight_range": settings.weight_range,
         "methods": ", ".join(settings.methods),
@@ -244,6 +244,7 @@ def rank_uncertainty(context: dg.AssetExecutionContext, warehouse: WarehouseReso
             tiers if unit_type == "city" else None,
             variants,
             shape,
+            unit_type=unit_type,
         )
         seconds[f"{year}/{unit_type}"] = round(time.perf_counter() - started, 3)
         nominal_check[f"{year}/{unit_type}"] = check["nominal_max_abs_difference"]
@@ -552,8 +553,10 @@ def unit_profile(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                 ]
             )
 
-    with warehouse.connection() as con:
-        row_count = replace_editions(con, "marts.unit_profile", edition_profiles(con), editions)
+    with warehouse.connection() as con, con.cursor() as reader:
+        row_count = replace_editions(
+            con, "marts.unit_profile", read_ahead(edition_profiles(reader)), editions
+        )
     return written("marts.unit_profile", row_count, editions, profiled_units=profiled_units)
 
 

@@ -170,7 +170,9 @@ def written(
     **extra: Any,
 ) -> dg.MaterializeResult:
     """Materialization metadata common to every asset: what was written for which editions. Each
-    edition's materialization carries its own row count (a single-run backfill writes several)."""
+    edition's materialization carries its own row count (a single-run backfill writes several). The
+    documented columns are the asset definition's metadata (table_asset_metadata), not repeated in
+    every materialization."""
     per_edition = (
         _by_edition(rows) if isinstance(rows, pl.DataFrame) and "survey_year" in rows.columns else {}
     )
@@ -180,7 +182,6 @@ def written(
         context.add_asset_metadata({"dagster/row_count": count}, partition_key=str(year))
     metadata: dict[str, Any] = {
         "dagster/table_name": table_name,
-        "dagster/column_schema": column_schema(table_name),
         "editions": ", ".join(map(str, editions)),
         "rows_in_run": rows if isinstance(rows, int) else rows.height,
     }
