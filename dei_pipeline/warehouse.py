@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -1365,11 +1365,12 @@ def replace_editions(
     return written
 
 
-def read_ahead(parts: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+def read_ahead(parts: Iterator[pl.DataFrame]) -> Generator[pl.DataFrame, None, None]:
     """``parts``, each next one made in a worker thread while the caller writes the current one: a
     mart made edition by edition is computed and written side by side (polars and DuckDB release the
     GIL), holding two editions' rows at most. ``parts`` must read the warehouse through a cursor of
-    its own (``con.cursor()``): one connection does not serve two threads at once."""
+    its own (``con.cursor()``): one connection does not serve two threads at once; close the result
+    (``contextlib.closing``) before that cursor, so that a part still being made is finished first."""
     end = pl.DataFrame()
     with ThreadPoolExecutor(max_workers=1) as worker:
         pending = worker.submit(next, parts, end)

@@ -1,7 +1,9 @@
 """The warehouse's schema follows the code (a warehouse made by an older version is brought up to date),
 and an edition's rows are replaced in one transaction."""
 
+import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import duckdb
@@ -126,6 +128,22 @@ def test_read_ahead_makes_the_next_part_while_the_current_one_is_written(tmp_pat
         assert [part["survey_year"].item() for part in ahead] == [2019, 2020]
     assert ahead_of_the_writer[0] == 2018 and len(ahead_of_the_writer) <= 2
     assert made == [2018, 2019, 2020]
+
+
+def test_a_closed_read_ahead_finishes_the_part_being_made_and_makes_no_more(tmp_path: Path) -> None:
+    made: list[int] = []
+
+    def slow_parts(reader: duckdb.DuckDBPyConnection) -> Iterator[pl.DataFrame]:
+        for year in (2018, 2019, 2020):
+            time.sleep(0.05)
+            made.append(year)
+            yield reader.sql(f"SELECT {year}::INTEGER AS survey_year").pl()
+
+    with open_warehouse(tmp_path / "dei.duckdb") as con, con.cursor() as reader:
+        with closing(read_ahead(slow_parts(reader))) as ahead:
+            next(ahead)  # as a write that fails after the first part: the second is being made
+        # Closed: the second part was finished before the cursor could close under it; no third.
+        assert made == [2018, 2019]
 
 
 def test_parquet_export_replaces_the_hive_layout_and_types_an_empty_edition(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ each step costs a process start under the UI's executor). What the figures mean:
 import math
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from typing import Any
 
 import dagster as dg
@@ -553,10 +554,13 @@ def unit_profile(context: dg.AssetExecutionContext, warehouse: WarehouseResource
                 ]
             )
 
-    with warehouse.connection() as con, con.cursor() as reader:
-        row_count = replace_editions(
-            con, "marts.unit_profile", read_ahead(edition_profiles(reader)), editions
-        )
+    # closing: should the write fail, the profile being made ahead is finished before its cursor closes.
+    with (
+        warehouse.connection() as con,
+        con.cursor() as reader,
+        closing(read_ahead(edition_profiles(reader))) as profiles,
+    ):
+        row_count = replace_editions(con, "marts.unit_profile", profiles, editions)
     return written("marts.unit_profile", row_count, editions, profiled_units=profiled_units)
 
 
