@@ -54,6 +54,8 @@ from dei_pipeline.frameworks import resolve_framework
 from dei_pipeline.ingest import ingest_edition, list_editions
 from dei_pipeline.ranking import rank_units
 from dei_pipeline.registry import load_registry
+from dei_pipeline.scoring.peers import peer_groups
+from dei_pipeline.scoring.stage import score_measurements
 from dei_pipeline.tiers import load_tiers, tier_expr
 
 DRAWS = 10_000
@@ -112,28 +114,65 @@ def nominal_ranks(
 def load_data_set(
     data_dir: Path, editions: list[int] | None = None, unit_types: tuple[str, ...] = ("city", "county")
 ) -> DataSet:
-    """The raw files of a data directory, scored with the pipeline's aggregation and ranking (the
-    published index the simulation starts from)."""
+    """The raw files of a data directory, scored with the pipeline's scoring stage (a unit type given
+    as measurements), aggregation and ranking: the published index the simulation starts from. The
+    editions before the last one asked for are scored too, as the pipeline does, for the peer groups
+    (the previous edition's city tiers) and the history that the scoring of measurements reads."""
     method, tiers = load_settings(data_dir), load_tiers(data_dir)
     try:
         settings = load_uncertainty_settings(data_dir)
     except (ValueError, OSError):
         settings = load_uncertainty_settings(REPO_ROOT / "data")  # a data set made before the block existed
     settings = settings.with_draws(DRAWS)
-    kinds = load_registry(data_dir).counties.select("unit_code", pl.col("kind").alias("rank_group"))
+    registry = load_registry(data_dir)
+    kinds = registry.counties.select("unit_code", pl.col("kind").alias("rank_group"))
+    wanted = set(editions or list_editions(data_dir))
+    city_tiers = pl.DataFrame(schema={"survey_year": pl.Int32, "unit_code": pl.String, "tier": pl.String})
+    measured_history: list[pl.DataFrame] = []
     problems = []
-    for edition in editions or list_editions(data_dir):
+    for edition in [year for year in list_editions(data_dir) if year <= max(wanted)]:
         cells = ingest_edition(data_dir, edition).cells
-        for (unit_type,), raw in cells.group_by("unit_type", maintain_order=True):
-            if unit_type not in unit_types:
-                continue
-            leaves = raw.select(
-                "unit_code", "indicator_code", pl.col("raw_value").cast(pl.Float64).alias("score")
+        for (unit_type, value_kind), raw in cells.group_by("unit_type", "value_kind", maintain_order=True):
+            framework = resolve_framework(data_dir, str(unit_type), edition)
+            if value_kind == "measurement":
+                measured = raw.select(
+                    "survey_year",
+                    "unit_type",
+                    "unit_code",
+                    "indicator_code",
+                    pl.col("raw_value").replace("", None).cast(pl.Float64).alias("measurement"),
+                )
+                assert framework.unit_methods is not None, f"{unit_type} {edition}: no method columns"
+                scored = score_measurements(
+                    measured,
+                    framework.unit_methods,
+                    peer_groups(registry.cities, registry.counties, city_tiers, edition),
+                    pl.concat(measured_history) if measured_history else None,
+                    method.scoring_rule,
+                )
+                measured_history.append(measured)
+                leaves = scored.filter(pl.col("status") == "scored").select(
+                    "unit_code", "indicator_code", "score"
+                )
+            else:
+                leaves = raw.select(
+                    "unit_code", "indicator_code", pl.col("raw_value").cast(pl.Float64).alias("score")
+                )
+            composites = composite_scores(
+                aggregate_tiers(leaves, framework.nodes, missing=method.missing_rule)
             )
-            nodes = resolve_framework(data_dir, str(unit_type), edition).nodes
-            composites = composite_scores(aggregate_tiers(leaves, nodes, missing=method.missing_rule))
             nominal = nominal_ranks(composites, str(unit_type), kinds, tiers, method)
-            problems.append(Problem(edition, str(unit_type), leaves, nodes, nominal))
+            if unit_type == "city":
+                city_tiers = pl.concat(
+                    [
+                        city_tiers,
+                        nominal.select(
+                            pl.lit(edition, pl.Int32).alias("survey_year"), "unit_code", "tier"
+                        ).cast(city_tiers.schema),
+                    ]
+                )
+            if edition in wanted and unit_type in unit_types:
+                problems.append(Problem(edition, str(unit_type), leaves, framework.nodes, nominal))
     return DataSet(data_dir, method, settings, tiers, problems)
 
 
