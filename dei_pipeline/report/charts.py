@@ -175,6 +175,12 @@ def framed_spec(chart: AnyChart, title: str, subtitle: str, source: str) -> dict
     return framed
 
 
+def tooltips(*fields: str | alt.Tooltip) -> list[alt.Tooltip]:
+    """A tooltip of these fields (shorthands such as ``"rank:Q"``, or tooltips with a format), as
+    channel objects (see the module's note)."""
+    return [field if isinstance(field, alt.Tooltip) else alt.Tooltip(field) for field in fields]
+
+
 def render(name: str, title: str, subtitle: str, chart: AnyChart, source: str) -> Chart:
     """Give ``chart`` its title and subtitle on top and its source line at the bottom, and render it
     to SVG."""
@@ -271,7 +277,7 @@ def horizontal_bars(
             if legend
             else None,
         ),
-        tooltip=[alt.Tooltip("category:N"), alt.Tooltip("series:N"), alt.Tooltip("value:Q", format=".1f")],
+        tooltip=tooltips("category:N", "series:N", alt.Tooltip("value:Q", format=".1f")),
     )
     labels = base.mark_text(align="left", dx=5).encode(x=alt.X("label_at:Q"), text=alt.Text("label:N"))
     layers: list[alt.Chart] = [bars, labels]
@@ -363,7 +369,7 @@ def tier_distribution(rows: EditionRows) -> Chart | None:
                 scale=alt.Scale(domain=top_first, range=[colors[code][0] for code in reversed(tier_codes)]),
                 legend=alt.Legend(orient="right", values=top_first),
             ),
-            tooltip=[alt.Tooltip("edition:N"), alt.Tooltip("tier:N"), alt.Tooltip("count:Q")],
+            tooltip=tooltips("edition:N", "tier:N", "count:Q"),
         ),
         base.transform_filter("datum.inside")
         .mark_text()
@@ -415,7 +421,7 @@ def level1_by_tier(rows: EditionRows) -> Chart | None:
         base.mark_bar(size=44).encode(
             y=alt.Y("value:Q", scale=alt.Scale(domain=[0, 100]), title="平均得分（分）"),
             color=alt.Color("fill:N", scale=None),
-            tooltip=[alt.Tooltip("name_zh:N"), alt.Tooltip("tier:N"), alt.Tooltip("value:Q", format=".1f")],
+            tooltip=tooltips("name_zh:N", "tier:N", alt.Tooltip("value:Q", format=".1f")),
         ),
         base.mark_text(dy=-8, baseline="bottom").encode(y=alt.Y("label_at:Q"), text=alt.Text("label:N")),
         reference.mark_rule(color=REFERENCE, strokeWidth=1.5, strokeDash=[6, 4]).encode(
@@ -518,7 +524,7 @@ def movers(rows: EditionRows) -> Chart | None:
         base.mark_bar().encode(
             x=x,
             color=ink,
-            tooltip=[alt.Tooltip("name_zh:N"), alt.Tooltip("rank_change:Q"), alt.Tooltip("note:N")],
+            tooltip=tooltips("name_zh:N", "rank_change:Q", "note:N"),
         ),
         base.transform_filter("datum.rank_change >= 0")
         .mark_text(align="left", dx=5, fontWeight="bold")
@@ -564,7 +570,7 @@ def rank_uncertainty(rows: EditionRows) -> Chart | None:
         base.mark_rule(color="#2f6db5", strokeWidth=3).encode(x=x, x2=alt.X2("rank_high:Q")),
         base.mark_circle(color="#0b3c73", size=80, opacity=1).encode(
             x=alt.X("rank:Q"),
-            tooltip=[alt.Tooltip(field) for field in ("city:N", "rank:Q", "rank_low:Q", "rank_high:Q")],
+            tooltip=tooltips("city:N", "rank:Q", "rank_low:Q", "rank_high:Q"),
         ),
         base.mark_text(align="left", color=MUTED).encode(
             x=alt.value(width + 10), text=alt.Text("interval:N")
